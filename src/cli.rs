@@ -1,0 +1,146 @@
+//! The command line: clap derive types only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migrate",
+    version,
+    about = "Numbered UP/DOWN PostgreSQL migrations, checksummed history, verification and seeds",
+    after_help = "Target: --database-url, else --env NAME (migrate.toml), else $DATABASE_URL, \
+                  else the project's local cluster under .migrate/.\n\
+                  Exit codes: 0 success, 1 check or migration failed, 2 usage/config/input error, \
+                  3 database unreachable or lock not acquired."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Database to work on (overrides --env and $DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// A named environment from migrate.toml, e.g. staging.
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub env_name: Option<String>,
+    /// Print exactly one JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Answer yes to confirmations (required for protected environments without a terminal).
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Print only errors.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Seconds to wait for another run's migration lock before giving up (exit 3).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 60)]
+    pub lock_wait: u64,
+    /// Path to migrate.toml (default: the nearest one in this directory or its parents).
+    #[arg(long, global = true, value_name = "PATH", env = "MIGRATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Allow down, redo, repair, baseline, `seed test` and `local reset` on a protected environment.
+    #[arg(long, global = true)]
+    pub allow_destructive: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations in order.
+    Up(UpArgs),
+    /// Revert applied migrations, newest first (default: one).
+    Down(DownArgs),
+    /// Revert migrations, then apply them again.
+    Redo(RedoArgs),
+    /// Show every migration: applied, pending, changed, missing or dirty.
+    Status,
+    /// Create the next-numbered migration file with an UP/DOWN skeleton.
+    New(NewArgs),
+    /// Offline: files parse, versions are unique.
+    Check,
+    /// Record migrations up to VERSION as applied without running them.
+    Baseline(BaselineArgs),
+    /// Accept a migration's current checksum, or clear its dirty mark.
+    Repair(RepairArgs),
+    /// The zero-setup local PostgreSQL cluster under .migrate/.
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Apply pending migrations up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<i64>,
+    /// Print the plan and the SQL; write nothing, take no lock.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply every pending migration in one transaction: all or nothing.
+    #[arg(long)]
+    pub atomic: bool,
+    /// Apply pending migrations numbered below the highest applied one.
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// How many migrations to revert.
+    #[arg(long, value_name = "N", conflicts_with_all = ["to", "all"])]
+    pub steps: Option<usize>,
+    /// Revert every migration above this version.
+    #[arg(long, value_name = "VERSION", conflicts_with = "all")]
+    pub to: Option<i64>,
+    /// Revert every applied migration.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the plan and the SQL; write nothing, take no lock.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RedoArgs {
+    /// How many of the newest migrations to redo.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NewArgs {
+    /// Lowercase name starting with its domain, e.g. coach_add_streaks.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RepairArgs {
+    pub version: i64,
+    /// Remove the migration's record instead, so it counts as pending again (after undoing a
+    /// half-applied migration by hand).
+    #[arg(long)]
+    pub forget: bool,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum LocalCommand {
+    /// Create (first time) and start the cluster.
+    Start,
+    /// Stop the cluster.
+    Stop,
+    /// Whether it exists and runs, and where.
+    Status,
+    /// Print its URL (starting it if needed).
+    Url,
+    /// Stop it, delete its data and start an empty one.
+    Reset,
+}

@@ -1,0 +1,78 @@
+//! `baseline <V>`: adopt an existing database by recording 1..V as applied without running them.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::Context;
+use crate::db::state::{self, Direction, HistoryEntry};
+use crate::error::Error;
+
+#[derive(Debug, Serialize)]
+pub struct BaselineReport {
+    pub target: String,
+    pub version: i64,
+    pub recorded: Vec<Recorded>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recorded {
+    pub version: i64,
+    pub name: String,
+}
+
+pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineReport> {
+    let files = ctx.migrations()?;
+    let (mut client, target) = ctx.connect().await?;
+    ctx.guard_destructive(&target, "baseline")?;
+    ctx.lock(&client).await?;
+    state::ensure(&client).await?;
+    let applied = state::applied(&client).await?;
+    if let Some(last) = applied.last() {
+        return Err(Error::refused(format!(
+            "{} migrations are already recorded (up to version {}); baseline only adopts a \
+             database with no recorded history",
+            applied.len(),
+            last.version
+        ))
+        .into());
+    }
+    let chosen: Vec<_> = files.iter().filter(|m| m.version <= version).collect();
+    if chosen.is_empty() {
+        return Err(Error::input(format!(
+            "no migration file has a version at or below {version}"
+        ))
+        .into());
+    }
+    let tx = client.transaction().await?;
+    let now = SystemTime::now();
+    for m in &chosen {
+        state::record_applied(&tx, m, 0, false).await?;
+        state::record_history(
+            &tx,
+            &HistoryEntry {
+                version: m.version,
+                name: &m.name,
+                direction: Direction::Baseline,
+                checksum: Some(&m.checksum),
+                started_at: now,
+                finished_at: now,
+                error: None,
+                note: Some(&format!("baseline {version}: recorded without running")),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(BaselineReport {
+        target: target.redacted(),
+        version,
+        recorded: chosen
+            .iter()
+            .map(|m| Recorded {
+                version: m.version,
+                name: m.name.clone(),
+            })
+            .collect(),
+    })
+}

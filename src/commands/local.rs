@@ -1,0 +1,42 @@
+//! `local start|stop|status|url|reset`: the project's own PostgreSQL cluster.
+
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::LocalCommand;
+use crate::error::Error;
+use crate::local::{Cluster, ClusterStatus, ServerOptions};
+
+#[derive(Debug, Serialize)]
+pub struct LocalReport {
+    pub action: &'static str,
+    /// For stop: whether it was running.
+    pub changed: bool,
+    pub cluster: ClusterStatus,
+}
+
+pub fn local(ctx: &Context, command: LocalCommand) -> Result<LocalReport, Error> {
+    let cluster = Cluster::new(&ctx.project.local_dir())?;
+    let (action, changed) = match command {
+        LocalCommand::Start => {
+            let was_running = cluster.is_running();
+            cluster.ensure_running(ServerOptions::default())?;
+            ("start", !was_running)
+        }
+        LocalCommand::Stop => ("stop", cluster.stop()?),
+        LocalCommand::Status => ("status", false),
+        LocalCommand::Url => {
+            cluster.ensure_running(ServerOptions::default())?;
+            ("url", false)
+        }
+        LocalCommand::Reset => {
+            cluster.reset(ServerOptions::default())?;
+            ("reset", true)
+        }
+    };
+    Ok(LocalReport {
+        action,
+        changed,
+        cluster: cluster.status(),
+    })
+}

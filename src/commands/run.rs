@@ -1,0 +1,229 @@
+//! `up`, `down` and `redo`: plan against the applied history, then run under the lock.
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::runner::{Failure, Outcome, Runner, Step};
+use super::Context;
+use crate::cli::{DownArgs, RedoArgs, UpArgs};
+use crate::db::state::{self, Direction};
+use crate::error::Error;
+use crate::migrations::plan::{self, reconcile, DownTarget, Refusal};
+use crate::migrations::Migration;
+
+/// What `up`, `down` or `redo` did, or with `--dry-run` would do.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub command: &'static str,
+    pub target: String,
+    pub dry_run: bool,
+    pub atomic: bool,
+    /// Migrations that took effect (with --dry-run: none).
+    pub steps: Vec<Step>,
+    /// With --dry-run: what would run, with its SQL.
+    pub planned: Vec<Planned>,
+    pub failure: Option<Failure>,
+    /// Versions applied below the highest applied one (--allow-out-of-order).
+    pub out_of_order: Vec<i64>,
+    /// The highest applied version afterwards.
+    pub head: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Planned {
+    pub version: i64,
+    pub name: String,
+    pub file: String,
+    pub direction: Direction,
+    pub transactional: bool,
+    pub sql: String,
+}
+
+fn planned(migrations: &[&Migration], direction: Direction) -> Vec<Planned> {
+    migrations
+        .iter()
+        .map(|m| Planned {
+            version: m.version,
+            name: m.name.clone(),
+            file: m.path.clone(),
+            direction,
+            transactional: m.transactional,
+            sql: match direction {
+                Direction::Down => m.down.sql.clone(),
+                _ => m.up.sql.clone(),
+            },
+        })
+        .collect()
+}
+
+fn refused(refusal: Refusal) -> Error {
+    Error::refused(format!("refusing to run:\n{refusal}"))
+}
+
+async fn head(client: &Client) -> anyhow::Result<Option<i64>> {
+    Ok(state::applied(client).await?.last().map(|a| a.version))
+}
+
+/// Reads the applied history inside a read-only transaction (for --dry-run).
+async fn applied_read_only(client: &mut Client) -> anyhow::Result<Vec<plan::AppliedMigration>> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    let applied = state::applied(&tx).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
+    let files = ctx.migrations()?;
+    let (mut client, target) = ctx.connect().await?;
+    let mut report = RunReport {
+        command: "up",
+        target: target.redacted(),
+        dry_run: args.dry_run,
+        atomic: args.atomic,
+        steps: Vec::new(),
+        planned: Vec::new(),
+        failure: None,
+        out_of_order: Vec::new(),
+        head: None,
+    };
+    if args.dry_run {
+        let applied = applied_read_only(&mut client).await?;
+        let entries = reconcile(&files, &applied);
+        let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
+        report.planned = planned(&plan.migrations, Direction::Up);
+        report.out_of_order = plan.out_of_order;
+        report.head = applied.last().map(|a| a.version);
+        return Ok(report);
+    }
+
+    ctx.lock(&client).await?;
+    state::ensure(&client).await?;
+    let applied = state::applied(&client).await?;
+    let entries = reconcile(&files, &applied);
+    let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
+    if args.atomic {
+        if let Some(m) = plan.migrations.iter().find(|m| !m.transactional) {
+            return Err(Error::input(format!(
+                "{} runs outside a transaction (`-- transaction: none`), so it cannot be part of \
+                 an --atomic run; apply it on its own first",
+                m.path
+            ))
+            .into());
+        }
+    }
+    let out_of_order = plan.out_of_order.clone();
+    let note = |v: i64| {
+        out_of_order
+            .contains(&v)
+            .then(|| "applied out of order (--allow-out-of-order)".to_string())
+    };
+    let settings = target.settings();
+    let mut runner = Runner {
+        client: &mut client,
+        settings: &settings,
+        progress: ctx.progress.as_ref(),
+        note: &note,
+    };
+    let outcome = if args.atomic {
+        runner.run_atomic(&plan.migrations, Direction::Up).await?
+    } else {
+        runner.run(&plan.migrations, Direction::Up).await?
+    };
+    report.steps = outcome.steps;
+    report.failure = outcome.failure;
+    report.out_of_order = plan.out_of_order;
+    report.head = head(&client).await?;
+    Ok(report)
+}
+
+fn down_target(args: &DownArgs) -> DownTarget {
+    match (args.steps, args.to, args.all) {
+        (_, _, true) => DownTarget::All,
+        (_, Some(v), _) => DownTarget::To(v),
+        (Some(n), _, _) => DownTarget::Steps(n),
+        (None, None, false) => DownTarget::Steps(1),
+    }
+}
+
+pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
+    let files = ctx.migrations()?;
+    let (mut client, target) = ctx.connect().await?;
+    ctx.guard_destructive(&target, "down")?;
+    let mut report = RunReport {
+        command: "down",
+        target: target.redacted(),
+        dry_run: args.dry_run,
+        atomic: false,
+        steps: Vec::new(),
+        planned: Vec::new(),
+        failure: None,
+        out_of_order: Vec::new(),
+        head: None,
+    };
+    if args.dry_run {
+        let applied = applied_read_only(&mut client).await?;
+        let entries = reconcile(&files, &applied);
+        let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
+        report.planned = planned(&plan, Direction::Down);
+        report.head = applied.last().map(|a| a.version);
+        return Ok(report);
+    }
+    ctx.lock(&client).await?;
+    state::ensure(&client).await?;
+    let applied = state::applied(&client).await?;
+    let entries = reconcile(&files, &applied);
+    let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
+    let outcome = run_plan(ctx, &mut client, &target.settings(), &plan, Direction::Down).await?;
+    report.steps = outcome.steps;
+    report.failure = outcome.failure;
+    report.head = head(&client).await?;
+    Ok(report)
+}
+
+pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
+    let files = ctx.migrations()?;
+    let (mut client, target) = ctx.connect().await?;
+    ctx.guard_destructive(&target, "redo")?;
+    ctx.lock(&client).await?;
+    state::ensure(&client).await?;
+    let applied = state::applied(&client).await?;
+    let entries = reconcile(&files, &applied);
+    let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
+    let settings = target.settings();
+    let mut outcome = run_plan(ctx, &mut client, &settings, &plan, Direction::Down).await?;
+    if outcome.failure.is_none() {
+        let again: Vec<&Migration> = plan.iter().rev().copied().collect();
+        let up = run_plan(ctx, &mut client, &settings, &again, Direction::Up).await?;
+        outcome.steps.extend(up.steps);
+        outcome.failure = up.failure;
+    }
+    Ok(RunReport {
+        command: "redo",
+        target: target.redacted(),
+        dry_run: false,
+        atomic: false,
+        steps: outcome.steps,
+        planned: Vec::new(),
+        failure: outcome.failure,
+        out_of_order: Vec::new(),
+        head: head(&client).await?,
+    })
+}
+
+async fn run_plan(
+    ctx: &Context,
+    client: &mut Client,
+    settings: &[(&'static str, String)],
+    plan: &[&Migration],
+    direction: Direction,
+) -> anyhow::Result<Outcome> {
+    let note = |_| None;
+    Runner {
+        client,
+        settings,
+        progress: ctx.progress.as_ref(),
+        note: &note,
+    }
+    .run(plan, direction)
+    .await
+}

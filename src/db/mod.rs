@@ -1,0 +1,99 @@
+//! Talking to PostgreSQL: connecting, the `_migrate` state tables, the advisory lock.
+
+pub mod lock;
+pub mod state;
+
+use anyhow::Context as _;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::Error;
+use crate::redact::redact_url;
+
+pub use tokio_postgres::Client as Connection;
+
+/// Opens a session to `url`. Failures are "unavailable" (exit 3) and name the target redacted.
+pub async fn connect(url: &str) -> anyhow::Result<Client> {
+    let mut config: Config = url
+        .parse()
+        .map_err(|e| Error::input(format!("invalid database URL {}: {e}", redact_url(url))))?;
+    config.application_name("migrate");
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let kind = match e.code() {
+            Some(code)
+                if !code.code().starts_with("08")
+                    && !code.code().starts_with("28")
+                    && code.code() != "3D000" =>
+            {
+                Error::refused
+            }
+            _ => Error::unavailable,
+        };
+        kind(format!(
+            "cannot connect to {}: {}",
+            redact_url(url),
+            chain(&e)
+        ))
+    })?;
+    tokio::spawn(async move {
+        // The error surfaces on the next query; nothing more to do here.
+        let _ = connection.await;
+    });
+    client
+        .batch_execute("SET client_min_messages = warning")
+        .await
+        .context("configuring the session")?;
+    Ok(client)
+}
+
+/// The whole chain of an error on one line: tokio-postgres hides causes behind "db error".
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(db) = e
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.as_db_error())
+    {
+        return describe_db_error(db);
+    }
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// `ERROR: message (SQLSTATE x)`, with the detail and hint PostgreSQL gives.
+pub fn describe_db_error(db: &tokio_postgres::error::DbError) -> String {
+    let mut text = format!(
+        "{}: {} (SQLSTATE {})",
+        db.severity(),
+        db.message(),
+        db.code().code()
+    );
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!("; detail: {detail}"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    if let Some(r#where) = db.where_() {
+        text.push_str(&format!("; where: {}", r#where.replace('\n', " / ")));
+    }
+    text
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}

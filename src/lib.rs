@@ -1,0 +1,73 @@
+//! `migrate`: numbered UP/DOWN PostgreSQL migrations with checksummed history, for the coach,
+//! wellness, partner, signify and counsel schemas.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod local;
+pub mod migrations;
+pub mod output;
+pub mod redact;
+pub mod target;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use commands::Context;
+use config::Project;
+use error::{exit_status, ExitStatus};
+use output::Printer;
+
+/// Parses the command line, runs the command, prints its report; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.global.json, cli.global.quiet);
+    let status = match run(cli, &printer) {
+        Ok(status) => status,
+        Err(err) => {
+            let status = exit_status(&err);
+            printer.error(&err, status);
+            status
+        }
+    };
+    ExitCode::from(status.code())
+}
+
+/// Runs one command to completion and renders its report.
+pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    if let Some(url) = &cli.global.database_url {
+        redact::register_url(url);
+    }
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        redact::register_url(&url);
+    }
+    let cwd = std::env::current_dir()?;
+    let project = Project::load(cli.global.config.as_deref(), &cwd)?;
+    let ctx = Context {
+        project,
+        global: cli.global,
+        progress: printer.progress(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        Ok(match &cli.command {
+            Command::Up(args) => printer.emit(&commands::run::up(&ctx, args).await?),
+            Command::Down(args) => printer.emit(&commands::run::down(&ctx, args).await?),
+            Command::Redo(args) => printer.emit(&commands::run::redo(&ctx, args).await?),
+            Command::Status => printer.emit(&commands::status::status(&ctx).await?),
+            Command::New(args) => printer.emit(&commands::new::new(&ctx, &args.name)?),
+            Command::Check => printer.emit(&commands::check::check(&ctx)?),
+            Command::Baseline(args) => {
+                printer.emit(&commands::baseline::baseline(&ctx, args.version).await?)
+            }
+            Command::Repair(args) => printer.emit(&commands::repair::repair(&ctx, args).await?),
+            Command::Local(command) => printer.emit(&commands::local::local(&ctx, *command)?),
+        })
+    })
+}

@@ -1,0 +1,402 @@
+//! Reconciles migration files with the applied history, and plans `up` and `down`. Pure.
+
+use serde::Serialize;
+
+use super::Migration;
+
+/// A row of `_migrate.schema_migrations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    /// RFC 3339, UTC.
+    pub applied_at: String,
+    pub applied_by: String,
+    pub duration_ms: i64,
+    pub tool_version: String,
+    pub dirty: bool,
+}
+
+/// How a migration stands against the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Applied,
+    Pending,
+    /// Applied, but the file's checksum differs from the recorded one.
+    Changed,
+    /// Applied, but its file is gone.
+    Missing,
+    /// A `transaction: none` migration that failed part way.
+    Dirty,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Applied => "applied",
+            State::Pending => "pending",
+            State::Changed => "changed",
+            State::Missing => "missing",
+            State::Dirty => "dirty",
+        }
+    }
+
+    /// States that make `up` refuse to run.
+    pub fn is_problem(self) -> bool {
+        matches!(self, State::Changed | State::Missing | State::Dirty)
+    }
+}
+
+/// One version, as the files and the database see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub version: i64,
+    pub state: State,
+    pub file: Option<&'a Migration>,
+    pub applied: Option<&'a AppliedMigration>,
+}
+
+impl<'a> Entry<'a> {
+    pub fn name(&self) -> &'a str {
+        match (self.file, self.applied) {
+            (Some(f), _) => &f.name,
+            (None, Some(a)) => &a.name,
+            (None, None) => "",
+        }
+    }
+
+    pub fn path(&self) -> String {
+        match self.file {
+            Some(f) => f.path.clone(),
+            None => format!("{:04}_{}.sql", self.version, self.name()),
+        }
+    }
+
+    /// What is wrong with an applied migration, as one line with the way out.
+    pub fn problem(&self) -> Option<String> {
+        let path = self.path();
+        match self.state {
+            State::Changed => Some(format!(
+                "{path} was edited after it was applied (checksum {} recorded, {} on disk); \
+                 restore the file, or accept it with `migrate repair {}`",
+                short(self.applied.map_or("", |a| &a.checksum)),
+                short(self.file.map_or("", |f| &f.checksum)),
+                self.version
+            )),
+            State::Missing => Some(format!(
+                "{path} is applied but its file is missing; restore the file from version control"
+            )),
+            State::Dirty => Some(format!(
+                "{path} failed part way (it runs outside a transaction) and is marked dirty; \
+                 fix the database by hand, then `migrate repair {}`",
+                self.version
+            )),
+            State::Applied | State::Pending => None,
+        }
+    }
+}
+
+fn short(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(12)]
+}
+
+/// Merges files and applied rows by version, in version order.
+pub fn reconcile<'a>(files: &'a [Migration], applied: &'a [AppliedMigration]) -> Vec<Entry<'a>> {
+    let mut entries: Vec<Entry<'a>> = Vec::with_capacity(files.len().max(applied.len()));
+    let (mut f, mut a) = (files.iter().peekable(), applied.iter().peekable());
+    loop {
+        let entry = match (f.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(file), Some(row)) if file.version == row.version => {
+                let state = if row.dirty {
+                    State::Dirty
+                } else if row.checksum != file.checksum {
+                    State::Changed
+                } else {
+                    State::Applied
+                };
+                let e = Entry {
+                    version: file.version,
+                    state,
+                    file: Some(file),
+                    applied: Some(row),
+                };
+                f.next();
+                a.next();
+                e
+            }
+            (Some(file), row) if row.is_none_or(|r| file.version < r.version) => {
+                let e = Entry {
+                    version: file.version,
+                    state: State::Pending,
+                    file: Some(file),
+                    applied: None,
+                };
+                f.next();
+                e
+            }
+            (_, Some(row)) => {
+                let state = if row.dirty {
+                    State::Dirty
+                } else {
+                    State::Missing
+                };
+                let e = Entry {
+                    version: row.version,
+                    state,
+                    file: None,
+                    applied: Some(row),
+                };
+                a.next();
+                e
+            }
+            (Some(_), None) => unreachable!("handled by the pending arm"),
+        };
+        entries.push(entry);
+    }
+    entries
+}
+
+/// Why a plan may not run: one line per problem, each with its remedy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(pub Vec<String>);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+/// What `up` will apply.
+#[derive(Debug)]
+pub struct UpPlan<'a> {
+    pub migrations: Vec<&'a Migration>,
+    /// Versions applied below the highest applied one (with `--allow-out-of-order`).
+    pub out_of_order: Vec<i64>,
+}
+
+pub fn plan_up<'a>(
+    entries: &[Entry<'a>],
+    to: Option<i64>,
+    allow_out_of_order: bool,
+) -> Result<UpPlan<'a>, Refusal> {
+    let mut problems: Vec<String> = entries.iter().filter_map(|e| e.problem()).collect();
+    let highest_applied = entries
+        .iter()
+        .filter(|e| e.applied.is_some())
+        .map(|e| e.version)
+        .max();
+    let mut plan = UpPlan {
+        migrations: Vec::new(),
+        out_of_order: Vec::new(),
+    };
+    for entry in entries.iter().filter(|e| e.state == State::Pending) {
+        if to.is_some_and(|to| entry.version > to) {
+            continue;
+        }
+        let file = entry.file.expect("pending entries have a file");
+        if highest_applied.is_some_and(|h| entry.version < h) {
+            if allow_out_of_order {
+                plan.out_of_order.push(entry.version);
+            } else {
+                problems.push(format!(
+                    "{} is pending but version {} is already applied (merged out of order); \
+                     renumber it above {}, or run with --allow-out-of-order",
+                    file.path,
+                    highest_applied.unwrap_or_default(),
+                    highest_applied.unwrap_or_default()
+                ));
+            }
+        }
+        plan.migrations.push(file);
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Refusal(problems))
+    }
+}
+
+/// How far `down` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownTarget {
+    Steps(usize),
+    /// Revert every applied migration above this version.
+    To(i64),
+    All,
+}
+
+/// What `down` will revert, newest first. Refused, changing nothing, when any of them has no
+/// file, was edited, is dirty or is irreversible.
+pub fn plan_down<'a>(
+    entries: &[Entry<'a>],
+    target: DownTarget,
+) -> Result<Vec<&'a Migration>, Refusal> {
+    let applied: Vec<&Entry<'a>> = entries
+        .iter()
+        .rev()
+        .filter(|e| e.applied.is_some())
+        .collect();
+    let chosen: Vec<&Entry<'a>> = match target {
+        DownTarget::Steps(n) => applied.into_iter().take(n).collect(),
+        DownTarget::To(v) => applied.into_iter().filter(|e| e.version > v).collect(),
+        DownTarget::All => applied,
+    };
+    let mut problems = Vec::new();
+    let mut plan = Vec::new();
+    for entry in chosen {
+        if let Some(problem) = entry.problem() {
+            problems.push(problem);
+            continue;
+        }
+        let file = entry
+            .file
+            .expect("an applied entry without problems has its file");
+        if !file.reversible() && problems.is_empty() {
+            problems.push(format!(
+                "{} is irreversible (its DOWN section is empty); down stops before it: \
+                 use `migrate down --to {}` to revert only what is newer",
+                file.path, file.version
+            ));
+        }
+        plan.push(file);
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Refusal(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::Section;
+
+    fn file(version: i64, checksum: &str) -> Migration {
+        Migration {
+            version,
+            name: format!("coach_{version}"),
+            domain: "coach".into(),
+            path: format!("migrations/{version:04}_coach_{version}.sql"),
+            checksum: checksum.into(),
+            up: Section {
+                sql: "select 1;".into(),
+                first_line: 2,
+            },
+            down: Section {
+                sql: "select 2;".into(),
+                first_line: 4,
+            },
+            transactional: true,
+        }
+    }
+
+    fn row(version: i64, checksum: &str, dirty: bool) -> AppliedMigration {
+        AppliedMigration {
+            version,
+            name: format!("coach_{version}"),
+            checksum: checksum.into(),
+            applied_at: String::new(),
+            applied_by: String::new(),
+            duration_ms: 0,
+            tool_version: String::new(),
+            dirty,
+        }
+    }
+
+    fn states(entries: &[Entry]) -> Vec<(i64, State)> {
+        entries.iter().map(|e| (e.version, e.state)).collect()
+    }
+
+    #[test]
+    fn reconciles_every_state() {
+        let files = vec![file(1, "a"), file(2, "b"), file(4, "d"), file(5, "e")];
+        let applied = vec![
+            row(1, "a", false),
+            row(2, "x", false),
+            row(3, "c", false),
+            row(4, "d", true),
+        ];
+        let entries = reconcile(&files, &applied);
+        assert_eq!(
+            states(&entries),
+            vec![
+                (1, State::Applied),
+                (2, State::Changed),
+                (3, State::Missing),
+                (4, State::Dirty),
+                (5, State::Pending)
+            ]
+        );
+    }
+
+    #[test]
+    fn up_refuses_on_problems_and_lists_them_all() {
+        let files = vec![file(1, "a"), file(2, "b"), file(5, "e")];
+        let applied = vec![row(1, "z", false), row(3, "c", false)];
+        let entries = reconcile(&files, &applied);
+        let refusal = plan_up(&entries, None, false).unwrap_err();
+        assert_eq!(refusal.0.len(), 3, "{refusal}");
+        assert!(refusal.0[0].contains("edited after it was applied"));
+        assert!(refusal.0[1].contains("file is missing"));
+        assert!(refusal.0[2].contains("merged out of order"));
+    }
+
+    #[test]
+    fn up_to_and_out_of_order() {
+        let files = vec![file(1, "a"), file(2, "b"), file(3, "c"), file(4, "d")];
+        let applied = vec![row(1, "a", false), row(3, "c", false)];
+        let entries = reconcile(&files, &applied);
+        let plan = plan_up(&entries, Some(3), true).unwrap();
+        assert_eq!(
+            plan.migrations
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(plan.out_of_order, vec![2]);
+        let plan = plan_up(&entries, None, true).unwrap();
+        assert_eq!(
+            plan.migrations
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>(),
+            vec![2, 4]
+        );
+    }
+
+    #[test]
+    fn down_targets() {
+        let files = vec![file(1, "a"), file(2, "b"), file(3, "c"), file(4, "d")];
+        let applied = vec![row(1, "a", false), row(2, "b", false), row(3, "c", false)];
+        let entries = reconcile(&files, &applied);
+        let versions = |t| {
+            plan_down(&entries, t)
+                .unwrap()
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(DownTarget::Steps(1)), vec![3]);
+        assert_eq!(versions(DownTarget::Steps(9)), vec![3, 2, 1]);
+        assert_eq!(versions(DownTarget::To(1)), vec![3, 2]);
+        assert_eq!(versions(DownTarget::All), vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn down_refuses_irreversible() {
+        let mut irreversible = file(2, "b");
+        irreversible.down.sql = "-- no way back\n".into();
+        let files = vec![file(1, "a"), irreversible, file(3, "c")];
+        let applied = vec![row(1, "a", false), row(2, "b", false), row(3, "c", false)];
+        let entries = reconcile(&files, &applied);
+        let refusal = plan_down(&entries, DownTarget::All).unwrap_err();
+        assert!(refusal.0[0].contains("irreversible"), "{refusal}");
+        assert!(refusal.0[0].contains("--to 2"), "{refusal}");
+        assert!(plan_down(&entries, DownTarget::Steps(1)).is_ok());
+    }
+}

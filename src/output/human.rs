@@ -1,0 +1,265 @@
+//! Human renderings of each report.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
+
+use super::{Report, Style};
+use crate::commands::baseline::BaselineReport;
+use crate::commands::check::CheckReport;
+use crate::commands::local::LocalReport;
+use crate::commands::new::NewReport;
+use crate::commands::repair::RepairReport;
+use crate::commands::run::RunReport;
+use crate::commands::status::StatusReport;
+use crate::error::ExitStatus;
+use crate::migrations::plan::State;
+
+pub fn table(style: &Style, header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !style.color {
+        table.force_no_tty();
+    }
+    table.set_header(
+        header
+            .iter()
+            .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
+    );
+    table
+}
+
+fn version(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
+}
+
+impl Report for RunReport {
+    fn human(&self, style: &Style) -> String {
+        let mut out = format!("target: {}\n", self.target);
+        if self.dry_run {
+            if self.planned.is_empty() {
+                out.push_str(&format!(
+                    "dry run: nothing to {} (head {})\n",
+                    self.command,
+                    version(self.head)
+                ));
+                return out;
+            }
+            out.push_str(&format!(
+                "dry run: {} would run {} migration(s); nothing was written\n",
+                self.command,
+                self.planned.len()
+            ));
+            for p in &self.planned {
+                let tx = if p.transactional {
+                    ""
+                } else {
+                    ", outside a transaction"
+                };
+                out.push_str(&format!(
+                    "\n-- {} ({}{tx})\n{}\n",
+                    p.file,
+                    p.direction.as_str(),
+                    p.sql.trim()
+                ));
+            }
+            return out;
+        }
+        if self.steps.is_empty() && self.failure.is_none() {
+            out.push_str(&format!(
+                "nothing to {}: head is {}\n",
+                self.command,
+                version(self.head)
+            ));
+            return out;
+        }
+        if !self.steps.is_empty() {
+            let mut t = table(style, &["version", "name", "direction", "ms"]);
+            for s in &self.steps {
+                t.add_row(vec![
+                    Cell::new(format!("{:04}", s.version)),
+                    Cell::new(&s.name),
+                    Cell::new(s.direction.as_str()),
+                    Cell::new(s.duration_ms),
+                ]);
+            }
+            out.push_str(&format!("{t}\n"));
+        }
+        let verb = if self.atomic {
+            "applied atomically"
+        } else {
+            "done"
+        };
+        out.push_str(&format!(
+            "{} migration(s) {verb}; head is {}\n",
+            self.steps.len(),
+            version(self.head)
+        ));
+        for v in &self.out_of_order {
+            out.push_str(&format!("note: {v:04} was applied out of order\n"));
+        }
+        out
+    }
+
+    fn status(&self) -> ExitStatus {
+        if self.failure.is_some() {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        }
+    }
+
+    fn problem(&self) -> Option<String> {
+        let f = self.failure.as_ref()?;
+        let after = if f.dirty {
+            format!(
+                "it ran outside a transaction and stopped part way: it is marked dirty. Fix the \
+                 database by hand, then `migrate repair {}` (or `--forget` if you undid it)",
+                f.version
+            )
+        } else if self.atomic {
+            "the whole --atomic run was rolled back; nothing was applied".to_string()
+        } else {
+            format!(
+                "it was rolled back; {} migration(s) before it stay applied",
+                self.steps.len()
+            )
+        };
+        Some(format!(
+            "{} of {} failed at {}: {}\n{after}",
+            f.direction.as_str(),
+            f.name,
+            f.location(),
+            f.error
+        ))
+    }
+}
+
+impl Report for StatusReport {
+    fn human(&self, style: &Style) -> String {
+        let mut t = table(style, &["version", "name", "domain", "state", "applied at"]);
+        for row in &self.migrations {
+            let mut state = Cell::new(row.state.as_str());
+            if style.color {
+                state = match row.state {
+                    State::Applied => state.fg(Color::Green),
+                    State::Pending => state.fg(Color::Yellow),
+                    State::Changed | State::Missing | State::Dirty => {
+                        state.fg(Color::Red).add_attribute(Attribute::Bold)
+                    }
+                };
+            } else if row.state.is_problem() {
+                state = Cell::new(format!("{} !", row.state.as_str().to_uppercase()));
+            }
+            t.add_row(vec![
+                Cell::new(format!("{:04}", row.version)),
+                Cell::new(&row.name),
+                Cell::new(row.domain.as_deref().unwrap_or("-")),
+                state,
+                Cell::new(row.applied_at.as_deref().unwrap_or("-")),
+            ]);
+        }
+        let c = &self.counts;
+        let mut out = format!("target: {}\n{t}\n", self.target);
+        out.push_str(&format!(
+            "{} applied, {} pending, {} changed, {} missing, {} dirty; head is {}\n",
+            c.applied,
+            c.pending,
+            c.changed,
+            c.missing,
+            c.dirty,
+            version(self.head)
+        ));
+        for row in &self.migrations {
+            if let Some(problem) = &row.problem {
+                out.push_str(&format!("! {problem}\n"));
+            }
+        }
+        out
+    }
+}
+
+impl Report for NewReport {
+    fn human(&self, _: &Style) -> String {
+        format!("created {}\n", self.file)
+    }
+}
+
+impl Report for CheckReport {
+    fn human(&self, _: &Style) -> String {
+        let mut out = format!(
+            "{} migration file(s) parse; versions are unique; head is {}\n",
+            self.migrations,
+            version(self.head)
+        );
+        for path in &self.irreversible {
+            out.push_str(&format!("note: {path} is irreversible (empty DOWN)\n"));
+        }
+        out
+    }
+}
+
+impl Report for BaselineReport {
+    fn human(&self, _: &Style) -> String {
+        format!(
+            "target: {}\nrecorded {} migration(s) up to {:04} as applied without running them\n",
+            self.target,
+            self.recorded.len(),
+            self.version
+        )
+    }
+}
+
+impl Report for RepairReport {
+    fn human(&self, _: &Style) -> String {
+        let what = match self.action {
+            "accepted_checksum" => format!(
+                "accepted the current checksum of {:04} {} ({} → {})",
+                self.version,
+                self.name,
+                &self.old_checksum[..12.min(self.old_checksum.len())],
+                self.new_checksum
+                    .as_deref()
+                    .map_or("", |c| &c[..12.min(c.len())])
+            ),
+            "cleared_dirty" => format!(
+                "cleared the dirty mark of {:04} {}; it counts as applied",
+                self.version, self.name
+            ),
+            "forgotten" => format!(
+                "removed the record of {:04} {}; it counts as pending",
+                self.version, self.name
+            ),
+            _ => format!("{:04} {} needs no repair", self.version, self.name),
+        };
+        format!("target: {}\n{what}\n", self.target)
+    }
+}
+
+impl Report for LocalReport {
+    fn human(&self, _: &Style) -> String {
+        let c = &self.cluster;
+        if self.action == "url" {
+            return c.url.clone().unwrap_or_default();
+        }
+        let state = if c.running {
+            format!(
+                "running on port {}",
+                c.port.map_or("?".into(), |p| p.to_string())
+            )
+        } else if c.initialized {
+            "stopped".to_string()
+        } else {
+            "not created yet (`migrate local start` creates it)".to_string()
+        };
+        let mut out = format!(
+            "local cluster: {state}\ndata: {}\nserver binaries: {}\n",
+            c.data_dir, c.bindir
+        );
+        if let Some(url) = &c.url {
+            out.push_str(&format!("url: {url}\n"));
+        }
+        out
+    }
+}

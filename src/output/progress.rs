@@ -1,0 +1,54 @@
+//! Progress of a run, reported by the runner and drawn (or not) here.
+
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub trait Progress {
+    fn start(&self, total: u64, verb: &str);
+    fn migration(&self, name: &str);
+    fn finish(&self);
+}
+
+/// For --json, --quiet, and a stderr that is not a terminal.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: u64, _: &str) {}
+    fn migration(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+/// An indicatif bar on stderr.
+#[derive(Default)]
+pub struct Bar(Mutex<Option<ProgressBar>>);
+
+impl Progress for Bar {
+    fn start(&self, total: u64, verb: &str) {
+        if total == 0 {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{prefix:>4} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(verb.to_string());
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+
+    fn migration(&self, name: &str) {
+        if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if bar.position() > 0 || !bar.message().is_empty() {
+                bar.inc(1);
+            }
+            bar.set_message(name.to_string());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
