@@ -1,0 +1,210 @@
+-- RLS behaviour test for the coach domain. Run as a superuser on a database at head,
+-- inside one transaction that the harness rolls back (no BEGIN/COMMIT here).
+-- User A = c0ac0000-0000-4000-8000-00000000000a, user B = c0ac0000-0000-4000-8000-00000000000b.
+
+INSERT INTO auth.users (id, email) VALUES
+    ('c0ac0000-0000-4000-8000-00000000000a', 'coach-a@example.com'),
+    ('c0ac0000-0000-4000-8000-00000000000b', 'coach-b@example.com');
+
+INSERT INTO coach.users (id, email, goals) VALUES
+    ('c0ac0000-0000-4000-8000-00000000000a', 'coach-a@example.com', '{sleep}'),
+    ('c0ac0000-0000-4000-8000-00000000000b', 'coach-b@example.com', '{focus}');
+
+INSERT INTO coach.conversations (id, user_id, message_text, sender_type) VALUES
+    ('c0ac1000-0000-4000-8000-0000000000a1', 'c0ac0000-0000-4000-8000-00000000000a', 'hello from A', 'user'),
+    ('c0ac1000-0000-4000-8000-0000000000a2', 'c0ac0000-0000-4000-8000-00000000000a', 'reply to A', 'assistant'),
+    ('c0ac1000-0000-4000-8000-0000000000b1', 'c0ac0000-0000-4000-8000-00000000000b', 'hello from B', 'user'),
+    ('c0ac1000-0000-4000-8000-0000000000b2', 'c0ac0000-0000-4000-8000-00000000000b', 'reply to B', 'assistant');
+
+INSERT INTO coach.analysis_results (id, user_id, chat_score, analysis_type, message_range) VALUES
+    ('c0ac2000-0000-4000-8000-0000000000a1', 'c0ac0000-0000-4000-8000-00000000000a', 7.5, 'chat_scoring', '{"from":1,"to":25}'),
+    ('c0ac2000-0000-4000-8000-0000000000b1', 'c0ac0000-0000-4000-8000-00000000000b', 9.0, 'chat_scoring', '{"from":1,"to":25}');
+
+INSERT INTO coach.crisis_events (id, user_id, message_id, trigger_type, severity_level) VALUES
+    ('c0ac3000-0000-4000-8000-0000000000a1', 'c0ac0000-0000-4000-8000-00000000000a', 'c0ac1000-0000-4000-8000-0000000000a1', 'keyword', 'low'),
+    ('c0ac3000-0000-4000-8000-0000000000b1', 'c0ac0000-0000-4000-8000-00000000000b', 'c0ac1000-0000-4000-8000-0000000000b1', 'keyword', 'high');
+
+INSERT INTO coach.job_queue (id, name, data) VALUES
+    ('c0ac4000-0000-4000-8000-0000000000a1', 'report_job', '{"user_id":"c0ac0000-0000-4000-8000-00000000000a"}'),
+    ('c0ac4000-0000-4000-8000-0000000000b1', 'report_job', '{"user_id":"c0ac0000-0000-4000-8000-00000000000b"}');
+
+-- ---------------------------------------------------------------- authenticated as A
+SELECT set_config('request.jwt.claims',
+    '{"sub":"c0ac0000-0000-4000-8000-00000000000a","role":"authenticated"}', true);
+SET LOCAL ROLE authenticated;
+
+DO $$
+BEGIN
+    ASSERT (SELECT count(*) FROM coach.users) = 1, 'coach.users: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM coach.users WHERE id = 'c0ac0000-0000-4000-8000-00000000000a') = 1,
+        'coach.users: A should see its own row';
+    ASSERT (SELECT count(*) FROM coach.conversations) = 2, 'coach.conversations: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM coach.conversations WHERE user_id <> 'c0ac0000-0000-4000-8000-00000000000a') = 0,
+        'coach.conversations: A should see none of B''s rows';
+    ASSERT (SELECT count(*) FROM coach.analysis_results) = 1, 'coach.analysis_results: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM coach.crisis_events) = 1, 'coach.crisis_events: authenticated A should see 1 row';
+    ASSERT (SELECT user_id FROM coach.crisis_events) = 'c0ac0000-0000-4000-8000-00000000000a',
+        'coach.crisis_events: A should see only its own event';
+END $$;
+
+-- job_queue is service only: authenticated has no privilege on it.
+DO $$
+DECLARE raised boolean := false;
+BEGIN
+    BEGIN
+        PERFORM count(*) FROM coach.job_queue;
+    EXCEPTION WHEN insufficient_privilege THEN raised := true;
+    END;
+    ASSERT raised, 'coach.job_queue: authenticated should get permission denied';
+END $$;
+
+-- UPDATE / DELETE of B's rows affect nothing; A's own profile can be updated.
+DO $$
+DECLARE n bigint;
+BEGIN
+    UPDATE coach.users SET stage = 2 WHERE id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.users: A updated B''s row';
+    DELETE FROM coach.users WHERE id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.users: A deleted B''s row';
+    UPDATE coach.users SET stage = 2 WHERE id = 'c0ac0000-0000-4000-8000-00000000000a';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'coach.users: A should update its own row';
+
+    UPDATE coach.conversations SET message_text = 'x' WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.conversations: A updated B''s rows';
+    DELETE FROM coach.conversations WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.conversations: A deleted B''s rows';
+
+    UPDATE coach.analysis_results SET chat_score = 1 WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.analysis_results: A updated B''s row';
+    DELETE FROM coach.analysis_results WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.analysis_results: A deleted B''s row';
+
+    UPDATE coach.crisis_events SET user_acknowledged = true WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.crisis_events: A updated B''s row';
+    DELETE FROM coach.crisis_events WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.crisis_events: A deleted B''s row';
+END $$;
+
+-- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies apply (no SELECT policy
+-- filters the rows), so these counts catch a too-broad UPDATE or DELETE policy. Each runs
+-- in a subtransaction that is rolled back.
+DO $$
+DECLARE
+    r record;
+    n bigint;
+BEGIN
+    FOR r IN SELECT * FROM (VALUES
+        ('coach.users', 'stage = 3', 1, 0),
+        ('coach.conversations', 'analysis_included = true', 0, 0),
+        ('coach.analysis_results', 'triggered_milestone = true', 0, 0),
+        ('coach.crisis_events', 'user_acknowledged = true', 0, 0)
+    ) AS v(tbl, set_clause, want_update, want_delete) LOOP
+        BEGIN
+            EXECUTE 'UPDATE ' || r.tbl || ' SET ' || r.set_clause;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION USING ERRCODE = 'P0042';
+        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
+        END;
+        ASSERT n = r.want_update, r.tbl || ': UPDATE by A without WHERE changed ' || n || ' rows, expected ' || r.want_update;
+        BEGIN
+            EXECUTE 'DELETE FROM ' || r.tbl;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION USING ERRCODE = 'P0042';
+        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
+        END;
+        ASSERT n = r.want_delete, r.tbl || ': DELETE by A without WHERE removed ' || n || ' rows, expected ' || r.want_delete;
+    END LOOP;
+END $$;
+
+-- The updated_at trigger ran for A's update.
+DO $$
+BEGIN
+    ASSERT (SELECT stage FROM coach.users) = 2, 'coach.users: A''s update should be visible';
+END $$;
+
+-- INSERT of rows owned by B fails.
+DO $$
+DECLARE raised boolean;
+BEGIN
+    raised := false;
+    BEGIN
+        INSERT INTO coach.users (id, email) VALUES ('c0ac0000-0000-4000-8000-00000000000b', 'x@example.com');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'coach.users: insert of B''s row should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO coach.conversations (user_id, message_text, sender_type)
+        VALUES ('c0ac0000-0000-4000-8000-00000000000b', 'spoofed', 'user');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'coach.conversations: insert for B should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO coach.analysis_results (user_id, chat_score, analysis_type, message_range)
+        VALUES ('c0ac0000-0000-4000-8000-00000000000b', 1, 'chat_scoring', '{}');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'coach.analysis_results: insert for B should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO coach.crisis_events (user_id, message_id, trigger_type, severity_level)
+        VALUES ('c0ac0000-0000-4000-8000-00000000000b', 'c0ac1000-0000-4000-8000-0000000000b1', 'keyword', 'low');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'coach.crisis_events: insert for B should fail';
+END $$;
+
+-- A may insert its own messages; the 25th pending user message queues exactly one analysis
+-- job (queue_analysis_check is SECURITY DEFINER: A itself cannot write coach.job_queue).
+INSERT INTO coach.conversations (user_id, message_text, sender_type)
+SELECT 'c0ac0000-0000-4000-8000-00000000000a', 'message ' || g, 'user'
+  FROM generate_series(1, 25) AS g;
+
+DO $$
+BEGIN
+    ASSERT (SELECT count(*) FROM coach.conversations) = 27, 'coach.conversations: A should now see 27 rows';
+END $$;
+
+-- ---------------------------------------------------------------- anon
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
+SET LOCAL ROLE anon;
+
+DO $$
+DECLARE
+    t text;
+    n bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['coach.users', 'coach.conversations', 'coach.analysis_results',
+                             'coach.crisis_events', 'coach.job_queue'] LOOP
+        BEGIN
+            EXECUTE 'SELECT count(*) FROM ' || t INTO n;
+        EXCEPTION WHEN insufficient_privilege THEN n := 0;
+        END;
+        ASSERT n = 0, t || ': anon should see 0 rows, saw ' || n;
+    END LOOP;
+END $$;
+
+-- ---------------------------------------------------------------- service_role
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
+SET LOCAL ROLE service_role;
+
+DO $$
+BEGIN
+    ASSERT (SELECT count(*) FROM coach.users) = 2, 'coach.users: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM coach.conversations) = 29, 'coach.conversations: service_role should see 29 rows';
+    ASSERT (SELECT count(*) FROM coach.analysis_results) = 2, 'coach.analysis_results: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM coach.crisis_events) = 2, 'coach.crisis_events: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM coach.job_queue) = 3, 'coach.job_queue: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM coach.job_queue
+             WHERE name = 'analysis_job'
+               AND data ->> 'user_id' = 'c0ac0000-0000-4000-8000-00000000000a') = 1,
+        'coach.job_queue: exactly one analysis job should be queued for A';
+END $$;
+
+RESET ROLE;

@@ -1,0 +1,259 @@
+-- RLS behaviour test for the counsel domain. Run as a superuser on a database at head,
+-- inside one transaction that the harness rolls back (no BEGIN/COMMIT here).
+-- User A = c0c50000-0000-4000-8000-00000000000a, user B = c0c50000-0000-4000-8000-00000000000b.
+
+INSERT INTO auth.users (id, email) VALUES
+    ('c0c50000-0000-4000-8000-00000000000a', 'counsel-a@example.com'),
+    ('c0c50000-0000-4000-8000-00000000000b', 'counsel-b@example.com');
+
+-- updated_at set in the past so the triggers' effect is visible inside this transaction
+INSERT INTO counsel.users (id, email, full_name, coaching_goals, updated_at) VALUES
+    ('c0c50000-0000-4000-8000-00000000000a', 'Counsel-A@example.com', 'Member A', '{clarity}', '2020-01-01'),
+    ('c0c50000-0000-4000-8000-00000000000b', 'counsel-b@example.com', 'Member B', '{balance}', '2020-01-01');
+
+INSERT INTO counsel.coaching_conversations (id, user_id, session_type, updated_at) VALUES
+    ('c0c51000-0000-4000-8000-0000000000a1', 'c0c50000-0000-4000-8000-00000000000a', 'onboarding', '2020-01-01'),
+    ('c0c51000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000b', 'check_in', '2020-01-01');
+
+INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES
+    ('c0c51000-0000-4000-8000-0000000000a1', 'c0c50000-0000-4000-8000-00000000000a', 'user', 'hi, I am A'),
+    ('c0c51000-0000-4000-8000-0000000000a1', 'c0c50000-0000-4000-8000-00000000000a', 'coach', 'welcome, A'),
+    ('c0c51000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000b', 'user', 'hi, I am B'),
+    ('c0c51000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000b', 'coach', 'welcome, B');
+
+INSERT INTO counsel.progress_tracking (id, user_id, title, progress_data, updated_at) VALUES
+    ('c0c52000-0000-4000-8000-0000000000a1', 'c0c50000-0000-4000-8000-00000000000a', 'Morning routine', '{"days": 3}', '2020-01-01'),
+    ('c0c52000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000b', 'Evening walk', '{"days": 5}', '2020-01-01');
+
+INSERT INTO counsel.personality_insights (id, user_id, insight_type, insight_text, astrological_basis, updated_at) VALUES
+    ('c0c53000-0000-4000-8000-0000000000a1', 'c0c50000-0000-4000-8000-00000000000a', 'strength', 'Steady', '{"sun": "taurus"}', '2020-01-01'),
+    ('c0c53000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000b', 'motivation', 'Curious', '{"sun": "gemini"}', '2020-01-01');
+
+-- email is extensions.citext: its UNIQUE constraint ignores case
+INSERT INTO auth.users (id, email) VALUES ('c0c50000-0000-4000-8000-00000000000c', 'counsel-c@example.com');
+DO $$
+DECLARE raised boolean := false;
+BEGIN
+    BEGIN
+        INSERT INTO counsel.users (id, email) VALUES ('c0c50000-0000-4000-8000-00000000000c', 'COUNSEL-B@Example.COM');
+    EXCEPTION WHEN unique_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.users: email uniqueness should ignore case (citext)';
+END $$;
+
+-- ---------------------------------------------------------------- authenticated as A
+SELECT set_config('request.jwt.claims',
+    '{"sub":"c0c50000-0000-4000-8000-00000000000a","role":"authenticated"}', true);
+SET LOCAL ROLE authenticated;
+
+DO $$
+DECLARE a constant uuid := 'c0c50000-0000-4000-8000-00000000000a';
+BEGIN
+    ASSERT (SELECT count(*) FROM counsel.users) = 1, 'counsel.users: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM counsel.users WHERE id = a) = 1, 'counsel.users: A should see its own row';
+    ASSERT (SELECT count(*) FROM counsel.coaching_conversations) = 1,
+        'counsel.coaching_conversations: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM counsel.coaching_conversations WHERE user_id = a) = 1,
+        'counsel.coaching_conversations: A should see its own row';
+    ASSERT (SELECT count(*) FROM counsel.coaching_messages) = 2,
+        'counsel.coaching_messages: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM counsel.coaching_messages WHERE user_id = a) = 2,
+        'counsel.coaching_messages: A should see only its own rows';
+    ASSERT (SELECT count(*) FROM counsel.progress_tracking) = 1,
+        'counsel.progress_tracking: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM counsel.progress_tracking WHERE user_id = a) = 1,
+        'counsel.progress_tracking: A should see its own row';
+    ASSERT (SELECT count(*) FROM counsel.personality_insights) = 1,
+        'counsel.personality_insights: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM counsel.personality_insights WHERE user_id = a) = 1,
+        'counsel.personality_insights: A should see its own row';
+END $$;
+
+-- UPDATE / DELETE of B's rows affect nothing; A's own rows can be updated (triggers run).
+DO $$
+DECLARE
+    a constant uuid := 'c0c50000-0000-4000-8000-00000000000a';
+    b constant uuid := 'c0c50000-0000-4000-8000-00000000000b';
+    n bigint;
+BEGIN
+    UPDATE counsel.users SET full_name = 'x' WHERE id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.users: A updated B''s row';
+    DELETE FROM counsel.users WHERE id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.users: A deleted B''s row';
+
+    UPDATE counsel.coaching_conversations SET status = 'completed' WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_conversations: A updated B''s row';
+    DELETE FROM counsel.coaching_conversations WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_conversations: A deleted B''s row';
+
+    UPDATE counsel.coaching_messages SET content = 'x' WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_messages: A updated B''s rows';
+    DELETE FROM counsel.coaching_messages WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_messages: A deleted B''s rows';
+
+    UPDATE counsel.progress_tracking SET progress_percent = 100 WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.progress_tracking: A updated B''s row';
+    DELETE FROM counsel.progress_tracking WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.progress_tracking: A deleted B''s row';
+
+    UPDATE counsel.personality_insights SET accuracy_rating = 1 WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.personality_insights: A updated B''s row';
+    DELETE FROM counsel.personality_insights WHERE user_id = b;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.personality_insights: A deleted B''s row';
+
+    -- A's own rows
+    UPDATE counsel.users SET onboarding_status = 'completed' WHERE id = a;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.users: A should update its own row';
+    UPDATE counsel.coaching_conversations SET satisfaction_rating = 5 WHERE user_id = a;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.coaching_conversations: A should update its own row';
+    UPDATE counsel.progress_tracking SET progress_percent = 40 WHERE user_id = a;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.progress_tracking: A should update its own row';
+    UPDATE counsel.personality_insights SET accuracy_rating = 4 WHERE user_id = a;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.personality_insights: A should update its own row';
+    -- messages are append-only: no UPDATE policy
+    UPDATE counsel.coaching_messages SET content = 'edited' WHERE user_id = a;
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_messages: messages should not be updatable';
+
+    ASSERT (SELECT updated_at FROM counsel.users) > '2020-01-02', 'counsel.users: updated_at trigger did not run';
+    ASSERT (SELECT updated_at FROM counsel.coaching_conversations) > '2020-01-02',
+        'counsel.coaching_conversations: updated_at trigger did not run';
+    ASSERT (SELECT updated_at FROM counsel.progress_tracking) > '2020-01-02',
+        'counsel.progress_tracking: updated_at trigger did not run';
+    ASSERT (SELECT updated_at FROM counsel.personality_insights) > '2020-01-02',
+        'counsel.personality_insights: updated_at trigger did not run';
+END $$;
+
+-- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies apply (no SELECT policy
+-- filters the rows), so these counts catch a too-broad UPDATE or DELETE policy. Each runs
+-- in a subtransaction that is rolled back.
+DO $$
+DECLARE
+    r record;
+    n bigint;
+BEGIN
+    FOR r IN SELECT * FROM (VALUES
+        ('counsel.users', 'full_name = ''x''', 1, 1),
+        ('counsel.coaching_conversations', 'title = ''x''', 1, 1),
+        ('counsel.coaching_messages', 'content = ''x''', 0, 2),
+        ('counsel.progress_tracking', 'title = ''x''', 1, 1),
+        ('counsel.personality_insights', 'coaching_language = ''x''', 1, 1)
+    ) AS v(tbl, set_clause, want_update, want_delete) LOOP
+        BEGIN
+            EXECUTE 'UPDATE ' || r.tbl || ' SET ' || r.set_clause;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION USING ERRCODE = 'P0042';
+        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
+        END;
+        ASSERT n = r.want_update, r.tbl || ': UPDATE by A without WHERE changed ' || n || ' rows, expected ' || r.want_update;
+        BEGIN
+            EXECUTE 'DELETE FROM ' || r.tbl;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION USING ERRCODE = 'P0042';
+        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
+        END;
+        ASSERT n = r.want_delete, r.tbl || ': DELETE by A without WHERE removed ' || n || ' rows, expected ' || r.want_delete;
+    END LOOP;
+END $$;
+
+-- INSERT of rows owned by B fails; so does a message of A's in B's conversation.
+DO $$
+DECLARE
+    b constant uuid := 'c0c50000-0000-4000-8000-00000000000b';
+    raised boolean;
+BEGIN
+    raised := false;
+    BEGIN
+        INSERT INTO counsel.users (id, email) VALUES (b, 'spoof@example.com');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.users: insert of B''s row should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO counsel.coaching_conversations (user_id) VALUES (b);
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.coaching_conversations: insert for B should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
+        VALUES ('c0c51000-0000-4000-8000-0000000000b1', b, 'user', 'spoofed');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.coaching_messages: insert for B should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
+        VALUES ('c0c51000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000a', 'user', 'spoofed');
+    EXCEPTION WHEN foreign_key_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.coaching_messages: A''s message in B''s conversation should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO counsel.progress_tracking (user_id, title) VALUES (b, 'spoofed');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.progress_tracking: insert for B should fail';
+
+    raised := false;
+    BEGIN
+        INSERT INTO counsel.personality_insights (user_id, insight_type, insight_text) VALUES (b, 'strength', 'spoofed');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'counsel.personality_insights: insert for B should fail';
+END $$;
+
+-- A can add to its own data
+INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
+VALUES ('c0c51000-0000-4000-8000-0000000000a1', 'c0c50000-0000-4000-8000-00000000000a', 'user', 'one more');
+INSERT INTO counsel.progress_tracking (user_id, title, tracking_type)
+VALUES ('c0c50000-0000-4000-8000-00000000000a', 'First milestone', 'milestone');
+
+DO $$
+BEGIN
+    ASSERT (SELECT count(*) FROM counsel.coaching_messages) = 3, 'counsel.coaching_messages: A should now see 3 rows';
+    ASSERT (SELECT count(*) FROM counsel.progress_tracking) = 2, 'counsel.progress_tracking: A should now see 2 rows';
+END $$;
+
+-- ---------------------------------------------------------------- anon
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
+SET LOCAL ROLE anon;
+
+DO $$
+DECLARE
+    t text;
+    n bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['counsel.users', 'counsel.coaching_conversations', 'counsel.coaching_messages',
+                             'counsel.progress_tracking', 'counsel.personality_insights'] LOOP
+        BEGIN
+            EXECUTE 'SELECT count(*) FROM ' || t INTO n;
+        EXCEPTION WHEN insufficient_privilege THEN n := 0;
+        END;
+        ASSERT n = 0, t || ': anon should see 0 rows, saw ' || n;
+    END LOOP;
+END $$;
+
+-- ---------------------------------------------------------------- service_role
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
+SET LOCAL ROLE service_role;
+
+DO $$
+BEGIN
+    ASSERT (SELECT count(*) FROM counsel.users) = 2, 'counsel.users: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM counsel.coaching_conversations) = 2,
+        'counsel.coaching_conversations: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM counsel.coaching_messages) = 5,
+        'counsel.coaching_messages: service_role should see 5 rows';
+    ASSERT (SELECT count(*) FROM counsel.progress_tracking) = 3,
+        'counsel.progress_tracking: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM counsel.personality_insights) = 2,
+        'counsel.personality_insights: service_role should see 2 rows';
+END $$;
+
+RESET ROLE;
