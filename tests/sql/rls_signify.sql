@@ -1,0 +1,353 @@
+-- RLS behaviour test for the signify domain.
+-- Run as a superuser on a fully migrated database inside one transaction that is rolled back
+-- afterwards (psql -X -v ON_ERROR_STOP=1 -1 -f tests/sql/rls_signify.sql). Any failed ASSERT
+-- raises and fails the run.
+-- User A = 00000000-0000-4000-8000-0000000040a1, user B = 00000000-0000-4000-8000-0000000040b1.
+-- Other ids: 00000000-0000-4000-8000-0040TTOO000N with TT a table code (01 media_assets,
+-- 02 lessons, 03 notes, 04 tests, 05 tests_content, 06 chat_sessions, 07 chat_messages,
+-- 08 practice_sessions), OO the owner (a0 / b0) and N a number.
+-- User-owned tables (users, user_settings, chat_sessions, chat_messages, practice_sessions,
+-- media_assets): A sees exactly A's rows. Lesson content is shared by design: A also sees B's
+-- *active* lesson with its notes and tests and its cover image, never B's inactive lesson;
+-- tests_content (holds the answers) is visible to the lesson's author only. Writes to any of
+-- B's rows affect 0 rows or fail.
+
+-- ---------------------------------------------------------------- fixtures (as superuser)
+INSERT INTO auth.users (id, email) VALUES
+    ('00000000-0000-4000-8000-0000000040a1', 'signify-a@example.com'),
+    ('00000000-0000-4000-8000-0000000040b1', 'signify-b@example.com');
+
+INSERT INTO signify.users (id, email, nickname, xp, updated_at) VALUES
+    ('00000000-0000-4000-8000-0000000040a1', 'Signify-A@example.com', 'alpha', 500,  '2000-01-01T00:00:00Z'),
+    ('00000000-0000-4000-8000-0000000040b1', 'signify-b@example.com', 'bravo', 1500, '2000-01-01T00:00:00Z');
+
+INSERT INTO signify.user_settings (user_id, app_theme) VALUES
+    ('00000000-0000-4000-8000-0000000040a1', 'dark'),
+    ('00000000-0000-4000-8000-0000000040b1', 'light');
+
+-- a1 A's practice recording, a2 cover of A's lesson, b1 B's recording,
+-- b2 cover of B's active lesson, b3 cover of B's inactive lesson
+INSERT INTO signify.media_assets (id, owner_id, bucket, path, media_type) VALUES
+    ('00000000-0000-4000-8000-004001a00001', '00000000-0000-4000-8000-0000000040a1', 'practice', 'a/1.mp4', 'video'),
+    ('00000000-0000-4000-8000-004001a00002', '00000000-0000-4000-8000-0000000040a1', 'covers',   'a/2.png', 'image'),
+    ('00000000-0000-4000-8000-004001b00001', '00000000-0000-4000-8000-0000000040b1', 'practice', 'b/1.mp4', 'video'),
+    ('00000000-0000-4000-8000-004001b00002', '00000000-0000-4000-8000-0000000040b1', 'covers',   'b/2.png', 'image'),
+    ('00000000-0000-4000-8000-004001b00003', '00000000-0000-4000-8000-0000000040b1', 'covers',   'b/3.png', 'image');
+
+-- A's active lesson, B's active lesson, B's inactive lesson
+INSERT INTO signify.lessons (id, author_id, lesson_code, title, lesson_type, cover_media_id, is_active, updated_at) VALUES
+    ('00000000-0000-4000-8000-004002a00001', '00000000-0000-4000-8000-0000000040a1', 'SIG-A1', 'A lesson',       'word',     '00000000-0000-4000-8000-004001a00002', true,  '2000-01-01T00:00:00Z'),
+    ('00000000-0000-4000-8000-004002b00001', '00000000-0000-4000-8000-0000000040b1', 'SIG-B1', 'B lesson',       'sentence', '00000000-0000-4000-8000-004001b00002', true,  '2000-01-01T00:00:00Z'),
+    ('00000000-0000-4000-8000-004002b00002', '00000000-0000-4000-8000-0000000040b1', 'SIG-B2', 'B draft lesson', 'word',     '00000000-0000-4000-8000-004001b00003', false, '2000-01-01T00:00:00Z');
+
+INSERT INTO signify.notes (id, lesson_id, note_content) VALUES
+    ('00000000-0000-4000-8000-004003a00001', '00000000-0000-4000-8000-004002a00001', 'A note'),
+    ('00000000-0000-4000-8000-004003b00001', '00000000-0000-4000-8000-004002b00001', 'B note'),
+    ('00000000-0000-4000-8000-004003b00002', '00000000-0000-4000-8000-004002b00002', 'B draft note');
+
+INSERT INTO signify.tests (id, lesson_id, title) VALUES
+    ('00000000-0000-4000-8000-004004a00001', '00000000-0000-4000-8000-004002a00001', 'A test'),
+    ('00000000-0000-4000-8000-004004b00001', '00000000-0000-4000-8000-004002b00001', 'B test'),
+    ('00000000-0000-4000-8000-004004b00002', '00000000-0000-4000-8000-004002b00002', 'B draft test');
+
+INSERT INTO signify.tests_content (id, test_id, sequence, test_type, test_content, correct_answer) VALUES
+    ('00000000-0000-4000-8000-004005a00001', '00000000-0000-4000-8000-004004a00001', 1, 'vid2text', '{"q":"A?"}', '"a"'),
+    ('00000000-0000-4000-8000-004005b00001', '00000000-0000-4000-8000-004004b00001', 1, 'text2vid', '{"q":"B?"}', '"b"');
+
+INSERT INTO signify.chat_sessions (id, user_id, chat_name, source_lesson_id) VALUES
+    ('00000000-0000-4000-8000-004006a00001', '00000000-0000-4000-8000-0000000040a1', 'A chat', '00000000-0000-4000-8000-004002a00001'),
+    ('00000000-0000-4000-8000-004006b00001', '00000000-0000-4000-8000-0000000040b1', 'B chat', '00000000-0000-4000-8000-004002b00001');
+
+INSERT INTO signify.chat_messages (id, chat_id, sender, message_content) VALUES
+    ('00000000-0000-4000-8000-004007a00001', '00000000-0000-4000-8000-004006a00001', 'user',  'hello from A'),
+    ('00000000-0000-4000-8000-004007a00002', '00000000-0000-4000-8000-004006a00001', 'tutor', 'hi A'),
+    ('00000000-0000-4000-8000-004007b00001', '00000000-0000-4000-8000-004006b00001', 'user',  'hello from B');
+
+-- A: two completed sessions in two modes; B: one
+INSERT INTO signify.practice_sessions (id, user_id, lesson_id, mode, score, media_id, xp_awarded, started_at, completed_at) VALUES
+    ('00000000-0000-4000-8000-004008a00001', '00000000-0000-4000-8000-0000000040a1', '00000000-0000-4000-8000-004002a00001', 'word',     80, '00000000-0000-4000-8000-004001a00001', 40, '2024-05-01T10:00:00Z', '2024-05-01T10:05:00Z'),
+    ('00000000-0000-4000-8000-004008a00002', '00000000-0000-4000-8000-0000000040a1', '00000000-0000-4000-8000-004002b00001', 'sentence', 60, NULL,                                   20, '2024-05-01T11:00:00Z', '2024-05-01T11:02:00Z'),
+    ('00000000-0000-4000-8000-004008b00001', '00000000-0000-4000-8000-0000000040b1', '00000000-0000-4000-8000-004002b00001', 'sentence', 90, '00000000-0000-4000-8000-004001b00001', 50, '2024-05-01T12:00:00Z', '2024-05-01T12:01:00Z');
+
+REFRESH MATERIALIZED VIEW signify.practice_metrics_daily;
+
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM signify.practice_metrics_daily) = 3, 'practice_metrics_daily: should hold 3 rows after refresh';
+    ASSERT (SELECT level FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040b1') = 1, 'signify.users: generated level of 1500 xp should be 1';
+END $$;
+
+-- email is citext: uniqueness ignores case (users_email_key uses citext's operator class)
+DO $$
+DECLARE raised boolean := false;
+BEGIN
+    BEGIN
+        UPDATE signify.users SET email = 'SIGNIFY-B@EXAMPLE.COM' WHERE id = '00000000-0000-4000-8000-0000000040a1';
+    EXCEPTION WHEN unique_violation THEN raised := true;
+    END;
+    ASSERT raised, 'signify.users: users_email_key should reject an email differing only in case';
+END $$;
+
+-- ---------------------------------------------------------------- authenticated as A
+SELECT set_config('request.jwt.claims',
+    '{"sub":"00000000-0000-4000-8000-0000000040a1","role":"authenticated"}', true);
+SET LOCAL ROLE authenticated;
+
+-- what A sees
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM signify.users) = 1, 'signify.users: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM signify.users WHERE id <> '00000000-0000-4000-8000-0000000040a1') = 0, 'signify.users: A sees a foreign row';
+    ASSERT (SELECT count(*) FROM signify.user_settings) = 1, 'signify.user_settings: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM signify.user_settings WHERE user_id <> '00000000-0000-4000-8000-0000000040a1') = 0, 'signify.user_settings: A sees a foreign row';
+    ASSERT (SELECT count(*) FROM signify.media_assets) = 3, 'signify.media_assets: authenticated A should see 3 rows (2 own + cover of B''s active lesson)';
+    ASSERT (SELECT count(*) FROM signify.media_assets WHERE owner_id <> '00000000-0000-4000-8000-0000000040a1') = 1, 'signify.media_assets: A should see exactly 1 foreign row (a published cover)';
+    ASSERT (SELECT count(*) FROM signify.media_assets WHERE id IN ('00000000-0000-4000-8000-004001b00001', '00000000-0000-4000-8000-004001b00003')) = 0, 'signify.media_assets: A sees B''s private recording or unpublished cover';
+    ASSERT (SELECT count(*) FROM signify.lessons) = 2, 'signify.lessons: authenticated A should see 2 rows (own + B''s active)';
+    ASSERT (SELECT count(*) FROM signify.lessons WHERE NOT is_active) = 0, 'signify.lessons: A sees B''s inactive lesson';
+    ASSERT (SELECT count(*) FROM signify.notes) = 2, 'signify.notes: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.tests) = 2, 'signify.tests: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.tests_content) = 1, 'signify.tests_content: authenticated A should see 1 row (own lesson only)';
+    ASSERT (SELECT count(*) FROM signify.chat_sessions) = 1, 'signify.chat_sessions: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM signify.chat_messages) = 2, 'signify.chat_messages: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.chat_messages WHERE chat_id <> '00000000-0000-4000-8000-004006a00001') = 0, 'signify.chat_messages: A sees a foreign row';
+    ASSERT (SELECT count(*) FROM signify.practice_sessions) = 2, 'signify.practice_sessions: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.practice_sessions WHERE user_id <> '00000000-0000-4000-8000-0000000040a1') = 0, 'signify.practice_sessions: A sees a foreign row';
+END $$;
+
+-- UPDATE / DELETE of B's rows (with WHERE) affect 0 rows
+DO $$
+DECLARE
+    stmt text;
+    n bigint;
+BEGIN
+    FOREACH stmt IN ARRAY ARRAY[
+        'UPDATE signify.users SET full_name = ''x'' WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
+        'DELETE FROM signify.users WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.user_settings SET app_theme = ''dark'' WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'DELETE FROM signify.user_settings WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.media_assets SET path = ''x'' WHERE owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'DELETE FROM signify.media_assets WHERE owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.lessons SET title = ''x'' WHERE author_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'DELETE FROM signify.lessons WHERE author_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.notes SET note_content = ''x'' WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+        'DELETE FROM signify.notes WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+        'UPDATE signify.tests SET title = ''x'' WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+        'DELETE FROM signify.tests WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+        'UPDATE signify.tests_content SET sequence = 9 WHERE test_id <> ''00000000-0000-4000-8000-004004a00001''',
+        'DELETE FROM signify.tests_content WHERE test_id <> ''00000000-0000-4000-8000-004004a00001''',
+        'UPDATE signify.chat_sessions SET chat_name = ''x'' WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'DELETE FROM signify.chat_sessions WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.chat_messages SET message_content = ''x'' WHERE chat_id = ''00000000-0000-4000-8000-004006b00001''',
+        'DELETE FROM signify.chat_messages WHERE chat_id = ''00000000-0000-4000-8000-004006b00001''',
+        'UPDATE signify.practice_sessions SET score = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'DELETE FROM signify.practice_sessions WHERE user_id = ''00000000-0000-4000-8000-0000000040b1'''
+    ] LOOP
+        EXECUTE stmt;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ASSERT n = 0, format('A changed %s of B''s rows: %s', n, stmt);
+    END LOOP;
+END $$;
+
+-- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
+-- policies only join in when a statement reads columns): each runs in a subtransaction that
+-- is rolled back and must touch exactly the rows A may change (0 where there is no policy).
+DO $$
+DECLARE
+    t record;
+    n bigint;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES
+            ('users',             'UPDATE signify.users SET full_name = ''x''',                1, 0),
+            ('user_settings',     'UPDATE signify.user_settings SET time_zone = ''UTC''',      1, 1),
+            ('media_assets',      'UPDATE signify.media_assets SET media_type = ''x''',        2, 2),
+            ('lessons',           'UPDATE signify.lessons SET title = ''x''',                  1, 0),
+            ('notes',             'UPDATE signify.notes SET note_content = ''x''',             1, 1),
+            ('tests',             'UPDATE signify.tests SET title = ''x''',                    1, 1),
+            ('tests_content',     'UPDATE signify.tests_content SET test_options = ''[]''',    1, 1),
+            ('chat_sessions',     'UPDATE signify.chat_sessions SET chat_name = ''x''',        1, 1),
+            ('chat_messages',     'UPDATE signify.chat_messages SET message_content = ''x''',  2, 2),
+            ('practice_sessions', 'UPDATE signify.practice_sessions SET feedback = ''{}''',    2, 2)
+        ) v(tbl, upd, n_upd, n_del) LOOP
+        BEGIN
+            EXECUTE t.upd;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
+        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
+        END;
+        ASSERT n = t.n_upd, format('signify.%s: unqualified UPDATE as A touched %s rows, expected %s', t.tbl, n, t.n_upd);
+        BEGIN
+            EXECUTE format('DELETE FROM signify.%I', t.tbl);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
+        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
+        END;
+        ASSERT n = t.n_del, format('signify.%s: unqualified DELETE as A touched %s rows, expected %s', t.tbl, n, t.n_del);
+    END LOOP;
+END $$;
+
+-- A can create own rows (each in a rolled-back subtransaction, so the counts stay put)
+DO $$
+DECLARE
+    stmt text;
+    n bigint;
+BEGIN
+    FOREACH stmt IN ARRAY ARRAY[
+        'INSERT INTO signify.media_assets (owner_id, bucket, path) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''practice'', ''a/9.mp4'')',
+        'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type, cover_media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''SIG-A9'', ''t'', ''word'', ''00000000-0000-4000-8000-004001a00002'')',
+        'INSERT INTO signify.notes (lesson_id, note_content) VALUES (''00000000-0000-4000-8000-004002a00001'', ''n'')',
+        'INSERT INTO signify.tests (lesson_id) VALUES (''00000000-0000-4000-8000-004002a00001'')',
+        'INSERT INTO signify.tests_content (test_id, sequence, test_type, test_content) VALUES (''00000000-0000-4000-8000-004004a00001'', 2, ''ordering'', ''{}'')',
+        'INSERT INTO signify.chat_sessions (user_id) VALUES (''00000000-0000-4000-8000-0000000040a1'')',
+        'INSERT INTO signify.chat_messages (chat_id, sender, message_content) VALUES (''00000000-0000-4000-8000-004006a00001'', ''user'', ''again'')',
+        'INSERT INTO signify.practice_sessions (user_id, mode) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''freestyle'')'
+    ] LOOP
+        BEGIN
+            EXECUTE stmt;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
+        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
+        END;
+        ASSERT n = 1, 'A could not insert an own row: ' || stmt;
+    END LOOP;
+END $$;
+
+-- INSERT of rows owned by B fails, and so does handing an own row to B
+DO $$
+DECLARE
+    stmt text;
+    raised boolean;
+BEGIN
+    FOREACH stmt IN ARRAY ARRAY[
+        'INSERT INTO signify.users (id, email, nickname) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''x@example.com'', ''xx'')',
+        'INSERT INTO signify.user_settings (user_id) VALUES (''00000000-0000-4000-8000-0000000040b1'')',
+        'INSERT INTO signify.media_assets (owner_id, bucket, path) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''practice'', ''x'')',
+        'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''SIG-X1'', ''t'', ''word'')',
+        -- A's lesson with B's private recording as cover would publish it
+        'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type, cover_media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''SIG-X2'', ''t'', ''word'', ''00000000-0000-4000-8000-004001b00001'')',
+        'INSERT INTO signify.notes (lesson_id, note_content) VALUES (''00000000-0000-4000-8000-004002b00001'', ''x'')',
+        'INSERT INTO signify.tests (lesson_id) VALUES (''00000000-0000-4000-8000-004002b00001'')',
+        'INSERT INTO signify.tests_content (test_id, sequence, test_type, test_content) VALUES (''00000000-0000-4000-8000-004004b00001'', 5, ''ordering'', ''{}'')',
+        'INSERT INTO signify.chat_sessions (user_id) VALUES (''00000000-0000-4000-8000-0000000040b1'')',
+        'INSERT INTO signify.chat_messages (chat_id, sender) VALUES (''00000000-0000-4000-8000-004006b00001'', ''user'')',
+        'INSERT INTO signify.practice_sessions (user_id, mode) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''word'')',
+        -- unqualified, so only the UPDATE policy's WITH CHECK can stop it
+        'UPDATE signify.user_settings SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.media_assets SET owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.lessons SET author_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.lessons SET cover_media_id = ''00000000-0000-4000-8000-004001b00001''',
+        'UPDATE signify.notes SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
+        'UPDATE signify.tests SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
+        'UPDATE signify.tests_content SET test_id = ''00000000-0000-4000-8000-004004b00001''',
+        'UPDATE signify.chat_sessions SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.chat_messages SET chat_id = ''00000000-0000-4000-8000-004006b00001''',
+        'UPDATE signify.practice_sessions SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
+        'UPDATE signify.users SET id = ''00000000-0000-4000-8000-0000000040b1'', email = ''moved@example.com''',
+        -- XP and streak only through increment_xp
+        'UPDATE signify.users SET xp = 999999',
+        'UPDATE signify.users SET streak_count = 99'
+    ] LOOP
+        raised := false;
+        BEGIN
+            EXECUTE stmt;
+        EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+        END;
+        ASSERT raised, 'should have been refused for A: ' || stmt;
+    END LOOP;
+END $$;
+
+-- updated_at triggers ran (fixture rows started in 2000)
+DO $$ BEGIN
+    UPDATE signify.users SET nickname = 'alpha2' WHERE id = '00000000-0000-4000-8000-0000000040a1';
+    UPDATE signify.lessons SET title = 'A lesson 2' WHERE id = '00000000-0000-4000-8000-004002a00001';
+    ASSERT (SELECT updated_at > '2001-01-01' FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1'), 'signify.users: updated_at trigger did not run';
+    ASSERT (SELECT updated_at > '2001-01-01' FROM signify.lessons WHERE id = '00000000-0000-4000-8000-004002a00001'), 'signify.lessons: updated_at trigger did not run';
+END $$;
+
+-- increment_xp: own XP only, validated delta
+DO $$
+DECLARE
+    stmt text;
+    raised text;
+BEGIN
+    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040a1', 100) = 600, 'increment_xp: A 500 + 100 should be 600';
+    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040a1', 1000) = 1600, 'increment_xp: A 600 + 1000 should be 1600';
+    ASSERT (SELECT level FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1') = 1, 'signify.users: level of 1600 xp should be 1';
+
+    FOREACH stmt IN ARRAY ARRAY[
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040b1'', 10)|42501',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', -5)|22023',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 0)|22023',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 10001)|22023',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', NULL)|22004',
+        'SELECT signify.increment_xp(NULL, 10)|22004',
+        -- the materialized view is not readable directly, nor refreshable by a user
+        'SELECT count(*) FROM signify.practice_metrics_daily|42501',
+        'SELECT signify.refresh_practice_metrics_daily()|42501'
+    ] LOOP
+        raised := NULL;
+        BEGIN
+            EXECUTE split_part(stmt, '|', 1);
+        EXCEPTION WHEN OTHERS THEN raised := SQLSTATE;
+        END;
+        ASSERT raised IS NOT DISTINCT FROM split_part(stmt, '|', 2),
+            format('%s: expected SQLSTATE %s, got %s', split_part(stmt, '|', 1), split_part(stmt, '|', 2), coalesce(raised, 'success'));
+    END LOOP;
+
+    ASSERT (SELECT xp FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1') = 1600, 'increment_xp: refused calls changed A''s xp';
+END $$;
+
+-- practice metrics: A's own rows only, through the function
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM signify.my_practice_metrics()) = 2, 'my_practice_metrics: A should get 2 rows';
+    ASSERT (SELECT sum(session_count) FROM signify.my_practice_metrics()) = 2, 'my_practice_metrics: A should count 2 sessions';
+    ASSERT (SELECT sum(xp_gained) FROM signify.my_practice_metrics()) = 60, 'my_practice_metrics: A gained 60 xp';
+    ASSERT (SELECT count(*) FROM signify.my_practice_metrics('2024-05-02', NULL)) = 0, 'my_practice_metrics: p_from should filter';
+END $$;
+
+-- ---------------------------------------------------------------- anon
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
+SET LOCAL ROLE anon;
+
+DO $$
+DECLARE
+    t text;
+    n bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['users', 'user_settings', 'media_assets', 'lessons', 'notes', 'tests',
+                             'tests_content', 'chat_sessions', 'chat_messages', 'practice_sessions',
+                             'practice_metrics_daily'] LOOP
+        BEGIN
+            EXECUTE format('SELECT count(*) FROM signify.%I', t) INTO n;
+        EXCEPTION WHEN insufficient_privilege THEN n := 0;  -- permission denied counts as none
+        END;
+        ASSERT n = 0, format('signify.%s: anon should see 0 rows, saw %s', t, n);
+    END LOOP;
+    ASSERT NOT has_function_privilege('anon', 'signify.increment_xp(uuid, integer)', 'EXECUTE'), 'increment_xp: anon must not have EXECUTE';
+    ASSERT NOT has_function_privilege('anon', 'signify.my_practice_metrics(date, date)', 'EXECUTE'), 'my_practice_metrics: anon must not have EXECUTE';
+    ASSERT NOT has_function_privilege('anon', 'signify.refresh_practice_metrics_daily()', 'EXECUTE'), 'refresh_practice_metrics_daily: anon must not have EXECUTE';
+    ASSERT NOT has_table_privilege('authenticated', 'signify.practice_metrics_daily', 'SELECT'), 'practice_metrics_daily: authenticated must not read it directly';
+END $$;
+
+-- ---------------------------------------------------------------- service_role
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
+SET LOCAL ROLE service_role;
+
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM signify.users) = 2, 'signify.users: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.user_settings) = 2, 'signify.user_settings: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.media_assets) = 5, 'signify.media_assets: service_role should see 5 rows';
+    ASSERT (SELECT count(*) FROM signify.lessons) = 3, 'signify.lessons: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM signify.notes) = 3, 'signify.notes: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM signify.tests) = 3, 'signify.tests: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM signify.tests_content) = 2, 'signify.tests_content: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.chat_sessions) = 2, 'signify.chat_sessions: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM signify.chat_messages) = 3, 'signify.chat_messages: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM signify.practice_sessions) = 3, 'signify.practice_sessions: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM signify.practice_metrics_daily) = 3, 'practice_metrics_daily: service_role should see 3 rows';
+    -- service_role may award XP to anyone and refresh the view
+    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040b1', 50) = 1550, 'increment_xp: service_role should award B 50 xp';
+    PERFORM signify.refresh_practice_metrics_daily();
+END $$;
+
+RESET ROLE;

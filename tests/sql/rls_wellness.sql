@@ -1,0 +1,284 @@
+-- RLS behaviour test for the wellness domain.
+-- Run as a superuser on a fully migrated database inside one transaction that is rolled back
+-- afterwards (psql -X -v ON_ERROR_STOP=1 -1 -f tests/sql/rls_wellness.sql). Any failed ASSERT
+-- raises and fails the run.
+-- User A = 00000000-0000-4000-8000-0000000020a1, user B = 00000000-0000-4000-8000-0000000020b1.
+
+-- ---------------------------------------------------------------- fixtures (as superuser)
+INSERT INTO auth.users (id, email) VALUES
+    ('00000000-0000-4000-8000-0000000020a1', 'wellness-a@example.com'),
+    ('00000000-0000-4000-8000-0000000020b1', 'wellness-b@example.com');
+
+INSERT INTO wellness.users (id, email, full_name, updated_at) VALUES
+    ('00000000-0000-4000-8000-0000000020a1', 'wellness-a@example.com', 'Test User A', '2000-01-01T00:00:00Z'),
+    ('00000000-0000-4000-8000-0000000020b1', 'wellness-b@example.com', 'Test User B', '2000-01-01T00:00:00Z');
+
+-- A: 2 entries (today, yesterday) -> streak 2; B: 1 entry
+INSERT INTO wellness.wellness_entries (id, user_id, date, sleep_hours, mood_score) VALUES
+    ('00000000-0000-4000-8000-00000020e0a1', '00000000-0000-4000-8000-0000000020a1', CURRENT_DATE,     7.5, 0.80),
+    ('00000000-0000-4000-8000-00000020e0a2', '00000000-0000-4000-8000-0000000020a1', CURRENT_DATE - 1, 6.5, 0.60),
+    ('00000000-0000-4000-8000-00000020e0b1', '00000000-0000-4000-8000-0000000020b1', CURRENT_DATE,     8.0, 0.90);
+
+INSERT INTO wellness.module_progress (id, user_id, module_name, progress_percentage) VALUES
+    ('00000000-0000-4000-8000-00000020d0a1', '00000000-0000-4000-8000-0000000020a1', 'sleep', 10),
+    ('00000000-0000-4000-8000-00000020d0b1', '00000000-0000-4000-8000-0000000020b1', 'sleep', 20);
+
+INSERT INTO wellness.conversations (id, user_id, module_name, topic) VALUES
+    ('00000000-0000-4000-8000-00000020c0a1', '00000000-0000-4000-8000-0000000020a1', 'sleep', 'A topic'),
+    ('00000000-0000-4000-8000-00000020c0b1', '00000000-0000-4000-8000-0000000020b1', 'sleep', 'B topic');
+
+INSERT INTO wellness.messages (id, conversation_id, role, content) VALUES
+    ('00000000-0000-4000-8000-00000020f0a1', '00000000-0000-4000-8000-00000020c0a1', 'user', 'hello from A'),
+    ('00000000-0000-4000-8000-00000020f0a2', '00000000-0000-4000-8000-00000020c0a1', 'assistant', 'hi A'),
+    ('00000000-0000-4000-8000-00000020f0b1', '00000000-0000-4000-8000-00000020c0b1', 'user', 'hello from B');
+
+-- ---------------------------------------------------------------- authenticated as A
+SELECT set_config('request.jwt.claims',
+    '{"sub":"00000000-0000-4000-8000-0000000020a1","role":"authenticated"}', true);
+SET LOCAL ROLE authenticated;
+
+-- A sees exactly A's rows
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM wellness.users) = 1, 'wellness.users: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM wellness.users WHERE id = '00000000-0000-4000-8000-0000000020a1') = 1, 'wellness.users: A should see own row';
+    ASSERT (SELECT count(*) FROM wellness.wellness_entries) = 2, 'wellness.wellness_entries: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM wellness.wellness_entries WHERE user_id <> '00000000-0000-4000-8000-0000000020a1') = 0, 'wellness.wellness_entries: A sees a foreign row';
+    ASSERT (SELECT count(*) FROM wellness.module_progress) = 1, 'wellness.module_progress: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM wellness.conversations) = 1, 'wellness.conversations: authenticated A should see 1 row';
+    ASSERT (SELECT count(*) FROM wellness.messages) = 2, 'wellness.messages: authenticated A should see 2 rows';
+    ASSERT (SELECT count(*) FROM wellness.messages WHERE conversation_id <> '00000000-0000-4000-8000-00000020c0a1') = 0, 'wellness.messages: A sees a foreign row';
+END $$;
+
+-- A can change A's rows
+DO $$
+DECLARE n bigint;
+BEGIN
+    UPDATE wellness.users SET full_name = 'A renamed' WHERE id = '00000000-0000-4000-8000-0000000020a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'wellness.users: A should update own row, updated ' || n;
+    UPDATE wellness.wellness_entries SET sleep_hours = 8 WHERE id = '00000000-0000-4000-8000-00000020e0a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'wellness.wellness_entries: A should update own row, updated ' || n;
+    UPDATE wellness.module_progress SET progress_percentage = 50 WHERE id = '00000000-0000-4000-8000-00000020d0a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'wellness.module_progress: A should update own row, updated ' || n;
+    UPDATE wellness.conversations SET topic = 'A topic 2' WHERE id = '00000000-0000-4000-8000-00000020c0a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'wellness.conversations: A should update own row, updated ' || n;
+    INSERT INTO wellness.messages (conversation_id, role, content)
+        VALUES ('00000000-0000-4000-8000-00000020c0a1', 'user', 'A again');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'wellness.messages: A should insert into own conversation';
+    INSERT INTO wellness.module_progress (user_id, module_name)
+        VALUES ('00000000-0000-4000-8000-0000000020a1', 'nutrition');
+    DELETE FROM wellness.module_progress
+        WHERE user_id = '00000000-0000-4000-8000-0000000020a1' AND module_name = 'nutrition';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'wellness.module_progress: A should insert and delete own row, deleted ' || n;
+END $$;
+
+-- the updated_at trigger ran (the fixture row started with updated_at in 2000)
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM wellness.users WHERE full_name = 'A renamed' AND updated_at > '2001-01-01') = 1,
+        'wellness.users: updated_at trigger did not set updated_at';
+END $$;
+
+-- UPDATE / DELETE of B's rows affect 0 rows
+DO $$
+DECLARE n bigint;
+BEGIN
+    UPDATE wellness.users SET full_name = 'hacked' WHERE id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.users: A updated B''s row';
+    DELETE FROM wellness.users WHERE id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.users: A deleted B''s row';
+
+    UPDATE wellness.wellness_entries SET sleep_hours = 0 WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.wellness_entries: A updated B''s row';
+    DELETE FROM wellness.wellness_entries WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.wellness_entries: A deleted B''s row';
+
+    UPDATE wellness.module_progress SET progress_percentage = 0 WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.module_progress: A updated B''s row';
+    DELETE FROM wellness.module_progress WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.module_progress: A deleted B''s row';
+
+    UPDATE wellness.conversations SET topic = 'hacked' WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.conversations: A updated B''s row';
+    DELETE FROM wellness.conversations WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.conversations: A deleted B''s row';
+
+    UPDATE wellness.messages SET content = 'hacked' WHERE conversation_id = '00000000-0000-4000-8000-00000020c0b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.messages: A updated B''s row';
+    DELETE FROM wellness.messages WHERE conversation_id = '00000000-0000-4000-8000-00000020c0b1';
+    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.messages: A deleted B''s row';
+END $$;
+
+-- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
+-- policies only join in when a statement reads columns): each runs in a subtransaction that
+-- is rolled back, and must touch exactly the rows A owns (0 where the document gives no policy).
+DO $$
+DECLARE
+    t record;
+    n bigint;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES
+            ('users',            'UPDATE wellness.users SET timezone = ''UTC''',                   1, 0),
+            ('wellness_entries', 'UPDATE wellness.wellness_entries SET nutrition_notes = ''x''',   2, 2),
+            ('module_progress',  'UPDATE wellness.module_progress SET notes = ''x''',              1, 1),
+            ('conversations',    'UPDATE wellness.conversations SET topic = ''x''',                1, 0),
+            ('messages',         'UPDATE wellness.messages SET content = ''x''',                   0, 0)
+        ) v(tbl, upd, n_upd, n_del) LOOP
+        BEGIN
+            EXECUTE t.upd;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
+        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
+        END;
+        ASSERT n = t.n_upd, format('wellness.%s: unqualified UPDATE as A touched %s rows, expected %s', t.tbl, n, t.n_upd);
+        BEGIN
+            EXECUTE format('DELETE FROM wellness.%I', t.tbl);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
+        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
+        END;
+        ASSERT n = t.n_del, format('wellness.%s: unqualified DELETE as A touched %s rows, expected %s', t.tbl, n, t.n_del);
+    END LOOP;
+END $$;
+
+-- A cannot hand an own row to B
+DO $$
+DECLARE
+    stmt text;
+    raised boolean;
+BEGIN
+    -- without WHERE, so that only the UPDATE policy's WITH CHECK can stop it
+    FOREACH stmt IN ARRAY ARRAY[
+        'UPDATE wellness.wellness_entries SET user_id = ''00000000-0000-4000-8000-0000000020b1''',
+        'UPDATE wellness.module_progress SET user_id = ''00000000-0000-4000-8000-0000000020b1'', module_name = ''moved''',
+        'UPDATE wellness.conversations SET user_id = ''00000000-0000-4000-8000-0000000020b1''',
+        'UPDATE wellness.users SET email = ''moved@example.com'', id = ''00000000-0000-4000-8000-0000000020b1'''
+    ] LOOP
+        raised := false;
+        BEGIN
+            EXECUTE stmt;
+        EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+        END;
+        ASSERT raised, 'A handed an own row to B: ' || stmt;
+    END LOOP;
+END $$;
+
+-- INSERT of rows owned by B fails
+DO $$
+DECLARE raised boolean;
+BEGIN
+    raised := false;
+    BEGIN
+        INSERT INTO wellness.users (id, email) VALUES ('00000000-0000-4000-8000-0000000020b1', 'x@example.com');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'wellness.users: A inserted a row for B';
+
+    raised := false;
+    BEGIN
+        INSERT INTO wellness.wellness_entries (user_id, date) VALUES ('00000000-0000-4000-8000-0000000020b1', CURRENT_DATE - 5);
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'wellness.wellness_entries: A inserted a row for B';
+
+    raised := false;
+    BEGIN
+        INSERT INTO wellness.module_progress (user_id, module_name) VALUES ('00000000-0000-4000-8000-0000000020b1', 'focus');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'wellness.module_progress: A inserted a row for B';
+
+    raised := false;
+    BEGIN
+        INSERT INTO wellness.conversations (user_id, module_name) VALUES ('00000000-0000-4000-8000-0000000020b1', 'focus');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'wellness.conversations: A inserted a row for B';
+
+    raised := false;
+    BEGIN
+        INSERT INTO wellness.messages (conversation_id, role, content) VALUES ('00000000-0000-4000-8000-00000020c0b1', 'user', 'x');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'wellness.messages: A inserted into B''s conversation';
+END $$;
+
+-- functions: own data only
+DO $$
+DECLARE raised boolean;
+BEGIN
+    ASSERT (SELECT entries_count FROM wellness.get_wellness_stats('00000000-0000-4000-8000-0000000020a1', 30)) = 2,
+        'get_wellness_stats: A should count 2 own entries';
+    ASSERT (SELECT streak FROM wellness.get_wellness_streak('00000000-0000-4000-8000-0000000020a1')) = 2,
+        'get_wellness_streak: A should have a streak of 2';
+    ASSERT (SELECT total_entries FROM wellness.get_wellness_streak('00000000-0000-4000-8000-0000000020a1')) = 2,
+        'get_wellness_streak: A should have 2 entries';
+
+    raised := false;
+    BEGIN
+        PERFORM wellness.get_wellness_stats('00000000-0000-4000-8000-0000000020b1', 30);
+    EXCEPTION WHEN insufficient_privilege THEN raised := true;
+    END;
+    ASSERT raised, 'get_wellness_stats: A read B''s statistics';
+
+    raised := false;
+    BEGIN
+        PERFORM wellness.get_wellness_streak('00000000-0000-4000-8000-0000000020b1');
+    EXCEPTION WHEN insufficient_privilege THEN raised := true;
+    END;
+    ASSERT raised, 'get_wellness_streak: A read B''s streak';
+END $$;
+
+-- ---------------------------------------------------------------- anon
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
+SET LOCAL ROLE anon;
+
+DO $$
+DECLARE
+    t text;
+    n bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['users', 'wellness_entries', 'module_progress', 'conversations', 'messages'] LOOP
+        BEGIN
+            EXECUTE format('SELECT count(*) FROM wellness.%I', t) INTO n;
+        EXCEPTION WHEN insufficient_privilege THEN n := 0;  -- permission denied counts as none
+        END;
+        ASSERT n = 0, format('wellness.%s: anon should see 0 rows, saw %s', t, n);
+    END LOOP;
+END $$;
+
+DO $$
+DECLARE raised boolean := false;
+BEGIN
+    ASSERT NOT has_function_privilege('anon', 'wellness.get_wellness_stats(uuid, integer)', 'EXECUTE'),
+        'get_wellness_stats: anon must not have EXECUTE';
+    ASSERT NOT has_function_privilege('anon', 'wellness.get_wellness_streak(uuid)', 'EXECUTE'),
+        'get_wellness_streak: anon must not have EXECUTE';
+    BEGIN
+        PERFORM wellness.get_wellness_stats('00000000-0000-4000-8000-0000000020a1', 30);
+    EXCEPTION WHEN insufficient_privilege THEN raised := true;
+    END;
+    ASSERT raised, 'get_wellness_stats: anon must not be able to execute it';
+END $$;
+
+-- ---------------------------------------------------------------- service_role
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
+SET LOCAL ROLE service_role;
+
+DO $$ BEGIN
+    ASSERT (SELECT count(*) FROM wellness.users) = 2, 'wellness.users: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM wellness.wellness_entries) = 3, 'wellness.wellness_entries: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM wellness.module_progress) = 2, 'wellness.module_progress: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM wellness.conversations) = 2, 'wellness.conversations: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM wellness.messages) = 4, 'wellness.messages: service_role should see 4 rows';
+    ASSERT (SELECT entries_count FROM wellness.get_wellness_stats('00000000-0000-4000-8000-0000000020b1')) = 1,
+        'get_wellness_stats: service_role should read B''s statistics';
+END $$;
+
+RESET ROLE;
