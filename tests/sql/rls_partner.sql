@@ -1,0 +1,465 @@
+-- RLS behaviour of the partner domain. Run as a superuser after every migration, inside one
+-- transaction that the harness rolls back (no BEGIN/COMMIT here).
+--
+-- Two separate relationships: RA = A (partner_a) + A2 (partner_b), RB = B (partner_a) + B2
+-- (partner_b). Every table gets rows for both. Checks: A and A2 see exactly RA's rows (and
+-- each only their own message suggestion), B sees none of RA's rows, writes to the other
+-- relationship affect nothing or are refused, anon sees nothing, service_role sees all.
+
+-- users: A 00..a001, A2 00..a002, B 00..b001, B2 00..b002
+INSERT INTO auth.users (id, email) VALUES
+    ('00000000-0000-4000-8000-00000000a001', 'partner-a@example.com'),
+    ('00000000-0000-4000-8000-00000000a002', 'partner-a2@example.com'),
+    ('00000000-0000-4000-8000-00000000b001', 'partner-b@example.com'),
+    ('00000000-0000-4000-8000-00000000b002', 'partner-b2@example.com');
+
+-- relationships (relationship_members rows are created by trigger_sync_relationship_members)
+INSERT INTO partner.relationships (id, partner_a_id, partner_b_id) VALUES
+    ('10000000-0000-4000-8000-00000000000a',
+     '00000000-0000-4000-8000-00000000a001', '00000000-0000-4000-8000-00000000a002'),
+    ('10000000-0000-4000-8000-00000000000b',
+     '00000000-0000-4000-8000-00000000b001', '00000000-0000-4000-8000-00000000b002');
+
+INSERT INTO partner.partner_conversations (id, relationship_id) VALUES
+    ('20000000-0000-4000-8000-00000000000a', '10000000-0000-4000-8000-00000000000a'),
+    ('20000000-0000-4000-8000-00000000000b', '10000000-0000-4000-8000-00000000000b');
+
+INSERT INTO partner.partner_messages (id, conversation_id, sender_id, content, sent_at) VALUES
+    ('30000000-0000-4000-8000-0000000000a1', '20000000-0000-4000-8000-00000000000a',
+     'partner_a', 'Can we talk tonight?', '2024-01-01 10:00+00'),
+    ('30000000-0000-4000-8000-0000000000a2', '20000000-0000-4000-8000-00000000000a',
+     'partner_b', 'Sure, after dinner.', '2024-01-01 10:05+00'),
+    ('30000000-0000-4000-8000-0000000000b1', '20000000-0000-4000-8000-00000000000b',
+     'partner_a', 'Running late.', '2024-01-01 11:00+00'),
+    ('30000000-0000-4000-8000-0000000000b2', '20000000-0000-4000-8000-00000000000b',
+     'partner_b', 'No problem.', '2024-01-01 11:05+00');
+
+INSERT INTO partner.partner_messaging_preferences (id, relationship_id, partner_id) VALUES
+    ('40000000-0000-4000-8000-0000000000a1', '10000000-0000-4000-8000-00000000000a', 'partner_a'),
+    ('40000000-0000-4000-8000-0000000000a2', '10000000-0000-4000-8000-00000000000a', 'partner_b'),
+    ('40000000-0000-4000-8000-0000000000b1', '10000000-0000-4000-8000-00000000000b', 'partner_a'),
+    ('40000000-0000-4000-8000-0000000000b2', '10000000-0000-4000-8000-00000000000b', 'partner_b');
+
+INSERT INTO partner.message_suggestions
+    (id, conversation_id, sender_id, original_message, risk_assessment,
+     primary_suggestion, suggestion_rationale) VALUES
+    ('50000000-0000-4000-8000-0000000000a1', '20000000-0000-4000-8000-00000000000a', 'partner_a',
+     'You never listen.', 'risky', 'I feel unheard lately.', 'I-statement'),
+    ('50000000-0000-4000-8000-0000000000a2', '20000000-0000-4000-8000-00000000000a', 'partner_b',
+     'Whatever.', 'risky', 'I need a minute.', 'name the need'),
+    ('50000000-0000-4000-8000-0000000000b1', '20000000-0000-4000-8000-00000000000b', 'partner_a',
+     'You always do this.', 'high_risk', 'This keeps hurting me.', 'avoid absolutes'),
+    ('50000000-0000-4000-8000-0000000000b2', '20000000-0000-4000-8000-00000000000b', 'partner_b',
+     'Fine.', 'safe', 'Okay, thanks.', 'acknowledge');
+
+INSERT INTO partner.escalation_events (id, relationship_id, source, severity) VALUES
+    ('60000000-0000-4000-8000-00000000000a', '10000000-0000-4000-8000-00000000000a',
+     'partner_messaging', 'medium'),
+    ('60000000-0000-4000-8000-00000000000b', '10000000-0000-4000-8000-00000000000b',
+     'partner_messaging', 'high');
+
+DO $$
+BEGIN
+    ASSERT (select count(*) from partner.relationship_members) = 4,
+        'relationship_members: the trigger should have created 2 members per relationship';
+    ASSERT (select message_count from partner.partner_conversations
+            where id = '20000000-0000-4000-8000-00000000000a') = 2,
+        'partner_conversations: message_count should count the 2 messages';
+END $$;
+
+-- =====================================================================
+-- authenticated as A (partner_a of RA)
+-- =====================================================================
+select set_config('request.jwt.claims',
+    '{"sub":"00000000-0000-4000-8000-00000000a001","role":"authenticated"}', true);
+set local role authenticated;
+
+DO $$
+BEGIN
+    ASSERT (select count(*) from partner.relationships) = 1,
+        'partner.relationships: authenticated A should see 1 row';
+    ASSERT (select count(*) from partner.relationships
+            where id = '10000000-0000-4000-8000-00000000000a') = 1,
+        'partner.relationships: A should see RA';
+    ASSERT (select count(*) from partner.relationship_members) = 2,
+        'partner.relationship_members: authenticated A should see 2 rows (A and A2)';
+    ASSERT (select count(*) from partner.relationship_members
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 2,
+        'partner.relationship_members: A should see only RA''s members';
+    ASSERT (select count(*) from partner.partner_conversations) = 1,
+        'partner.partner_conversations: authenticated A should see 1 row';
+    ASSERT (select count(*) from partner.partner_conversations
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 1,
+        'partner.partner_conversations: A should see RA''s conversation';
+    ASSERT (select count(*) from partner.partner_messages) = 2,
+        'partner.partner_messages: authenticated A should see 2 rows';
+    ASSERT (select count(*) from partner.partner_messages
+            where conversation_id = '20000000-0000-4000-8000-00000000000a') = 2,
+        'partner.partner_messages: A should see only RA''s messages';
+    ASSERT (select count(*) from partner.partner_messaging_preferences) = 2,
+        'partner.partner_messaging_preferences: authenticated A should see 2 rows';
+    ASSERT (select count(*) from partner.partner_messaging_preferences
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 2,
+        'partner.partner_messaging_preferences: A should see only RA''s preferences';
+    ASSERT (select count(*) from partner.message_suggestions) = 1,
+        'partner.message_suggestions: authenticated A should see 1 row (its own)';
+    ASSERT (select count(*) from partner.message_suggestions
+            where id = '50000000-0000-4000-8000-0000000000a1') = 1,
+        'partner.message_suggestions: A should see its own suggestion, not A2''s';
+    ASSERT (select count(*) from partner.escalation_events) = 1,
+        'partner.escalation_events: authenticated A should see 1 row';
+    ASSERT (select count(*) from partner.escalation_events
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 1,
+        'partner.escalation_events: A should see only RA''s events';
+END $$;
+
+-- A cannot change RB's rows, nor A2's private or own-partner rows
+DO $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE partner.relationships SET updated_at = now()
+        WHERE id = '10000000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.relationships: A updated RB';
+    DELETE FROM partner.relationships WHERE id = '10000000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.relationships: A deleted RB';
+    -- relationships are read-only for members, their own included
+    UPDATE partner.relationships SET partner_b_id = '00000000-0000-4000-8000-00000000b001'
+        WHERE id = '10000000-0000-4000-8000-00000000000a';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.relationships: A changed its own relationship''s partner';
+
+    UPDATE partner.partner_conversations SET is_active = false
+        WHERE id = '20000000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_conversations: A updated RB''s conversation';
+    DELETE FROM partner.partner_conversations WHERE id = '20000000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_conversations: A deleted RB''s conversation';
+    DELETE FROM partner.partner_conversations WHERE id = '20000000-0000-4000-8000-00000000000a';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_conversations: a member hard-deleted the shared conversation';
+
+    UPDATE partner.partner_messages SET status = 'read'
+        WHERE id = '30000000-0000-4000-8000-0000000000b1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_messages: A updated RB''s message';
+    DELETE FROM partner.partner_messages WHERE id = '30000000-0000-4000-8000-0000000000b1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_messages: A deleted RB''s message';
+
+    UPDATE partner.partner_messaging_preferences SET suggestion_mode = 'off'
+        WHERE id = '40000000-0000-4000-8000-0000000000b1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_messaging_preferences: A updated RB''s preferences';
+    DELETE FROM partner.partner_messaging_preferences
+        WHERE id = '40000000-0000-4000-8000-0000000000b1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_messaging_preferences: A deleted RB''s preferences';
+    UPDATE partner.partner_messaging_preferences SET suggestion_mode = 'off'
+        WHERE id = '40000000-0000-4000-8000-0000000000a2';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.partner_messaging_preferences: A updated its partner A2''s preferences';
+
+    UPDATE partner.message_suggestions SET user_action = 'ignored'
+        WHERE id = '50000000-0000-4000-8000-0000000000b1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.message_suggestions: A updated B''s suggestion';
+    DELETE FROM partner.message_suggestions WHERE id = '50000000-0000-4000-8000-0000000000b1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.message_suggestions: A deleted B''s suggestion';
+    UPDATE partner.message_suggestions SET user_action = 'ignored'
+        WHERE id = '50000000-0000-4000-8000-0000000000a2';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.message_suggestions: A updated its partner A2''s suggestion';
+
+    UPDATE partner.escalation_events SET severity = 'low'
+        WHERE id = '60000000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.escalation_events: A updated RB''s event';
+    DELETE FROM partner.escalation_events WHERE id = '60000000-0000-4000-8000-00000000000b';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.escalation_events: A deleted RB''s event';
+    DELETE FROM partner.escalation_events WHERE id = '60000000-0000-4000-8000-00000000000a';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 0, 'partner.escalation_events: a member deleted its own relationship''s event';
+
+    -- relationship_members is read-only to clients: refused outright, or 0 rows
+    BEGIN
+        UPDATE partner.relationship_members SET role = role
+            WHERE relationship_id = '10000000-0000-4000-8000-00000000000b';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ASSERT n = 0, 'partner.relationship_members: A updated RB''s members';
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+    BEGIN
+        DELETE FROM partner.relationship_members
+            WHERE relationship_id = '10000000-0000-4000-8000-00000000000b';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ASSERT n = 0, 'partner.relationship_members: A deleted RB''s members';
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+END $$;
+
+-- A cannot insert rows owned by RB/B, nor act as its partner A2
+DO $$
+DECLARE
+    raised boolean;
+BEGIN
+    raised := false;
+    BEGIN
+        INSERT INTO partner.relationships (partner_a_id, partner_b_id)
+        VALUES ('00000000-0000-4000-8000-00000000b001', '00000000-0000-4000-8000-00000000a001');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.relationships: A inserted a relationship';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.relationship_members (relationship_id, user_id, role)
+        VALUES ('10000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-00000000a001',
+                'partner_a');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.relationship_members: A joined RB';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.partner_conversations (relationship_id)
+        VALUES ('10000000-0000-4000-8000-00000000000b');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_conversations: A inserted a conversation for RB';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.partner_messages (conversation_id, sender_id, content)
+        VALUES ('20000000-0000-4000-8000-00000000000b', 'partner_a', 'intrusion');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_messages: A inserted a message into RB''s conversation';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.partner_messages (conversation_id, sender_id, content)
+        VALUES ('20000000-0000-4000-8000-00000000000a', 'partner_b', 'impersonation');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_messages: A sent a message as its partner A2';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.partner_messaging_preferences (relationship_id, partner_id)
+        VALUES ('10000000-0000-4000-8000-00000000000b', 'partner_a');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_messaging_preferences: A inserted preferences for RB';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.message_suggestions
+            (conversation_id, sender_id, original_message, risk_assessment,
+             primary_suggestion, suggestion_rationale)
+        VALUES ('20000000-0000-4000-8000-00000000000b', 'partner_a', 'x', 'safe', 'x', 'x');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.message_suggestions: A inserted a suggestion into RB''s conversation';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.message_suggestions
+            (conversation_id, sender_id, original_message, risk_assessment,
+             primary_suggestion, suggestion_rationale)
+        VALUES ('20000000-0000-4000-8000-00000000000a', 'partner_b', 'x', 'safe', 'x', 'x');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.message_suggestions: A inserted a suggestion as its partner A2';
+
+    raised := false;
+    BEGIN
+        INSERT INTO partner.escalation_events (relationship_id, source, severity)
+        VALUES ('10000000-0000-4000-8000-00000000000b', 'conflict', 'low');
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.escalation_events: A inserted an event for RB';
+END $$;
+
+-- A's legitimate writes in RA succeed
+DO $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO partner.partner_messages (id, conversation_id, sender_id, content, sent_at)
+    VALUES ('30000000-0000-4000-8000-0000000000a3', '20000000-0000-4000-8000-00000000000a',
+            'partner_a', 'See you at eight.', '2024-01-01 10:10+00');
+    ASSERT (select message_count from partner.partner_conversations
+            where id = '20000000-0000-4000-8000-00000000000a') = 3,
+        'partner_conversations: A''s message should be counted by the trigger';
+    ASSERT (select last_message_preview from partner.partner_conversations
+            where id = '20000000-0000-4000-8000-00000000000a') = 'See you at eight.',
+        'partner_conversations: last_message_preview should be A''s message';
+
+    UPDATE partner.partner_messages SET status = 'read', read_at = now()
+        WHERE id = '30000000-0000-4000-8000-0000000000a2';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'partner.partner_messages: A should mark A2''s message as read';
+
+    UPDATE partner.partner_messaging_preferences SET suggestion_mode = 'always'
+        WHERE id = '40000000-0000-4000-8000-0000000000a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'partner.partner_messaging_preferences: A should update its own preferences';
+
+    INSERT INTO partner.message_suggestions
+        (id, conversation_id, sender_id, original_message, risk_assessment,
+         primary_suggestion, suggestion_rationale)
+    VALUES ('50000000-0000-4000-8000-0000000000a3', '20000000-0000-4000-8000-00000000000a',
+            'partner_a', 'Late again?', 'risky', 'I missed you.', 'soften start-up');
+
+    INSERT INTO partner.escalation_events (id, relationship_id, source, severity)
+    VALUES ('60000000-0000-4000-8000-0000000000a2', '10000000-0000-4000-8000-00000000000a',
+            'conflict', 'low');
+
+    ASSERT (select count(*) from partner.message_suggestions) = 2,
+        'partner.message_suggestions: A should now see its 2 suggestions';
+    ASSERT (select count(*) from partner.escalation_events) = 2,
+        'partner.escalation_events: A should now see 2 events';
+END $$;
+
+reset role;
+
+-- =====================================================================
+-- authenticated as A2 (partner_b of RA): sees RA's shared rows, only its own suggestion
+-- =====================================================================
+select set_config('request.jwt.claims',
+    '{"sub":"00000000-0000-4000-8000-00000000a002","role":"authenticated"}', true);
+set local role authenticated;
+
+DO $$
+BEGIN
+    ASSERT (select count(*) from partner.relationships
+            where id = '10000000-0000-4000-8000-00000000000a') = 1
+       AND (select count(*) from partner.relationships) = 1,
+        'partner.relationships: authenticated A2 should see RA only';
+    ASSERT (select count(*) from partner.relationship_members) = 2,
+        'partner.relationship_members: authenticated A2 should see 2 rows';
+    ASSERT (select count(*) from partner.partner_conversations) = 1,
+        'partner.partner_conversations: authenticated A2 should see 1 row';
+    ASSERT (select count(*) from partner.partner_messages
+            where conversation_id = '20000000-0000-4000-8000-00000000000a') = 3
+       AND (select count(*) from partner.partner_messages) = 3,
+        'partner.partner_messages: authenticated A2 should see RA''s 3 messages (incl. A''s new one)';
+    ASSERT (select count(*) from partner.partner_messaging_preferences) = 2,
+        'partner.partner_messaging_preferences: authenticated A2 should see 2 rows';
+    ASSERT (select count(*) from partner.message_suggestions) = 1,
+        'partner.message_suggestions: authenticated A2 should see 1 row (its own)';
+    ASSERT (select count(*) from partner.message_suggestions
+            where id = '50000000-0000-4000-8000-0000000000a2') = 1,
+        'partner.message_suggestions: A2 should see its own suggestion, not A''s';
+    ASSERT (select count(*) from partner.escalation_events) = 2,
+        'partner.escalation_events: authenticated A2 should see RA''s 2 events';
+END $$;
+
+reset role;
+
+-- =====================================================================
+-- authenticated as B (partner_a of RB): none of RA's rows
+-- =====================================================================
+select set_config('request.jwt.claims',
+    '{"sub":"00000000-0000-4000-8000-00000000b001","role":"authenticated"}', true);
+set local role authenticated;
+
+DO $$
+BEGIN
+    ASSERT (select count(*) from partner.relationships
+            where id = '10000000-0000-4000-8000-00000000000a') = 0,
+        'partner.relationships: B should not see RA';
+    ASSERT (select count(*) from partner.relationship_members
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 0,
+        'partner.relationship_members: B should not see RA''s members';
+    ASSERT (select count(*) from partner.partner_conversations
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 0,
+        'partner.partner_conversations: B should not see RA''s conversation';
+    ASSERT (select count(*) from partner.partner_messages
+            where conversation_id = '20000000-0000-4000-8000-00000000000a') = 0,
+        'partner.partner_messages: B should not see RA''s messages';
+    ASSERT (select count(*) from partner.partner_messaging_preferences
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 0,
+        'partner.partner_messaging_preferences: B should not see RA''s preferences';
+    ASSERT (select count(*) from partner.message_suggestions
+            where conversation_id = '20000000-0000-4000-8000-00000000000a') = 0,
+        'partner.message_suggestions: B should not see RA''s suggestions';
+    ASSERT (select count(*) from partner.escalation_events
+            where relationship_id = '10000000-0000-4000-8000-00000000000a') = 0,
+        'partner.escalation_events: B should not see RA''s events';
+
+    ASSERT (select count(*) from partner.relationships) = 1,
+        'partner.relationships: authenticated B should see 1 row';
+    ASSERT (select count(*) from partner.relationship_members) = 2,
+        'partner.relationship_members: authenticated B should see 2 rows';
+    ASSERT (select count(*) from partner.partner_conversations) = 1,
+        'partner.partner_conversations: authenticated B should see 1 row';
+    ASSERT (select count(*) from partner.partner_messages) = 2,
+        'partner.partner_messages: authenticated B should see 2 rows';
+    ASSERT (select count(*) from partner.partner_messaging_preferences) = 2,
+        'partner.partner_messaging_preferences: authenticated B should see 2 rows';
+    ASSERT (select count(*) from partner.message_suggestions) = 1
+       AND (select count(*) from partner.message_suggestions
+            where id = '50000000-0000-4000-8000-0000000000b1') = 1,
+        'partner.message_suggestions: authenticated B should see only its own suggestion';
+    ASSERT (select count(*) from partner.escalation_events) = 1,
+        'partner.escalation_events: authenticated B should see 1 row';
+END $$;
+
+reset role;
+
+-- =====================================================================
+-- anon: nothing (no table privileges; permission denied counts as seeing none)
+-- =====================================================================
+select set_config('request.jwt.claims', '{"role":"anon"}', true);
+set local role anon;
+
+DO $$
+DECLARE
+    t text;
+    n bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['relationships', 'relationship_members', 'partner_conversations',
+                             'partner_messages', 'partner_messaging_preferences',
+                             'message_suggestions', 'escalation_events'] LOOP
+        BEGIN
+            EXECUTE format('select count(*) from partner.%I', t) INTO n;
+        EXCEPTION WHEN insufficient_privilege THEN n := 0;
+        END;
+        ASSERT n = 0, format('partner.%s: anon should see 0 rows, saw %s', t, n);
+    END LOOP;
+END $$;
+
+reset role;
+
+-- =====================================================================
+-- service_role: everything
+-- =====================================================================
+select set_config('request.jwt.claims', '{"role":"service_role"}', true);
+set local role service_role;
+
+DO $$
+BEGIN
+    ASSERT (select count(*) from partner.relationships) = 2,
+        'partner.relationships: service_role should see 2 rows';
+    ASSERT (select count(*) from partner.relationship_members) = 4,
+        'partner.relationship_members: service_role should see 4 rows';
+    ASSERT (select count(*) from partner.partner_conversations) = 2,
+        'partner.partner_conversations: service_role should see 2 rows';
+    ASSERT (select count(*) from partner.partner_messages) = 5,
+        'partner.partner_messages: service_role should see 5 rows';
+    ASSERT (select count(*) from partner.partner_messaging_preferences) = 4,
+        'partner.partner_messaging_preferences: service_role should see 4 rows';
+    ASSERT (select count(*) from partner.message_suggestions) = 5,
+        'partner.message_suggestions: service_role should see 5 rows';
+    ASSERT (select count(*) from partner.escalation_events) = 3,
+        'partner.escalation_events: service_role should see 3 rows';
+END $$;
+
+reset role;
