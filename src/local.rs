@@ -330,7 +330,13 @@ pub fn find_bindir() -> Result<PathBuf, Error> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         if let Some(dir) = std::env::split_paths(&path).find(|d| has_server(d)) {
-            return Ok(dir);
+            // PATH often holds links to a version's own bin directory, which also has the
+            // client tools (pg_dump, psql) beside the server: use that directory.
+            return Ok(fs::canonicalize(dir.join("initdb"))
+                .ok()
+                .and_then(|real| real.parent().map(Path::to_path_buf))
+                .filter(|real| has_server(real))
+                .unwrap_or(dir));
         }
     }
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {

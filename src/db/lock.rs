@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::Error;
 
 /// The lock's two keys: "migr" and "ate!" as big-endian int4s.
-const KEYS: (i32, i32) = (0x6d69_6772, 0x6174_6521);
+pub const KEYS: (i32, i32) = (0x6d69_6772, 0x6174_6521);
 
 const HOLDER: &str = "
     SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),

@@ -1,0 +1,345 @@
+//! The PostgreSQL harness: one throw-away cluster per test binary, started with the same code
+//! as the local cluster (or the server `TEST_DATABASE_URL` names), and a fresh database per
+//! test, so tests run in parallel. A project builder runs the real binary in a temporary
+//! directory with its own migration files.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use migrate::local::{Cluster, ServerOptions};
+
+/// The server every test of this binary uses.
+pub struct Server {
+    /// A URL to the server's `postgres` database, with rights to create databases.
+    admin_url: String,
+    admin: Mutex<postgres::Client>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        let admin_url = match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => url,
+            None => start_cluster(),
+        };
+        let admin = postgres::Client::connect(&admin_url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"));
+        Server {
+            admin_url,
+            admin: Mutex::new(admin),
+        }
+    })
+}
+
+/// A throw-away cluster under the temp directory, stopped and removed when the test process
+/// exits (at exit, or by a watchdog if the process is killed).
+fn start_cluster() -> String {
+    let root = std::env::temp_dir().join(format!("migrate-test-{}", std::process::id()));
+    let cluster = Cluster::new(&root).expect("PostgreSQL server binaries");
+    let port = cluster
+        .ensure_running(ServerOptions { fast: true })
+        .unwrap_or_else(|e| panic!("cannot start the test cluster: {e}"));
+    CLUSTER.set(cluster.clone()).ok();
+    extern "C" fn stop_cluster() {
+        if let Some(cluster) = CLUSTER.get() {
+            cluster.destroy();
+        }
+    }
+    // SAFETY: registers a plain function with no arguments to run at process exit.
+    unsafe { libc::atexit(stop_cluster) };
+    // If the test process is killed, atexit does not run: a watchdog shell stops the server
+    // (SIGQUIT is PostgreSQL's immediate shutdown) and removes its files.
+    let watchdog = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         kill -QUIT $(head -n 1 '{data}/postmaster.pid' 2>/dev/null) 2>/dev/null; sleep 1; \
+         rm -rf '{root}' '{server}'",
+        pid = std::process::id(),
+        data = cluster.data_dir().display(),
+        root = root.display(),
+        server = cluster.data_dir().parent().unwrap().display(),
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(watchdog)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    cluster.url(port, "postgres")
+}
+
+/// `url` with its database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+impl Server {
+    /// A new empty database for one test.
+    pub fn database(&self, label: &str) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let clean: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let name = format!("t{}_{n}_{clean}", std::process::id());
+        self.admin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE template0"))
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+        TestDb {
+            url: with_database(&self.admin_url, &name),
+            name,
+        }
+    }
+
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+}
+
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
+    }
+
+    /// One scalar value.
+    pub fn scalar<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.client()
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    pub fn execute(&self, sql: &str) {
+        self.client()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// `pg_dump --schema-only` of everything but the `_migrate` state, normalised.
+    pub fn dump(&self) -> String {
+        let bindir = migrate::local::find_bindir().expect("PostgreSQL binaries");
+        let output = Command::new(bindir.join("pg_dump"))
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--exclude-schema=_migrate",
+                "-d",
+            ])
+            .arg(&self.url)
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            output.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // pg_dump 15.14+ writes a random `\restrict` token into every dump.
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The repository's own directory (for its migrations and fixtures).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A throw-away project directory with its own database.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+}
+
+impl Project {
+    /// An empty project: no migrations yet.
+    pub fn new(label: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("migrate-project-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir(dir.path().join("migrations")).expect("migrations dir");
+        Project {
+            dir,
+            db: server().database(label),
+        }
+    }
+
+    /// A project whose migrations are a copy of the repository's own.
+    pub fn with_repo_migrations(label: &str) -> Project {
+        let project = Project::new(label);
+        for entry in std::fs::read_dir(repo().join("migrations")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "sql") {
+                std::fs::copy(&path, project.migrations().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        project
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn migrations(&self) -> PathBuf {
+        self.path().join("migrations")
+    }
+
+    /// Writes `migrations/<file>`.
+    pub fn migration(&self, file: &str, text: &str) -> &Self {
+        std::fs::write(self.migrations().join(file), text).unwrap();
+        self
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> &Self {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub fn remove_migration(&self, file: &str) {
+        std::fs::remove_file(self.migrations().join(file)).unwrap();
+    }
+
+    /// Runs `migrate ARGS --database-url <this test's database>`.
+    pub fn migrate(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--database-url", &self.db.url]);
+        self.migrate_raw(&all, &[])
+    }
+
+    /// Runs `migrate ARGS` with extra environment variables, and no database URL added.
+    pub fn migrate_raw(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("MIGRATE_CONFIG")
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let output = command.output().expect("run migrate");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Versions recorded in `_migrate.schema_migrations`.
+    pub fn applied(&self) -> Vec<i64> {
+        let exists: bool = self
+            .db
+            .scalar("SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL");
+        if !exists {
+            return Vec::new();
+        }
+        self.db
+            .client()
+            .query(
+                "SELECT version FROM _migrate.schema_migrations ORDER BY version",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+}
+
+/// The outcome of one run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "migrate {:?} exited {} (expected {expected})\nstdout:\n{}\nstderr:\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}\nstdout:\n{}",
+            self.stderr,
+            self.stdout
+        );
+        self
+    }
+
+    /// The single JSON document on stdout.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
+    }
+}
