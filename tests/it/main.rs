@@ -2,5 +2,6 @@
 
 mod support;
 
+mod domains;
 mod engine;
 mod files;
