@@ -241,11 +241,18 @@ ALTER TABLE partner.escalation_events ENABLE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     partner.relationships,
     partner.partner_conversations,
-    partner.partner_messages,
     partner.partner_messaging_preferences,
     partner.message_suggestions,
     partner.escalation_events
     TO authenticated, service_role;
+-- partner_messages: the FOR ALL policy lets either partner write any message of the
+-- relationship, so column privileges keep clients to delivery/read receipts and the soft
+-- delete. Otherwise a member could rewrite the partner's messages, or re-attribute their own
+-- to the partner with UPDATE sender_id (which the INSERT-only "send only as themselves"
+-- policy cannot see). No client DELETE: hard deletes are the retention job's (service_role).
+GRANT SELECT, INSERT, UPDATE, DELETE ON partner.partner_messages TO service_role;
+GRANT SELECT, INSERT ON partner.partner_messages TO authenticated;
+GRANT UPDATE (status, delivered_at, read_at, deleted_at) ON partner.partner_messages TO authenticated;
 -- relationship_members is derived from relationships (trigger in 0031): nobody writes it
 -- directly, so that it cannot drift from relationships.
 GRANT SELECT ON partner.relationship_members TO authenticated, service_role;

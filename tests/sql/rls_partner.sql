@@ -146,9 +146,13 @@ BEGIN
         WHERE id = '30000000-0000-4000-8000-0000000000b1';
     GET DIAGNOSTICS n = ROW_COUNT;
     ASSERT n = 0, 'partner.partner_messages: A updated RB''s message';
-    DELETE FROM partner.partner_messages WHERE id = '30000000-0000-4000-8000-0000000000b1';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_messages: A deleted RB''s message';
+    -- no client DELETE on messages at all: refused outright, or 0 rows
+    BEGIN
+        DELETE FROM partner.partner_messages WHERE id = '30000000-0000-4000-8000-0000000000b1';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ASSERT n = 0, 'partner.partner_messages: A deleted RB''s message';
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
 
     UPDATE partner.partner_messaging_preferences SET suggestion_mode = 'off'
         WHERE id = '40000000-0000-4000-8000-0000000000b1';
@@ -248,6 +252,30 @@ BEGIN
     EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
     END;
     ASSERT raised, 'partner.partner_messages: A sent a message as its partner A2';
+
+    -- nor afterwards: re-attributing its own message, rewriting A2's, hard-deleting either
+    raised := false;
+    BEGIN
+        UPDATE partner.partner_messages SET sender_id = 'partner_b'
+            WHERE id = '30000000-0000-4000-8000-0000000000a1';
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_messages: A re-attributed its message to its partner A2';
+
+    raised := false;
+    BEGIN
+        UPDATE partner.partner_messages SET content = 'rewritten'
+            WHERE id = '30000000-0000-4000-8000-0000000000a2';
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_messages: A rewrote its partner A2''s message';
+
+    raised := false;
+    BEGIN
+        DELETE FROM partner.partner_messages WHERE id = '30000000-0000-4000-8000-0000000000a2';
+    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
+    END;
+    ASSERT raised, 'partner.partner_messages: A hard-deleted a message of the shared conversation';
 
     raised := false;
     BEGIN
