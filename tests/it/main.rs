@@ -5,3 +5,4 @@ mod support;
 mod domains;
 mod engine;
 mod files;
+mod local;
