@@ -1,6 +1,8 @@
 -- RLS behaviour test for the coach domain. Run as a superuser on a database at head,
 -- inside one transaction that the harness rolls back (no BEGIN/COMMIT here).
 -- User A = c0ac0000-0000-4000-8000-00000000000a, user B = c0ac0000-0000-4000-8000-00000000000b.
+-- Correct on an empty database and on one holding seed data: A's and anon's counts are
+-- totals (seeded rows must be as invisible as B's), service_role counts A's and B's rows.
 
 INSERT INTO auth.users (id, email) VALUES
     ('c0ac0000-0000-4000-8000-00000000000a', 'coach-a@example.com'),
@@ -194,16 +196,24 @@ RESET ROLE;
 SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
 SET LOCAL ROLE service_role;
 
+-- Counted among this script's rows only: the database may also hold seed data.
 DO $$
+DECLARE
+    a constant uuid := 'c0ac0000-0000-4000-8000-00000000000a';
+    b constant uuid := 'c0ac0000-0000-4000-8000-00000000000b';
 BEGIN
-    ASSERT (SELECT count(*) FROM coach.users) = 2, 'coach.users: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM coach.conversations) = 29, 'coach.conversations: service_role should see 29 rows';
-    ASSERT (SELECT count(*) FROM coach.analysis_results) = 2, 'coach.analysis_results: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM coach.crisis_events) = 2, 'coach.crisis_events: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM coach.job_queue) = 3, 'coach.job_queue: service_role should see 3 rows';
+    ASSERT (SELECT count(*) FROM coach.users WHERE id IN (a, b)) = 2,
+        'coach.users: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM coach.conversations WHERE user_id IN (a, b)) = 29,
+        'coach.conversations: service_role should see A''s 27 and B''s 2 rows';
+    ASSERT (SELECT count(*) FROM coach.analysis_results WHERE user_id IN (a, b)) = 2,
+        'coach.analysis_results: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM coach.crisis_events WHERE user_id IN (a, b)) = 2,
+        'coach.crisis_events: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM coach.job_queue WHERE data ->> 'user_id' IN (a::text, b::text)) = 3,
+        'coach.job_queue: service_role should see 2 report jobs and 1 analysis job for A and B';
     ASSERT (SELECT count(*) FROM coach.job_queue
-             WHERE name = 'analysis_job'
-               AND data ->> 'user_id' = 'c0ac0000-0000-4000-8000-00000000000a') = 1,
+             WHERE name = 'analysis_job' AND data ->> 'user_id' = a::text) = 1,
         'coach.job_queue: exactly one analysis job should be queued for A';
 END $$;
 

@@ -1,6 +1,8 @@
 -- RLS behaviour test for the counsel domain. Run as a superuser on a database at head,
 -- inside one transaction that the harness rolls back (no BEGIN/COMMIT here).
 -- User A = c0c50000-0000-4000-8000-00000000000a, user B = c0c50000-0000-4000-8000-00000000000b.
+-- Correct on an empty database and on one holding seed data: A's and anon's counts are
+-- totals (seeded rows must be as invisible as B's), service_role counts A's and B's rows.
 
 INSERT INTO auth.users (id, email) VALUES
     ('c0c50000-0000-4000-8000-00000000000a', 'counsel-a@example.com'),
@@ -243,17 +245,22 @@ RESET ROLE;
 SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
 SET LOCAL ROLE service_role;
 
+-- Counted among this script's rows only: the database may also hold seed data.
 DO $$
+DECLARE
+    a constant uuid := 'c0c50000-0000-4000-8000-00000000000a';
+    b constant uuid := 'c0c50000-0000-4000-8000-00000000000b';
 BEGIN
-    ASSERT (SELECT count(*) FROM counsel.users) = 2, 'counsel.users: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM counsel.coaching_conversations) = 2,
-        'counsel.coaching_conversations: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM counsel.coaching_messages) = 5,
-        'counsel.coaching_messages: service_role should see 5 rows';
-    ASSERT (SELECT count(*) FROM counsel.progress_tracking) = 3,
-        'counsel.progress_tracking: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM counsel.personality_insights) = 2,
-        'counsel.personality_insights: service_role should see 2 rows';
+    ASSERT (SELECT count(*) FROM counsel.users WHERE id IN (a, b)) = 2,
+        'counsel.users: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM counsel.coaching_conversations WHERE user_id IN (a, b)) = 2,
+        'counsel.coaching_conversations: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM counsel.coaching_messages WHERE user_id IN (a, b)) = 5,
+        'counsel.coaching_messages: service_role should see A''s 3 and B''s 2 rows';
+    ASSERT (SELECT count(*) FROM counsel.progress_tracking WHERE user_id IN (a, b)) = 3,
+        'counsel.progress_tracking: service_role should see A''s 2 and B''s 1 rows';
+    ASSERT (SELECT count(*) FROM counsel.personality_insights WHERE user_id IN (a, b)) = 2,
+        'counsel.personality_insights: service_role should see A''s and B''s rows';
 END $$;
 
 RESET ROLE;

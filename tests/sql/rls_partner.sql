@@ -5,6 +5,9 @@
 -- (partner_b). Every table gets rows for both. Checks: A and A2 see exactly RA's rows (and
 -- each only their own message suggestion), B sees none of RA's rows, writes to the other
 -- relationship affect nothing or are refused, anon sees nothing, service_role sees all.
+-- Correct on an empty database and on one holding seed data: the members' and anon's counts
+-- are totals (seeded rows must be as invisible as the other relationship's), service_role's
+-- and the superuser's count RA's and RB's rows.
 
 -- users: A 00..a001, A2 00..a002, B 00..b001, B2 00..b002
 INSERT INTO auth.users (id, email) VALUES
@@ -60,7 +63,9 @@ INSERT INTO partner.escalation_events (id, relationship_id, source, severity) VA
 
 DO $$
 BEGIN
-    ASSERT (select count(*) from partner.relationship_members) = 4,
+    ASSERT (select count(*) from partner.relationship_members
+            where relationship_id in ('10000000-0000-4000-8000-00000000000a',
+                                      '10000000-0000-4000-8000-00000000000b')) = 4,
         'relationship_members: the trigger should have created 2 members per relationship';
     ASSERT (select message_count from partner.partner_conversations
             where id = '20000000-0000-4000-8000-00000000000a') = 2,
@@ -472,22 +477,28 @@ reset role;
 select set_config('request.jwt.claims', '{"role":"service_role"}', true);
 set local role service_role;
 
+-- Counted among RA's and RB's rows only: the database may also hold seed data.
 DO $$
+DECLARE
+    ra constant uuid := '10000000-0000-4000-8000-00000000000a';
+    rb constant uuid := '10000000-0000-4000-8000-00000000000b';
+    ca constant uuid := '20000000-0000-4000-8000-00000000000a';
+    cb constant uuid := '20000000-0000-4000-8000-00000000000b';
 BEGIN
-    ASSERT (select count(*) from partner.relationships) = 2,
-        'partner.relationships: service_role should see 2 rows';
-    ASSERT (select count(*) from partner.relationship_members) = 4,
-        'partner.relationship_members: service_role should see 4 rows';
-    ASSERT (select count(*) from partner.partner_conversations) = 2,
-        'partner.partner_conversations: service_role should see 2 rows';
-    ASSERT (select count(*) from partner.partner_messages) = 5,
-        'partner.partner_messages: service_role should see 5 rows';
-    ASSERT (select count(*) from partner.partner_messaging_preferences) = 4,
-        'partner.partner_messaging_preferences: service_role should see 4 rows';
-    ASSERT (select count(*) from partner.message_suggestions) = 5,
-        'partner.message_suggestions: service_role should see 5 rows';
-    ASSERT (select count(*) from partner.escalation_events) = 3,
-        'partner.escalation_events: service_role should see 3 rows';
+    ASSERT (select count(*) from partner.relationships where id in (ra, rb)) = 2,
+        'partner.relationships: service_role should see RA and RB';
+    ASSERT (select count(*) from partner.relationship_members where relationship_id in (ra, rb)) = 4,
+        'partner.relationship_members: service_role should see RA''s and RB''s 4 members';
+    ASSERT (select count(*) from partner.partner_conversations where relationship_id in (ra, rb)) = 2,
+        'partner.partner_conversations: service_role should see RA''s and RB''s conversations';
+    ASSERT (select count(*) from partner.partner_messages where conversation_id in (ca, cb)) = 5,
+        'partner.partner_messages: service_role should see RA''s 3 and RB''s 2 messages';
+    ASSERT (select count(*) from partner.partner_messaging_preferences where relationship_id in (ra, rb)) = 4,
+        'partner.partner_messaging_preferences: service_role should see RA''s and RB''s 4 rows';
+    ASSERT (select count(*) from partner.message_suggestions where conversation_id in (ca, cb)) = 5,
+        'partner.message_suggestions: service_role should see RA''s 3 and RB''s 2 suggestions';
+    ASSERT (select count(*) from partner.escalation_events where relationship_id in (ra, rb)) = 3,
+        'partner.escalation_events: service_role should see RA''s 2 and RB''s 1 events';
 END $$;
 
 reset role;

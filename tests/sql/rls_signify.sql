@@ -11,6 +11,9 @@
 -- *active* lesson with its notes and tests and its cover image, never B's inactive lesson;
 -- tests_content (holds the answers) is visible to the lesson's author only. Writes to any of
 -- B's rows affect 0 rows or fail.
+-- Correct on an empty database and on one holding seed data: A's and anon's counts of owned
+-- rows are totals (seeded rows must be as invisible as B's), A's counts of shared lesson content
+-- follow the rule over all lessons, service_role counts A's and B's rows.
 
 -- ---------------------------------------------------------------- fixtures (as superuser)
 INSERT INTO auth.users (id, email) VALUES
@@ -72,7 +75,9 @@ INSERT INTO signify.practice_sessions (id, user_id, lesson_id, mode, score, medi
 REFRESH MATERIALIZED VIEW signify.practice_metrics_daily;
 
 DO $$ BEGIN
-    ASSERT (SELECT count(*) FROM signify.practice_metrics_daily) = 3, 'practice_metrics_daily: should hold 3 rows after refresh';
+    ASSERT (SELECT count(*) FROM signify.practice_metrics_daily
+             WHERE user_id IN ('00000000-0000-4000-8000-0000000040a1', '00000000-0000-4000-8000-0000000040b1')) = 3,
+        'practice_metrics_daily: should hold 3 rows for A and B after refresh';
     ASSERT (SELECT level FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040b1') = 1, 'signify.users: generated level of 1500 xp should be 1';
 END $$;
 
@@ -87,6 +92,26 @@ BEGIN
     ASSERT raised, 'signify.users: users_email_key should reject an email differing only in case';
 END $$;
 
+-- What A may read of the shared lesson content depends on every lesson in the database (seed
+-- data included), so it is counted here, as superuser, for the checks A runs below.
+DO $$
+DECLARE a constant uuid := '00000000-0000-4000-8000-0000000040a1';
+BEGIN
+    PERFORM set_config('rls_signify.lessons', (
+        SELECT count(*) FROM signify.lessons l WHERE l.is_active OR l.author_id = a)::text, true);
+    PERFORM set_config('rls_signify.notes', (
+        SELECT count(*) FROM signify.notes n JOIN signify.lessons l ON l.id = n.lesson_id
+        WHERE l.is_active OR l.author_id = a)::text, true);
+    PERFORM set_config('rls_signify.tests', (
+        SELECT count(*) FROM signify.tests t JOIN signify.lessons l ON l.id = t.lesson_id
+        WHERE l.is_active OR l.author_id = a)::text, true);
+    PERFORM set_config('rls_signify.media_assets', (
+        SELECT count(*) FROM signify.media_assets m
+        WHERE m.owner_id = a
+           OR m.id IN (SELECT l.cover_media_id FROM signify.lessons l
+                       WHERE l.is_active OR l.author_id = a))::text, true);
+END $$;
+
 -- ---------------------------------------------------------------- authenticated as A
 SELECT set_config('request.jwt.claims',
     '{"sub":"00000000-0000-4000-8000-0000000040a1","role":"authenticated"}', true);
@@ -98,13 +123,48 @@ DO $$ BEGIN
     ASSERT (SELECT count(*) FROM signify.users WHERE id <> '00000000-0000-4000-8000-0000000040a1') = 0, 'signify.users: A sees a foreign row';
     ASSERT (SELECT count(*) FROM signify.user_settings) = 1, 'signify.user_settings: authenticated A should see 1 row';
     ASSERT (SELECT count(*) FROM signify.user_settings WHERE user_id <> '00000000-0000-4000-8000-0000000040a1') = 0, 'signify.user_settings: A sees a foreign row';
-    ASSERT (SELECT count(*) FROM signify.media_assets) = 3, 'signify.media_assets: authenticated A should see 3 rows (2 own + cover of B''s active lesson)';
-    ASSERT (SELECT count(*) FROM signify.media_assets WHERE owner_id <> '00000000-0000-4000-8000-0000000040a1') = 1, 'signify.media_assets: A should see exactly 1 foreign row (a published cover)';
+    -- shared lesson content: every active lesson, A's own inactive ones, and their notes, tests
+    -- and covers; no one else's inactive lesson nor anything of it
+    ASSERT (SELECT count(*) FROM signify.lessons) = current_setting('rls_signify.lessons')::bigint,
+        format('signify.lessons: authenticated A should see every active lesson and its own (%s rows), saw %s',
+               current_setting('rls_signify.lessons'), (SELECT count(*) FROM signify.lessons));
+    ASSERT (SELECT count(*) FROM signify.lessons
+             WHERE NOT is_active AND author_id <> '00000000-0000-4000-8000-0000000040a1') = 0,
+        'signify.lessons: A sees someone else''s inactive lesson';
+    ASSERT (SELECT count(*) FROM signify.lessons WHERE id IN ('00000000-0000-4000-8000-004002a00001', '00000000-0000-4000-8000-004002b00001')) = 2
+       AND (SELECT count(*) FROM signify.lessons WHERE id = '00000000-0000-4000-8000-004002b00002') = 0,
+        'signify.lessons: A should see its own and B''s active lesson, not B''s inactive one';
+    ASSERT (SELECT count(*) FROM signify.notes) = current_setting('rls_signify.notes')::bigint,
+        format('signify.notes: authenticated A should see the notes of readable lessons (%s rows), saw %s',
+               current_setting('rls_signify.notes'), (SELECT count(*) FROM signify.notes));
+    ASSERT (SELECT count(*) FROM signify.notes WHERE lesson_id NOT IN (
+                SELECT id FROM signify.lessons WHERE is_active OR author_id = '00000000-0000-4000-8000-0000000040a1')) = 0,
+        'signify.notes: A sees a note of someone else''s inactive lesson';
+    ASSERT (SELECT count(*) FROM signify.notes WHERE id IN ('00000000-0000-4000-8000-004003a00001', '00000000-0000-4000-8000-004003b00001')) = 2
+       AND (SELECT count(*) FROM signify.notes WHERE id = '00000000-0000-4000-8000-004003b00002') = 0,
+        'signify.notes: A should see the notes of its own and B''s active lesson, not of B''s inactive one';
+    ASSERT (SELECT count(*) FROM signify.tests) = current_setting('rls_signify.tests')::bigint,
+        format('signify.tests: authenticated A should see the tests of readable lessons (%s rows), saw %s',
+               current_setting('rls_signify.tests'), (SELECT count(*) FROM signify.tests));
+    ASSERT (SELECT count(*) FROM signify.tests WHERE lesson_id NOT IN (
+                SELECT id FROM signify.lessons WHERE is_active OR author_id = '00000000-0000-4000-8000-0000000040a1')) = 0,
+        'signify.tests: A sees a test of someone else''s inactive lesson';
+    ASSERT (SELECT count(*) FROM signify.tests WHERE id IN ('00000000-0000-4000-8000-004004a00001', '00000000-0000-4000-8000-004004b00001')) = 2
+       AND (SELECT count(*) FROM signify.tests WHERE id = '00000000-0000-4000-8000-004004b00002') = 0,
+        'signify.tests: A should see the tests of its own and B''s active lesson, not of B''s inactive one';
+    ASSERT (SELECT count(*) FROM signify.media_assets) = current_setting('rls_signify.media_assets')::bigint,
+        format('signify.media_assets: authenticated A should see its own and the covers of readable lessons (%s rows), saw %s',
+               current_setting('rls_signify.media_assets'), (SELECT count(*) FROM signify.media_assets));
+    ASSERT (SELECT count(*) FROM signify.media_assets
+             WHERE owner_id <> '00000000-0000-4000-8000-0000000040a1'
+               AND id NOT IN (SELECT cover_media_id FROM signify.lessons
+                              WHERE (is_active OR author_id = '00000000-0000-4000-8000-0000000040a1')
+                                AND cover_media_id IS NOT NULL)) = 0,
+        'signify.media_assets: A sees a foreign asset that is not the cover of a readable lesson';
+    ASSERT (SELECT count(*) FROM signify.media_assets WHERE id IN ('00000000-0000-4000-8000-004001a00001', '00000000-0000-4000-8000-004001a00002', '00000000-0000-4000-8000-004001b00002')) = 3,
+        'signify.media_assets: A should see its 2 assets and the cover of B''s active lesson';
     ASSERT (SELECT count(*) FROM signify.media_assets WHERE id IN ('00000000-0000-4000-8000-004001b00001', '00000000-0000-4000-8000-004001b00003')) = 0, 'signify.media_assets: A sees B''s private recording or unpublished cover';
-    ASSERT (SELECT count(*) FROM signify.lessons) = 2, 'signify.lessons: authenticated A should see 2 rows (own + B''s active)';
-    ASSERT (SELECT count(*) FROM signify.lessons WHERE NOT is_active) = 0, 'signify.lessons: A sees B''s inactive lesson';
-    ASSERT (SELECT count(*) FROM signify.notes) = 2, 'signify.notes: authenticated A should see 2 rows';
-    ASSERT (SELECT count(*) FROM signify.tests) = 2, 'signify.tests: authenticated A should see 2 rows';
+    -- owned content: exactly A's rows
     ASSERT (SELECT count(*) FROM signify.tests_content) = 1, 'signify.tests_content: authenticated A should see 1 row (own lesson only)';
     ASSERT (SELECT count(*) FROM signify.chat_sessions) = 1, 'signify.chat_sessions: authenticated A should see 1 row';
     ASSERT (SELECT count(*) FROM signify.chat_messages) = 2, 'signify.chat_messages: authenticated A should see 2 rows';
@@ -333,18 +393,28 @@ RESET ROLE;
 SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
 SET LOCAL ROLE service_role;
 
-DO $$ BEGIN
-    ASSERT (SELECT count(*) FROM signify.users) = 2, 'signify.users: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM signify.user_settings) = 2, 'signify.user_settings: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM signify.media_assets) = 5, 'signify.media_assets: service_role should see 5 rows';
-    ASSERT (SELECT count(*) FROM signify.lessons) = 3, 'signify.lessons: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM signify.notes) = 3, 'signify.notes: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM signify.tests) = 3, 'signify.tests: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM signify.tests_content) = 2, 'signify.tests_content: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM signify.chat_sessions) = 2, 'signify.chat_sessions: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM signify.chat_messages) = 3, 'signify.chat_messages: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM signify.practice_sessions) = 3, 'signify.practice_sessions: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM signify.practice_metrics_daily) = 3, 'practice_metrics_daily: service_role should see 3 rows';
+-- Counted among this script's rows only: the database may also hold seed data.
+DO $$
+DECLARE
+    a constant uuid := '00000000-0000-4000-8000-0000000040a1';
+    b constant uuid := '00000000-0000-4000-8000-0000000040b1';
+BEGIN
+    ASSERT (SELECT count(*) FROM signify.users WHERE id IN (a, b)) = 2, 'signify.users: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM signify.user_settings WHERE user_id IN (a, b)) = 2, 'signify.user_settings: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM signify.media_assets WHERE owner_id IN (a, b)) = 5, 'signify.media_assets: service_role should see A''s and B''s 5 rows';
+    ASSERT (SELECT count(*) FROM signify.lessons WHERE author_id IN (a, b)) = 3, 'signify.lessons: service_role should see A''s and B''s 3 lessons';
+    ASSERT (SELECT count(*) FROM signify.notes n JOIN signify.lessons l ON l.id = n.lesson_id WHERE l.author_id IN (a, b)) = 3,
+        'signify.notes: service_role should see the 3 notes of A''s and B''s lessons';
+    ASSERT (SELECT count(*) FROM signify.tests t JOIN signify.lessons l ON l.id = t.lesson_id WHERE l.author_id IN (a, b)) = 3,
+        'signify.tests: service_role should see the 3 tests of A''s and B''s lessons';
+    ASSERT (SELECT count(*) FROM signify.tests_content c JOIN signify.tests t ON t.id = c.test_id
+             JOIN signify.lessons l ON l.id = t.lesson_id WHERE l.author_id IN (a, b)) = 2,
+        'signify.tests_content: service_role should see the 2 items of A''s and B''s tests';
+    ASSERT (SELECT count(*) FROM signify.chat_sessions WHERE user_id IN (a, b)) = 2, 'signify.chat_sessions: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM signify.chat_messages m JOIN signify.chat_sessions c ON c.id = m.chat_id WHERE c.user_id IN (a, b)) = 3,
+        'signify.chat_messages: service_role should see the 3 messages of A''s and B''s chats';
+    ASSERT (SELECT count(*) FROM signify.practice_sessions WHERE user_id IN (a, b)) = 3, 'signify.practice_sessions: service_role should see A''s and B''s 3 rows';
+    ASSERT (SELECT count(*) FROM signify.practice_metrics_daily WHERE user_id IN (a, b)) = 3, 'practice_metrics_daily: service_role should see A''s and B''s 3 rows';
     -- service_role may award XP to anyone and refresh the view
     ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040b1', 50) = 1550, 'increment_xp: service_role should award B 50 xp';
     PERFORM signify.refresh_practice_metrics_daily();

@@ -3,6 +3,8 @@
 -- afterwards (psql -X -v ON_ERROR_STOP=1 -1 -f tests/sql/rls_wellness.sql). Any failed ASSERT
 -- raises and fails the run.
 -- User A = 00000000-0000-4000-8000-0000000020a1, user B = 00000000-0000-4000-8000-0000000020b1.
+-- Correct on an empty database and on one holding seed data: A's and anon's counts are
+-- totals (seeded rows must be as invisible as B's), service_role counts A's and B's rows.
 
 -- ---------------------------------------------------------------- fixtures (as superuser)
 INSERT INTO auth.users (id, email) VALUES
@@ -271,13 +273,20 @@ RESET ROLE;
 SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
 SET LOCAL ROLE service_role;
 
-DO $$ BEGIN
-    ASSERT (SELECT count(*) FROM wellness.users) = 2, 'wellness.users: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM wellness.wellness_entries) = 3, 'wellness.wellness_entries: service_role should see 3 rows';
-    ASSERT (SELECT count(*) FROM wellness.module_progress) = 2, 'wellness.module_progress: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM wellness.conversations) = 2, 'wellness.conversations: service_role should see 2 rows';
-    ASSERT (SELECT count(*) FROM wellness.messages) = 4, 'wellness.messages: service_role should see 4 rows';
-    ASSERT (SELECT entries_count FROM wellness.get_wellness_stats('00000000-0000-4000-8000-0000000020b1')) = 1,
+-- Counted among this script's rows only: the database may also hold seed data.
+DO $$
+DECLARE
+    a constant uuid := '00000000-0000-4000-8000-0000000020a1';
+    b constant uuid := '00000000-0000-4000-8000-0000000020b1';
+BEGIN
+    ASSERT (SELECT count(*) FROM wellness.users WHERE id IN (a, b)) = 2, 'wellness.users: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM wellness.wellness_entries WHERE user_id IN (a, b)) = 3, 'wellness.wellness_entries: service_role should see A''s and B''s 3 rows';
+    ASSERT (SELECT count(*) FROM wellness.module_progress WHERE user_id IN (a, b)) = 2, 'wellness.module_progress: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM wellness.conversations WHERE user_id IN (a, b)) = 2, 'wellness.conversations: service_role should see A''s and B''s rows';
+    ASSERT (SELECT count(*) FROM wellness.messages
+             WHERE conversation_id IN ('00000000-0000-4000-8000-00000020c0a1', '00000000-0000-4000-8000-00000020c0b1')) = 4,
+        'wellness.messages: service_role should see the 4 rows of A''s and B''s conversations';
+    ASSERT (SELECT entries_count FROM wellness.get_wellness_stats(b)) = 1,
         'get_wellness_stats: service_role should read B''s statistics';
 END $$;
 
