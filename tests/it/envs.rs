@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use migrate::local::ServerOptions;
 
-use crate::support::{server, throwaway_cluster, Project};
+use crate::support::{server, throwaway_cluster, Project, Run, TestDb};
 
 // ---------------------------------------------------------------------------------------
 // TLS
@@ -239,4 +239,448 @@ fn tls_parameter_errors_exit_2() {
     )
     .code(2)
     .stderr_has("sslrootcert=/nonexistent/ca.pem: cannot read certificates");
+}
+
+// ---------------------------------------------------------------------------------------
+// Environments, protection, plan and promote
+
+/// A project whose migrate.toml names two environments, each its own database: staging is
+/// the project's own database, production a second one, protected.
+struct Pair {
+    p: Project,
+    prod: TestDb,
+}
+
+const ENVIRONMENTS: &str = r#"
+[env.staging]
+url_env = "STAGING_URL"
+statement_timeout = "2s"
+
+[env.production]
+url_env = "PRODUCTION_URL"
+protected = true
+lock_timeout = "300ms"
+"#;
+
+fn table(n: u32) -> String {
+    format!(
+        "-- UP\ncreate table coach_t{n} (id int primary key);\n-- DOWN\ndrop table coach_t{n};\n"
+    )
+}
+
+impl Pair {
+    fn new(label: &str) -> Pair {
+        let p = Project::new(label);
+        p.write("migrate.toml", ENVIRONMENTS);
+        Pair {
+            prod: server().database(&format!("{label}_prod")),
+            p,
+        }
+    }
+
+    /// With three simple migrations.
+    fn three(label: &str) -> Pair {
+        let pair = Pair::new(label);
+        for n in 1..=3 {
+            pair.p
+                .migration(&format!("000{n}_coach_t{n}.sql"), &table(n));
+        }
+        pair
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.p.migrate_raw(
+            args,
+            &[
+                ("STAGING_URL", &self.p.db.url),
+                ("PRODUCTION_URL", &self.prod.url),
+            ],
+        )
+    }
+
+    fn staging(&self) -> Vec<(i64, String)> {
+        recorded(&self.p.db)
+    }
+
+    fn production(&self) -> Vec<(i64, String)> {
+        recorded(&self.prod)
+    }
+
+    fn versions(&self) -> Vec<i64> {
+        self.production().into_iter().map(|(v, _)| v).collect()
+    }
+}
+
+/// Versions and checksums in `_migrate.schema_migrations`.
+fn recorded(db: &TestDb) -> Vec<(i64, String)> {
+    let exists: bool = db.scalar("SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL");
+    if !exists {
+        return Vec::new();
+    }
+    db.client()
+        .query(
+            "SELECT version, checksum FROM _migrate.schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// The `kind`s and versions of a plan's reasons.
+fn reasons(json: &serde_json::Value) -> Vec<(String, Option<i64>)> {
+    json["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["version"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+fn plan_json(pair: &Pair) -> serde_json::Value {
+    let run = pair.run(&["plan", "--from", "staging", "--to", "production", "--json"]);
+    let json = run.json();
+    let expected = if json["may_proceed"] == true { 0 } else { 1 };
+    run.code(expected);
+    json
+}
+
+#[test]
+fn promote_brings_production_to_staging_head_with_identical_checksums() {
+    let pair = Pair::new("promote_repo");
+    for entry in std::fs::read_dir(crate::support::repo().join("migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "sql") {
+            std::fs::copy(&path, pair.p.migrations().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    pair.run(&["up", "--env", "staging"]).success();
+    pair.run(&["up", "--env", "production", "--to", "22", "--yes"])
+        .success();
+    let before = pair.versions();
+    assert_eq!(before.last(), Some(&22));
+
+    let plan = plan_json(&pair);
+    assert_eq!(plan["may_proceed"], true);
+    assert_eq!(plan["reasons"], serde_json::json!([]));
+    let missing: Vec<i64> = plan["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = pair
+        .staging()
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| !before.contains(v))
+        .collect();
+    assert_eq!(missing, expected);
+    assert_eq!(plan["to"]["head"], 22);
+    assert_eq!(plan["from"]["environment"], "staging");
+    assert!(!plan["to"]["target"].as_str().unwrap().is_empty());
+
+    let run = pair.run(&[
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--yes",
+        "--json",
+    ]);
+    run.success();
+    let report = run.json();
+    assert_eq!(report["steps"].as_array().unwrap().len(), missing.len());
+    assert_eq!(pair.production(), pair.staging());
+    assert_eq!(pair.prod.dump(), pair.p.db.dump());
+    let promoted: i64 = pair.prod.scalar(
+        "SELECT count(*) FROM _migrate.history
+         WHERE note = 'promoted from staging' AND direction = 'up' AND success",
+    );
+    assert_eq!(promoted, missing.len() as i64);
+
+    // Nothing left to promote.
+    let again = plan_json(&pair);
+    assert_eq!(again["missing"], serde_json::json!([]));
+    pair.run(&[
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--yes",
+    ])
+    .success()
+    .stdout_has("nothing to promote");
+}
+
+#[test]
+fn plan_refuses_diverged_history() {
+    // Production applied a version staging has not.
+    let pair = Pair::three("plan_diverged");
+    pair.run(&["up", "--env", "staging"]).success();
+    pair.run(&["up", "--env", "production", "--yes"]).success();
+    pair.run(&["repair", "2", "--forget", "--env", "staging"])
+        .success();
+    let plan = plan_json(&pair);
+    assert_eq!(plan["may_proceed"], false);
+    assert_eq!(reasons(&plan), [("diverged".to_string(), Some(2))]);
+
+    // Production skipped a version staging applied before others: the order differs.
+    let pair = Pair::three("plan_order");
+    pair.run(&["up", "--env", "staging"]).success();
+    pair.run(&["up", "--env", "production", "--yes"]).success();
+    pair.run(&[
+        "repair",
+        "2",
+        "--forget",
+        "--env",
+        "production",
+        "--allow-destructive",
+        "--yes",
+    ])
+    .success();
+    let plan = plan_json(&pair);
+    assert_eq!(reasons(&plan), [("diverged".to_string(), Some(2))]);
+    let before = pair.production();
+    pair.run(&[
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--yes",
+    ])
+    .code(1)
+    .stderr_has("refusing to promote")
+    .stderr_has("not a prefix");
+    assert_eq!(pair.production(), before);
+}
+
+#[test]
+fn plan_refuses_a_changed_checksum() {
+    let pair = Pair::three("plan_checksum");
+    pair.run(&["up", "--env", "production", "--to", "2", "--yes"])
+        .success();
+    // The file was edited after production ran it; staging ran the edited one.
+    pair.p.migration(
+        "0002_coach_t2.sql",
+        "-- UP\ncreate table coach_t2 (id bigint primary key);\n-- DOWN\ndrop table coach_t2;\n",
+    );
+    pair.run(&["up", "--env", "staging"]).success();
+    let plan = plan_json(&pair);
+    assert_eq!(reasons(&plan), [("checksum_changed".to_string(), Some(2))]);
+    pair.run(&["plan", "--from", "staging", "--to", "production"])
+        .code(1)
+        .stdout_has("may proceed: no")
+        .stdout_has("0002 coach_t2 has checksum");
+}
+
+#[test]
+fn plan_refuses_a_dirty_migration() {
+    let pair = Pair::three("plan_dirty");
+    pair.p.migration(
+        "0003_coach_t3.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_t3 (id int);\nselect 1/0;\n-- DOWN\ndrop table if exists coach_t3;\n",
+    );
+    pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
+        .success();
+    pair.run(&["up", "--env", "staging"])
+        .code(1)
+        .stderr_has("division by zero");
+    let plan = plan_json(&pair);
+    assert_eq!(reasons(&plan), [("dirty".to_string(), Some(3))]);
+    assert!(plan["reasons"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("staging: 0003 coach_t3 failed part way"));
+}
+
+#[test]
+fn plan_refuses_when_production_is_ahead() {
+    let pair = Pair::three("plan_ahead");
+    pair.run(&["up", "--env", "staging", "--to", "1"]).success();
+    pair.run(&["up", "--env", "production", "--yes"]).success();
+    let plan = plan_json(&pair);
+    assert_eq!(
+        reasons(&plan),
+        [
+            ("production_ahead".to_string(), Some(2)),
+            ("production_ahead".to_string(), Some(3))
+        ]
+    );
+}
+
+#[test]
+fn plan_and_promote_refuse_files_that_differ_from_staging() {
+    let pair = Pair::three("plan_files");
+    pair.run(&["up", "--env", "staging"]).success();
+    pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
+        .success();
+    // Someone edited migration 3 locally after staging ran it.
+    pair.p.migration(
+        "0003_coach_t3.sql",
+        "-- UP\ncreate table coach_t3 (id text primary key);\n-- DOWN\ndrop table coach_t3;\n",
+    );
+    let plan = plan_json(&pair);
+    assert_eq!(reasons(&plan), [("file_changed".to_string(), Some(3))]);
+    pair.run(&[
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--yes",
+    ])
+    .code(1)
+    .stderr_has("0003_coach_t3.sql differs from what staging applied");
+    assert_eq!(pair.versions(), [1]);
+
+    pair.p.remove_migration("0003_coach_t3.sql");
+    let plan = plan_json(&pair);
+    assert_eq!(reasons(&plan), [("file_missing".to_string(), Some(3))]);
+    pair.run(&[
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--yes",
+    ])
+    .code(1);
+    assert_eq!(pair.versions(), [1]);
+}
+
+#[test]
+fn protected_environment_needs_the_flags() {
+    let pair = Pair::three("protected");
+    // Without a terminal, a protected run needs --yes (exit 2, nothing applied).
+    pair.run(&["up", "--env", "production"])
+        .code(2)
+        .stderr_has("environment `production` is protected and stdin is not a terminal")
+        .stderr_has("\"Apply 3 migrations\": pass --yes");
+    assert!(pair.versions().is_empty());
+    pair.run(&["up", "--env", "production", "--yes"]).success();
+    assert_eq!(pair.versions(), [1, 2, 3]);
+
+    // Destructive commands need --allow-destructive, and --yes too.
+    for args in [
+        vec!["down", "--env", "production", "--yes"],
+        vec!["redo", "--env", "production", "--yes"],
+        vec!["repair", "3", "--env", "production", "--yes"],
+        vec!["baseline", "3", "--env", "production", "--yes"],
+        vec!["local", "reset", "--env", "production"],
+    ] {
+        let what = if args[0] == "local" {
+            "local reset"
+        } else {
+            args[0]
+        };
+        pair.run(&args).code(1).stderr_has(&format!(
+            "environment `production` is protected: `{what}` needs --allow-destructive"
+        ));
+    }
+    assert_eq!(pair.versions(), [1, 2, 3]);
+    pair.run(&["down", "--env", "production", "--allow-destructive"])
+        .code(2)
+        .stderr_has("pass --yes");
+    assert_eq!(pair.versions(), [1, 2, 3]);
+    pair.run(&[
+        "down",
+        "--env",
+        "production",
+        "--allow-destructive",
+        "--yes",
+    ])
+    .success();
+    assert_eq!(pair.versions(), [1, 2]);
+
+    // Promote to a protected environment needs --yes as well.
+    pair.run(&["up", "--env", "staging"]).success();
+    pair.run(&["promote", "--from", "staging", "--to", "production"])
+        .code(2)
+        .stderr_has("pass --yes");
+    assert_eq!(pair.versions(), [1, 2]);
+
+    // An unprotected environment asks nothing.
+    pair.run(&["down", "--env", "staging"]).success();
+    assert_eq!(pair.staging().len(), 2);
+}
+
+#[test]
+fn every_migration_runs_with_the_environments_timeouts() {
+    let pair = Pair::three("timeouts");
+    pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
+        .success();
+    // Another session holds a lock on the table migration 2 alters: production's
+    // lock_timeout (300ms) makes the migration fail quickly instead of waiting.
+    pair.p.migration(
+        "0002_coach_t2.sql",
+        "-- UP\nalter table coach_t1 add column note text;\n-- DOWN\nalter table coach_t1 drop column note;\n",
+    );
+    let mut holder = pair.prod.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE coach_t1 IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    pair.run(&["up", "--env", "production", "--yes"])
+        .code(1)
+        .stderr_has("0002_coach_t2.sql")
+        .stderr_has("canceling statement due to lock timeout (SQLSTATE 55P03)");
+    tx.rollback().unwrap();
+    assert_eq!(pair.versions(), [1]);
+
+    // Staging's statement_timeout (2s) stops a migration that runs longer.
+    pair.p.migration(
+        "0003_coach_t3.sql",
+        "-- UP\nselect pg_sleep(5);\n-- DOWN\nselect 1;\n",
+    );
+    pair.run(&["up", "--env", "staging"])
+        .code(1)
+        .stderr_has("canceling statement due to statement timeout (SQLSTATE 57014)");
+    assert_eq!(
+        pair.staging()
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[test]
+fn environment_errors_exit_2() {
+    let pair = Pair::three("env_errors");
+    pair.run(&["status", "--env", "qa"])
+        .code(2)
+        .stderr_has("unknown environment `qa`; migrate.toml defines production, staging");
+    pair.p
+        .migrate_raw(&["status", "--env", "staging"], &[])
+        .code(2)
+        .stderr_has("environment `staging` takes its URL from $STAGING_URL, which is not set");
+    pair.run(&["plan", "--from", "staging", "--to", "staging"])
+        .code(2)
+        .stderr_has("--from and --to both name `staging`");
+    pair.p
+        .migrate_raw(
+            &["plan", "--from", "staging", "--to", "production"],
+            &[
+                ("STAGING_URL", &pair.p.db.url),
+                ("PRODUCTION_URL", &pair.p.db.url),
+            ],
+        )
+        .code(2)
+        .stderr_has("have the same URL");
+    pair.p.write(
+        "migrate.toml",
+        "[env.production]\nurl_env = \"PRODUCTION_URL\"\nprotect = true\n",
+    );
+    pair.run(&["status", "--env", "production"])
+        .code(2)
+        .stderr_has("unknown field `protect`");
 }
