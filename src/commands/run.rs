@@ -99,7 +99,6 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     }
 
     ctx.lock(&client).await?;
-    state::ensure(&client).await?;
     let applied = state::applied(&client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
@@ -117,6 +116,8 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         let action = format!("Apply {}", count(plan.migrations.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
     }
+    // Created only once confirmed, so a refused run leaves the database untouched.
+    state::ensure(&client).await?;
     let out_of_order = plan.out_of_order.clone();
     let note = |v: i64| {
         out_of_order
