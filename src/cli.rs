@@ -67,6 +67,10 @@ pub enum Command {
     Baseline(BaselineArgs),
     /// Accept a migration's current checksum, or clear its dirty mark.
     Repair(RepairArgs),
+    /// What promoting one environment's migrations to another would apply, and whether it may.
+    Plan(PromotionArgs),
+    /// Apply the migrations staging has and production lacks, from the files staging ran.
+    Promote(PromotionArgs),
     /// The zero-setup local PostgreSQL cluster under .migrate/.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -129,6 +133,16 @@ pub struct RepairArgs {
     /// half-applied migration by hand).
     #[arg(long)]
     pub forget: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PromotionArgs {
+    /// The environment (migrate.toml) whose applied migrations are the reference, e.g. staging.
+    #[arg(long, value_name = "ENV")]
+    pub from: String,
+    /// The environment to bring up to it, e.g. production.
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

@@ -51,6 +51,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         project,
         global: cli.global,
         progress: printer.progress(),
+        confirm: Box::new(output::TerminalPrompt),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -68,6 +69,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             }
             Command::Repair(args) => printer.emit(&commands::repair::repair(&ctx, args).await?),
             Command::Local(command) => printer.emit(&commands::local::local(&ctx, *command)?),
+            Command::Plan(args) => printer.emit(&commands::promote::plan(&ctx, args).await?),
+            Command::Promote(args) => printer.emit(&commands::promote::promote(&ctx, args).await?),
         })
     })
 }

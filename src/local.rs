@@ -20,10 +20,12 @@ pub const DATABASE: &str = "postgres";
 pub const SUPERUSER: &str = "postgres";
 
 /// How the server is tuned: the test harness trades durability for speed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     /// `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`: for throw-away clusters.
     pub fast: bool,
+    /// More `-c name=value` server settings (e.g. `ssl=on` and its files, for TLS tests).
+    pub settings: Vec<(String, String)>,
 }
 
 /// A cluster rooted at a directory that holds its state.
@@ -199,6 +201,9 @@ impl Cluster {
             server_options
                 .push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
+        for (name, value) in &options.settings {
+            server_options.push_str(&format!(" -c {name}='{value}'"));
+        }
         let log = self.log_file();
         let output = self
             .command("pg_ctl")
@@ -232,6 +237,24 @@ impl Cluster {
             )));
         }
         Ok(())
+    }
+
+    /// Writes a file the server reads (a TLS key or certificate) into its directory: owned by
+    /// the server's user with mode 0600, as PostgreSQL demands of a key. Returns its path.
+    pub fn write_server_file(&self, name: &str, contents: &[u8]) -> Result<PathBuf, Error> {
+        fs::create_dir_all(&self.server_dir)
+            .map_err(|e| io_error("create", &self.server_dir, e))?;
+        let path = self.server_dir.join(name);
+        fs::write(&path, contents).map_err(|e| io_error("write", &path, e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_error("chmod", &path, e))?;
+        if let Some((uid, gid)) = self.run_as {
+            for p in [&self.server_dir, &path] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                    .map_err(|e| io_error("chown", p, e))?;
+            }
+        }
+        Ok(path)
     }
 
     /// Stops the server if it runs; returns whether it was running.

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::Context;
+use super::{count, Context};
 use crate::db::state::{self, Direction, HistoryEntry};
 use crate::error::Error;
 
@@ -44,6 +44,11 @@ pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineRep
         ))
         .into());
     }
+    let action = format!(
+        "Record {} as applied without running them",
+        count(chosen.len(), "migration")
+    );
+    ctx.confirm_protected(&target, &action)?;
     let tx = client.transaction().await?;
     let now = SystemTime::now();
     for m in &chosen {

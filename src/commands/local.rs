@@ -30,6 +30,14 @@ pub fn local(ctx: &Context, command: LocalCommand) -> Result<LocalReport, Error>
             ("url", false)
         }
         LocalCommand::Reset => {
+            if let Some((name, env)) = ctx
+                .global
+                .env_name
+                .as_ref()
+                .and_then(|name| ctx.project.config.env.get_key_value(name))
+            {
+                ctx.guard_destructive_env(name, env, "local reset")?;
+            }
             cluster.reset(ServerOptions::default())?;
             ("reset", true)
         }

@@ -66,6 +66,10 @@ pub async fn repair(ctx: &Context, args: &RepairArgs) -> anyhow::Result<RepairRe
     if action == "nothing_to_repair" {
         return Ok(report);
     }
+    ctx.confirm_protected(
+        &target,
+        &format!("Repair {:04} {} ({action})", row.version, row.name),
+    )?;
     let tx = client.transaction().await?;
     match &new_checksum {
         Some(checksum) => state::set_checksum(&tx, row.version, checksum).await?,

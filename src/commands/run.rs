@@ -4,7 +4,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::runner::{Failure, Outcome, Runner, Step};
-use super::Context;
+use super::{count, Context};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::db::state::{self, Direction};
 use crate::error::Error;
@@ -65,7 +65,9 @@ async fn head(client: &Client) -> anyhow::Result<Option<i64>> {
 }
 
 /// Reads the applied history inside a read-only transaction (for --dry-run).
-async fn applied_read_only(client: &mut Client) -> anyhow::Result<Vec<plan::AppliedMigration>> {
+pub(crate) async fn applied_read_only(
+    client: &mut Client,
+) -> anyhow::Result<Vec<plan::AppliedMigration>> {
     let tx = client.build_transaction().read_only(true).start().await?;
     let applied = state::applied(&tx).await?;
     tx.commit().await?;
@@ -97,7 +99,6 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     }
 
     ctx.lock(&client).await?;
-    state::ensure(&client).await?;
     let applied = state::applied(&client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
@@ -111,6 +112,12 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
             .into());
         }
     }
+    if !plan.migrations.is_empty() {
+        let action = format!("Apply {}", count(plan.migrations.len(), "migration"));
+        ctx.confirm_protected(&target, &action)?;
+    }
+    // Created only once confirmed, so a refused run leaves the database untouched.
+    state::ensure(&client).await?;
     let out_of_order = plan.out_of_order.clone();
     let note = |v: i64| {
         out_of_order
@@ -173,6 +180,10 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     let applied = state::applied(&client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
+    if !plan.is_empty() {
+        let action = format!("Revert {}", count(plan.len(), "migration"));
+        ctx.confirm_protected(&target, &action)?;
+    }
     let outcome = run_plan(ctx, &mut client, &target.settings(), &plan, Direction::Down).await?;
     report.steps = outcome.steps;
     report.failure = outcome.failure;
@@ -189,6 +200,10 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     let applied = state::applied(&client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
+    if !plan.is_empty() {
+        let action = format!("Revert and re-apply {}", count(plan.len(), "migration"));
+        ctx.confirm_protected(&target, &action)?;
+    }
     let settings = target.settings();
     let mut outcome = run_plan(ctx, &mut client, &settings, &plan, Direction::Down).await?;
     if outcome.failure.is_none() {

@@ -2,25 +2,51 @@
 
 pub mod lock;
 pub mod state;
+pub mod tls;
 
 use anyhow::Context as _;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::error::Error;
 use crate::redact::redact_url;
+use tls::SslMode;
 
 pub use tokio_postgres::Client as Connection;
 
-/// Opens a session to `url`. Failures are "unavailable" (exit 3) and name the target redacted.
+/// Opens a session to `url`, with TLS as its `sslmode` says (see `tls`). Failures are
+/// "unavailable" (exit 3), name the target redacted, and say whether TLS was the problem.
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
-    let mut config: Config = url
-        .parse()
-        .map_err(|e| Error::input(format!("invalid database URL {}: {e}", redact_url(url))))?;
+    let invalid = |e: &dyn std::fmt::Display| {
+        Error::input(format!("invalid database URL {}: {e}", redact_url(url)))
+    };
+    let (rest, tls_params) = tls::split(url).map_err(|e| invalid(&e))?;
+    let mut config: Config = rest.parse().map_err(|e| invalid(&e))?;
     config.application_name("migrate");
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+    let mode = tls_params.mode(tls::is_local(config.get_hosts()));
+    let connector = tls::connector(tls_params.verification(mode), tls_params.root_cert.as_ref())
+        .map_err(|e| invalid(&e))?;
+    let attempt = |ssl_mode| {
+        let mut config = config.clone();
+        config.ssl_mode(ssl_mode);
+        let connector = connector.clone();
+        async move { config.connect(connector).await }
+    };
+    let result = match mode {
+        SslMode::Disable => attempt(tokio_postgres::config::SslMode::Disable).await,
+        SslMode::Prefer => attempt(tokio_postgres::config::SslMode::Prefer).await,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            attempt(tokio_postgres::config::SslMode::Require).await
+        }
+        // libpq's allow: plain first, TLS only if the server insists on it.
+        SslMode::Allow => match attempt(tokio_postgres::config::SslMode::Disable).await {
+            Ok(session) => Ok(session),
+            Err(_) => attempt(tokio_postgres::config::SslMode::Require).await,
+        },
+    };
+    let (client, connection) = result.map_err(|e| {
         let kind = match e.code() {
             Some(code)
                 if !code.code().starts_with("08")
@@ -31,8 +57,9 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
             }
             _ => Error::unavailable,
         };
+        let why = tls::explain(&e, mode).map_or(String::new(), |w| format!("{w}: "));
         kind(format!(
-            "cannot connect to {}: {}",
+            "cannot connect to {}: {why}{}",
             redact_url(url),
             chain(&e)
         ))

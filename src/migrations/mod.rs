@@ -2,6 +2,7 @@
 
 pub mod lexer;
 pub mod plan;
+pub mod promotion;
 
 use std::path::{Path, PathBuf};
 

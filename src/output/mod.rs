@@ -4,6 +4,8 @@
 
 mod human;
 mod progress;
+mod promote;
+mod prompt;
 
 use std::io::{IsTerminal, Write};
 
@@ -12,6 +14,7 @@ use serde::Serialize;
 use crate::error::ExitStatus;
 use crate::redact::mask;
 pub use progress::{Bar, NoProgress, Progress};
+pub use prompt::TerminalPrompt;
 
 /// A command's result, renderable as text or JSON.
 pub trait Report: Serialize {

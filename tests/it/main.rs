@@ -4,5 +4,6 @@ mod support;
 
 mod domains;
 mod engine;
+mod envs;
 mod files;
 mod local;

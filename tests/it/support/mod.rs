@@ -20,7 +20,7 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
-static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static CLUSTERS: Mutex<Vec<Cluster>> = Mutex::new(Vec::new());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn server() -> &'static Server {
@@ -44,19 +44,37 @@ pub fn server() -> &'static Server {
 /// A throw-away cluster under the temp directory, stopped and removed when the test process
 /// exits (at exit, or by a watchdog if the process is killed).
 fn start_cluster() -> String {
-    let root = std::env::temp_dir().join(format!("migrate-test-{}", std::process::id()));
+    let (cluster, port) = throwaway_cluster("", |_| ServerOptions {
+        fast: true,
+        ..ServerOptions::default()
+    });
+    cluster.url(port, "postgres")
+}
+
+/// Starts another throw-away cluster (e.g. one with TLS on); `prepare` may write server files
+/// and returns the options to start it with. Stopped and removed like the main one.
+pub fn throwaway_cluster(
+    label: &str,
+    prepare: impl FnOnce(&Cluster) -> ServerOptions,
+) -> (Cluster, u16) {
+    let root = std::env::temp_dir().join(format!("migrate-test{label}-{}", std::process::id()));
     let cluster = Cluster::new(&root).expect("PostgreSQL server binaries");
+    let options = prepare(&cluster);
     let port = cluster
-        .ensure_running(ServerOptions { fast: true })
+        .ensure_running(options)
         .unwrap_or_else(|e| panic!("cannot start the test cluster: {e}"));
-    CLUSTER.set(cluster.clone()).ok();
-    extern "C" fn stop_cluster() {
-        if let Some(cluster) = CLUSTER.get() {
-            cluster.destroy();
+    let mut clusters = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
+    if clusters.is_empty() {
+        extern "C" fn stop_clusters() {
+            let clusters = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
+            for cluster in clusters.iter() {
+                cluster.destroy();
+            }
         }
+        // SAFETY: registers a plain function with no arguments to run at process exit.
+        unsafe { libc::atexit(stop_clusters) };
     }
-    // SAFETY: registers a plain function with no arguments to run at process exit.
-    unsafe { libc::atexit(stop_cluster) };
+    clusters.push(cluster.clone());
     // If the test process is killed, atexit does not run: a watchdog shell stops the server
     // (SIGQUIT is PostgreSQL's immediate shutdown) and removes its files.
     let watchdog = format!(
@@ -75,7 +93,7 @@ fn start_cluster() -> String {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
-    cluster.url(port, "postgres")
+    (cluster, port)
 }
 
 /// `url` with its database replaced by `database`.
