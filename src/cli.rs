@@ -61,8 +61,12 @@ pub enum Command {
     Status,
     /// Create the next-numbered migration file with an UP/DOWN skeleton.
     New(NewArgs),
-    /// Offline: files parse, versions are unique.
+    /// Offline: files parse, versions are unique, schema.lock is current.
     Check,
+    /// Regenerate schema.lock from a temporary database on a scratch server.
+    Lock(LockArgs),
+    /// Online: checksums, RLS, policies, functions, indexes, and drift from schema.lock.
+    Verify,
     /// Record migrations up to VERSION as applied without running them.
     Baseline(BaselineArgs),
     /// Accept a migration's current checksum, or clear its dirty mark.
@@ -119,6 +123,13 @@ pub struct RedoArgs {
 pub struct NewArgs {
     /// Lowercase name starting with its domain, e.g. coach_add_streaks.
     pub name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Server for the temporary database (needs CREATEDB); default: the local cluster.
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,10 +7,12 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod local;
+pub mod lockfile;
 pub mod migrations;
 pub mod output;
 pub mod redact;
 pub mod target;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -64,6 +66,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Status => printer.emit(&commands::status::status(&ctx).await?),
             Command::New(args) => printer.emit(&commands::new::new(&ctx, &args.name)?),
             Command::Check => printer.emit(&commands::check::check(&ctx)?),
+            Command::Lock(args) => printer.emit(&commands::lock::lock(&ctx, args).await?),
+            Command::Verify => printer.emit(&commands::verify::verify(&ctx).await?),
             Command::Baseline(args) => {
                 printer.emit(&commands::baseline::baseline(&ctx, args.version).await?)
             }

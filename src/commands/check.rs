@@ -1,8 +1,10 @@
-//! `check`: offline validation of the migration files (a malformed file exits 2).
+//! `check`: offline validation of the migration files (a malformed file exits 2), and whether
+//! `schema.lock` still matches them (a stale lock exits 1).
 
 use serde::Serialize;
 
 use super::Context;
+use crate::lockfile::{self, Lockfile, Stale};
 
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
@@ -10,10 +12,18 @@ pub struct CheckReport {
     pub head: Option<i64>,
     pub irreversible: Vec<String>,
     pub no_transaction: Vec<String>,
+    /// The lock file, as configured.
+    pub lock: String,
+    pub lock_missing: bool,
+    /// Files added, removed, edited or renamed since the lock was written.
+    pub stale: Vec<Stale>,
 }
 
 pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
     let files = ctx.migrations()?;
+    let shown = ctx.project.config.paths.lock.display().to_string();
+    let lock = Lockfile::read(&ctx.project.lock_path(), &shown)?;
+    let dir = ctx.project.config.paths.migrations.display().to_string();
     Ok(CheckReport {
         migrations: files.len(),
         head: files.last().map(|m| m.version),
@@ -27,5 +37,8 @@ pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
             .filter(|m| !m.transactional)
             .map(|m| m.path.clone())
             .collect(),
+        lock_missing: lock.is_none(),
+        stale: lock.map_or_else(Vec::new, |l| lockfile::stale(&files, &l, &dir)),
+        lock: shown,
     })
 }

@@ -3,12 +3,14 @@
 pub mod baseline;
 pub mod check;
 pub mod local;
+pub mod lock;
 pub mod new;
 pub mod promote;
 pub mod repair;
 pub mod run;
 pub mod runner;
 pub mod status;
+pub mod verify;
 
 use std::time::Duration;
 

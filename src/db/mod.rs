@@ -1,5 +1,6 @@
 //! Talking to PostgreSQL: connecting, the `_migrate` state tables, the advisory lock.
 
+pub mod catalog;
 pub mod lock;
 pub mod state;
 pub mod tls;

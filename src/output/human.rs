@@ -196,7 +196,40 @@ impl Report for CheckReport {
         for path in &self.irreversible {
             out.push_str(&format!("note: {path} is irreversible (empty DOWN)\n"));
         }
+        if !self.lock_missing && self.stale.is_empty() {
+            out.push_str(&format!("{} is current\n", self.lock));
+        }
         out
+    }
+
+    fn status(&self) -> ExitStatus {
+        if self.lock_missing || !self.stale.is_empty() {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        }
+    }
+
+    fn problem(&self) -> Option<String> {
+        if self.lock_missing {
+            return Some(format!(
+                "{} does not exist — run `migrate lock` and commit it",
+                self.lock
+            ));
+        }
+        if self.stale.is_empty() {
+            return None;
+        }
+        let files: Vec<String> = self
+            .stale
+            .iter()
+            .map(|s| format!("  {} ({})", s.file, s.change.as_str()))
+            .collect();
+        Some(format!(
+            "{} is stale — run `migrate lock`\n{}",
+            self.lock,
+            files.join("\n")
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ mod human;
 mod progress;
 mod promote;
 mod prompt;
+mod verify;
 
 use std::io::{IsTerminal, Write};
 

@@ -7,3 +7,4 @@ mod engine;
 mod envs;
 mod files;
 mod local;
+mod verify;

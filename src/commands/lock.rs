@@ -1,0 +1,186 @@
+//! `lock`: applies every migration to a temporary database on a scratch server, reads the
+//! managed schemas back, drops the database, and writes `schema.lock`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::runner::Runner;
+use super::Context;
+use crate::cli::LockArgs;
+use crate::db::catalog::{self, Catalog};
+use crate::db::state::{self, Direction};
+use crate::db::{self, quote_ident};
+use crate::error::Error;
+use crate::local::{Cluster, ServerOptions, DATABASE};
+use crate::lockfile::Lockfile;
+use crate::migrations::Migration;
+use crate::redact::{redact_url, register_url};
+
+#[derive(Debug, Serialize)]
+pub struct LockReport {
+    /// The lock file, as configured (`schema.lock` by default).
+    pub file: String,
+    /// The scratch server, redacted, and the temporary database made (and dropped) there.
+    pub scratch_server: String,
+    pub scratch_database: String,
+    pub migrations: usize,
+    pub head: Option<i64>,
+    pub tables: usize,
+    pub functions: usize,
+    pub fingerprint: String,
+    /// False when the file already said exactly this.
+    pub changed: bool,
+}
+
+pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> {
+    let files = ctx.migrations()?;
+    let server = match &args.scratch_url {
+        Some(url) => {
+            register_url(url);
+            url.clone()
+        }
+        None => {
+            let cluster = Cluster::new(&ctx.project.local_dir())?;
+            let port = cluster.ensure_running(ServerOptions::default())?;
+            cluster.url(port, DATABASE)
+        }
+    };
+    let admin = db::connect(&server).await?;
+    let name = scratch_name();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote_ident(&name)
+        ))
+        .await
+        .map_err(|e| {
+            Error::refused(format!(
+                "cannot create a scratch database on {}: {} (the role needs CREATEDB there; \
+                 name another server with --scratch-url)",
+                redact_url(&server),
+                db::chain(&e)
+            ))
+        })?;
+    // Whatever happens while building, the scratch database is dropped before returning.
+    let built = build(ctx, &files, &database_url(&server, &name), &name).await;
+    let dropped = admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        ))
+        .await;
+    let catalog = built?;
+    dropped.with_context(|| format!("dropping the scratch database {name}"))?;
+
+    let lock = Lockfile::new(&files, &catalog);
+    let text = lock.render();
+    let path = ctx.project.lock_path();
+    let shown = ctx.project.config.paths.lock.display().to_string();
+    let changed = std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str());
+    if changed {
+        // Write beside it and rename, so a reader never sees half a file.
+        let partial = path.with_extension("lock.partial");
+        std::fs::write(&partial, &text)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .with_context(|| format!("writing {shown}"))?;
+    }
+    Ok(LockReport {
+        file: shown,
+        scratch_server: redact_url(&server),
+        scratch_database: name,
+        migrations: files.len(),
+        head: lock.head(),
+        tables: catalog.table_count(),
+        functions: catalog.schemas.values().map(|s| s.functions.len()).sum(),
+        fingerprint: lock.fingerprint,
+        changed,
+    })
+}
+
+/// Applies every migration to the scratch database at `url` and reads its catalog.
+async fn build(
+    ctx: &Context,
+    files: &[Migration],
+    url: &str,
+    name: &str,
+) -> anyhow::Result<Catalog> {
+    let mut client = db::connect(url).await?;
+    state::ensure(&client).await?;
+    let all: Vec<&Migration> = files.iter().collect();
+    let note = |_: i64| None;
+    let mut runner = Runner {
+        client: &mut client,
+        settings: &[],
+        progress: ctx.progress.as_ref(),
+        note: &note,
+    };
+    let outcome = runner.run(&all, Direction::Up).await?;
+    if let Some(f) = outcome.failure {
+        return Err(Error::refused(format!(
+            "{} failed on the scratch database {name} at {}: {}\nschema.lock was not written \
+             (the scratch database was dropped)",
+            f.name,
+            f.location(),
+            f.error
+        ))
+        .into());
+    }
+    catalog::read(&client, ctx.project.managed_schemas()).await
+}
+
+/// A database name no other run uses: the process id and a random part.
+fn scratch_name() -> String {
+    let random = RandomState::new().hash_one(SystemTime::now());
+    format!("migrate_lock_{}_{:08x}", std::process::id(), random as u32)
+}
+
+/// The connection string `server` with its database replaced by `database`.
+fn database_url(server: &str, database: &str) -> String {
+    let Some(scheme_end) = server.find("://").map(|i| i + 3) else {
+        // key=value form: a later key wins.
+        return format!("{server} dbname={database}");
+    };
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server, None),
+    };
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_urls_name_the_scratch_database() {
+        assert_eq!(
+            database_url("postgres://u:p@h:5432/postgres?sslmode=require", "x"),
+            "postgres://u:p@h:5432/x?sslmode=require"
+        );
+        assert_eq!(database_url("postgresql://h", "x"), "postgresql://h/x");
+        assert_eq!(
+            database_url("host=h user=u dbname=postgres", "x"),
+            "host=h user=u dbname=postgres dbname=x"
+        );
+    }
+
+    #[test]
+    fn scratch_names_are_plain_identifiers() {
+        let name = scratch_name();
+        assert!(name.starts_with("migrate_lock_"));
+        assert!(name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    }
+}

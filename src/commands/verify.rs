@@ -1,0 +1,136 @@
+//! `verify`: checks a live database against its history, the rules of DESIGN §8, and — when it
+//! is at the lock's head — `schema.lock` (drift).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use tokio_postgres::IsolationLevel;
+
+use super::Context;
+use crate::db::catalog;
+use crate::db::state;
+use crate::lockfile::{self, Lockfile};
+use crate::migrations::plan::reconcile;
+use crate::verify::{self, drift, rules, Finding, Level, Rule};
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub target: String,
+    /// The highest applied version.
+    pub head: Option<i64>,
+    /// The highest version schema.lock was made from.
+    pub lock_head: Option<i64>,
+    /// Whether the live catalog was compared with schema.lock.
+    pub drift_compared: bool,
+    pub errors: usize,
+    pub warnings: usize,
+    /// Errors first, then by schema, table and object.
+    pub findings: Vec<Finding>,
+}
+
+pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
+    let files = ctx.migrations()?;
+    let shown = ctx.project.config.paths.lock.display().to_string();
+    let lock = Lockfile::read(&ctx.project.lock_path(), &shown)?;
+    let (mut client, target) = ctx.connect().await?;
+
+    // History and catalog from one snapshot, writing nothing.
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
+    let applied = state::applied(&tx).await?;
+    let live = catalog::read(&tx, ctx.project.managed_schemas()).await?;
+    tx.commit().await?;
+
+    let dir = ctx.project.config.paths.migrations.display().to_string();
+    let mut findings = verify::history(&reconcile(&files, &applied), &dir);
+    let mut drift_compared = false;
+    match &lock {
+        None => findings.push(notice(
+            Rule::Drift,
+            &shown,
+            format!("{shown} does not exist: drift was not compared"),
+            "run `migrate lock` and commit the file".into(),
+        )),
+        Some(lock) => {
+            for stale in lockfile::stale(&files, lock, &dir) {
+                findings.push(notice(
+                    Rule::LockStale,
+                    &stale.file,
+                    format!(
+                        "{} was {} since {shown} was written",
+                        stale.file,
+                        stale.change.as_str()
+                    ),
+                    "run `migrate lock` and commit the file".into(),
+                ));
+            }
+            let applied: BTreeSet<i64> = applied.iter().map(|a| a.version).collect();
+            let locked: BTreeSet<i64> = lock.migrations.iter().map(|m| m.version).collect();
+            if applied == locked {
+                drift_compared = true;
+                findings.extend(drift::drift(&lock.schemas, &lockfile::lock_catalog(&live)));
+            } else if applied.is_subset(&locked) {
+                let behind = locked.len() - applied.len();
+                findings.push(notice(
+                    Rule::Drift,
+                    &shown,
+                    format!(
+                        "the database is {behind} migration(s) behind {shown} (head {}, lock \
+                         head {}): drift was not compared",
+                        version(applied.last().copied()),
+                        version(lock.head())
+                    ),
+                    "run `migrate up`, then verify again".into(),
+                ));
+            } else {
+                let unknown: Vec<String> = applied
+                    .difference(&locked)
+                    .map(|v| format!("{v:04}"))
+                    .collect();
+                findings.push(notice(
+                    Rule::Drift,
+                    &shown,
+                    format!(
+                        "the database has migrations {shown} does not list ({}): drift was not \
+                         compared",
+                        unknown.join(", ")
+                    ),
+                    "run `migrate lock` with those migration files present".into(),
+                ));
+            }
+        }
+    }
+    findings.extend(rules::lint(&live));
+    verify::sort(&mut findings);
+    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    Ok(VerifyReport {
+        target: target.redacted(),
+        head: applied.last().map(|a| a.version),
+        lock_head: lock.as_ref().and_then(Lockfile::head),
+        drift_compared,
+        errors,
+        warnings: findings.len() - errors,
+        findings,
+    })
+}
+
+/// A warning about the lock or the comparison itself, not about a database object.
+fn notice(rule: Rule, object: &str, message: String, remedy: String) -> Finding {
+    Finding {
+        rule,
+        level: Level::Warning,
+        schema: None,
+        table: None,
+        object: object.to_string(),
+        message,
+        remedy,
+    }
+}
+
+fn version(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
+}

@@ -1,0 +1,408 @@
+//! `lock`, the lock rule of `check`, and `verify` on the repository's migrations: a fresh
+//! database verifies clean, and each manual breakage is an error that names its object.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::support::{server, Project, Run};
+
+fn lock(p: &Project) -> Run {
+    p.migrate_raw(
+        &["lock", "--json", "--scratch-url", server().admin_url()],
+        &[],
+    )
+}
+
+/// The lock of the repository's migrations, generated once for this test binary.
+fn repo_lock() -> &'static str {
+    static LOCK: OnceLock<String> = OnceLock::new();
+    LOCK.get_or_init(|| {
+        let p = Project::with_repo_migrations("lock_source");
+        lock(&p).success();
+        std::fs::read_to_string(p.path().join("schema.lock")).unwrap()
+    })
+}
+
+/// A project with the repository's migrations (and, if asked, their schema.lock), migrated.
+fn migrated(label: &str, with_lock: bool) -> Project {
+    let p = Project::with_repo_migrations(label);
+    if with_lock {
+        p.write("schema.lock", repo_lock());
+    }
+    p.migrate(&["up"]).success();
+    p
+}
+
+fn findings(json: &Value) -> &Vec<Value> {
+    json["findings"].as_array().expect("findings")
+}
+
+/// (rule, schema.table.object) of every finding at `level`.
+fn at_level(json: &Value, level: &str) -> BTreeSet<(String, String)> {
+    findings(json)
+        .iter()
+        .filter(|f| f["level"] == level)
+        .map(|f| {
+            let place: Vec<&str> = ["schema", "table", "object"]
+                .iter()
+                .filter_map(|k| f[*k].as_str())
+                .collect();
+            (f["rule"].as_str().unwrap().to_string(), place.join("."))
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// Migrates, breaks the database with `sql`, and asserts that verify exits 1 with exactly
+/// these errors.
+#[track_caller]
+fn breaks(label: &str, with_lock: bool, sql: &str, errors: &[(&str, &str)]) -> Value {
+    let p = migrated(label, with_lock);
+    p.db.execute(sql);
+    let run = p.migrate(&["verify", "--json"]);
+    run.code(1);
+    let json = run.json();
+    assert_eq!(at_level(&json, "error"), set(errors), "{}", run.stdout);
+    for f in findings(&json).iter().filter(|f| f["level"] == "error") {
+        assert!(!f["message"].as_str().unwrap().is_empty());
+        assert!(!f["remedy"].as_str().unwrap().is_empty());
+    }
+    let human = p.migrate(&["verify"]);
+    human.code(1).stdout_has("ERROR");
+    for (rule, _) in errors {
+        human.stdout_has(rule);
+    }
+    json
+}
+
+#[test]
+fn a_freshly_migrated_database_verifies_clean() {
+    let p = migrated("verify_clean", true);
+    let run = p.migrate(&["verify", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["drift_compared"], true);
+    assert_eq!(json["head"], 54);
+    assert_eq!(json["lock_head"], 54);
+    // coach.job_queue is service-only on purpose (migrations/README.md).
+    assert_eq!(
+        at_level(&json, "warning"),
+        set(&[("rls_enabled_no_policy", "coach.job_queue.job_queue")])
+    );
+    p.migrate(&["verify"])
+        .success()
+        .stdout_has("drift compared")
+        .stdout_has("coach.job_queue")
+        .stdout_has("0 error(s), 1 warning(s)");
+}
+
+#[test]
+fn disabled_rls_is_an_error() {
+    let json = breaks(
+        "verify_rls_off",
+        true,
+        "ALTER TABLE coach.users DISABLE ROW LEVEL SECURITY",
+        &[
+            ("rls_disabled", "coach.users.users"),
+            ("drift", "coach.users.users"),
+        ],
+    );
+    let drift = findings(&json)
+        .iter()
+        .find(|f| f["rule"] == "drift")
+        .unwrap();
+    assert_eq!(
+        drift["message"],
+        "table users differs: rls_enabled: lock `true`, database `false`"
+    );
+}
+
+#[test]
+fn a_dropped_index_is_missing() {
+    breaks(
+        "verify_drop_index",
+        true,
+        "DROP INDEX coach.idx_conversations_user_pending_analysis",
+        &[(
+            "index_missing",
+            "coach.conversations.idx_conversations_user_pending_analysis",
+        )],
+    );
+}
+
+#[test]
+fn an_invalid_index_is_an_error() {
+    breaks(
+        "verify_invalid_index",
+        true,
+        "UPDATE pg_index SET indisvalid = false
+         WHERE indexrelid = 'coach.idx_job_queue_pending_analysis'::regclass",
+        &[(
+            "index_invalid",
+            "coach.job_queue.idx_job_queue_pending_analysis",
+        )],
+    );
+}
+
+#[test]
+fn a_dropped_policy_is_drift() {
+    let json = breaks(
+        "verify_drop_policy",
+        true,
+        r#"DROP POLICY "Users can view their own data" ON coach.users"#,
+        &[("drift", "coach.users.Users can view their own data")],
+    );
+    assert!(findings(&json).iter().any(|f| f["message"]
+        == "policy Users can view their own data is in schema.lock but not in the database"));
+}
+
+#[test]
+fn a_using_true_policy_for_authenticated_is_an_error() {
+    // Without a lock: the rule alone makes verify fail.
+    breaks(
+        "verify_always_true",
+        false,
+        "CREATE POLICY everyone_reads ON partner.partner_messages
+         FOR SELECT TO authenticated USING (true)",
+        &[(
+            "rls_policy_always_true",
+            "partner.partner_messages.everyone_reads",
+        )],
+    );
+}
+
+#[test]
+fn an_extra_column_is_drift() {
+    let json = breaks(
+        "verify_extra_column",
+        true,
+        "ALTER TABLE counsel.users ADD COLUMN nickname text",
+        &[("drift", "counsel.users.nickname")],
+    );
+    assert!(findings(&json)
+        .iter()
+        .any(|f| f["message"] == "column nickname is in the database but not in schema.lock"));
+}
+
+#[test]
+fn a_changed_function_body_is_drift() {
+    let json = breaks(
+        "verify_function_body",
+        true,
+        "CREATE OR REPLACE FUNCTION coach.update_updated_at_column() RETURNS trigger
+         LANGUAGE plpgsql SET search_path = '' AS $$
+         BEGIN NEW.updated_at = pg_catalog.now() - interval '1 hour'; RETURN NEW; END $$",
+        &[("drift", "coach.update_updated_at_column()")],
+    );
+    let f = findings(&json)
+        .iter()
+        .find(|f| f["rule"] == "drift")
+        .unwrap();
+    assert!(
+        f["message"].as_str().unwrap().contains("body changed"),
+        "{f}"
+    );
+}
+
+#[test]
+fn a_security_definer_function_without_search_path_is_an_error() {
+    breaks(
+        "verify_secdef",
+        false,
+        "CREATE FUNCTION signify.grant_all_xp() RETURNS integer
+         LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+        &[("function_search_path_mutable", "signify.grant_all_xp()")],
+    );
+}
+
+#[test]
+fn an_unindexed_foreign_key_is_an_error() {
+    breaks(
+        "verify_unindexed_fk",
+        false,
+        "CREATE TABLE wellness.notes (
+             id uuid PRIMARY KEY,
+             entry_id uuid REFERENCES wellness.wellness_entries (id));
+         ALTER TABLE wellness.notes ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY notes_none ON wellness.notes TO authenticated USING (false)",
+        &[(
+            "unindexed_foreign_keys",
+            "wellness.notes.notes_entry_id_fkey",
+        )],
+    );
+}
+
+#[test]
+fn an_edited_applied_migration_is_an_error() {
+    let p = migrated("verify_edited", true);
+    let file = p.migrations().join("0011_coach_policies.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n-- edited after it was applied\n")).unwrap();
+    let run = p.migrate(&["verify", "--json"]);
+    run.code(1);
+    let json = run.json();
+    assert_eq!(
+        at_level(&json, "error"),
+        set(&[("checksum_mismatch", "migrations/0011_coach_policies.sql")])
+    );
+    assert!(
+        at_level(&json, "warning").contains(&(
+            "lock_stale".to_string(),
+            "migrations/0011_coach_policies.sql".to_string()
+        )),
+        "{}",
+        run.stdout
+    );
+    p.remove_migration("0054_counsel_personality_insights.sql");
+    let json = p.migrate(&["verify", "--json"]).json();
+    assert!(at_level(&json, "error").contains(&(
+        "file_missing".to_string(),
+        "migrations/0054_counsel_personality_insights.sql".to_string()
+    )));
+}
+
+#[test]
+fn drift_is_skipped_with_a_warning_when_behind() {
+    let p = Project::with_repo_migrations("verify_behind");
+    p.write("schema.lock", repo_lock());
+    p.migrate(&["up", "--to", "12"]).success();
+    let run = p.migrate(&["verify", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["drift_compared"], false);
+    let skipped = findings(&json)
+        .iter()
+        .find(|f| f["rule"] == "drift")
+        .expect("a drift warning");
+    assert_eq!(skipped["level"], "warning");
+    assert!(
+        skipped["message"]
+            .as_str()
+            .unwrap()
+            .contains("15 migration(s) behind schema.lock (head 0012, lock head 0054)"),
+        "{skipped}"
+    );
+}
+
+#[test]
+fn lock_is_deterministic_and_check_follows_the_files() {
+    let p = Project::with_repo_migrations("lock_check");
+    p.migrate(&["check"])
+        .code(1)
+        .stderr_has("schema.lock does not exist — run `migrate lock`");
+
+    let first = lock(&p);
+    first.success();
+    let json = first.json();
+    assert_eq!(json["changed"], true);
+    assert_eq!(json["migrations"], 20);
+    let bytes = std::fs::read(p.path().join("schema.lock")).unwrap();
+    let again = lock(&p);
+    again.success();
+    assert_eq!(again.json()["changed"], false);
+    assert_eq!(std::fs::read(p.path().join("schema.lock")).unwrap(), bytes);
+    assert_eq!(bytes, repo_lock().as_bytes(), "another project, same bytes");
+    // The scratch databases are gone.
+    let mut admin = postgres::Client::connect(server().admin_url(), postgres::NoTls).unwrap();
+    for run in [json, again.json()] {
+        let name = run["scratch_database"].as_str().unwrap().to_string();
+        assert!(name.starts_with("migrate_lock_"));
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{name} was not dropped");
+    }
+    p.migrate(&["check"])
+        .success()
+        .stdout_has("schema.lock is current");
+
+    // One character of one migration.
+    let file = p.migrations().join("0021_wellness_policies.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text} ")).unwrap();
+    p.migrate(&["check"])
+        .code(1)
+        .stderr_has("schema.lock is stale — run `migrate lock`")
+        .stderr_has("migrations/0021_wellness_policies.sql (edited)");
+    p.migration(
+        "0060_counsel_extra.sql",
+        "-- UP\nSELECT 1;\n-- DOWN\nSELECT 1;\n",
+    );
+    let check = p.migrate(&["check", "--json"]);
+    check.code(1);
+    let stale = check.json()["stale"].clone();
+    assert_eq!(
+        stale,
+        serde_json::json!([
+            {"file": "migrations/0021_wellness_policies.sql", "change": "edited"},
+            {"file": "migrations/0060_counsel_extra.sql", "change": "added"},
+        ])
+    );
+    p.remove_migration("0060_counsel_extra.sql");
+    lock(&p).success();
+    p.migrate(&["check"]).success();
+    assert_ne!(std::fs::read(p.path().join("schema.lock")).unwrap(), bytes);
+}
+
+#[test]
+fn a_failing_migration_writes_no_lock_and_drops_the_scratch_database() {
+    let p = Project::new("lock_fails");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\nCREATE SCHEMA coach;\n-- DOWN\nDROP SCHEMA coach;\n",
+    );
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\nCREATE TABLE coach.t (id int REFERENCES coach.nowhere (id));\n-- DOWN\n\
+         DROP TABLE coach.t;\n",
+    );
+    let run = lock(&p);
+    run.code(1)
+        .stderr_has("coach_b failed on the scratch database")
+        .stderr_has("at migrations/0002_coach_b.sql")
+        .stderr_has("schema.lock was not written");
+    assert!(!p.path().join("schema.lock").exists());
+    let name = run
+        .stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("migrate_lock_"))
+        .expect("the scratch database is named");
+    let mut admin = postgres::Client::connect(server().admin_url(), postgres::NoTls).unwrap();
+    let left: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "{name} was not dropped");
+}
+
+#[test]
+fn a_hand_edited_lock_is_refused() {
+    let p = Project::with_repo_migrations("lock_tampered");
+    p.write(
+        "schema.lock",
+        &repo_lock().replacen("rls_enabled = true", "rls_enabled = false", 1),
+    );
+    p.migrate(&["check"])
+        .code(2)
+        .stderr_has("schema.lock: the fingerprint does not match");
+    p.write("schema.lock", "fingerprint = 3\n");
+    p.migrate(&["check"])
+        .code(2)
+        .stderr_has("schema.lock is not a valid schema.lock");
+}
