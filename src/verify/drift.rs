@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::rules::sql_name;
 use super::{Finding, Level, Rule};
 use crate::lockfile::{FunctionLock, MaterializedViewLock, PolicyLock, SchemaLock, TableLock};
 
@@ -34,6 +35,12 @@ enum Side {
 }
 
 fn found(schema: &str, table: Option<&str>, object: &str, kind: &str, side: Side) -> Finding {
+    // Names as SQL would write them, so `policy "Users can view their own data"` reads as one.
+    let name = if kind == "function" {
+        object.to_string()
+    } else {
+        sql_name(object)
+    };
     let (rule, message, remedy) = match side {
         Side::Missing => (
             if kind == "index" {
@@ -41,12 +48,12 @@ fn found(schema: &str, table: Option<&str>, object: &str, kind: &str, side: Side
             } else {
                 Rule::Drift
             },
-            format!("{kind} {object} is in schema.lock but not in the database"),
+            format!("{kind} {name} is in schema.lock but not in the database"),
             MISSING,
         ),
         Side::Extra => (
             Rule::Drift,
-            format!("{kind} {object} is in the database but not in schema.lock"),
+            format!("{kind} {name} is in the database but not in schema.lock"),
             EXTRA,
         ),
         Side::Different(what) => (

@@ -162,7 +162,7 @@ fn a_dropped_policy_is_drift() {
         &[("drift", "coach.users.Users can view their own data")],
     );
     assert!(findings(&json).iter().any(|f| f["message"]
-        == "policy Users can view their own data is in schema.lock but not in the database"));
+        == r#"policy "Users can view their own data" is in schema.lock but not in the database"#));
 }
 
 #[test]
@@ -405,4 +405,51 @@ fn a_hand_edited_lock_is_refused() {
     p.migrate(&["check"])
         .code(2)
         .stderr_has("schema.lock is not a valid schema.lock");
+}
+
+#[test]
+fn every_other_rule_reports_its_object_at_its_level() {
+    let p = migrated("verify_rules", false);
+    p.db.execute(
+        "CREATE TABLE counsel.scratch (n int);
+         ALTER TABLE counsel.scratch ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY per_row ON counsel.scratch TO authenticated
+             USING (n::text = auth.uid()::text);
+         CREATE INDEX scratch_n_a ON counsel.scratch (n);
+         CREATE INDEX scratch_n_b ON counsel.scratch (n);
+         CREATE MATERIALIZED VIEW counsel.all_users AS SELECT id FROM counsel.users;
+         GRANT SELECT ON counsel.all_users TO authenticated;
+         CREATE VIEW counsel.user_names AS SELECT id FROM counsel.users;
+         GRANT SELECT ON counsel.user_names TO anon;
+         CREATE FUNCTION counsel.helper() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+    );
+    let run = p.migrate(&["verify", "--json"]);
+    run.code(1);
+    let json = run.json();
+    assert_eq!(
+        at_level(&json, "error"),
+        set(&[("security_definer_view", "counsel.user_names.user_names")])
+    );
+    let warnings = at_level(&json, "warning");
+    for expected in [
+        ("no_primary_key", "counsel.scratch.scratch"),
+        ("auth_rls_initplan", "counsel.scratch.per_row"),
+        ("duplicate_index", "counsel.scratch.scratch_n_a"),
+        ("materialized_view_in_api", "counsel.all_users.all_users"),
+        ("function_search_path_mutable", "counsel.helper()"),
+        ("drift", "schema.lock"),
+    ] {
+        assert!(
+            warnings.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} missing from {warnings:?}"
+        );
+    }
+    let initplan = findings(&json)
+        .iter()
+        .find(|f| f["rule"] == "auth_rls_initplan")
+        .unwrap();
+    assert_eq!(
+        initplan["message"],
+        "policy \"per_row\" calls auth.uid() once per row"
+    );
 }
