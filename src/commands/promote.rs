@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::migrations::promotion::{self, Obstacle, Reason};
 use crate::migrations::Migration;
 use crate::target::{self, Target};
+use crate::verify::{Finding, Level};
 
 /// One side of a promotion, as it stood when planned.
 #[derive(Debug, Serialize)]
@@ -53,16 +54,7 @@ pub struct VerifyCheck {
     /// False when verification did not run (see `note`).
     pub ran: bool,
     pub note: Option<String>,
-    pub findings: Vec<DriftFinding>,
-}
-
-/// One finding of `verify`: its rule name, level (`error` or `warning`), object and message.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftFinding {
-    pub rule: String,
-    pub level: String,
-    pub object: String,
-    pub message: String,
+    pub findings: Vec<Finding>,
 }
 
 /// What `promote` did.
@@ -83,20 +75,17 @@ fn promoted_note(from: &str) -> String {
     format!("promoted from {from}")
 }
 
-/// What `verify` finds on one database. `verify` (src/verify/) is not on this branch yet:
-/// this is the one place that will call it; until then it reports that it did not run.
+/// What `verify` finds on one side of a promotion.
 pub async fn drift_findings(
-    _ctx: &Context,
-    _client: &Client,
-    _files: &[Migration],
+    ctx: &Context,
+    env: &mut Env,
+    files: &[Migration],
 ) -> anyhow::Result<VerifyCheck> {
+    let report = super::verify::inspect(ctx, &mut env.client, files, env.target.redacted()).await?;
     Ok(VerifyCheck {
-        ran: false,
-        note: Some(
-            "verify is not available to promotion in this build; run `migrate verify --env NAME`"
-                .to_string(),
-        ),
-        findings: Vec::new(),
+        ran: true,
+        note: None,
+        findings: report.findings,
     })
 }
 
@@ -105,14 +94,17 @@ fn drift_reasons(side: &str, check: &VerifyCheck) -> Vec<Reason> {
     check
         .findings
         .iter()
-        .filter(|f| f.level == "error")
+        // The plan compares histories and files itself; verify adds what the catalog shows.
+        .filter(|f| f.level == Level::Error && !f.rule.is_history())
         .map(|f| {
             Reason::new(
                 Obstacle::Drift,
                 None,
                 format!(
                     "{side}: verify found {} on {}: {}",
-                    f.rule, f.object, f.message
+                    f.rule.as_str(),
+                    f.location(),
+                    f.message
                 ),
             )
         })
@@ -120,7 +112,7 @@ fn drift_reasons(side: &str, check: &VerifyCheck) -> Vec<Reason> {
 }
 
 /// One environment, connected.
-struct Env {
+pub struct Env {
     name: String,
     target: Target,
     client: Client,
@@ -170,8 +162,8 @@ async fn compare<'a>(
     let to_applied = applied_read_only(&mut to.client).await?;
     let comparison = promotion::compare((&from.name, &to.name), &from_applied, &to_applied, files);
     let mut reasons = comparison.reasons;
-    let from_verify = drift_findings(ctx, &from.client, files).await?;
-    let to_verify = drift_findings(ctx, &to.client, files).await?;
+    let from_verify = drift_findings(ctx, from, files).await?;
+    let to_verify = drift_findings(ctx, to, files).await?;
     reasons.extend(drift_reasons(&from.name, &from_verify));
     reasons.extend(drift_reasons(&to.name, &to_verify));
     let missing = comparison
@@ -254,6 +246,6 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
     report.steps = outcome.steps;
     report.failure = outcome.failure;
     report.head = state::applied(&to.client).await?.last().map(|a| a.version);
-    report.verify = drift_findings(ctx, &to.client, &files).await?;
+    report.verify = drift_findings(ctx, &mut to, &files).await?;
     Ok(report)
 }

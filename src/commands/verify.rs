@@ -4,13 +4,14 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use tokio_postgres::IsolationLevel;
+use tokio_postgres::{Client, IsolationLevel};
 
 use super::Context;
 use crate::db::catalog;
 use crate::db::state;
 use crate::lockfile::{self, Lockfile};
 use crate::migrations::plan::reconcile;
+use crate::migrations::Migration;
 use crate::verify::{self, drift, rules, Finding, Level, Rule};
 
 #[derive(Debug, Serialize)]
@@ -30,9 +31,20 @@ pub struct VerifyReport {
 
 pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
     let files = ctx.migrations()?;
+    let (mut client, target) = ctx.connect().await?;
+    inspect(ctx, &mut client, &files, target.redacted()).await
+}
+
+/// Verifies the database behind `client` (`target` names it, redacted); shared with
+/// `plan`/`promote`, which verify both sides.
+pub async fn inspect(
+    ctx: &Context,
+    client: &mut Client,
+    files: &[Migration],
+    target: String,
+) -> anyhow::Result<VerifyReport> {
     let shown = ctx.project.config.paths.lock.display().to_string();
     let lock = Lockfile::read(&ctx.project.lock_path(), &shown)?;
-    let (mut client, target) = ctx.connect().await?;
 
     // History and catalog from one snapshot, writing nothing.
     let tx = client
@@ -46,7 +58,7 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
     tx.commit().await?;
 
     let dir = ctx.project.config.paths.migrations.display().to_string();
-    let mut findings = verify::history(&reconcile(&files, &applied), &dir);
+    let mut findings = verify::history(&reconcile(files, &applied), &dir);
     let mut drift_compared = false;
     match &lock {
         None => findings.push(notice(
@@ -56,7 +68,7 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
             "run `migrate lock` and commit the file".into(),
         )),
         Some(lock) => {
-            for stale in lockfile::stale(&files, lock, &dir) {
+            for stale in lockfile::stale(files, lock, &dir) {
                 findings.push(notice(
                     Rule::LockStale,
                     &stale.file,
@@ -108,7 +120,7 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
     verify::sort(&mut findings);
     let errors = findings.iter().filter(|f| f.level == Level::Error).count();
     Ok(VerifyReport {
-        target: target.redacted(),
+        target,
         head: applied.last().map(|a| a.version),
         lock_head: lock.as_ref().and_then(Lockfile::head),
         drift_compared,

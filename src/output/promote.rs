@@ -35,7 +35,10 @@ fn verify(label: &str, v: &VerifyCheck) -> String {
     for f in &v.findings {
         out.push_str(&format!(
             "  {} {} {}: {}\n",
-            f.level, f.rule, f.object, f.message
+            f.level.as_str(),
+            f.rule.as_str(),
+            f.location(),
+            f.message
         ));
     }
     out
@@ -152,7 +155,11 @@ impl Report for PromoteReport {
     }
 
     fn status(&self) -> ExitStatus {
-        let verify_failed = self.verify.findings.iter().any(|f| f.level == "error");
+        let verify_failed = self
+            .verify
+            .findings
+            .iter()
+            .any(|f| f.level == crate::verify::Level::Error);
         if !self.plan.may_proceed || self.failure.is_some() || verify_failed {
             ExitStatus::Failure
         } else {
@@ -181,7 +188,7 @@ impl Report for PromoteReport {
         self.verify
             .findings
             .iter()
-            .any(|f| f.level == "error")
+            .any(|f| f.level == crate::verify::Level::Error)
             .then(|| format!("verify found errors on {}", self.plan.to.environment))
     }
 }

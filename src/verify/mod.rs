@@ -49,6 +49,14 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Rules about the applied history and the files rather than the live catalog.
+    pub fn is_history(self) -> bool {
+        matches!(
+            self,
+            Rule::ChecksumMismatch | Rule::FileMissing | Rule::MigrationDirty | Rule::LockStale
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::ChecksumMismatch => "checksum_mismatch",

@@ -687,3 +687,60 @@ fn environment_errors_exit_2() {
         .code(2)
         .stderr_has("unknown field `protect`");
 }
+
+#[test]
+fn plan_and_promote_refuse_when_verify_finds_errors() {
+    let pair = Pair::three("plan_drift");
+    pair.run(&["up", "--env", "staging"]).success();
+    pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
+        .success();
+    // Someone built a table by hand in a managed schema of production, without RLS.
+    pair.prod
+        .execute("CREATE SCHEMA coach; CREATE TABLE coach.hand_made (id int PRIMARY KEY)");
+    let plan = plan_json(&pair);
+    assert_eq!(plan["may_proceed"], false);
+    assert_eq!(reasons(&plan), [("drift".to_string(), None)]);
+    let message = plan["reasons"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("production: verify found rls_disabled on coach.hand_made"),
+        "{message}"
+    );
+    assert_eq!(plan["to"]["verify"]["ran"], true);
+    let before = pair.production();
+    pair.run(&[
+        "promote",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+        "--yes",
+    ])
+    .code(1)
+    .stderr_has("refusing to promote");
+    assert_eq!(pair.production(), before);
+
+    // Fixed by hand: the promotion goes through, and verify runs on production afterwards.
+    pair.prod
+        .execute("ALTER TABLE coach.hand_made ENABLE ROW LEVEL SECURITY");
+    let report = pair
+        .run(&[
+            "promote",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+            "--yes",
+            "--json",
+        ])
+        .success()
+        .json();
+    assert_eq!(report["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(report["verify"]["ran"], true);
+    assert!(report["verify"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "rls_enabled_no_policy"
+            && f["schema"] == "coach"
+            && f["object"] == "hand_made"));
+}
