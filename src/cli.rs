@@ -78,6 +78,9 @@ pub enum Command {
     /// The zero-setup local PostgreSQL cluster under .migrate/.
     #[command(subcommand)]
     Local(LocalCommand),
+    /// Load a seed set idempotently (base, or test = base then test), or show what is loaded.
+    #[command(subcommand)]
+    Seed(SeedCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -168,4 +171,21 @@ pub enum LocalCommand {
     Url,
     /// Stop it, delete its data and start an empty one.
     Reset,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum SeedCommand {
+    /// Load seeds/base: insert new rows, update differing ones, leave equal ones alone.
+    Base(SeedArgs),
+    /// Load seeds/base, then seeds/test (a protected environment needs --allow-destructive).
+    Test(SeedArgs),
+    /// Every seed file: loaded, changed since load, or never loaded.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SeedArgs {
+    /// Load inside a transaction that is rolled back: report the counts, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -11,6 +11,7 @@ pub mod lockfile;
 pub mod migrations;
 pub mod output;
 pub mod redact;
+pub mod seeds;
 pub mod target;
 pub mod verify;
 
@@ -18,11 +19,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, SeedCommand};
 use commands::Context;
 use config::Project;
 use error::{exit_status, ExitStatus};
 use output::Printer;
+use seeds::SeedSet;
 
 /// Parses the command line, runs the command, prints its report; the process exit code.
 pub fn main() -> ExitCode {
@@ -75,6 +77,15 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Local(command) => printer.emit(&commands::local::local(&ctx, *command)?),
             Command::Plan(args) => printer.emit(&commands::promote::plan(&ctx, args).await?),
             Command::Promote(args) => printer.emit(&commands::promote::promote(&ctx, args).await?),
+            Command::Seed(SeedCommand::Base(args)) => {
+                printer.emit(&commands::seed::load(&ctx, SeedSet::Base, args).await?)
+            }
+            Command::Seed(SeedCommand::Test(args)) => {
+                printer.emit(&commands::seed::load(&ctx, SeedSet::Test, args).await?)
+            }
+            Command::Seed(SeedCommand::Status) => {
+                printer.emit(&commands::seed::status(&ctx).await?)
+            }
         })
     })
 }

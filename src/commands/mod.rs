@@ -9,6 +9,7 @@ pub mod promote;
 pub mod repair;
 pub mod run;
 pub mod runner;
+pub mod seed;
 pub mod status;
 pub mod verify;
 

@@ -7,6 +7,7 @@ mod progress;
 mod promote;
 mod prompt;
 mod verify;
+mod seed;
 
 use std::io::{IsTerminal, Write};
 

@@ -8,3 +8,4 @@ mod envs;
 mod files;
 mod local;
 mod verify;
+mod seeds;

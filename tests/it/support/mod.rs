@@ -196,6 +196,39 @@ impl TestDb {
     }
 }
 
+/// `pg_dump --data-only` of the given schemas, normalised like `dump()`: for checking that
+/// a run wrote nothing.
+pub fn dump_data_of(url: &str, schemas: &[&str]) -> String {
+    let bindir = migrate::local::find_bindir().expect("PostgreSQL binaries");
+    let mut command = Command::new(bindir.join("pg_dump"));
+    command.args(["--data-only", "--no-owner"]);
+    for schema in schemas {
+        command.arg(format!("--schema={schema}"));
+    }
+    let output = command
+        .arg("-d")
+        .arg(url)
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        output.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl TestDb {
+    /// `pg_dump --data-only` of `schemas`, normalised like `dump()`.
+    pub fn dump_data(&self, schemas: &[&str]) -> String {
+        dump_data_of(&self.url, schemas)
+    }
+}
+
 /// The repository's own directory (for its migrations and fixtures).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,358 @@
+//! `seed base|test`: load a seed set idempotently in one transaction, under the migration lock,
+//! only on a database at head. `seed status`: per seed file, whether it is loaded and current.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::Context;
+use crate::cli::SeedArgs;
+use crate::db::state;
+use crate::error::{file_problems, Error};
+use crate::migrations::plan::{plan_up, reconcile};
+use crate::migrations::{Migration, Section};
+use crate::seeds::load::{self, Counts, Failure};
+use crate::seeds::prepare::{prepare, Batch};
+use crate::seeds::{self, catalog, runs, Body, SeedFile, SeedSet};
+
+/// What `seed base` or `seed test` did, or with `--dry-run` would do.
+#[derive(Debug, Serialize)]
+pub struct SeedReport {
+    pub target: String,
+    pub set: SeedSet,
+    pub dry_run: bool,
+    /// Per table, in the order first loaded, over all files.
+    pub tables: Vec<TableReport>,
+    pub files: Vec<FileReport>,
+    pub totals: Counts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub seed_set: SeedSet,
+    pub file: String,
+    /// `toml` (rows, counted) or `sql` (run as it is, not counted).
+    pub kind: &'static str,
+    pub checksum: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub tables: Vec<TableReport>,
+}
+
+/// Reads the sets `set` loads (base, then test), every file parsed.
+fn read_sets(ctx: &Context, set: SeedSet) -> Result<Vec<SeedFile>, Error> {
+    let dir = ctx.project.seeds_dir();
+    let mut files = Vec::new();
+    for &s in set.with_prerequisites() {
+        match seeds::discover(&dir, &ctx.project.root, s)? {
+            Some(mut found) => files.append(&mut found),
+            None => {
+                return Err(Error::input(format!(
+                    "no seed directory {}; seed files live in <seeds>/{}/ (paths.seeds in \
+                     migrate.toml, default `seeds`)",
+                    dir.join(s.as_str()).display(),
+                    s.as_str()
+                )))
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Refuses (exit 1) unless every migration file is applied, unchanged and clean.
+async fn require_head(migrations: &[Migration], client: &Client) -> anyhow::Result<()> {
+    let applied = state::applied(client).await?;
+    let entries = reconcile(migrations, &applied);
+    let plan = plan_up(&entries, None, false)
+        .map_err(|refusal| Error::refused(format!("refusing to seed:\n{refusal}")))?;
+    if plan.migrations.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = plan.migrations.iter().map(|m| m.path.as_str()).collect();
+    Err(Error::refused(format!(
+        "refusing to seed: the database is not at head; {} migration(s) pending ({}). \
+         Run `migrate up` first",
+        names.len(),
+        names.join(", ")
+    ))
+    .into())
+}
+
+pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Result<SeedReport> {
+    let migrations = ctx.migrations()?;
+    let files = read_sets(ctx, set)?;
+    let (mut client, target) = ctx.connect().await?;
+    if set == SeedSet::Test && !args.dry_run {
+        ctx.guard_destructive(&target, "seed test")?;
+    }
+    if !args.dry_run {
+        ctx.lock(&client).await?;
+        state::ensure(&client).await?;
+    }
+    require_head(&migrations, &client).await?;
+
+    let mut names: Vec<(String, String)> = Vec::new();
+    for file in &files {
+        if let Body::Toml(tables) = &file.body {
+            for t in tables {
+                let name = (t.schema.clone(), t.table.clone());
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    let shapes = catalog::tables(&client, &names).await?;
+    let batches = prepare(&files, &shapes).map_err(|problems| file_problems(&problems))?;
+
+    let mut report = SeedReport {
+        target: target.redacted(),
+        set,
+        dry_run: args.dry_run,
+        tables: Vec::new(),
+        files: Vec::new(),
+        totals: Counts::default(),
+    };
+    let tx = client.transaction().await?;
+    for (name, value) in target.settings() {
+        tx.batch_execute(&format!("SET LOCAL {name} = '{value}'"))
+            .await?;
+    }
+    ctx.progress.start(files.len() as u64, "seed");
+    for (file, batches) in files.iter().zip(&batches) {
+        ctx.progress.migration(&file.path);
+        let file_report = match &file.body {
+            Body::Sql(sql) => {
+                if let Err(e) = tx.batch_execute(sql).await {
+                    ctx.progress.finish();
+                    return Err(sql_failure(file, sql, &e).into());
+                }
+                FileReport {
+                    seed_set: file.set,
+                    file: file.path.clone(),
+                    kind: "sql",
+                    checksum: file.checksum.clone(),
+                    counts: Counts::default(),
+                    tables: Vec::new(),
+                }
+            }
+            Body::Toml(_) => {
+                let mut tables: Vec<TableReport> = Vec::new();
+                for batch in batches {
+                    tx.batch_execute("SAVEPOINT seed_batch").await?;
+                    let counts = match load::upsert(&tx, batch).await {
+                        Ok(counts) => counts,
+                        Err(e) => {
+                            ctx.progress.finish();
+                            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch")
+                                .await?;
+                            let failure = load::locate(&tx, batch, e).await?;
+                            return Err(batch_failure(file, batch, failure).into());
+                        }
+                    };
+                    add(&mut tables, &batch.table.qualified(), counts);
+                }
+                let mut counts = Counts::default();
+                tables.iter().for_each(|t| counts.add(t.counts));
+                FileReport {
+                    seed_set: file.set,
+                    file: file.path.clone(),
+                    kind: "toml",
+                    checksum: file.checksum.clone(),
+                    counts,
+                    tables,
+                }
+            }
+        };
+        if !args.dry_run {
+            runs::record(&tx, file, file_report.counts).await?;
+        }
+        for t in &file_report.tables {
+            add(&mut report.tables, &t.table, t.counts);
+        }
+        report.totals.add(file_report.counts);
+        report.files.push(file_report);
+    }
+    ctx.progress.finish();
+    if args.dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(report)
+}
+
+fn add(tables: &mut Vec<TableReport>, table: &str, counts: Counts) {
+    match tables.iter_mut().find(|t| t.table == table) {
+        Some(t) => t.counts.add(counts),
+        None => tables.push(TableReport {
+            table: table.to_string(),
+            counts,
+        }),
+    }
+}
+
+const ROLLED_BACK: &str = "the whole seed set was rolled back; nothing was written";
+
+fn batch_failure(file: &SeedFile, batch: &Batch, failure: Failure) -> Error {
+    let table = batch.table.qualified();
+    let (location, row) = match failure.row {
+        Some((index, line)) => (
+            format!("{}:{line}", file.path),
+            format!("{table} row {index}"),
+        ),
+        None => (file.path.clone(), table),
+    };
+    let column = failure
+        .column
+        .map(|c| format!(", column `{c}`"))
+        .unwrap_or_default();
+    let message = format!(
+        "{location}: {row}{column}: {}\n{ROLLED_BACK}",
+        failure.message
+    );
+    if failure.bad_input {
+        Error::input(message)
+    } else {
+        Error::refused(message)
+    }
+}
+
+/// A `.sql` seed file failed: its file and line, PostgreSQL's error. Bad SQL or data in a
+/// seed file is an input error (exit 2); anything else is a failure (exit 1).
+fn sql_failure(file: &SeedFile, sql: &str, e: &tokio_postgres::Error) -> Error {
+    let section = Section {
+        sql: sql.to_string(),
+        first_line: 1,
+    };
+    let line = e.as_db_error().and_then(|db| match db.position() {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
+            Some(section.line_of_position(*p as usize))
+        }
+        _ => None,
+    });
+    let location = match line {
+        Some(line) => format!("{}:{line}", file.path),
+        None => file.path.clone(),
+    };
+    let message = format!("{location}: {}\n{ROLLED_BACK}", crate::db::chain(e));
+    let input = e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("22") || c.starts_with("23") || c.starts_with("42")
+    });
+    if input {
+        Error::input(message)
+    } else {
+        Error::refused(message)
+    }
+}
+
+/// `seed status`: every seed file of base and test, against its latest load.
+#[derive(Debug, Serialize)]
+pub struct SeedStatusReport {
+    pub target: String,
+    pub files: Vec<SeedStatusRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeedStatusRow {
+    pub seed_set: SeedSet,
+    /// The file name, as recorded in `_migrate.seed_runs`.
+    pub file: String,
+    pub state: SeedState,
+    pub loaded_at: Option<String>,
+    pub loaded_by: Option<String>,
+    /// The checksum of the file on disk.
+    pub checksum: Option<String>,
+    /// The checksum it had when last loaded.
+    pub loaded_checksum: Option<String>,
+    /// What its last load did.
+    pub counts: Option<Counts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedState {
+    Loaded,
+    ChangedSinceLoad,
+    NeverLoaded,
+    /// Loaded once, but the file is gone.
+    Missing,
+}
+
+impl SeedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeedState::Loaded => "loaded",
+            SeedState::ChangedSinceLoad => "changed since load",
+            SeedState::NeverLoaded => "never loaded",
+            SeedState::Missing => "file missing",
+        }
+    }
+}
+
+pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
+    let dir = ctx.project.seeds_dir();
+    let mut files = Vec::new();
+    for set in [SeedSet::Base, SeedSet::Test] {
+        files.extend(seeds::discover(&dir, &ctx.project.root, set)?.unwrap_or_default());
+    }
+    let (client, target) = ctx.connect().await?;
+    let mut latest: HashMap<(String, String), runs::SeedRun> = runs::latest(&client)
+        .await?
+        .into_iter()
+        .map(|r| ((r.seed_set.clone(), r.file.clone()), r))
+        .collect();
+    let mut rows: Vec<SeedStatusRow> = files
+        .iter()
+        .map(|f| {
+            let run = latest.remove(&(f.set.as_str().to_string(), f.name.clone()));
+            let state = match &run {
+                None => SeedState::NeverLoaded,
+                Some(r) if r.checksum == f.checksum => SeedState::Loaded,
+                Some(_) => SeedState::ChangedSinceLoad,
+            };
+            SeedStatusRow {
+                seed_set: f.set,
+                file: f.name.clone(),
+                state,
+                loaded_at: run.as_ref().map(|r| r.ran_at.clone()),
+                loaded_by: run.as_ref().map(|r| r.ran_by.clone()),
+                checksum: Some(f.checksum.clone()),
+                loaded_checksum: run.as_ref().map(|r| r.checksum.clone()),
+                counts: run.map(|r| r.counts),
+            }
+        })
+        .collect();
+    let mut gone: Vec<runs::SeedRun> = latest.into_values().collect();
+    gone.sort_by(|a, b| (&a.seed_set, &a.file).cmp(&(&b.seed_set, &b.file)));
+    for run in gone {
+        let seed_set = match run.seed_set.as_str() {
+            "test" => SeedSet::Test,
+            _ => SeedSet::Base,
+        };
+        rows.push(SeedStatusRow {
+            seed_set,
+            file: run.file,
+            state: SeedState::Missing,
+            loaded_at: Some(run.ran_at),
+            loaded_by: Some(run.ran_by),
+            checksum: None,
+            loaded_checksum: Some(run.checksum),
+            counts: Some(run.counts),
+        });
+    }
+    rows.sort_by(|a, b| (a.seed_set, &a.file).cmp(&(b.seed_set, &b.file)));
+    Ok(SeedStatusReport {
+        target: target.redacted(),
+        files: rows,
+    })
+}

@@ -1,0 +1,97 @@
+//! Human renderings of `seed base|test` and `seed status`.
+
+use comfy_table::{Attribute, Cell, Color};
+
+use super::human::table;
+use super::{Report, Style};
+use crate::commands::seed::{SeedReport, SeedState, SeedStatusReport};
+use crate::seeds::load::Counts;
+
+fn counts_cells(c: &Counts) -> Vec<Cell> {
+    vec![Cell::new(c.inserted), Cell::new(c.updated), Cell::new(c.unchanged)]
+}
+
+impl Report for SeedReport {
+    fn human(&self, style: &Style) -> String {
+        let mut out = format!("target: {}\n", self.target);
+        if !self.tables.is_empty() {
+            let mut t = table(style, &["table", "inserted", "updated", "unchanged"]);
+            for row in &self.tables {
+                let mut cells = vec![Cell::new(&row.table)];
+                cells.extend(counts_cells(&row.counts));
+                t.add_row(cells);
+            }
+            out.push_str(&format!("{t}\n"));
+        }
+        if !self.files.is_empty() {
+            let mut t = table(style, &["set", "file", "inserted", "updated", "unchanged"]);
+            for f in &self.files {
+                let mut cells = vec![Cell::new(f.seed_set.as_str()), Cell::new(&f.file)];
+                if f.kind == "sql" {
+                    cells.extend(["ran (sql)", "-", "-"].map(Cell::new));
+                } else {
+                    cells.extend(counts_cells(&f.counts));
+                }
+                t.add_row(cells);
+            }
+            out.push_str(&format!("{t}\n"));
+        }
+        let c = &self.totals;
+        let what = format!(
+            "{} inserted, {} updated, {} unchanged from {} file(s)",
+            c.inserted,
+            c.updated,
+            c.unchanged,
+            self.files.len()
+        );
+        if self.dry_run {
+            out.push_str(&format!(
+                "dry run: seed {} would leave {what}; nothing was written\n",
+                self.set.as_str()
+            ));
+        } else {
+            out.push_str(&format!("seed {}: {what}\n", self.set.as_str()));
+        }
+        out
+    }
+}
+
+impl Report for SeedStatusReport {
+    fn human(&self, style: &Style) -> String {
+        let mut out = format!("target: {}\n", self.target);
+        if self.files.is_empty() {
+            out.push_str("no seed files, and none loaded\n");
+            return out;
+        }
+        let mut t = table(style, &["set", "file", "state", "loaded at", "by"]);
+        for row in &self.files {
+            let mut state = Cell::new(row.state.as_str());
+            if style.color {
+                state = match row.state {
+                    SeedState::Loaded => state.fg(Color::Green),
+                    SeedState::NeverLoaded => state.fg(Color::Yellow),
+                    SeedState::ChangedSinceLoad | SeedState::Missing => {
+                        state.fg(Color::Red).add_attribute(Attribute::Bold)
+                    }
+                };
+            }
+            t.add_row(vec![
+                Cell::new(row.seed_set.as_str()),
+                Cell::new(&row.file),
+                state,
+                Cell::new(row.loaded_at.as_deref().unwrap_or("-")),
+                Cell::new(row.loaded_by.as_deref().unwrap_or("-")),
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+        let count = |s: SeedState| self.files.iter().filter(|r| r.state == s).count();
+        out.push_str(&format!(
+            "{} loaded, {} changed since load, {} never loaded, {} file missing\n",
+            count(SeedState::Loaded),
+            count(SeedState::ChangedSinceLoad),
+            count(SeedState::NeverLoaded),
+            count(SeedState::Missing)
+        ));
+        out
+    }
+}

@@ -1,0 +1,274 @@
+//! Upserting a batch of seed rows in one statement, and finding the row behind a failure.
+//!
+//! Each column travels as one `text[]` parameter; PostgreSQL unnests and casts them. One
+//! statement updates the existing rows that differ and inserts the missing ones; rows that
+//! are equal are not touched, so no trigger fires and no tuple is rewritten. (`INSERT ... ON
+//! CONFLICT DO UPDATE ... WHERE` would fire BEFORE INSERT triggers and lock every existing row.)
+
+use serde::Serialize;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Transaction;
+
+use super::catalog::ColumnShape;
+use super::prepare::Batch;
+use crate::db::{describe_db_error, quote_ident};
+
+/// What loading did to a table's rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: Counts) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// Loads one batch; the counts, or PostgreSQL's error.
+pub async fn upsert(tx: &Transaction<'_>, batch: &Batch) -> Result<Counts, tokio_postgres::Error> {
+    let (inserted, updated) = run(tx, &upsert_sql(batch), batch, batch.len()).await?;
+    Ok(Counts {
+        inserted,
+        updated,
+        unchanged: batch.len() as i64 - inserted - updated,
+    })
+}
+
+/// Runs the batch statement over the first `rows` rows.
+async fn run(
+    tx: &Transaction<'_>,
+    sql: &str,
+    batch: &Batch,
+    rows: usize,
+) -> Result<(i64, i64), tokio_postgres::Error> {
+    let sliced: Vec<&[String]> = batch.values.iter().map(|v| &v[..rows]).collect();
+    let params: Vec<&(dyn ToSql + Sync)> =
+        sliced.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    let row = tx.query_one(sql, &params).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The statement for a batch: `$n` is the n-th column's values as `text[]`.
+pub fn upsert_sql(batch: &Batch) -> String {
+    let table = &batch.table;
+    let target = format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name));
+    let columns: Vec<&ColumnShape> = batch.columns.iter().map(|&i| &table.columns[i]).collect();
+    let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let params: Vec<String> = (1..=columns.len())
+        .map(|n| format!("${n}::text[]"))
+        .collect();
+    let aliases: Vec<String> = (1..=columns.len()).map(|n| format!("c{n}")).collect();
+    let casts: Vec<String> = columns
+        .iter()
+        .zip(&names)
+        .zip(&aliases)
+        .map(|((c, name), alias)| format!("u.{alias}::{} AS {name}", c.cast_type))
+        .collect();
+    let key_match = table
+        .primary_key
+        .iter()
+        .map(|k| format!("t.{k} = s.{k}", k = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let others: Vec<(&ColumnShape, &String)> = columns
+        .iter()
+        .zip(&names)
+        .filter(|(c, _)| !table.primary_key.contains(&c.name))
+        .map(|(c, n)| (*c, n))
+        .collect();
+    let overriding = if columns.iter().any(|c| c.identity_always) {
+        " OVERRIDING SYSTEM VALUE"
+    } else {
+        ""
+    };
+    let mut sql = format!(
+        "WITH src AS MATERIALIZED (\n  SELECT {}\n  FROM unnest({}) AS u({})\n)",
+        casts.join(", "),
+        params.join(", "),
+        aliases.join(", ")
+    );
+    if others.is_empty() {
+        sql.push_str(", updated AS (SELECT 1 WHERE false)");
+    } else {
+        let set: Vec<String> = others.iter().map(|(_, n)| format!("{n} = s.{n}")).collect();
+        let side = |prefix: &str| {
+            others
+                .iter()
+                .map(|(c, n)| {
+                    if c.compare_as_text {
+                        format!("{prefix}.{n}::text")
+                    } else {
+                        format!("{prefix}.{n}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        sql.push_str(&format!(
+            ", updated AS (\n  UPDATE {target} AS t SET {}\n  FROM src AS s\n  \
+             WHERE {key_match} AND ROW({}) IS DISTINCT FROM ROW({})\n  RETURNING 1\n)",
+            set.join(", "),
+            side("t"),
+            side("s")
+        ));
+    }
+    sql.push_str(&format!(
+        ", inserted AS (\n  INSERT INTO {target} AS t ({cols}){overriding}\n  \
+         SELECT {cols} FROM src AS s\n  \
+         WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {key_match})\n  RETURNING 1\n)\n\
+         SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated)",
+        cols = names.join(", ")
+    ));
+    sql
+}
+
+/// Where a batch failed: the row and column when they can be found, and PostgreSQL's error.
+#[derive(Debug)]
+pub struct Failure {
+    /// 1-based index of the row among its table's rows in the file, and the row's line.
+    pub row: Option<(usize, usize)>,
+    pub column: Option<String>,
+    pub message: String,
+    /// A data or constraint error: the seed file is at fault (exit 2).
+    pub bad_input: bool,
+}
+
+/// A data exception (22) or an integrity constraint violation (23).
+fn is_bad_input(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+}
+
+fn message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => describe_db_error(db),
+        None => crate::db::chain(e),
+    }
+}
+
+/// Finds the first row whose inclusion makes the batch fail, by bisecting over prefixes of
+/// the batch (rows may depend on earlier rows of the same batch), each attempt inside a
+/// savepoint that is rolled back. Then the column: the one PostgreSQL names, or the first
+/// whose value does not cast. The transaction must be usable (rolled back to a savepoint
+/// taken before the batch).
+pub async fn locate(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    error: tokio_postgres::Error,
+) -> anyhow::Result<Failure> {
+    if !is_bad_input(&error) || batch.is_empty() {
+        return Ok(Failure {
+            row: None,
+            column: None,
+            message: message(&error),
+            bad_input: is_bad_input(&error),
+        });
+    }
+    let sql = upsert_sql(batch);
+    let (mut good, mut bad, mut error) = (0, batch.len(), error);
+    while bad - good > 1 {
+        let mid = good + (bad - good) / 2;
+        tx.batch_execute("SAVEPOINT seed_probe").await?;
+        let result = run(tx, &sql, batch, mid).await;
+        tx.batch_execute("ROLLBACK TO SAVEPOINT seed_probe").await?;
+        match result {
+            Ok(_) => good = mid,
+            Err(e) if is_bad_input(&e) => {
+                bad = mid;
+                error = e;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let row = bad - 1;
+    let mut column = error
+        .as_db_error()
+        .and_then(|db| db.column())
+        .map(str::to_string);
+    let mut text = message(&error);
+    if column.is_none() && error.code().is_some_and(|c| c.code().starts_with("22")) {
+        for (slot, &i) in batch.columns.iter().enumerate() {
+            let c = &batch.table.columns[i];
+            tx.batch_execute("SAVEPOINT seed_probe").await?;
+            let cast = format!("SELECT $1::text::{}", c.type_name);
+            let result = tx.query_one(&cast, &[&batch.values[slot][row]]).await;
+            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_probe").await?;
+            if let Err(e) = result {
+                column = Some(c.name.clone());
+                text = message(&e);
+                break;
+            }
+        }
+    }
+    Ok(Failure {
+        row: Some(batch.rows[row]),
+        column,
+        message: text,
+        bad_input: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeds::catalog::TableShape;
+    use crate::seeds::value::Kind;
+
+    fn column(name: &str, type_name: &str) -> ColumnShape {
+        ColumnShape {
+            name: name.into(),
+            type_name: type_name.into(),
+            cast_type: type_name.into(),
+            kind: Kind::Other,
+            generated: false,
+            identity_always: false,
+            compare_as_text: type_name == "json",
+        }
+    }
+
+    fn batch(columns: Vec<usize>) -> Batch {
+        Batch {
+            table: TableShape {
+                schema: "partner".into(),
+                name: "relationship_members".into(),
+                columns: vec![
+                    column("relationship_id", "uuid"),
+                    column("user_id", "uuid"),
+                    column("role", "text"),
+                    column("extra", "json"),
+                ],
+                primary_key: vec!["relationship_id".into(), "user_id".into()],
+            },
+            values: vec![Vec::new(); columns.len()],
+            columns,
+            rows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn statement_updates_differing_rows_and_inserts_missing_ones() {
+        let sql = upsert_sql(&batch(vec![0, 1, 2, 3]));
+        assert!(sql.contains(
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(c1, c2, c3, c4)"
+        ));
+        assert!(sql.contains("u.c1::uuid AS \"relationship_id\""));
+        assert!(sql.contains(
+            "WHERE t.\"relationship_id\" = s.\"relationship_id\" AND t.\"user_id\" = s.\"user_id\" \
+             AND ROW(t.\"role\", t.\"extra\"::text) IS DISTINCT FROM ROW(s.\"role\", s.\"extra\"::text)"
+        ));
+        assert!(sql.contains("SET \"role\" = s.\"role\", \"extra\" = s.\"extra\""));
+        assert!(sql.contains("WHERE NOT EXISTS"));
+    }
+
+    #[test]
+    fn key_only_rows_are_only_inserted() {
+        let sql = upsert_sql(&batch(vec![0, 1]));
+        assert!(!sql.contains("UPDATE"));
+        assert!(sql.contains("updated AS (SELECT 1 WHERE false)"));
+    }
+}

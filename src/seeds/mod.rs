@@ -1,0 +1,381 @@
+//! Seed sets (DESIGN §9): discovering `seeds/base` and `seeds/test`, and reading `.toml` seed
+//! files into rows per table. Pure: no database, no printing.
+
+pub mod catalog;
+pub mod load;
+pub mod prepare;
+pub mod runs;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use toml_edit::{ImDocument, Item, Table};
+
+use crate::error::{file_problems, Error, FileProblem};
+use crate::migrations::checksum;
+pub use value::Value;
+
+/// A named directory of seed files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedSet {
+    Base,
+    Test,
+}
+
+impl SeedSet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeedSet::Base => "base",
+            SeedSet::Test => "test",
+        }
+    }
+
+    /// The sets a command loads, in order: `test` is base, then test.
+    pub fn with_prerequisites(self) -> &'static [SeedSet] {
+        match self {
+            SeedSet::Base => &[SeedSet::Base],
+            SeedSet::Test => &[SeedSet::Base, SeedSet::Test],
+        }
+    }
+}
+
+/// One seed file on disk.
+#[derive(Debug, Clone)]
+pub struct SeedFile {
+    pub set: SeedSet,
+    /// The file name, unique within its set (`010_users.toml`); recorded in `seed_runs`.
+    pub name: String,
+    /// Path as shown to the user (relative to the project when possible).
+    pub path: String,
+    /// Same checksum as migrations: SHA-256 of the bytes with CRLF normalised to LF.
+    pub checksum: String,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Rows per table, tables in the order they first appear in the file.
+    Toml(Vec<TableRows>),
+    /// Run as it is; it must be idempotent itself.
+    Sql(String),
+}
+
+/// The rows a file gives for one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRows {
+    pub schema: String,
+    pub table: String,
+    pub rows: Vec<Row>,
+}
+
+impl TableRows {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+/// One row: its 1-based index among the table's rows in the file, the line it starts on,
+/// and its values in the order written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub index: usize,
+    pub line: usize,
+    pub values: Vec<(String, Value)>,
+}
+
+/// The files of one set in name order, read and parsed. `Ok(None)` when the set's directory
+/// does not exist. Every problem in every file is reported at once (exit 2).
+pub fn discover(
+    seeds_dir: &Path,
+    root: &Path,
+    set: SeedSet,
+) -> Result<Option<Vec<SeedFile>>, Error> {
+    let dir = seeds_dir.join(set.as_str());
+    let Some(paths) = list(&dir)? else {
+        return Ok(None);
+    };
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let shown = display(&path, root);
+        match read(&path, &shown, set) {
+            Ok(file) => files.push(file),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(Some(files))
+    } else {
+        Err(file_problems(&problems))
+    }
+}
+
+/// The seed files of a directory, sorted by name; dotfiles and `*.md` are ignored, any other
+/// extension is an error (a typo would otherwise skip a file silently).
+fn list(dir: &Path) -> Result<Option<Vec<PathBuf>>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::input(format!("cannot read {}: {e}", dir.display()))),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::input(format!("cannot read {}: {e}", dir.display())))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() || name.starts_with('.') || name.ends_with(".md") {
+            continue;
+        }
+        if !(name.ends_with(".toml") || name.ends_with(".sql")) {
+            return Err(Error::input(format!(
+                "{}: a seed file is .toml (rows per table) or .sql (run as it is); \
+                 rename or move it",
+                path.display()
+            )));
+        }
+        paths.push(path);
+    }
+    paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(Some(paths))
+}
+
+fn display(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProblem>> {
+    let problem = |line: Option<usize>, message: String| FileProblem {
+        file: shown.to_string(),
+        line,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| vec![problem(None, format!("cannot read: {e}"))])?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| vec![problem(None, "is not valid UTF-8".into())])?;
+    let body = if shown.ends_with(".sql") {
+        Body::Sql(text)
+    } else {
+        Body::Toml(parse_toml(&text).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(line, message)| problem(line, message))
+                .collect::<Vec<_>>()
+        })?)
+    };
+    Ok(SeedFile {
+        set,
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: shown.to_string(),
+        checksum: checksum(&bytes),
+        body,
+    })
+}
+
+/// Line numbers of byte offsets, by binary search over line starts.
+pub struct Lines(Vec<usize>);
+
+impl Lines {
+    pub fn new(text: &str) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Lines(starts)
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset)
+    }
+}
+
+const SHAPE: &str = "a seed file lists rows per schema-qualified table: `[[schema.table]]` \
+                     headers, each followed by `column = value` lines";
+
+type Problems = Vec<(Option<usize>, String)>;
+
+/// Parses a `.toml` seed file into rows per table. Problems carry their line.
+pub fn parse_toml(text: &str) -> Result<Vec<TableRows>, Problems> {
+    let lines = Lines::new(text);
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let line = e.span().map(|s| lines.line(s.start));
+        let message = e.message().trim().to_string();
+        vec![(line, format!("invalid TOML: {message}"))]
+    })?;
+    let line_of = |item: &Item| item.span().map(|s| lines.line(s.start));
+    let mut tables: Vec<(usize, TableRows)> = Vec::new();
+    let mut problems: Problems = Vec::new();
+    for (schema, item) in doc.as_table().iter() {
+        let Some(schema_table) = item.as_table() else {
+            problems.push((
+                line_of(item),
+                format!("`{schema}` is not a schema of tables; {SHAPE}"),
+            ));
+            continue;
+        };
+        for (table, item) in schema_table.iter() {
+            let qualified = format!("{schema}.{table}");
+            let rows = match rows_of(item, &lines) {
+                Some(rows) => rows,
+                None => {
+                    problems.push((
+                        line_of(item).or_else(|| schema_table.span().map(|s| lines.line(s.start))),
+                        format!("`{qualified}` is not an array of rows; {SHAPE}"),
+                    ));
+                    continue;
+                }
+            };
+            let mut converted = Vec::with_capacity(rows.len());
+            for (i, (line, row)) in rows.into_iter().enumerate() {
+                match row {
+                    Ok(values) => converted.push(Row {
+                        index: i + 1,
+                        line,
+                        values,
+                    }),
+                    Err((column, message)) => problems.push((
+                        Some(line),
+                        format!("{qualified} row {}, column `{column}`: {message}", i + 1),
+                    )),
+                }
+            }
+            let first = converted.first().map_or(usize::MAX, |r| r.line);
+            tables.push((
+                first,
+                TableRows {
+                    schema: schema.to_string(),
+                    table: table.to_string(),
+                    rows: converted,
+                },
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Rows of one table may reference another's (foreign keys): load tables in the order
+    // they first appear in the file, not grouped by schema as TOML nests them.
+    tables.sort_by_key(|(first, _)| *first);
+    Ok(tables.into_iter().map(|(_, t)| t).collect())
+}
+
+type RowResult = Result<Vec<(String, Value)>, (String, String)>;
+
+/// The rows of `[[schema.table]]` headers, or of an array of inline tables; `None` for any
+/// other shape.
+fn rows_of(item: &Item, lines: &Lines) -> Option<Vec<(usize, RowResult)>> {
+    let line = |span: Option<std::ops::Range<usize>>| span.map_or(0, |s| lines.line(s.start));
+    match item {
+        Item::ArrayOfTables(array) => Some(
+            array
+                .iter()
+                .map(|t| (line(t.span()), table_values(t)))
+                .collect(),
+        ),
+        Item::Value(toml_edit::Value::Array(array)) => array
+            .iter()
+            .map(|v| {
+                v.as_inline_table()
+                    .map(|t| (line(v.span()), inline_values(t)))
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+fn table_values(table: &Table) -> RowResult {
+    table
+        .iter()
+        .map(|(k, item)| {
+            Value::from_item(item)
+                .map(|v| (k.to_string(), v))
+                .map_err(|e| (k.to_string(), e))
+        })
+        .collect()
+}
+
+fn inline_values(table: &toml_edit::InlineTable) -> RowResult {
+    table
+        .iter()
+        .map(|(k, v)| {
+            Value::from_value(v)
+                .map(|v| (k.to_string(), v))
+                .map_err(|e| (k.to_string(), e))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tables: &[TableRows]) -> Vec<String> {
+        tables.iter().map(|t| t.qualified()).collect()
+    }
+
+    #[test]
+    fn tables_load_in_file_order_with_row_lines() {
+        let text = "\
+[[auth.users]]
+id = \"a\"
+
+[[coach.users]]
+id = \"a\"
+goals = [\"sleep\"]
+
+[[auth.users]]
+id = \"b\"
+
+[[auth.identities]]
+id = 1
+";
+        let tables = parse_toml(text).unwrap();
+        assert_eq!(
+            names(&tables),
+            vec!["auth.users", "coach.users", "auth.identities"]
+        );
+        let auth = &tables[0];
+        assert_eq!(auth.rows.len(), 2);
+        assert_eq!((auth.rows[1].index, auth.rows[1].line), (2, 8));
+        assert_eq!(tables[1].rows[0].line, 4);
+        assert_eq!(
+            tables[1].rows[0].values[1],
+            ("goals".to_string(), Value::Array(vec![Value::String("sleep".into())]))
+        );
+    }
+
+    #[test]
+    fn inline_arrays_of_rows_are_accepted() {
+        let text = "[coach]\nusers = [\n  { id = \"a\" },\n  { id = \"b\" },\n]\n";
+        let tables = parse_toml(text).unwrap();
+        assert_eq!(tables[0].rows.len(), 2);
+        assert_eq!(tables[0].rows[1].line, 4);
+    }
+
+    #[test]
+    fn shape_errors_name_the_line() {
+        let problems = parse_toml("title = \"x\"\n").unwrap_err();
+        assert!(problems[0].1.contains("`title` is not a schema"), "{problems:?}");
+        let problems = parse_toml("[coach]\nusers = 5\n").unwrap_err();
+        assert!(problems[0].1.contains("`coach.users` is not an array of rows"));
+        let problems = parse_toml("[[coach.users]]\nid = \n").unwrap_err();
+        assert_eq!(problems[0].0, Some(2), "{problems:?}");
+        assert!(problems[0].1.starts_with("invalid TOML"));
+    }
+
+    #[test]
+    fn lines_of_offsets() {
+        let lines = Lines::new("ab\ncd\n\nef");
+        assert_eq!(lines.line(0), 1);
+        assert_eq!(lines.line(2), 1);
+        assert_eq!(lines.line(3), 2);
+        assert_eq!(lines.line(6), 3);
+        assert_eq!(lines.line(7), 4);
+    }
+}

@@ -1,0 +1,341 @@
+//! Checks seed rows against the tables' shapes and turns them into batches: per table, rows
+//! with the same set of columns, each column's values as text. Pure; every problem is found
+//! before anything is written.
+
+use std::collections::HashMap;
+
+use super::catalog::TableShape;
+use super::value::Kind;
+use super::{Body, SeedFile, TableRows};
+use crate::error::FileProblem;
+
+/// Rows of one table that give the same columns: loaded by one statement.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub table: TableShape,
+    /// Indexes into `table.columns`, in `attnum` order.
+    pub columns: Vec<usize>,
+    /// Per column (parallel to `columns`), one text per row.
+    pub values: Vec<Vec<String>>,
+    /// Each row's 1-based index among the table's rows in the file, and its line.
+    pub rows: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// More problems than this are counted, not listed.
+const MAX_PROBLEMS: usize = 50;
+
+struct Problems {
+    list: Vec<FileProblem>,
+    more: usize,
+}
+
+impl Problems {
+    fn push(&mut self, file: &SeedFile, line: usize, message: String) {
+        if self.list.len() < MAX_PROBLEMS {
+            self.list.push(FileProblem {
+                file: file.path.clone(),
+                line: Some(line),
+                message,
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// The batches of each file (none for `.sql` files), or every problem found.
+pub fn prepare(
+    files: &[SeedFile],
+    shapes: &HashMap<String, TableShape>,
+) -> Result<Vec<Vec<Batch>>, Vec<FileProblem>> {
+    let mut problems = Problems {
+        list: Vec::new(),
+        more: 0,
+    };
+    let mut prepared = Vec::with_capacity(files.len());
+    for file in files {
+        let mut batches = Vec::new();
+        if let Body::Toml(tables) = &file.body {
+            for rows in tables {
+                batches.extend(table_batches(file, rows, shapes, &mut problems));
+            }
+        }
+        prepared.push(batches);
+    }
+    if problems.list.is_empty() {
+        return Ok(prepared);
+    }
+    if problems.more > 0 {
+        let last = problems.list.last().cloned();
+        if let Some(last) = last {
+            problems.list.push(FileProblem {
+                file: last.file,
+                line: None,
+                message: format!("... and {} more problem(s)", problems.more),
+            });
+        }
+    }
+    Err(problems.list)
+}
+
+fn table_batches(
+    file: &SeedFile,
+    rows: &TableRows,
+    shapes: &HashMap<String, TableShape>,
+    problems: &mut Problems,
+) -> Vec<Batch> {
+    let qualified = rows.qualified();
+    let first_line = rows.rows.first().map_or(1, |r| r.line);
+    let Some(shape) = shapes.get(&qualified) else {
+        problems.push(
+            file,
+            first_line,
+            format!(
+                "{qualified} row 1: table `{qualified}` does not exist (or is not a table); \
+                 check the schema and table name"
+            ),
+        );
+        return Vec::new();
+    };
+    if shape.primary_key.is_empty() {
+        problems.push(
+            file,
+            first_line,
+            format!(
+                "{qualified} row 1: table `{qualified}` has no primary key, and seed rows are \
+                 upserted by primary key; load it from a .sql seed file instead"
+            ),
+        );
+        return Vec::new();
+    }
+    let key_columns: Vec<usize> = shape
+        .primary_key
+        .iter()
+        .filter_map(|k| shape.column(k).map(|(i, _)| i))
+        .collect();
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut batch_of: HashMap<Vec<usize>, usize> = HashMap::new();
+    let mut seen_keys: HashMap<String, usize> = HashMap::with_capacity(rows.rows.len());
+    for row in &rows.rows {
+        let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
+        let mut cells: Vec<(usize, String)> = Vec::with_capacity(row.values.len());
+        let mut ok = true;
+        for (name, value) in &row.values {
+            let Some((i, column)) = shape.column(name) else {
+                problems.push(
+                    file,
+                    row.line,
+                    format!(
+                        "{}: unknown column; `{qualified}` has {}",
+                        at(name),
+                        column_list(shape)
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            if column.generated {
+                problems.push(
+                    file,
+                    row.line,
+                    format!(
+                        "{}: is a generated column (GENERATED ALWAYS AS ...); PostgreSQL \
+                         computes it, leave it out",
+                        at(name)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if column.identity_always && !shape.primary_key.contains(name) {
+                problems.push(
+                    file,
+                    row.line,
+                    format!(
+                        "{}: is an identity column (GENERATED ALWAYS AS IDENTITY); leave it out",
+                        at(name)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            match column.kind.text(&column.type_name, value) {
+                Ok(text) => cells.push((i, text)),
+                Err(e) => {
+                    problems.push(file, row.line, format!("{}: {e}", at(name)));
+                    ok = false;
+                }
+            }
+        }
+        for &k in &key_columns {
+            if !row.values.iter().any(|(n, _)| *n == shape.columns[k].name) {
+                problems.push(
+                    file,
+                    row.line,
+                    format!(
+                        "{}: primary-key value missing; seed rows are upserted by primary key \
+                         ({}), so every row gives it",
+                        at(&shape.columns[k].name),
+                        shape.primary_key.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        cells.sort_by_key(|(i, _)| *i);
+        let key = key_text(shape, &key_columns, &cells);
+        if let Some(first) = seen_keys.insert(key, row.index) {
+            problems.push(
+                file,
+                row.line,
+                format!(
+                    "{qualified} row {}: same primary key ({}) as row {first} of this file; \
+                     give each row once",
+                    row.index,
+                    shape.primary_key.join(", ")
+                ),
+            );
+            continue;
+        }
+        let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
+        let n = *batch_of.entry(columns.clone()).or_insert_with(|| {
+            batches.push(Batch {
+                table: shape.clone(),
+                values: vec![Vec::new(); columns.len()],
+                columns,
+                rows: Vec::new(),
+            });
+            batches.len() - 1
+        });
+        let batch = &mut batches[n];
+        for (slot, (_, text)) in batch.values.iter_mut().zip(cells) {
+            slot.push(text);
+        }
+        batch.rows.push((row.index, row.line));
+    }
+    batches
+}
+
+/// A row's primary key as one string, for spotting the same key twice in a file.
+fn key_text(shape: &TableShape, key_columns: &[usize], cells: &[(usize, String)]) -> String {
+    let mut key = String::new();
+    for &k in key_columns {
+        if let Some((_, text)) = cells.iter().find(|(i, _)| *i == k) {
+            if shape.columns[k].kind == Kind::Uuid {
+                key.push_str(&text.to_ascii_lowercase().replace(['-', '{', '}'], ""));
+            } else {
+                key.push_str(text);
+            }
+        }
+        key.push('\u{0}');
+    }
+    key
+}
+
+fn column_list(shape: &TableShape) -> String {
+    let names: Vec<&str> = shape.columns.iter().map(|c| c.name.as_str()).collect();
+    format!("columns {}", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeds::catalog::ColumnShape;
+    use crate::seeds::{parse_toml, SeedSet};
+
+    fn column(name: &str, type_name: &str, category: &str) -> ColumnShape {
+        ColumnShape {
+            name: name.into(),
+            type_name: type_name.into(),
+            cast_type: type_name.into(),
+            kind: Kind::of(type_name, category, None),
+            generated: name == "level",
+            identity_always: false,
+            compare_as_text: false,
+        }
+    }
+
+    fn shapes() -> HashMap<String, TableShape> {
+        let users = TableShape {
+            schema: "coach".into(),
+            name: "users".into(),
+            columns: vec![
+                column("id", "uuid", "U"),
+                column("email", "text", "S"),
+                column("age", "integer", "N"),
+                column("level", "smallint", "N"),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        HashMap::from([("coach.users".to_string(), users)])
+    }
+
+    fn file(text: &str) -> SeedFile {
+        SeedFile {
+            set: SeedSet::Base,
+            name: "010_x.toml".into(),
+            path: "seeds/base/010_x.toml".into(),
+            checksum: String::new(),
+            body: Body::Toml(parse_toml(text).unwrap()),
+        }
+    }
+
+    const A: &str = "00000000-0000-4000-8000-00000000000a";
+    const B: &str = "00000000-0000-4000-8000-00000000000b";
+
+    #[test]
+    fn rows_group_by_their_columns() {
+        let text = format!(
+            "[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\n\
+             [[coach.users]]\nid = \"{B}\"\n\
+             [[coach.users]]\nemail = \"c@example.com\"\nid = \"{}\"\n",
+            A.replace('a', "c")
+        );
+        let batches = prepare(&[file(&text)], &shapes()).unwrap().remove(0);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].columns, vec![0, 1]);
+        assert_eq!(batches[0].rows, vec![(1, 1), (3, 6)]);
+        assert_eq!(batches[0].values[1], vec!["a@example.com", "c@example.com"]);
+        assert_eq!(batches[1].columns, vec![0]);
+    }
+
+    #[test]
+    fn every_problem_names_file_line_table_row_and_column() {
+        let text = format!(
+            "[[coach.users]]\nid = \"{A}\"\nnickname = \"x\"\n\
+             [[coach.users]]\nemail = \"b@example.com\"\n\
+             [[coach.users]]\nid = \"{B}\"\nage = \"old\"\n\
+             [[coach.users]]\nid = \"{A}\"\nage = 1.5\nlevel = 3\n\
+             [[coach.users]]\nid = \"{}\"\n\
+             [[coach.nope]]\nid = 1\n",
+            B.to_uppercase()
+        );
+        let problems = prepare(&[file(&text)], &shapes()).unwrap_err();
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let expected = [
+            "seeds/base/010_x.toml:1: coach.users row 1, column `nickname`: unknown column",
+            "seeds/base/010_x.toml:4: coach.users row 2, column `id`: primary-key value missing",
+            "seeds/base/010_x.toml:9: coach.users row 4, column `age`: expected an integer",
+            "seeds/base/010_x.toml:9: coach.users row 4, column `level`: is a generated column",
+            "seeds/base/010_x.toml:13: coach.users row 5: same primary key (id) as row 3",
+            "seeds/base/010_x.toml:15: coach.nope row 1: table `coach.nope` does not exist",
+        ];
+        assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+        for (line, expected) in lines.iter().zip(expected) {
+            assert!(line.starts_with(expected), "{line}\nshould start with\n{expected}");
+        }
+    }
+}

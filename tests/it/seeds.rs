@@ -1,0 +1,628 @@
+//! Seed sets against a real PostgreSQL: idempotent loads, counts, guards, input errors that
+//! name file, table, row and column and write nothing, and `seed status`.
+
+use crate::support::{Project, Run};
+
+const A: &str = "00000000-0000-4000-8000-00000000a001";
+const B: &str = "00000000-0000-4000-8000-00000000a002";
+const C: &str = "00000000-0000-4000-8000-00000000a003";
+
+/// A small schema with what seeds must handle: arrays, jsonb, numeric, dates, a varchar
+/// limit, a CHECK, a generated column, a composite key, an identity key, a table without a
+/// primary key, and triggers that log every row they fire for.
+const FIXTURE: &str = r#"-- UP
+CREATE SCHEMA coach;
+CREATE TABLE coach.audit (what text NOT NULL);
+CREATE TABLE coach.users (
+    id         uuid PRIMARY KEY,
+    email      varchar(20) NOT NULL UNIQUE,
+    stage      integer NOT NULL DEFAULT 1 CHECK (stage IN (1, 2, 3)),
+    goals      text[] NOT NULL DEFAULT '{}',
+    profile    jsonb NOT NULL DEFAULT '{}',
+    resources  jsonb NOT NULL DEFAULT '[]',
+    score      numeric(3,1),
+    active     boolean NOT NULL DEFAULT true,
+    born       date,
+    seen_at    timestamptz,
+    level      integer GENERATED ALWAYS AS (stage * 10) STORED
+);
+CREATE TABLE coach.memberships (
+    group_id uuid NOT NULL,
+    user_id  uuid NOT NULL REFERENCES coach.users (id),
+    role     text NOT NULL DEFAULT 'member',
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE coach.events (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES coach.users (id),
+    kind    text NOT NULL
+);
+CREATE FUNCTION coach.log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO coach.audit (what) VALUES (TG_WHEN || ' ' || TG_OP || ' ' || TG_TABLE_NAME);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER users_before BEFORE INSERT OR UPDATE ON coach.users
+    FOR EACH ROW EXECUTE FUNCTION coach.log();
+CREATE TRIGGER users_after AFTER INSERT OR UPDATE ON coach.users
+    FOR EACH ROW EXECUTE FUNCTION coach.log();
+-- DOWN
+DROP SCHEMA coach CASCADE;
+"#;
+
+/// A migrated fixture project.
+fn fixture(label: &str) -> Project {
+    let p = Project::new(label);
+    p.migration("0001_coach_fixture.sql", FIXTURE);
+    p.migrate(&["up"]).success();
+    p
+}
+
+fn users_file() -> String {
+    format!(
+        r#"# two users, one with every kind of value
+[[coach.users]]
+id = "{A}"
+email = "river@example.com"
+stage = 2
+goals = ["sleep", "focus, daily", "say \"hi\""]
+profile = {{ tone = "gentle", days = [1, 2] }}
+resources = [{{ title = "breathing" }}, {{ title = "walk" }}]
+score = 7.5
+active = false
+born = 1990-04-01
+seen_at = 2024-05-01T10:00:00Z
+
+[[coach.users]]
+id = "{B}"
+email = "sky@example.com"
+"#
+    )
+}
+
+fn memberships_file() -> String {
+    format!(
+        r#"[[coach.memberships]]
+group_id = "{C}"
+user_id = "{A}"
+role = "owner"
+
+[[coach.memberships]]
+group_id = "{C}"
+user_id = "{B}"
+
+[[coach.events]]
+id = 1
+user_id = "{A}"
+kind = "joined"
+"#
+    )
+}
+
+fn count(p: &Project, sql: &str) -> i64 {
+    p.db.scalar(sql)
+}
+
+fn seed_runs(p: &Project) -> i64 {
+    let exists: bool = p
+        .db
+        .scalar("SELECT to_regclass('_migrate.seed_runs') IS NOT NULL");
+    if exists {
+        count(p, "SELECT count(*) FROM _migrate.seed_runs")
+    } else {
+        0
+    }
+}
+
+/// (inserted, updated, unchanged) of a `--json` run.
+fn totals(run: &Run) -> (i64, i64, i64) {
+    let t = &run.json()["totals"];
+    (
+        t["inserted"].as_i64().unwrap(),
+        t["updated"].as_i64().unwrap(),
+        t["unchanged"].as_i64().unwrap(),
+    )
+}
+
+/// Row counts of every fixture table, and of seed_runs: "nothing was written" when equal.
+fn fixture_counts(p: &Project) -> Vec<i64> {
+    ["users", "memberships", "events", "audit"]
+        .iter()
+        .map(|t| count(p, &format!("SELECT count(*) FROM coach.{t}")))
+        .chain([seed_runs(p)])
+        .collect()
+}
+
+#[test]
+fn loading_twice_writes_nothing_the_second_time() {
+    let p = fixture("seed_twice");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/base/020_memberships.toml", &memberships_file());
+
+    let first = p.migrate(&["seed", "base", "--json"]);
+    first.success();
+    assert_eq!(totals(&first), (5, 0, 0));
+    let tables = &first.json()["tables"];
+    assert_eq!(tables[0]["table"], "coach.users");
+    assert_eq!(tables[0]["inserted"], 2);
+    assert_eq!(tables[1]["table"], "coach.memberships");
+    assert_eq!(first.json()["files"][1]["file"], "seeds/base/020_memberships.toml");
+    // Values arrive as the column types say.
+    let row = p
+        .db
+        .client()
+        .query_one(
+            "SELECT goals, profile::text, resources::text, score::text, active, born::text,
+                    seen_at = '2024-05-01T10:00:00Z', level
+             FROM coach.users WHERE id = $1::text::uuid",
+            &[&A],
+        )
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Vec<String>>(0),
+        vec!["sleep", "focus, daily", "say \"hi\""]
+    );
+    assert_eq!(row.get::<_, String>(1), r#"{"days": [1, 2], "tone": "gentle"}"#);
+    assert_eq!(
+        row.get::<_, String>(2),
+        r#"[{"title": "breathing"}, {"title": "walk"}]"#
+    );
+    assert_eq!(row.get::<_, String>(3), "7.5");
+    assert!(!row.get::<_, bool>(4));
+    assert_eq!(row.get::<_, String>(5), "1990-04-01");
+    assert!(row.get::<_, bool>(6));
+    assert_eq!(row.get::<_, i32>(7), 20);
+    // Absent columns got their defaults; the composite and identity keys loaded.
+    assert_eq!(
+        count(&p, &format!("SELECT stage::bigint FROM coach.users WHERE id = '{B}'")),
+        1
+    );
+    assert_eq!(
+        p.db.scalar::<String>(&format!(
+            "SELECT role FROM coach.memberships WHERE user_id = '{B}'"
+        )),
+        "member"
+    );
+    assert_eq!(count(&p, "SELECT max(id) FROM coach.events"), 1);
+    // Each trigger fired once per inserted user.
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.audit"), 4);
+
+    let dump = p.db.dump_data(&["coach"]);
+    let xmins: String = p
+        .db
+        .scalar("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM coach.users");
+    let second = p.migrate(&["seed", "base", "--json"]);
+    second.success();
+    assert_eq!(totals(&second), (0, 0, 5));
+    assert_eq!(p.db.dump_data(&["coach"]), dump, "the second load changed data");
+    let after: String = p
+        .db
+        .scalar("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM coach.users");
+    assert_eq!(after, xmins, "equal rows were rewritten");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.audit"), 4, "a trigger fired");
+    assert_eq!(seed_runs(&p), 4);
+    assert_eq!(
+        count(
+            &p,
+            "SELECT count(*) FROM _migrate.seed_runs
+             WHERE seed_set = 'base' AND file = '010_users.toml' AND inserted = 0
+               AND updated = 0 AND unchanged = 2 AND ran_by = current_user
+               AND checksum = (SELECT checksum FROM _migrate.seed_runs ORDER BY id LIMIT 1)"
+        ),
+        1
+    );
+}
+
+#[test]
+fn human_report_is_a_table_per_table_and_per_file() {
+    let p = fixture("seed_human");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"])
+        .success()
+        .stdout_has("│ coach.users ┆ 2        ┆ 0       ┆ 0         │")
+        .stdout_has("│ base ┆ seeds/base/010_users.toml ┆ 2        ┆ 0       ┆ 0         │")
+        .stdout_has("seed base: 2 inserted, 0 updated, 0 unchanged from 1 file(s)");
+}
+
+#[test]
+fn changing_one_value_updates_exactly_one_row() {
+    let p = fixture("seed_one_change");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"]).success();
+    let audit = count(&p, "SELECT count(*) FROM coach.audit");
+    p.write(
+        "seeds/base/010_users.toml",
+        &users_file().replace("sky@example.com", "sky2@example.com"),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (0, 1, 1));
+    assert_eq!(
+        p.db.scalar::<String>(&format!("SELECT email::text FROM coach.users WHERE id = '{B}'")),
+        "sky2@example.com"
+    );
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.audit"), audit + 2);
+    // A column left out of a later file keeps its value: seeds compare what they give.
+    p.write(
+        "seeds/base/010_users.toml",
+        &format!("[[coach.users]]\nid = \"{A}\"\nemail = \"river@example.com\"\n"),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    assert_eq!(totals(&run), (0, 0, 1));
+    assert_eq!(
+        count(&p, &format!("SELECT stage::bigint FROM coach.users WHERE id = '{A}'")),
+        2
+    );
+}
+
+#[test]
+fn repo_schema_loads_twice_with_an_identical_data_dump() {
+    let p = Project::with_repo_migrations("seed_repo_twice");
+    p.migrate(&["up"]).success();
+    p.write(
+        "seeds/base/010_users.toml",
+        &format!(
+            r#"[[auth.users]]
+id = "{A}"
+email = "river@example.com"
+
+[[coach.users]]
+id = "{A}"
+email = "river@example.com"
+goals = ["sleep"]
+profile = {{ tone = "gentle" }}
+
+[[signify.users]]
+id = "{A}"
+email = "river@example.com"
+nickname = "river"
+xp = 2500
+"#
+        ),
+    );
+    p.write(
+        "seeds/base/020_chat.toml",
+        &format!(
+            r#"[[coach.conversations]]
+id = "{B}"
+user_id = "{A}"
+message_text = "hello"
+sender_type = "user"
+created_at = 2024-05-01T10:00:00Z
+"#
+        ),
+    );
+    let schemas = ["auth", "coach", "wellness", "partner", "signify", "counsel"];
+    let first = p.migrate(&["seed", "base", "--json"]);
+    first.success();
+    assert_eq!(totals(&first), (4, 0, 0));
+    assert_eq!(count(&p, "SELECT level::bigint FROM signify.users"), 2);
+    let dump = p.db.dump_data(&schemas);
+    let second = p.migrate(&["seed", "base", "--json"]);
+    second.success();
+    assert_eq!(totals(&second), (0, 0, 4));
+    assert_eq!(p.db.dump_data(&schemas), dump);
+
+    p.write(
+        "seeds/base/020_chat.toml",
+        &format!(
+            "[[coach.conversations]]\nid = \"{B}\"\nuser_id = \"{A}\"\nmessage_text = \"hello!\"\n\
+             sender_type = \"user\"\ncreated_at = 2024-05-01T10:00:00Z\n"
+        ),
+    );
+    let third = p.migrate(&["seed", "base", "--json"]);
+    assert_eq!(totals(&third), (0, 1, 3));
+
+    // A generated column in a file is an input error naming it; nothing is written.
+    p.write(
+        "seeds/base/030_level.toml",
+        &format!("[[signify.users]]\nid = \"{A}\"\nlevel = 9\n"),
+    );
+    let before = seed_runs(&p);
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/030_level.toml:1: signify.users row 1, column `level`: is a generated column");
+    assert_eq!(seed_runs(&p), before);
+}
+
+#[test]
+fn seed_test_loads_base_then_test_and_records_each_set() {
+    let p = fixture("seed_test_set");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    p.write(
+        "seeds/test/020_more.sql",
+        "INSERT INTO coach.audit (what) SELECT 'from sql' \
+         WHERE NOT EXISTS (SELECT 1 FROM coach.audit WHERE what = 'from sql');\n",
+    );
+    let run = p.migrate(&["seed", "test", "--json"]);
+    run.success();
+    let files = run.json()["files"].clone();
+    let shown: Vec<(&str, &str, &str)> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["seed_set"].as_str().unwrap(),
+                f["file"].as_str().unwrap(),
+                f["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("base", "seeds/base/010_users.toml", "toml"),
+            ("test", "seeds/test/010_memberships.toml", "toml"),
+            ("test", "seeds/test/020_more.sql", "sql"),
+        ]
+    );
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.memberships"), 2);
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM coach.audit WHERE what = 'from sql'"),
+        1
+    );
+    let sets: String = p.db.scalar(
+        "SELECT string_agg(seed_set || '/' || file, ' ' ORDER BY id) FROM _migrate.seed_runs",
+    );
+    assert_eq!(sets, "base/010_users.toml test/010_memberships.toml test/020_more.sql");
+    p.migrate(&["seed", "test"]).success();
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM coach.audit WHERE what = 'from sql'"),
+        1
+    );
+}
+
+#[test]
+fn dry_run_reports_counts_and_writes_nothing() {
+    let p = fixture("seed_dry_run");
+    p.write("seeds/base/010_users.toml", &users_file());
+    let before = fixture_counts(&p);
+    let run = p.migrate(&["seed", "base", "--dry-run", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (2, 0, 0));
+    assert_eq!(run.json()["dry_run"], true);
+    assert_eq!(fixture_counts(&p), before);
+    p.migrate(&["seed", "base", "--dry-run"])
+        .success()
+        .stdout_has("dry run: seed base would leave 2 inserted, 0 updated, 0 unchanged");
+}
+
+#[test]
+fn seed_status_shows_loaded_changed_and_never_loaded() {
+    let p = fixture("seed_status");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    let states = |p: &Project| -> Vec<(String, String)> {
+        p.migrate(&["seed", "status", "--json"]).success().json()["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    format!("{}/{}", f["seed_set"].as_str().unwrap(), f["file"].as_str().unwrap()),
+                    f["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |f: &str, s: &str| (f.to_string(), s.to_string());
+    assert_eq!(
+        states(&p),
+        vec![
+            pair("base/010_users.toml", "never_loaded"),
+            pair("test/010_memberships.toml", "never_loaded")
+        ]
+    );
+    p.migrate(&["seed", "base"]).success();
+    p.write("seeds/base/010_users.toml", &users_file().replace("stage = 2", "stage = 3"));
+    assert_eq!(
+        states(&p),
+        vec![
+            pair("base/010_users.toml", "changed_since_load"),
+            pair("test/010_memberships.toml", "never_loaded")
+        ]
+    );
+    p.migrate(&["seed", "status"])
+        .success()
+        .stdout_has("changed since load")
+        .stdout_has("never loaded")
+        .stdout_has("0 loaded, 1 changed since load, 1 never loaded, 0 file missing");
+    p.migrate(&["seed", "test"]).success();
+    assert_eq!(
+        states(&p),
+        vec![
+            pair("base/010_users.toml", "loaded"),
+            pair("test/010_memberships.toml", "loaded")
+        ]
+    );
+}
+
+#[test]
+fn every_input_error_names_file_row_and_column_and_writes_nothing() {
+    let p = fixture("seed_input_errors");
+    let user = |extra: &str| format!("[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\n{extra}");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown table",
+            format!("{}[[coach.userz]]\nid = \"{B}\"\n", user("")),
+            "seeds/base/010_x.toml:4: coach.userz row 1: table `coach.userz` does not exist",
+        ),
+        (
+            "unknown column",
+            user("nickname = \"a\"\n"),
+            "seeds/base/010_x.toml:1: coach.users row 1, column `nickname`: unknown column; \
+             `coach.users` has columns id, email, stage",
+        ),
+        (
+            "wrong TOML type",
+            user("stage = true\n"),
+            "seeds/base/010_x.toml:1: coach.users row 1, column `stage`: expected an integer \
+             for type integer, found a boolean",
+        ),
+        (
+            "not a uuid",
+            "[[coach.users]]\nid = \"river\"\nemail = \"a@example.com\"\n".to_string(),
+            "seeds/base/010_x.toml:1: coach.users row 1, column `id`: \"river\" is not a uuid",
+        ),
+        (
+            "value PostgreSQL cannot cast",
+            format!("{}[[coach.users]]\nid = \"{B}\"\nemail = \"b@example.com\"\nborn = \"yesterday-ish\"\n", user("")),
+            "seeds/base/010_x.toml:4: coach.users row 2, column `born`: ERROR: invalid input \
+             syntax for type date: \"yesterday-ish\"",
+        ),
+        (
+            "missing primary-key value",
+            "[[coach.users]]\nemail = \"a@example.com\"\n".to_string(),
+            "seeds/base/010_x.toml:1: coach.users row 1, column `id`: primary-key value missing",
+        ),
+        (
+            "missing one column of a composite key",
+            format!("{}[[coach.memberships]]\ngroup_id = \"{C}\"\n", user("")),
+            "seeds/base/010_x.toml:4: coach.memberships row 1, column `user_id`: primary-key \
+             value missing",
+        ),
+        (
+            "generated column",
+            user("level = 3\n"),
+            "seeds/base/010_x.toml:1: coach.users row 1, column `level`: is a generated column",
+        ),
+        (
+            "same key twice",
+            format!("{}{}", user(""), user("")),
+            "seeds/base/010_x.toml:4: coach.users row 2: same primary key (id) as row 1",
+        ),
+        (
+            "CHECK violation",
+            format!("{}[[coach.users]]\nid = \"{B}\"\nemail = \"b@example.com\"\nstage = 7\n", user("")),
+            "seeds/base/010_x.toml:4: coach.users row 2: ERROR: new row for relation \"users\" \
+             violates check constraint \"users_stage_check\"",
+        ),
+        (
+            "too long for varchar(20), not truncated",
+            user("").replace("a@example.com", "a-very-long-address@example.com"),
+            "seeds/base/010_x.toml:1: coach.users row 1: ERROR: value too long for type \
+             character varying(20)",
+        ),
+        (
+            "invalid TOML",
+            "[[coach.users]]\nid = \n".to_string(),
+            "seeds/base/010_x.toml:2: invalid TOML",
+        ),
+    ];
+    let before = fixture_counts(&p);
+    for (what, text, expected) in cases {
+        p.write("seeds/base/010_x.toml", &text);
+        let run = p.migrate(&["seed", "base"]);
+        assert_eq!(run.code, 2, "{what}: exit code\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(expected),
+            "{what}: stderr lacks\n{expected}\n---\n{}",
+            run.stderr
+        );
+        assert_eq!(fixture_counts(&p), before, "{what}: something was written");
+    }
+}
+
+#[test]
+fn a_bad_row_in_the_second_file_rolls_back_the_first() {
+    let p = fixture("seed_rollback");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write(
+        "seeds/base/020_bad.toml",
+        &format!(
+            "[[coach.memberships]]\ngroup_id = \"{C}\"\nuser_id = \"{A}\"\n\n\
+             [[coach.memberships]]\ngroup_id = \"{C}\"\nuser_id = \"{C}\"\n"
+        ),
+    );
+    let before = fixture_counts(&p);
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/020_bad.toml:5: coach.memberships row 2: ERROR: insert or update on table \"memberships\" violates foreign key constraint")
+        .stderr_has("the whole seed set was rolled back; nothing was written");
+    assert_eq!(fixture_counts(&p), before);
+
+    // A failing .sql file is named with its line, and rolls back the same way.
+    p.write(
+        "seeds/base/020_bad.toml",
+        &format!("[[coach.memberships]]\ngroup_id = \"{C}\"\nuser_id = \"{A}\"\n"),
+    );
+    p.write("seeds/base/030_bad.sql", "SELECT 1;\n\nSELEC 2;\n");
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/030_bad.sql:3: ERROR: syntax error at or near \"SELEC\"");
+    assert_eq!(fixture_counts(&p), before);
+}
+
+#[test]
+fn refuses_a_database_not_at_head() {
+    let p = Project::new("seed_not_at_head");
+    p.migration("0001_coach_fixture.sql", FIXTURE);
+    p.migration(
+        "0002_coach_more.sql",
+        "-- UP\nCREATE TABLE coach.more (id int PRIMARY KEY);\n-- DOWN\nDROP TABLE coach.more;\n",
+    );
+    p.migrate(&["up", "--to", "1"]).success();
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"])
+        .code(1)
+        .stderr_has("refusing to seed: the database is not at head; 1 migration(s) pending (migrations/0002_coach_more.sql). Run `migrate up` first");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 0);
+    assert_eq!(seed_runs(&p), 0);
+}
+
+#[test]
+fn refuses_when_an_applied_migration_changed() {
+    let p = fixture("seed_changed_migration");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migration("0001_coach_fixture.sql", &format!("-- edited\n{FIXTURE}"));
+    p.migrate(&["seed", "base"])
+        .code(1)
+        .stderr_has("refusing to seed:")
+        .stderr_has("0001_coach_fixture.sql was edited after it was applied");
+    assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn seed_test_on_a_protected_environment_needs_allow_destructive() {
+    let p = fixture("seed_protected");
+    p.write(
+        "migrate.toml",
+        "[env.production]\nurl_env = \"SEED_TEST_PRODUCTION_URL\"\nprotected = true\n",
+    );
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    let env = [("SEED_TEST_PRODUCTION_URL", p.db.url.as_str())];
+    p.migrate_raw(&["seed", "test", "--env", "production"], &env)
+        .code(1)
+        .stderr_has("environment `production` is protected: `seed test` needs --allow-destructive");
+    assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
+    // base is reference data: allowed; test with the flag too.
+    p.migrate_raw(&["seed", "base", "--env", "production"], &env)
+        .success();
+    p.migrate_raw(
+        &["seed", "test", "--env", "production", "--allow-destructive"],
+        &env,
+    )
+    .success();
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.memberships"), 2);
+}
+
+#[test]
+fn a_missing_seed_directory_or_stray_file_is_an_input_error() {
+    let p = fixture("seed_missing_dir");
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("no seed directory")
+        .stderr_has("seeds/base");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "test"])
+        .code(2)
+        .stderr_has("seeds/test");
+    p.write("seeds/base/020_users.tml", "");
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("020_users.tml: a seed file is .toml (rows per table) or .sql");
+    assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
+}
