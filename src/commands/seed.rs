@@ -50,21 +50,19 @@ pub struct FileReport {
 /// Reads the sets `set` loads (base, then test), every file parsed.
 fn read_sets(ctx: &Context, set: SeedSet) -> Result<Vec<SeedFile>, Error> {
     let dir = ctx.project.seeds_dir();
-    let mut files = Vec::new();
+    let mut paths = Vec::new();
     for &s in set.with_prerequisites() {
-        match seeds::discover(&dir, &ctx.project.root, s)? {
-            Some(mut found) => files.append(&mut found),
-            None => {
-                return Err(Error::input(format!(
-                    "no seed directory {}; seed files live in <seeds>/{}/ (paths.seeds in \
-                     migrate.toml, default `seeds`)",
-                    dir.join(s.as_str()).display(),
-                    s.as_str()
-                )))
-            }
-        }
+        let Some(found) = seeds::list_set(&dir, s)? else {
+            return Err(Error::input(format!(
+                "no seed directory {}; seed files live in <seeds>/{}/ (paths.seeds in \
+                 migrate.toml, default `seeds`)",
+                dir.join(s.as_str()).display(),
+                s.as_str()
+            )));
+        };
+        paths.extend(found.into_iter().map(|p| (s, p)));
     }
-    Ok(files)
+    seeds::read_all(&paths, &ctx.project.root)
 }
 
 /// Refuses (exit 1) unless every migration file is applied, unchanged and clean.
@@ -88,7 +86,7 @@ async fn require_head(migrations: &[Migration], client: &Client) -> anyhow::Resu
 
 pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Result<SeedReport> {
     let migrations = ctx.migrations()?;
-    let files = read_sets(ctx, set)?;
+    let mut files = read_sets(ctx, set)?;
     let (mut client, target) = ctx.connect().await?;
     if set == SeedSet::Test && !args.dry_run {
         ctx.guard_destructive(&target, "seed test")?;
@@ -111,7 +109,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         }
     }
     let shapes = catalog::tables(&client, &names).await?;
-    let batches = prepare(&files, &shapes).map_err(|problems| file_problems(&problems))?;
+    let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
 
     let mut report = SeedReport {
         target: target.redacted(),
@@ -152,8 +150,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
                         Ok(counts) => counts,
                         Err(e) => {
                             ctx.progress.finish();
-                            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch")
-                                .await?;
+                            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
                             let failure = load::locate(&tx, batch, e).await?;
                             return Err(batch_failure(file, batch, failure).into());
                         }

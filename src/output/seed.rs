@@ -8,7 +8,11 @@ use crate::commands::seed::{SeedReport, SeedState, SeedStatusReport};
 use crate::seeds::load::Counts;
 
 fn counts_cells(c: &Counts) -> Vec<Cell> {
-    vec![Cell::new(c.inserted), Cell::new(c.updated), Cell::new(c.unchanged)]
+    vec![
+        Cell::new(c.inserted),
+        Cell::new(c.updated),
+        Cell::new(c.unchanged),
+    ]
 }
 
 impl Report for SeedReport {

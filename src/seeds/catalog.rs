@@ -42,7 +42,10 @@ impl TableShape {
     }
 
     pub fn column(&self, name: &str) -> Option<(usize, &ColumnShape)> {
-        self.columns.iter().enumerate().find(|(_, c)| c.name == name)
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == name)
     }
 }
 

@@ -2,12 +2,14 @@
 //! files into rows per table. Pure: no database, no printing.
 
 pub mod catalog;
+mod fast;
 pub mod load;
 pub mod prepare;
 pub mod runs;
 pub mod value;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use toml_edit::{ImDocument, Item, Table};
@@ -92,21 +94,62 @@ pub fn discover(
     root: &Path,
     set: SeedSet,
 ) -> Result<Option<Vec<SeedFile>>, Error> {
-    let dir = seeds_dir.join(set.as_str());
-    let Some(paths) = list(&dir)? else {
+    let Some(paths) = list(&seeds_dir.join(set.as_str()))? else {
         return Ok(None);
     };
-    let mut files = Vec::new();
+    let sets: Vec<(SeedSet, PathBuf)> = paths.into_iter().map(|p| (set, p)).collect();
+    read_all(&sets, root).map(Some)
+}
+
+/// The paths of a set's files in name order; `None` when its directory does not exist.
+pub fn list_set(seeds_dir: &Path, set: SeedSet) -> Result<Option<Vec<PathBuf>>, Error> {
+    list(&seeds_dir.join(set.as_str()))
+}
+
+/// Reads and parses files, in the order given, on as many threads as there are cores:
+/// parsing large TOML files is most of a cold load's client time.
+pub fn read_all(files: &[(SeedSet, PathBuf)], root: &Path) -> Result<Vec<SeedFile>, Error> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len());
+    // Largest first, so that a big file does not start last.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order
+        .sort_by_key(|&i| std::cmp::Reverse(std::fs::metadata(&files[i].1).map_or(0, |m| m.len())));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(k) else {
+                return done;
+            };
+            let (set, path) = &files[i];
+            done.push((i, read(path, &display(path, root), *set)));
+        }
+    };
+    let mut results: Vec<(usize, Result<SeedFile, Vec<FileProblem>>)> = if workers > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    } else {
+        work()
+    };
+    results.sort_by_key(|(i, _)| *i);
+    let mut parsed = Vec::with_capacity(results.len());
     let mut problems = Vec::new();
-    for path in paths {
-        let shown = display(&path, root);
-        match read(&path, &shown, set) {
-            Ok(file) => files.push(file),
+    for (_, result) in results {
+        match result {
+            Ok(file) => parsed.push(file),
             Err(mut p) => problems.append(&mut p),
         }
     }
     if problems.is_empty() {
-        Ok(Some(files))
+        Ok(parsed)
     } else {
         Err(file_problems(&problems))
     }
@@ -122,7 +165,8 @@ fn list(dir: &Path) -> Result<Option<Vec<PathBuf>>, Error> {
     };
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| Error::input(format!("cannot read {}: {e}", dir.display())))?;
+        let entry =
+            entry.map_err(|e| Error::input(format!("cannot read {}: {e}", dir.display())))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_dir() || name.starts_with('.') || name.ends_with(".md") {
@@ -154,7 +198,8 @@ fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProb
         line,
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| vec![problem(None, format!("cannot read: {e}"))])?;
+    let bytes =
+        std::fs::read(path).map_err(|e| vec![problem(None, format!("cannot read: {e}"))])?;
     let text = String::from_utf8(bytes.clone())
         .map_err(|_| vec![problem(None, "is not valid UTF-8".into())])?;
     let body = if shown.ends_with(".sql") {
@@ -202,34 +247,42 @@ type Problems = Vec<(Option<usize>, String)>;
 
 /// Parses a `.toml` seed file into rows per table. Problems carry their line.
 pub fn parse_toml(text: &str) -> Result<Vec<TableRows>, Problems> {
+    match fast::parse(text) {
+        Some(tables) => Ok(tables),
+        None => parse_full(text),
+    }
+}
+
+/// The full TOML parser: any valid TOML, and errors with their line.
+pub fn parse_full(text: &str) -> Result<Vec<TableRows>, Problems> {
     let lines = Lines::new(text);
+    let line_of = |span: Option<std::ops::Range<usize>>| span.map(|s| lines.line(s.start));
     let doc = ImDocument::parse(text).map_err(|e| {
-        let line = e.span().map(|s| lines.line(s.start));
         let message = e.message().trim().to_string();
-        vec![(line, format!("invalid TOML: {message}"))]
+        vec![(line_of(e.span()), format!("invalid TOML: {message}"))]
     })?;
-    let line_of = |item: &Item| item.span().map(|s| lines.line(s.start));
     let mut tables: Vec<(usize, TableRows)> = Vec::new();
     let mut problems: Problems = Vec::new();
-    for (schema, item) in doc.as_table().iter() {
-        let Some(schema_table) = item.as_table() else {
+    // The document is consumed as it is read: values move out instead of being copied.
+    for (schema, item) in doc.into_table() {
+        let span = item.span();
+        let Item::Table(schema_table) = item else {
             problems.push((
-                line_of(item),
-                format!("`{schema}` is not a schema of tables; {SHAPE}"),
+                line_of(span),
+                format!("`{}` is not a schema of tables; {SHAPE}", schema.as_str()),
             ));
             continue;
         };
-        for (table, item) in schema_table.iter() {
-            let qualified = format!("{schema}.{table}");
-            let rows = match rows_of(item, &lines) {
-                Some(rows) => rows,
-                None => {
-                    problems.push((
-                        line_of(item).or_else(|| schema_table.span().map(|s| lines.line(s.start))),
-                        format!("`{qualified}` is not an array of rows; {SHAPE}"),
-                    ));
-                    continue;
-                }
+        let schema_line = line_of(schema_table.span());
+        for (table, item) in schema_table {
+            let qualified = format!("{}.{}", schema.as_str(), table.as_str());
+            let item_line = line_of(item.span());
+            let Some(rows) = rows_of(item, &lines) else {
+                problems.push((
+                    item_line.or(schema_line),
+                    format!("`{qualified}` is not an array of rows; {SHAPE}"),
+                ));
+                continue;
             };
             let mut converted = Vec::with_capacity(rows.len());
             for (i, (line, row)) in rows.into_iter().enumerate() {
@@ -267,31 +320,34 @@ pub fn parse_toml(text: &str) -> Result<Vec<TableRows>, Problems> {
 
 type RowResult = Result<Vec<(String, Value)>, (String, String)>;
 
-/// The rows of `[[schema.table]]` headers, or of an array of inline tables; `None` for any
-/// other shape.
-fn rows_of(item: &Item, lines: &Lines) -> Option<Vec<(usize, RowResult)>> {
+/// The rows of `[[schema.table]]` headers, or of an array of inline tables, each with its
+/// line; `None` for any other shape.
+fn rows_of(item: Item, lines: &Lines) -> Option<Vec<(usize, RowResult)>> {
     let line = |span: Option<std::ops::Range<usize>>| span.map_or(0, |s| lines.line(s.start));
     match item {
         Item::ArrayOfTables(array) => Some(
             array
-                .iter()
+                .into_iter()
                 .map(|t| (line(t.span()), table_values(t)))
                 .collect(),
         ),
         Item::Value(toml_edit::Value::Array(array)) => array
-            .iter()
+            .into_iter()
             .map(|v| {
-                v.as_inline_table()
-                    .map(|t| (line(v.span()), inline_values(t)))
+                let at = line(v.span());
+                match v {
+                    toml_edit::Value::InlineTable(t) => Some((at, inline_values(t))),
+                    _ => None,
+                }
             })
             .collect(),
         _ => None,
     }
 }
 
-fn table_values(table: &Table) -> RowResult {
+fn table_values(table: Table) -> RowResult {
     table
-        .iter()
+        .into_iter()
         .map(|(k, item)| {
             Value::from_item(item)
                 .map(|v| (k.to_string(), v))
@@ -300,9 +356,9 @@ fn table_values(table: &Table) -> RowResult {
         .collect()
 }
 
-fn inline_values(table: &toml_edit::InlineTable) -> RowResult {
+fn inline_values(table: toml_edit::InlineTable) -> RowResult {
     table
-        .iter()
+        .into_iter()
         .map(|(k, v)| {
             Value::from_value(v)
                 .map(|v| (k.to_string(), v))
@@ -346,7 +402,10 @@ id = 1
         assert_eq!(tables[1].rows[0].line, 4);
         assert_eq!(
             tables[1].rows[0].values[1],
-            ("goals".to_string(), Value::Array(vec![Value::String("sleep".into())]))
+            (
+                "goals".to_string(),
+                Value::Array(vec![Value::String("sleep".into())])
+            )
         );
     }
 
@@ -361,9 +420,14 @@ id = 1
     #[test]
     fn shape_errors_name_the_line() {
         let problems = parse_toml("title = \"x\"\n").unwrap_err();
-        assert!(problems[0].1.contains("`title` is not a schema"), "{problems:?}");
+        assert!(
+            problems[0].1.contains("`title` is not a schema"),
+            "{problems:?}"
+        );
         let problems = parse_toml("[coach]\nusers = 5\n").unwrap_err();
-        assert!(problems[0].1.contains("`coach.users` is not an array of rows"));
+        assert!(problems[0]
+            .1
+            .contains("`coach.users` is not an array of rows"));
         let problems = parse_toml("[[coach.users]]\nid = \n").unwrap_err();
         assert_eq!(problems[0].0, Some(2), "{problems:?}");
         assert!(problems[0].1.starts_with("invalid TOML"));

@@ -53,9 +53,10 @@ impl Problems {
     }
 }
 
-/// The batches of each file (none for `.sql` files), or every problem found.
+/// The batches of each file (none for `.sql` files), or every problem found. The rows move
+/// out of the files into the batches (a large set is not held twice).
 pub fn prepare(
-    files: &[SeedFile],
+    files: &mut [SeedFile],
     shapes: &HashMap<String, TableShape>,
 ) -> Result<Vec<Vec<Batch>>, Vec<FileProblem>> {
     let mut problems = Problems {
@@ -63,9 +64,10 @@ pub fn prepare(
         more: 0,
     };
     let mut prepared = Vec::with_capacity(files.len());
-    for file in files {
+    for file in files.iter_mut() {
         let mut batches = Vec::new();
-        if let Body::Toml(tables) = &file.body {
+        if let Body::Toml(tables) = &mut file.body {
+            let tables = std::mem::take(tables);
             for rows in tables {
                 batches.extend(table_batches(file, rows, shapes, &mut problems));
             }
@@ -90,7 +92,7 @@ pub fn prepare(
 
 fn table_batches(
     file: &SeedFile,
-    rows: &TableRows,
+    rows: TableRows,
     shapes: &HashMap<String, TableShape>,
     problems: &mut Problems,
 ) -> Vec<Batch> {
@@ -126,11 +128,13 @@ fn table_batches(
     let mut batches: Vec<Batch> = Vec::new();
     let mut batch_of: HashMap<Vec<usize>, usize> = HashMap::new();
     let mut seen_keys: HashMap<String, usize> = HashMap::with_capacity(rows.rows.len());
-    for row in &rows.rows {
+    for row in rows.rows {
         let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
         let mut cells: Vec<(usize, String)> = Vec::with_capacity(row.values.len());
+        let mut given: Vec<usize> = Vec::with_capacity(row.values.len());
         let mut ok = true;
-        for (name, value) in &row.values {
+        for (name, value) in row.values {
+            let name = name.as_str();
             let Some((i, column)) = shape.column(name) else {
                 problems.push(
                     file,
@@ -144,6 +148,7 @@ fn table_batches(
                 ok = false;
                 continue;
             };
+            given.push(i);
             if column.generated {
                 problems.push(
                     file,
@@ -157,7 +162,7 @@ fn table_batches(
                 ok = false;
                 continue;
             }
-            if column.identity_always && !shape.primary_key.contains(name) {
+            if column.identity_always && !shape.primary_key.iter().any(|k| k == name) {
                 problems.push(
                     file,
                     row.line,
@@ -178,7 +183,7 @@ fn table_batches(
             }
         }
         for &k in &key_columns {
-            if !row.values.iter().any(|(n, _)| *n == shape.columns[k].name) {
+            if !given.contains(&k) {
                 problems.push(
                     file,
                     row.line,
@@ -211,15 +216,19 @@ fn table_batches(
             continue;
         }
         let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
-        let n = *batch_of.entry(columns.clone()).or_insert_with(|| {
-            batches.push(Batch {
-                table: shape.clone(),
-                values: vec![Vec::new(); columns.len()],
-                columns,
-                rows: Vec::new(),
-            });
-            batches.len() - 1
-        });
+        let n = match batch_of.get(&columns) {
+            Some(&n) => n,
+            None => {
+                batches.push(Batch {
+                    table: shape.clone(),
+                    values: vec![Vec::new(); columns.len()],
+                    columns: columns.clone(),
+                    rows: Vec::new(),
+                });
+                batch_of.insert(columns, batches.len() - 1);
+                batches.len() - 1
+            }
+        };
         let batch = &mut batches[n];
         for (slot, (_, text)) in batch.values.iter_mut().zip(cells) {
             slot.push(text);
@@ -304,7 +313,7 @@ mod tests {
              [[coach.users]]\nemail = \"c@example.com\"\nid = \"{}\"\n",
             A.replace('a', "c")
         );
-        let batches = prepare(&[file(&text)], &shapes()).unwrap().remove(0);
+        let batches = prepare(&mut [file(&text)], &shapes()).unwrap().remove(0);
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[0].columns, vec![0, 1]);
         assert_eq!(batches[0].rows, vec![(1, 1), (3, 6)]);
@@ -323,7 +332,7 @@ mod tests {
              [[coach.nope]]\nid = 1\n",
             B.to_uppercase()
         );
-        let problems = prepare(&[file(&text)], &shapes()).unwrap_err();
+        let problems = prepare(&mut [file(&text)], &shapes()).unwrap_err();
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         let expected = [
             "seeds/base/010_x.toml:1: coach.users row 1, column `nickname`: unknown column",
@@ -335,7 +344,10 @@ mod tests {
         ];
         assert_eq!(lines.len(), expected.len(), "{lines:#?}");
         for (line, expected) in lines.iter().zip(expected) {
-            assert!(line.starts_with(expected), "{line}\nshould start with\n{expected}");
+            assert!(
+                line.starts_with(expected),
+                "{line}\nshould start with\n{expected}"
+            );
         }
     }
 }

@@ -19,34 +19,39 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn from_item(item: &Item) -> Result<Value, String> {
+    /// Takes the value out of the document (strings move, nothing is copied).
+    pub fn from_item(item: Item) -> Result<Value, String> {
         match item {
             Item::Value(v) => Value::from_value(v),
             Item::Table(t) => t
-                .iter()
+                .into_iter()
                 .map(|(k, i)| Ok((k.to_string(), Value::from_item(i)?)))
                 .collect::<Result<_, String>>()
                 .map(Value::Table),
             Item::ArrayOfTables(a) => a
-                .iter()
-                .map(|t| Value::from_item(&Item::Table(t.clone())))
+                .into_iter()
+                .map(|t| Value::from_item(Item::Table(t)))
                 .collect::<Result<_, String>>()
                 .map(Value::Array),
             Item::None => Err("has no value".into()),
         }
     }
 
-    pub fn from_value(value: &toml_edit::Value) -> Result<Value, String> {
+    pub fn from_value(value: toml_edit::Value) -> Result<Value, String> {
         use toml_edit::Value as V;
         Ok(match value {
-            V::String(s) => Value::String(s.value().clone()),
-            V::Integer(i) => Value::Integer(*i.value()),
-            V::Float(f) => Value::Float(*f.value()),
-            V::Boolean(b) => Value::Boolean(*b.value()),
-            V::Datetime(d) => Value::Datetime(d.value().to_string()),
-            V::Array(a) => Value::Array(a.iter().map(Value::from_value).collect::<Result<_, _>>()?),
+            V::String(s) => Value::String(s.into_value()),
+            V::Integer(i) => Value::Integer(i.into_value()),
+            V::Float(f) => Value::Float(f.into_value()),
+            V::Boolean(b) => Value::Boolean(b.into_value()),
+            V::Datetime(d) => Value::Datetime(d.into_value().to_string()),
+            V::Array(a) => Value::Array(
+                a.into_iter()
+                    .map(Value::from_value)
+                    .collect::<Result<_, _>>()?,
+            ),
             V::InlineTable(t) => Value::Table(
-                t.iter()
+                t.into_iter()
                     .map(|(k, v)| Ok((k.to_string(), Value::from_value(v)?)))
                     .collect::<Result<_, String>>()?,
             ),
@@ -92,7 +97,10 @@ pub enum Kind {
     /// A PostgreSQL array of the element kind: a TOML array, or a string array literal.
     Array(Box<Kind>),
     Boolean,
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     /// numeric, real, double precision.
     Number,
     Uuid,
@@ -136,12 +144,13 @@ impl Kind {
         }
     }
 
-    /// The text PostgreSQL casts to the column's type, or why the value does not fit.
-    pub fn text(&self, type_name: &str, value: &Value) -> Result<String, String> {
+    /// The text PostgreSQL casts to the column's type, or why the value does not fit. Takes
+    /// the value: a string moves into the text unchanged.
+    pub fn text(&self, type_name: &str, value: Value) -> Result<String, String> {
+        let found = value.describe();
         let mismatch = |expected: &str| {
             Err(format!(
-                "expected {expected} for type {type_name}, found {}",
-                value.describe()
+                "expected {expected} for type {type_name}, found {found}"
             ))
         };
         match (self, value) {
@@ -151,39 +160,42 @@ impl Kind {
                 array_literal(element, type_name, items, &mut out)?;
                 Ok(out)
             }
-            (Kind::Array(_), Value::String(s)) => Ok(s.clone()),
+            (Kind::Array(_), Value::String(s)) => Ok(s),
             (Kind::Array(_), _) => mismatch("an array"),
             (Kind::Boolean, Value::Boolean(b)) => Ok(b.to_string()),
-            (Kind::Boolean, Value::String(s)) => Ok(s.clone()),
+            (Kind::Boolean, Value::String(s)) => Ok(s),
             (Kind::Boolean, _) => mismatch("a boolean"),
             (Kind::Integer { min, max }, Value::Integer(i)) => {
-                if i < min || i > max {
+                if i < *min || i > *max {
                     Err(format!("{i} is out of range for type {type_name}"))
                 } else {
                     Ok(i.to_string())
                 }
             }
-            (Kind::Integer { .. }, Value::String(s)) => Ok(s.clone()),
+            (Kind::Integer { .. }, Value::String(s)) => Ok(s),
             (Kind::Integer { .. }, _) => mismatch("an integer"),
             (Kind::Number, Value::Integer(i)) => Ok(i.to_string()),
-            (Kind::Number, Value::Float(f)) => Ok(float(*f)),
-            (Kind::Number, Value::String(s)) => Ok(s.clone()),
+            (Kind::Number, Value::Float(f)) => Ok(float(f)),
+            (Kind::Number, Value::String(s)) => Ok(s),
             (Kind::Number, _) => mismatch("a number"),
             (Kind::Uuid, Value::String(s)) => {
-                if is_uuid(s) {
-                    Ok(s.clone())
+                if is_uuid(&s) {
+                    Ok(s)
                 } else {
-                    Err(format!("{s:?} is not a uuid (expected 32 hex digits, e.g. 00000000-0000-4000-8000-000000000001)"))
+                    Err(format!(
+                        "{s:?} is not a uuid (expected 32 hex digits, e.g. \
+                         00000000-0000-4000-8000-000000000001)"
+                    ))
                 }
             }
             (Kind::Uuid, _) => mismatch("a string holding a uuid"),
-            (Kind::Temporal, Value::Datetime(s) | Value::String(s)) => Ok(s.clone()),
+            (Kind::Temporal, Value::Datetime(s) | Value::String(s)) => Ok(s),
             (Kind::Temporal, _) => mismatch("a TOML date/time or a string"),
-            (Kind::Text, Value::String(s)) => Ok(s.clone()),
+            (Kind::Text, Value::String(s)) => Ok(s),
             (Kind::Text, _) => mismatch("a string"),
-            (Kind::Other, Value::String(s) | Value::Datetime(s)) => Ok(s.clone()),
+            (Kind::Other, Value::String(s) | Value::Datetime(s)) => Ok(s),
             (Kind::Other, Value::Integer(i)) => Ok(i.to_string()),
-            (Kind::Other, Value::Float(f)) => Ok(float(*f)),
+            (Kind::Other, Value::Float(f)) => Ok(float(f)),
             (Kind::Other, Value::Boolean(b)) => Ok(b.to_string()),
             (Kind::Other, _) => mismatch("a string"),
         }
@@ -194,19 +206,19 @@ impl Kind {
 fn array_literal(
     element: &Kind,
     type_name: &str,
-    items: &[Value],
+    items: Vec<Value>,
     out: &mut String,
 ) -> Result<(), String> {
     let element_type = type_name.strip_suffix("[]").unwrap_or(type_name);
     out.push('{');
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         match (element, item) {
-            (Kind::Json, _) => quote_element(&item.to_json().to_string(), out),
+            (Kind::Json, item) => quote_element(&item.to_json().to_string(), out),
             (_, Value::Array(inner)) => array_literal(element, type_name, inner, out)?,
-            _ => quote_element(
+            (_, item) => quote_element(
                 &element
                     .text(element_type, item)
                     .map_err(|e| format!("element {}: {e}", i + 1))?,
@@ -264,12 +276,18 @@ mod tests {
         assert_eq!(Kind::of("uuid", "U", None), Kind::Uuid);
         assert_eq!(Kind::of("extensions.citext", "S", None), Kind::Text);
         assert_eq!(Kind::of("numeric(4,2)", "N", None), Kind::Number);
-        assert_eq!(Kind::of("timestamp with time zone", "D", None), Kind::Temporal);
+        assert_eq!(
+            Kind::of("timestamp with time zone", "D", None),
+            Kind::Temporal
+        );
         assert_eq!(
             Kind::of("text[]", "A", Some(("text", "S"))),
             Kind::Array(Box::new(Kind::Text))
         );
-        assert!(matches!(Kind::of("smallint", "N", None), Kind::Integer { max: 32767, .. }));
+        assert!(matches!(
+            Kind::of("smallint", "N", None),
+            Kind::Integer { max: 32767, .. }
+        ));
     }
 
     #[test]
@@ -277,21 +295,24 @@ mod tests {
         let kind = Kind::of("text[]", "A", Some(("text", "S")));
         let v = Value::Array(vec![s("a,b"), s("say \"hi\""), s("back\\slash")]);
         assert_eq!(
-            kind.text("text[]", &v).unwrap(),
+            kind.text("text[]", v).unwrap(),
             r#"{"a,b","say \"hi\"","back\\slash"}"#
         );
-        assert_eq!(kind.text("text[]", &Value::Array(vec![])).unwrap(), "{}");
+        assert_eq!(kind.text("text[]", Value::Array(vec![])).unwrap(), "{}");
         let ints = Kind::of("integer[]", "A", Some(("integer", "N")));
         let nested = Value::Array(vec![
             Value::Array(vec![Value::Integer(1), Value::Integer(2)]),
             Value::Array(vec![Value::Integer(3), Value::Integer(4)]),
         ]);
         assert_eq!(
-            ints.text("integer[]", &nested).unwrap(),
+            ints.text("integer[]", nested).unwrap(),
             r#"{{"1","2"},{"3","4"}}"#
         );
         let err = ints
-            .text("integer[]", &Value::Array(vec![s("1"), Value::Boolean(true)]))
+            .text(
+                "integer[]",
+                Value::Array(vec![s("1"), Value::Boolean(true)]),
+            )
             .unwrap_err();
         assert!(err.contains("element 2"), "{err}");
     }
@@ -303,38 +324,41 @@ mod tests {
             ("days".into(), Value::Array(vec![Value::Integer(1)])),
         ]);
         assert_eq!(
-            Kind::Json.text("jsonb", &v).unwrap(),
+            Kind::Json.text("jsonb", v).unwrap(),
             r#"{"days":[1],"tone":"gentle"}"#
         );
-        assert_eq!(Kind::Json.text("jsonb", &Value::Array(vec![])).unwrap(), "[]");
-        assert_eq!(Kind::Json.text("jsonb", &s("x")).unwrap(), r#""x""#);
+        assert_eq!(
+            Kind::Json.text("jsonb", Value::Array(vec![])).unwrap(),
+            "[]"
+        );
+        assert_eq!(Kind::Json.text("jsonb", s("x")).unwrap(), r#""x""#);
     }
 
     #[test]
     fn mismatches_are_caught_before_the_database() {
         let int = Kind::of("integer", "N", None);
         assert!(int
-            .text("integer", &Value::Float(1.5))
+            .text("integer", Value::Float(1.5))
             .unwrap_err()
             .contains("expected an integer for type integer, found a float"));
         assert!(Kind::of("smallint", "N", None)
-            .text("smallint", &Value::Integer(40_000))
+            .text("smallint", Value::Integer(40_000))
             .unwrap_err()
             .contains("out of range"));
-        assert!(Kind::Uuid.text("uuid", &s("not-a-uuid")).is_err());
-        assert!(Kind::Uuid.text("uuid", &Value::Integer(7)).is_err());
+        assert!(Kind::Uuid.text("uuid", s("not-a-uuid")).is_err());
+        assert!(Kind::Uuid.text("uuid", Value::Integer(7)).is_err());
         assert!(Kind::Uuid
-            .text("uuid", &s("00000000-0000-4000-8000-00000000c001"))
+            .text("uuid", s("00000000-0000-4000-8000-00000000c001"))
             .is_ok());
-        assert!(Kind::Text.text("text", &Value::Integer(1)).is_err());
-        assert!(Kind::Boolean.text("boolean", &Value::Integer(1)).is_err());
+        assert!(Kind::Text.text("text", Value::Integer(1)).is_err());
+        assert!(Kind::Boolean.text("boolean", Value::Integer(1)).is_err());
         assert_eq!(
-            Kind::Number.text("numeric", &Value::Float(0.1)).unwrap(),
+            Kind::Number.text("numeric", Value::Float(0.1)).unwrap(),
             "0.1"
         );
         assert_eq!(
             Kind::Temporal
-                .text("date", &Value::Datetime("2024-05-01".into()))
+                .text("date", Value::Datetime("2024-05-01".into()))
                 .unwrap(),
             "2024-05-01"
         );

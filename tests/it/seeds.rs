@@ -104,9 +104,8 @@ fn count(p: &Project, sql: &str) -> i64 {
 }
 
 fn seed_runs(p: &Project) -> i64 {
-    let exists: bool = p
-        .db
-        .scalar("SELECT to_regclass('_migrate.seed_runs') IS NOT NULL");
+    let exists: bool =
+        p.db.scalar("SELECT to_regclass('_migrate.seed_runs') IS NOT NULL");
     if exists {
         count(p, "SELECT count(*) FROM _migrate.seed_runs")
     } else {
@@ -146,23 +145,28 @@ fn loading_twice_writes_nothing_the_second_time() {
     assert_eq!(tables[0]["table"], "coach.users");
     assert_eq!(tables[0]["inserted"], 2);
     assert_eq!(tables[1]["table"], "coach.memberships");
-    assert_eq!(first.json()["files"][1]["file"], "seeds/base/020_memberships.toml");
+    assert_eq!(
+        first.json()["files"][1]["file"],
+        "seeds/base/020_memberships.toml"
+    );
     // Values arrive as the column types say.
-    let row = p
-        .db
-        .client()
-        .query_one(
-            "SELECT goals, profile::text, resources::text, score::text, active, born::text,
+    let row =
+        p.db.client()
+            .query_one(
+                "SELECT goals, profile::text, resources::text, score::text, active, born::text,
                     seen_at = '2024-05-01T10:00:00Z', level
              FROM coach.users WHERE id = $1::text::uuid",
-            &[&A],
-        )
-        .unwrap();
+                &[&A],
+            )
+            .unwrap();
     assert_eq!(
         row.get::<_, Vec<String>>(0),
         vec!["sleep", "focus, daily", "say \"hi\""]
     );
-    assert_eq!(row.get::<_, String>(1), r#"{"days": [1, 2], "tone": "gentle"}"#);
+    assert_eq!(
+        row.get::<_, String>(1),
+        r#"{"days": [1, 2], "tone": "gentle"}"#
+    );
     assert_eq!(
         row.get::<_, String>(2),
         r#"[{"title": "breathing"}, {"title": "walk"}]"#
@@ -174,7 +178,10 @@ fn loading_twice_writes_nothing_the_second_time() {
     assert_eq!(row.get::<_, i32>(7), 20);
     // Absent columns got their defaults; the composite and identity keys loaded.
     assert_eq!(
-        count(&p, &format!("SELECT stage::bigint FROM coach.users WHERE id = '{B}'")),
+        count(
+            &p,
+            &format!("SELECT stage::bigint FROM coach.users WHERE id = '{B}'")
+        ),
         1
     );
     assert_eq!(
@@ -188,18 +195,24 @@ fn loading_twice_writes_nothing_the_second_time() {
     assert_eq!(count(&p, "SELECT count(*) FROM coach.audit"), 4);
 
     let dump = p.db.dump_data(&["coach"]);
-    let xmins: String = p
-        .db
-        .scalar("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM coach.users");
+    let xmins: String =
+        p.db.scalar("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM coach.users");
     let second = p.migrate(&["seed", "base", "--json"]);
     second.success();
     assert_eq!(totals(&second), (0, 0, 5));
-    assert_eq!(p.db.dump_data(&["coach"]), dump, "the second load changed data");
-    let after: String = p
-        .db
-        .scalar("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM coach.users");
+    assert_eq!(
+        p.db.dump_data(&["coach"]),
+        dump,
+        "the second load changed data"
+    );
+    let after: String =
+        p.db.scalar("SELECT string_agg(xmin::text, ',' ORDER BY id) FROM coach.users");
     assert_eq!(after, xmins, "equal rows were rewritten");
-    assert_eq!(count(&p, "SELECT count(*) FROM coach.audit"), 4, "a trigger fired");
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM coach.audit"),
+        4,
+        "a trigger fired"
+    );
     assert_eq!(seed_runs(&p), 4);
     assert_eq!(
         count(
@@ -238,10 +251,29 @@ fn changing_one_value_updates_exactly_one_row() {
     run.success();
     assert_eq!(totals(&run), (0, 1, 1));
     assert_eq!(
-        p.db.scalar::<String>(&format!("SELECT email::text FROM coach.users WHERE id = '{B}'")),
+        p.db.scalar::<String>(&format!(
+            "SELECT email::text FROM coach.users WHERE id = '{B}'"
+        )),
         "sky2@example.com"
     );
     assert_eq!(count(&p, "SELECT count(*) FROM coach.audit"), audit + 2);
+    // A new row next to existing ones is inserted; the others stay as they are.
+    p.write(
+        "seeds/base/010_users.toml",
+        &format!(
+            "{}\n[[coach.users]]\nid = \"{C}\"\nemail = \"c\\tc@example.com\"\ngoals = [\"a\\\\b\"]\n",
+            users_file().replace("sky@example.com", "sky2@example.com")
+        ),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (1, 0, 2));
+    assert_eq!(
+        p.db.scalar::<String>(&format!(
+            "SELECT email::text || ' ' || goals[1] FROM coach.users WHERE id = '{C}'"
+        )),
+        "c\tc@example.com a\\b"
+    );
     // A column left out of a later file keeps its value: seeds compare what they give.
     p.write(
         "seeds/base/010_users.toml",
@@ -250,7 +282,10 @@ fn changing_one_value_updates_exactly_one_row() {
     let run = p.migrate(&["seed", "base", "--json"]);
     assert_eq!(totals(&run), (0, 0, 1));
     assert_eq!(
-        count(&p, &format!("SELECT stage::bigint FROM coach.users WHERE id = '{A}'")),
+        count(
+            &p,
+            &format!("SELECT stage::bigint FROM coach.users WHERE id = '{A}'")
+        ),
         2
     );
 }
@@ -319,9 +354,9 @@ created_at = 2024-05-01T10:00:00Z
         &format!("[[signify.users]]\nid = \"{A}\"\nlevel = 9\n"),
     );
     let before = seed_runs(&p);
-    p.migrate(&["seed", "base"])
-        .code(2)
-        .stderr_has("seeds/base/030_level.toml:1: signify.users row 1, column `level`: is a generated column");
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "seeds/base/030_level.toml:1: signify.users row 1, column `level`: is a generated column",
+    );
     assert_eq!(seed_runs(&p), before);
 }
 
@@ -360,16 +395,25 @@ fn seed_test_loads_base_then_test_and_records_each_set() {
     );
     assert_eq!(count(&p, "SELECT count(*) FROM coach.memberships"), 2);
     assert_eq!(
-        count(&p, "SELECT count(*) FROM coach.audit WHERE what = 'from sql'"),
+        count(
+            &p,
+            "SELECT count(*) FROM coach.audit WHERE what = 'from sql'"
+        ),
         1
     );
     let sets: String = p.db.scalar(
         "SELECT string_agg(seed_set || '/' || file, ' ' ORDER BY id) FROM _migrate.seed_runs",
     );
-    assert_eq!(sets, "base/010_users.toml test/010_memberships.toml test/020_more.sql");
+    assert_eq!(
+        sets,
+        "base/010_users.toml test/010_memberships.toml test/020_more.sql"
+    );
     p.migrate(&["seed", "test"]).success();
     assert_eq!(
-        count(&p, "SELECT count(*) FROM coach.audit WHERE what = 'from sql'"),
+        count(
+            &p,
+            "SELECT count(*) FROM coach.audit WHERE what = 'from sql'"
+        ),
         1
     );
 }
@@ -401,7 +445,11 @@ fn seed_status_shows_loaded_changed_and_never_loaded() {
             .iter()
             .map(|f| {
                 (
-                    format!("{}/{}", f["seed_set"].as_str().unwrap(), f["file"].as_str().unwrap()),
+                    format!(
+                        "{}/{}",
+                        f["seed_set"].as_str().unwrap(),
+                        f["file"].as_str().unwrap()
+                    ),
                     f["state"].as_str().unwrap().to_string(),
                 )
             })
@@ -416,7 +464,10 @@ fn seed_status_shows_loaded_changed_and_never_loaded() {
         ]
     );
     p.migrate(&["seed", "base"]).success();
-    p.write("seeds/base/010_users.toml", &users_file().replace("stage = 2", "stage = 3"));
+    p.write(
+        "seeds/base/010_users.toml",
+        &users_file().replace("stage = 2", "stage = 3"),
+    );
     assert_eq!(
         states(&p),
         vec![
@@ -442,7 +493,8 @@ fn seed_status_shows_loaded_changed_and_never_loaded() {
 #[test]
 fn every_input_error_names_file_row_and_column_and_writes_nothing() {
     let p = fixture("seed_input_errors");
-    let user = |extra: &str| format!("[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\n{extra}");
+    let user =
+        |extra: &str| format!("[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\n{extra}");
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "unknown table",

@@ -205,11 +205,7 @@ pub fn dump_data_of(url: &str, schemas: &[&str]) -> String {
     for schema in schemas {
         command.arg(format!("--schema={schema}"));
     }
-    let output = command
-        .arg("-d")
-        .arg(url)
-        .output()
-        .expect("run pg_dump");
+    let output = command.arg("-d").arg(url).output().expect("run pg_dump");
     assert!(
         output.status.success(),
         "pg_dump: {}",
