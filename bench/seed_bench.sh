@@ -6,7 +6,7 @@
 #   bench/seed_bench.sh [ROWS]          RUNS=3 by default; the best of RUNS is reported
 #                                       KEEP=1 keeps the project, database and cluster
 #
-# Uses the server $BENCH_DATABASE_URL names (a fresh database is created there; needs
+# Uses the server $BENCH_SERVER_URL names (a fresh database is created there; needs
 # CREATEDB), else a throw-away local cluster in a temporary project. Targets: cold within 2x
 # of COPY, warm faster than cold.
 set -euo pipefail
@@ -40,8 +40,8 @@ trap cleanup EXIT
 cd "$work"
 mkdir -p migrations seeds/base data
 
-if [ -n "${BENCH_DATABASE_URL:-}" ]; then
-  admin_url=$BENCH_DATABASE_URL
+if [ -n "${BENCH_SERVER_URL:-}" ]; then
+  admin_url=$BENCH_SERVER_URL
 else
   local_cluster=1
   "$bin" local start --quiet

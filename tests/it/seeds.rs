@@ -416,6 +416,17 @@ fn seed_test_loads_base_then_test_and_records_each_set() {
         ),
         1
     );
+    // A GENERATED ALWAYS identity key takes the file's value next to existing rows too.
+    p.write(
+        "seeds/test/010_memberships.toml",
+        &format!(
+            "{}\n[[coach.events]]\nid = 7\nuser_id = \"{B}\"\nkind = \"left\"\n",
+            memberships_file()
+        ),
+    );
+    let run = p.migrate(&["seed", "test", "--json"]);
+    assert_eq!(totals(&run), (1, 0, 5));
+    assert_eq!(count(&p, "SELECT max(id) FROM coach.events"), 7);
 }
 
 #[test]
