@@ -6,8 +6,8 @@ mod human;
 mod progress;
 mod promote;
 mod prompt;
-mod verify;
 mod seed;
+mod verify;
 
 use std::io::{IsTerminal, Write};
 

@@ -7,5 +7,5 @@ mod engine;
 mod envs;
 mod files;
 mod local;
-mod verify;
 mod seeds;
+mod verify;
