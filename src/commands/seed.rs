@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::Context;
+use super::{count, Context};
 use crate::cli::SeedArgs;
 use crate::db::state;
 use crate::error::{file_problems, Error};
@@ -119,6 +119,14 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         files: Vec::new(),
         totals: Counts::default(),
     };
+    if !args.dry_run {
+        let action = format!(
+            "Load the {} seed set ({})",
+            set.as_str(),
+            count(files.len(), "file")
+        );
+        ctx.confirm_protected(&target, &action)?;
+    }
     let tx = client.transaction().await?;
     for (name, value) in target.settings() {
         tx.batch_execute(&format!("SET LOCAL {name} = '{value}'"))

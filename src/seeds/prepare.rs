@@ -126,7 +126,6 @@ fn table_batches(
         .filter_map(|k| shape.column(k).map(|(i, _)| i))
         .collect();
     let mut batches: Vec<Batch> = Vec::new();
-    let mut batch_of: HashMap<Vec<usize>, usize> = HashMap::new();
     let mut seen_keys: HashMap<String, usize> = HashMap::with_capacity(rows.rows.len());
     for row in rows.rows {
         let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
@@ -215,21 +214,18 @@ fn table_batches(
             );
             continue;
         }
+        // A batch is a run of consecutive rows with the same columns: rows load in file
+        // order, so a row may refer to an earlier row of the same table (a reply to a message).
         let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
-        let n = match batch_of.get(&columns) {
-            Some(&n) => n,
-            None => {
-                batches.push(Batch {
-                    table: shape.clone(),
-                    values: vec![Vec::new(); columns.len()],
-                    columns: columns.clone(),
-                    rows: Vec::new(),
-                });
-                batch_of.insert(columns, batches.len() - 1);
-                batches.len() - 1
-            }
-        };
-        let batch = &mut batches[n];
+        if batches.last().is_none_or(|b| b.columns != columns) {
+            batches.push(Batch {
+                table: shape.clone(),
+                values: vec![Vec::new(); columns.len()],
+                columns,
+                rows: Vec::new(),
+            });
+        }
+        let batch = batches.last_mut().expect("a batch was just pushed");
         for (slot, (_, text)) in batch.values.iter_mut().zip(cells) {
             slot.push(text);
         }
@@ -306,19 +302,23 @@ mod tests {
     const B: &str = "00000000-0000-4000-8000-00000000000b";
 
     #[test]
-    fn rows_group_by_their_columns() {
+    fn consecutive_rows_with_the_same_columns_batch_together_in_file_order() {
+        let c = A.replace('a', "c");
+        let d = A.replace('a', "d");
         let text = format!(
             "[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\n\
-             [[coach.users]]\nid = \"{B}\"\n\
-             [[coach.users]]\nemail = \"c@example.com\"\nid = \"{}\"\n",
-            A.replace('a', "c")
+             [[coach.users]]\nemail = \"b@example.com\"\nid = \"{B}\"\n\
+             [[coach.users]]\nid = \"{c}\"\n\
+             [[coach.users]]\nemail = \"d@example.com\"\nid = \"{d}\"\n"
         );
         let batches = prepare(&mut [file(&text)], &shapes()).unwrap().remove(0);
-        assert_eq!(batches.len(), 2);
+        assert_eq!(batches.len(), 3);
         assert_eq!(batches[0].columns, vec![0, 1]);
-        assert_eq!(batches[0].rows, vec![(1, 1), (3, 6)]);
-        assert_eq!(batches[0].values[1], vec!["a@example.com", "c@example.com"]);
+        assert_eq!(batches[0].rows, vec![(1, 1), (2, 4)]);
+        assert_eq!(batches[0].values[1], vec!["a@example.com", "b@example.com"]);
         assert_eq!(batches[1].columns, vec![0]);
+        assert_eq!(batches[1].rows, vec![(3, 7)]);
+        assert_eq!(batches[2].rows, vec![(4, 9)]);
     }
 
     #[test]

@@ -7,5 +7,6 @@ mod engine;
 mod envs;
 mod files;
 mod local;
+mod seed_data;
 mod seeds;
 mod verify;

@@ -661,11 +661,23 @@ fn seed_test_on_a_protected_environment_needs_allow_destructive() {
         .code(1)
         .stderr_has("environment `production` is protected: `seed test` needs --allow-destructive");
     assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
-    // base is reference data: allowed; test with the flag too.
+    // base is reference data: allowed, but a protected environment needs a confirmation,
+    // which a run without a terminal can only give with --yes.
     p.migrate_raw(&["seed", "base", "--env", "production"], &env)
+        .code(2)
+        .stderr_has("Load the base seed set (1 file)\": pass --yes");
+    assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
+    p.migrate_raw(&["seed", "base", "--env", "production", "--yes"], &env)
         .success();
     p.migrate_raw(
-        &["seed", "test", "--env", "production", "--allow-destructive"],
+        &[
+            "seed",
+            "test",
+            "--env",
+            "production",
+            "--allow-destructive",
+            "--yes",
+        ],
         &env,
     )
     .success();

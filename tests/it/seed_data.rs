@@ -1,0 +1,109 @@
+//! The repository's own seed sets: they load on the repository's migrations, load again
+//! without a write, cover every enumerated CHECK value, and every RLS script holds on them.
+
+use std::path::Path;
+
+use crate::support::{repo, Project};
+
+const SCHEMAS: [&str; 6] = ["auth", "coach", "wellness", "partner", "signify", "counsel"];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A migrated project with the repository's seeds/ copied in.
+fn seeded_project(label: &str) -> Project {
+    let p = Project::with_repo_migrations(label);
+    copy_dir(&repo().join("seeds"), &p.path().join("seeds"));
+    p.migrate(&["up"]).success();
+    p
+}
+
+fn totals(json: &serde_json::Value) -> (i64, i64) {
+    let t = &json["totals"];
+    (
+        t["inserted"].as_i64().unwrap(),
+        t["updated"].as_i64().unwrap(),
+    )
+}
+
+/// Runs a script of tests/sql as superuser in a transaction that is rolled back.
+fn run_script(client: &mut postgres::Client, name: &str) -> Result<(), String> {
+    let sql = std::fs::read_to_string(repo().join("tests/sql").join(name)).unwrap();
+    let mut tx = client.transaction().unwrap();
+    let result = tx.batch_execute(&sql);
+    tx.rollback().unwrap();
+    result.map_err(|e| {
+        e.as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string())
+    })
+}
+
+#[test]
+fn base_set_loads_once_and_then_writes_nothing() {
+    let p = seeded_project("repo_seed_base");
+    let first = p.migrate(&["seed", "base", "--json"]).success().json();
+    let (inserted, updated) = totals(&first);
+    assert!(
+        inserted > 50,
+        "base inserts its reference rows, got {inserted}"
+    );
+    assert_eq!(updated, 0);
+    let dump = p.db.dump_data(&SCHEMAS);
+    let second = p.migrate(&["seed", "base", "--json"]).success().json();
+    assert_eq!(totals(&second), (0, 0));
+    assert_eq!(
+        p.db.dump_data(&SCHEMAS),
+        dump,
+        "a second load changes no byte"
+    );
+}
+
+#[test]
+fn test_set_loads_covers_every_check_value_and_keeps_rls() {
+    let p = seeded_project("repo_seed_test");
+    let first = p.migrate(&["seed", "test", "--json"]).success().json();
+    assert!(totals(&first).0 > 300, "{first}");
+    let dump = p.db.dump_data(&SCHEMAS);
+    let second = p.migrate(&["seed", "test", "--json"]).success().json();
+    assert_eq!(totals(&second), (0, 0));
+    assert_eq!(p.db.dump_data(&SCHEMAS), dump);
+
+    let mut client = p.db.client();
+    for script in [
+        "seed_enum_coverage.sql",
+        "rls_coach.sql",
+        "rls_wellness.sql",
+        "rls_partner.sql",
+        "rls_signify.sql",
+        "rls_counsel.sql",
+        "rls_seeded.sql",
+    ] {
+        if let Err(message) = run_script(&mut client, script) {
+            panic!("tests/sql/{script} failed on the seeded database: {message}");
+        }
+    }
+
+    // The seeded check can fail: open one table to every signed-in user.
+    client
+        .batch_execute(
+            "CREATE POLICY leak ON counsel.coaching_conversations FOR SELECT TO authenticated USING (true)",
+        )
+        .unwrap();
+    let message =
+        run_script(&mut client, "rls_seeded.sql").expect_err("a leak must fail the check");
+    assert!(
+        message.contains("counsel.coaching_conversations"),
+        "{message}"
+    );
+}
