@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
 use crate::db::describe_db_error;
-use crate::db::state::{self, Direction, HistoryEntry};
+use crate::db::state::{self, Direction, HistoryEntry, Recorder};
 use crate::migrations::lexer::split_statements;
 use crate::migrations::{Migration, Section};
 use crate::output::Progress;
@@ -70,14 +70,16 @@ impl Runner<'_> {
         direction: Direction,
     ) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
+        let recorder = Recorder::prepare(self.client).await?;
         self.progress
             .start(migrations.len() as u64, direction.as_str());
         for migration in migrations {
             self.progress.migration(&migration.file_name());
             let result = if migration.transactional {
-                self.run_in_transaction(migration, direction).await?
+                self.run_in_transaction(&recorder, migration, direction)
+                    .await?
             } else {
-                self.run_statements(migration, direction).await?
+                self.run_statements(&recorder, migration, direction).await?
             };
             match result {
                 Ok(step) => outcome.steps.push(step),
@@ -97,6 +99,7 @@ impl Runner<'_> {
         migrations: &[&Migration],
         direction: Direction,
     ) -> anyhow::Result<Outcome> {
+        let recorder = Recorder::prepare(self.client).await?;
         self.progress
             .start(migrations.len() as u64, direction.as_str());
         let tx = self.client.transaction().await?;
@@ -111,15 +114,7 @@ impl Runner<'_> {
             if let Err(e) = tx.batch_execute(&section.sql).await {
                 tx.rollback().await?;
                 let failure = failure(migration, direction, section, &e, false);
-                record(
-                    &*self.client,
-                    migration,
-                    direction,
-                    started,
-                    Err(&failure),
-                    (self.note)(migration.version),
-                )
-                .await?;
+                record_failure(&*self.client, migration, started, &failure, note).await?;
                 self.progress.finish();
                 return Ok(Outcome {
                     steps: Vec::new(),
@@ -127,7 +122,16 @@ impl Runner<'_> {
                 });
             }
             let duration_ms = clock.elapsed().as_millis() as i64;
-            record(&tx, migration, direction, started, Ok(duration_ms), note).await?;
+            recorder
+                .succeeded(
+                    &tx,
+                    migration,
+                    direction,
+                    duration_ms,
+                    started,
+                    note.as_deref(),
+                )
+                .await?;
             steps.push(step(migration, direction, duration_ms));
         }
         tx.commit().await?;
@@ -140,6 +144,7 @@ impl Runner<'_> {
 
     async fn run_in_transaction(
         &mut self,
+        recorder: &Recorder,
         migration: &Migration,
         direction: Direction,
     ) -> anyhow::Result<Result<Step, Failure>> {
@@ -152,19 +157,20 @@ impl Runner<'_> {
         if let Err(e) = tx.batch_execute(&section.sql).await {
             tx.rollback().await?;
             let failure = failure(migration, direction, section, &e, false);
-            record(
-                &*self.client,
-                migration,
-                direction,
-                started,
-                Err(&failure),
-                (self.note)(migration.version),
-            )
-            .await?;
+            record_failure(&*self.client, migration, started, &failure, note).await?;
             return Ok(Err(failure));
         }
         let duration_ms = clock.elapsed().as_millis() as i64;
-        record(&tx, migration, direction, started, Ok(duration_ms), note).await?;
+        recorder
+            .succeeded(
+                &tx,
+                migration,
+                direction,
+                duration_ms,
+                started,
+                note.as_deref(),
+            )
+            .await?;
         tx.commit().await?;
         Ok(Ok(step(migration, direction, duration_ms)))
     }
@@ -173,6 +179,7 @@ impl Runner<'_> {
     /// A failure part way leaves the migration recorded as dirty.
     async fn run_statements(
         &mut self,
+        recorder: &Recorder,
         migration: &Migration,
         direction: Direction,
     ) -> anyhow::Result<Result<Step, Failure>> {
@@ -210,54 +217,46 @@ impl Runner<'_> {
                     _ => state::mark_dirty(&*self.client, migration.version).await?,
                 }
             }
-            record(
-                &*self.client,
-                migration,
-                direction,
-                started,
-                Err(&failure),
-                (self.note)(migration.version),
-            )
-            .await?;
+            let note = (self.note)(migration.version);
+            record_failure(&*self.client, migration, started, &failure, note).await?;
             return Ok(Err(failure));
         }
         let note = (self.note)(migration.version);
         let tx = self.client.transaction().await?;
-        record(&tx, migration, direction, started, Ok(duration_ms), note).await?;
+        recorder
+            .succeeded(
+                &tx,
+                migration,
+                direction,
+                duration_ms,
+                started,
+                note.as_deref(),
+            )
+            .await?;
         tx.commit().await?;
         Ok(Ok(step(migration, direction, duration_ms)))
     }
 }
 
-/// Writes one migration run's tracking row (on success) and its line in the history.
-async fn record(
+/// Logs a failed migration run in the history (its tracking row, if any, is the caller's).
+async fn record_failure(
     client: &impl GenericClient,
     migration: &Migration,
-    direction: Direction,
     started: SystemTime,
-    result: Result<i64, &Failure>,
+    failure: &Failure,
     note: Option<String>,
 ) -> anyhow::Result<()> {
-    match (result, direction) {
-        (Ok(duration_ms), Direction::Up) => {
-            state::record_applied(client, migration, duration_ms, false).await?
-        }
-        (Ok(_), _) => state::forget_applied(client, migration.version).await?,
-        (Err(_), _) => {}
-    }
-    let error = result
-        .err()
-        .map(|f| format!("{}: {}", f.location(), f.error));
+    let error = format!("{}: {}", failure.location(), failure.error);
     state::record_history(
         client,
         &HistoryEntry {
             version: migration.version,
             name: &migration.name,
-            direction,
+            direction: failure.direction,
             checksum: Some(&migration.checksum),
             started_at: started,
             finished_at: SystemTime::now(),
-            error: error.as_deref(),
+            error: Some(&error),
             note: note.as_deref(),
         },
     )

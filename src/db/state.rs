@@ -3,7 +3,8 @@
 
 use std::time::SystemTime;
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, Statement};
 
 use crate::migrations::plan::AppliedMigration;
 use crate::migrations::Migration;
@@ -70,6 +71,26 @@ const INSERT_HISTORY: &str = "
 INSERT INTO _migrate.history
     (version, name, direction, checksum, started_at, finished_at, success, error, tool_version, note)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// A successful `up`: the migration's row and its history line in one statement.
+const RECORD_UP: &str = "
+WITH applied AS (
+    INSERT INTO _migrate.schema_migrations
+        (version, name, checksum, applied_by, duration_ms, tool_version, dirty)
+    VALUES ($1, $2, $3, current_user, $4, $5, false)
+)
+INSERT INTO _migrate.history
+    (version, name, direction, checksum, started_at, finished_at, success, error, tool_version, note)
+VALUES ($1, $2, 'up', $3, $6, $7, true, NULL, $5, $8)";
+
+/// A successful `down`: the migration's row goes, its history line comes, in one statement.
+const RECORD_DOWN: &str = "
+WITH reverted AS (
+    DELETE FROM _migrate.schema_migrations WHERE version = $1
+)
+INSERT INTO _migrate.history
+    (version, name, direction, checksum, started_at, finished_at, success, error, tool_version, note)
+VALUES ($1, $2, 'down', $3, $4, $5, true, NULL, $6, $7)";
 
 /// Creates the state tables on first use; callers hold the migration lock.
 pub async fn ensure(client: &Client) -> anyhow::Result<()> {
@@ -151,6 +172,65 @@ pub async fn set_checksum(
         )
         .await?;
     Ok(())
+}
+
+/// The tracking statements of a run, prepared once: recording a successful migration costs
+/// one round trip instead of a parse and an execute for each of two statements.
+pub struct Recorder {
+    up: Statement,
+    down: Statement,
+}
+
+impl Recorder {
+    /// Prepares the statements; the state tables must exist.
+    pub async fn prepare(client: &Client) -> anyhow::Result<Recorder> {
+        Ok(Recorder {
+            up: client.prepare(RECORD_UP).await?,
+            down: client.prepare(RECORD_DOWN).await?,
+        })
+    }
+
+    /// Records a migration that ran successfully: its `schema_migrations` row (added for
+    /// `up`, removed for `down`) and its history line, finished now.
+    pub async fn succeeded(
+        &self,
+        client: &impl GenericClient,
+        migration: &Migration,
+        direction: Direction,
+        duration_ms: i64,
+        started_at: SystemTime,
+        note: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let finished_at = SystemTime::now();
+        match direction {
+            Direction::Up => {
+                let params: [&(dyn ToSql + Sync); 8] = [
+                    &migration.version,
+                    &migration.name,
+                    &migration.checksum,
+                    &duration_ms,
+                    &TOOL_VERSION,
+                    &started_at,
+                    &finished_at,
+                    &note,
+                ];
+                client.execute(&self.up, &params).await?
+            }
+            _ => {
+                let params: [&(dyn ToSql + Sync); 7] = [
+                    &migration.version,
+                    &migration.name,
+                    &migration.checksum,
+                    &started_at,
+                    &finished_at,
+                    &TOOL_VERSION,
+                    &note,
+                ];
+                client.execute(&self.down, &params).await?
+            }
+        };
+        Ok(())
+    }
 }
 
 /// Directions of `_migrate.history`.

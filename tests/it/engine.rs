@@ -87,6 +87,42 @@ fn tracking_rows_carry_the_contract_columns() {
 }
 
 #[test]
+fn history_lines_of_up_and_down_carry_the_contract_columns() {
+    let p = three("history_columns");
+    p.migrate(&["up", "--to", "1"]).success();
+    p.migrate(&["up", "--atomic"]).success();
+    p.migrate(&["down", "--all"]).success();
+    let rows =
+        p.db.client()
+            .query(
+                "SELECT version, name, direction, checksum, success, error IS NULL, note IS NULL,
+                    started_at <= finished_at, finished_at <= now(), applied_by, tool_version
+             FROM _migrate.history ORDER BY id",
+                &[],
+            )
+            .unwrap();
+    let lines: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected: Vec<(i64, String, String)> = [(1, "up"), (2, "up"), (3, "up")]
+        .into_iter()
+        .chain([(3, "down"), (2, "down"), (1, "down")])
+        .map(|(v, d)| (v, format!("coach_t{v}"), d.to_string()))
+        .collect();
+    assert_eq!(lines, expected);
+    for (row, (version, _, _)) in rows.iter().zip(&expected) {
+        let checksum = migrate::migrations::checksum(table(*version as u32).as_bytes());
+        assert_eq!(row.get::<_, String>(3), checksum);
+        for column in 4..=8 {
+            assert!(row.get::<_, bool>(column), "column {column} of {version}");
+        }
+        assert_eq!(row.get::<_, String>(9), "postgres");
+        assert!(row.get::<_, String>(10).starts_with("migrate "));
+    }
+}
+
+#[test]
 fn up_to_and_down_steps() {
     let p = three("to_and_steps");
     p.migrate(&["up", "--to", "2"]).success();
