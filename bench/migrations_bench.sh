@@ -8,7 +8,7 @@
 #   BENCH_N             number of migrations when no argument is given (default 1000)
 #   BENCH_REPS          repetitions per measurement, the median is reported (default 3)
 #   BENCH_STATUS_REPS   repetitions for `status`, which is cheap (default 20)
-#   BENCH_DATABASE_URL  an existing server (a user that may CREATE DATABASE); otherwise a
+#   BENCH_SERVER_URL  an existing server (a user that may CREATE DATABASE); otherwise a
 #                       local cluster is started with `migrate local start` in a temporary
 #                       project and stopped at the end
 #   BENCH_KEEP=1        keep the temporary project (migrations, SQL, raw timings)
@@ -64,9 +64,9 @@ trap cleanup EXIT
 
 # --- server -------------------------------------------------------------------------------
 
-if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
-    server_url="$BENCH_DATABASE_URL"
-    where="BENCH_DATABASE_URL"
+if [[ -n "${BENCH_SERVER_URL:-}" ]]; then
+    server_url="$BENCH_SERVER_URL"
+    where="BENCH_SERVER_URL"
     locks_note=""
 else
     echo "starting a local cluster in $project/.migrate..." >&2
@@ -94,7 +94,7 @@ db_url() {
 }
 
 admin() { PGOPTIONS="-c client_min_messages=warning" psql "$server_url" -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
-# A name of our own: on a BENCH_DATABASE_URL server nothing else is touched.
+# A name of our own: on a BENCH_SERVER_URL server nothing else is touched.
 bench_db="migrations_bench_$$"
 fresh_db() {
     admin -c "DROP DATABASE IF EXISTS $bench_db" -c "CREATE DATABASE $bench_db"
