@@ -66,7 +66,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
             ))
         })?;
     // Whatever happens while building, the scratch database is dropped before returning.
-    let built = build(ctx, &files, &database_url(&server, &name), &name).await;
+    let built = build(ctx, &files, &db::with_database(&server, &name), &name).await;
     let dropped = admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -138,42 +138,9 @@ fn scratch_name() -> String {
     format!("migrate_lock_{}_{:08x}", std::process::id(), random as u32)
 }
 
-/// The connection string `server` with its database replaced by `database`.
-fn database_url(server: &str, database: &str) -> String {
-    let Some(scheme_end) = server.find("://").map(|i| i + 3) else {
-        // key=value form: a later key wins.
-        return format!("{server} dbname={database}");
-    };
-    let (base, query) = match server.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (server, None),
-    };
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scratch_urls_name_the_scratch_database() {
-        assert_eq!(
-            database_url("postgres://u:p@h:5432/postgres?sslmode=require", "x"),
-            "postgres://u:p@h:5432/x?sslmode=require"
-        );
-        assert_eq!(database_url("postgresql://h", "x"), "postgresql://h/x");
-        assert_eq!(
-            database_url("host=h user=u dbname=postgres", "x"),
-            "host=h user=u dbname=postgres dbname=x"
-        );
-    }
 
     #[test]
     fn scratch_names_are_plain_identifiers() {

@@ -10,6 +10,7 @@ use crate::db::state::{self, Direction};
 use crate::error::Error;
 use crate::migrations::plan::{self, reconcile, DownTarget, Refusal};
 use crate::migrations::Migration;
+use crate::target::Target;
 
 /// What `up`, `down` or `redo` did, or with `--dry-run` would do.
 #[derive(Debug, Serialize)]
@@ -27,6 +28,22 @@ pub struct RunReport {
     pub out_of_order: Vec<i64>,
     /// The highest applied version afterwards.
     pub head: Option<i64>,
+}
+
+impl RunReport {
+    fn new(command: &'static str, target: &Target, dry_run: bool, atomic: bool) -> RunReport {
+        RunReport {
+            command,
+            target: target.redacted(),
+            dry_run,
+            atomic,
+            steps: Vec::new(),
+            planned: Vec::new(),
+            failure: None,
+            out_of_order: Vec::new(),
+            head: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -77,17 +94,7 @@ pub(crate) async fn applied_read_only(
 pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
-    let mut report = RunReport {
-        command: "up",
-        target: target.redacted(),
-        dry_run: args.dry_run,
-        atomic: args.atomic,
-        steps: Vec::new(),
-        planned: Vec::new(),
-        failure: None,
-        out_of_order: Vec::new(),
-        head: None,
-    };
+    let mut report = RunReport::new("up", &target, args.dry_run, args.atomic);
     if args.dry_run {
         let applied = applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
@@ -156,17 +163,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "down")?;
-    let mut report = RunReport {
-        command: "down",
-        target: target.redacted(),
-        dry_run: args.dry_run,
-        atomic: false,
-        steps: Vec::new(),
-        planned: Vec::new(),
-        failure: None,
-        out_of_order: Vec::new(),
-        head: None,
-    };
+    let mut report = RunReport::new("down", &target, args.dry_run, false);
     if args.dry_run {
         let applied = applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
@@ -176,7 +173,6 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         return Ok(report);
     }
     ctx.lock(&client).await?;
-    state::ensure(&client).await?;
     let applied = state::applied(&client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
@@ -184,6 +180,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         let action = format!("Revert {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
     }
+    state::ensure(&client).await?;
     let outcome = run_plan(ctx, &mut client, &target.settings(), &plan, Direction::Down).await?;
     report.steps = outcome.steps;
     report.failure = outcome.failure;
@@ -196,7 +193,6 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "redo")?;
     ctx.lock(&client).await?;
-    state::ensure(&client).await?;
     let applied = state::applied(&client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
@@ -204,6 +200,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         let action = format!("Revert and re-apply {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
     }
+    state::ensure(&client).await?;
     let settings = target.settings();
     let mut outcome = run_plan(ctx, &mut client, &settings, &plan, Direction::Down).await?;
     if outcome.failure.is_none() {
@@ -212,17 +209,11 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         outcome.steps.extend(up.steps);
         outcome.failure = up.failure;
     }
-    Ok(RunReport {
-        command: "redo",
-        target: target.redacted(),
-        dry_run: false,
-        atomic: false,
-        steps: outcome.steps,
-        planned: Vec::new(),
-        failure: outcome.failure,
-        out_of_order: Vec::new(),
-        head: head(&client).await?,
-    })
+    let mut report = RunReport::new("redo", &target, false, false);
+    report.steps = outcome.steps;
+    report.failure = outcome.failure;
+    report.head = head(&client).await?;
+    Ok(report)
 }
 
 async fn run_plan(

@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::db::describe_db_error;
 use crate::db::state::{self, Direction, HistoryEntry, Recorder};
@@ -107,32 +107,19 @@ impl Runner<'_> {
         let mut steps = Vec::new();
         for migration in migrations {
             self.progress.migration(&migration.file_name());
-            let started = SystemTime::now();
-            let clock = Instant::now();
-            let section = section(migration, direction);
             let note = (self.note)(migration.version);
-            if let Err(e) = tx.batch_execute(&section.sql).await {
-                tx.rollback().await?;
-                let failure = failure(migration, direction, section, &e, false);
-                record_failure(&*self.client, migration, started, &failure, note).await?;
-                self.progress.finish();
-                return Ok(Outcome {
-                    steps: Vec::new(),
-                    failure: Some(failure),
-                });
+            match apply_in(&tx, &recorder, migration, direction, note).await? {
+                Ok(step) => steps.push(step),
+                Err(failed) => {
+                    tx.rollback().await?;
+                    let failure = failed.record(&*self.client).await?;
+                    self.progress.finish();
+                    return Ok(Outcome {
+                        steps: Vec::new(),
+                        failure: Some(failure),
+                    });
+                }
             }
-            let duration_ms = clock.elapsed().as_millis() as i64;
-            recorder
-                .succeeded(
-                    &tx,
-                    migration,
-                    direction,
-                    duration_ms,
-                    started,
-                    note.as_deref(),
-                )
-                .await?;
-            steps.push(step(migration, direction, duration_ms));
         }
         tx.commit().await?;
         self.progress.finish();
@@ -148,31 +135,19 @@ impl Runner<'_> {
         migration: &Migration,
         direction: Direction,
     ) -> anyhow::Result<Result<Step, Failure>> {
-        let started = SystemTime::now();
-        let clock = Instant::now();
-        let section = section(migration, direction);
         let note = (self.note)(migration.version);
         let tx = self.client.transaction().await?;
         set_local(&tx, self.settings).await?;
-        if let Err(e) = tx.batch_execute(&section.sql).await {
-            tx.rollback().await?;
-            let failure = failure(migration, direction, section, &e, false);
-            record_failure(&*self.client, migration, started, &failure, note).await?;
-            return Ok(Err(failure));
+        match apply_in(&tx, recorder, migration, direction, note).await? {
+            Ok(step) => {
+                tx.commit().await?;
+                Ok(Ok(step))
+            }
+            Err(failed) => {
+                tx.rollback().await?;
+                Ok(Err(failed.record(&*self.client).await?))
+            }
         }
-        let duration_ms = clock.elapsed().as_millis() as i64;
-        recorder
-            .succeeded(
-                &tx,
-                migration,
-                direction,
-                duration_ms,
-                started,
-                note.as_deref(),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(step(migration, direction, duration_ms)))
     }
 
     /// `transaction: none`: each statement on its own, so `CREATE INDEX CONCURRENTLY` works.
@@ -235,6 +210,62 @@ impl Runner<'_> {
             .await?;
         tx.commit().await?;
         Ok(Ok(step(migration, direction, duration_ms)))
+    }
+}
+
+/// Runs a migration's SQL inside `tx` and, when it succeeds, records it there too.
+async fn apply_in<'m>(
+    tx: &Transaction<'_>,
+    recorder: &Recorder,
+    migration: &'m Migration,
+    direction: Direction,
+    note: Option<String>,
+) -> anyhow::Result<Result<Step, Failed<'m>>> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let section = section(migration, direction);
+    if let Err(e) = tx.batch_execute(&section.sql).await {
+        let failure = failure(migration, direction, section, &e, false);
+        return Ok(Err(Failed {
+            migration,
+            failure,
+            started,
+            note,
+        }));
+    }
+    let duration_ms = clock.elapsed().as_millis() as i64;
+    recorder
+        .succeeded(
+            tx,
+            migration,
+            direction,
+            duration_ms,
+            started,
+            note.as_deref(),
+        )
+        .await?;
+    Ok(Ok(step(migration, direction, duration_ms)))
+}
+
+/// A migration that failed inside a transaction: logged once that transaction rolled back.
+struct Failed<'m> {
+    migration: &'m Migration,
+    failure: Failure,
+    started: SystemTime,
+    note: Option<String>,
+}
+
+impl Failed<'_> {
+    async fn record(self, client: &impl GenericClient) -> anyhow::Result<Failure> {
+        record_failure(
+            client,
+            self.migration,
+            self.started,
+            &self.failure,
+            self.note,
+        )
+        .await?;
+        Ok(self.failure)
     }
 }
 

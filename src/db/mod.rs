@@ -125,3 +125,41 @@ pub fn quote_ident(name: &str) -> String {
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
+
+/// The connection string `server` with its database replaced by `database`.
+pub fn with_database(server: &str, database: &str) -> String {
+    let Some(scheme_end) = server.find("://").map(|i| i + 3) else {
+        // key=value form: a later key wins.
+        return format!("{server} dbname={database}");
+    };
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server, None),
+    };
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_database_replaces_the_database() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=require", "x"),
+            "postgres://u:p@h:5432/x?sslmode=require"
+        );
+        assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
+        assert_eq!(
+            with_database("host=h user=u dbname=postgres", "x"),
+            "host=h user=u dbname=postgres dbname=x"
+        );
+    }
+}

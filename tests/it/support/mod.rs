@@ -98,19 +98,7 @@ pub fn throwaway_cluster(
 
 /// `url` with its database replaced by `database`.
 pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
+    migrate::db::with_database(url, database)
 }
 
 impl Server {
@@ -171,41 +159,31 @@ impl TestDb {
 
     /// `pg_dump --schema-only` of everything but the `_migrate` state, normalised.
     pub fn dump(&self) -> String {
-        let bindir = migrate::local::find_bindir().expect("PostgreSQL binaries");
-        let output = Command::new(bindir.join("pg_dump"))
-            .args([
-                "--schema-only",
-                "--no-owner",
-                "--exclude-schema=_migrate",
-                "-d",
-            ])
-            .arg(&self.url)
-            .output()
-            .expect("run pg_dump");
-        assert!(
-            output.status.success(),
-            "pg_dump: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // pg_dump 15.14+ writes a random `\restrict` token into every dump.
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        pg_dump(
+            &self.url,
+            &["--schema-only", "--no-owner", "--exclude-schema=_migrate"],
+        )
     }
 }
 
 /// `pg_dump --data-only` of the given schemas, normalised like `dump()`: for checking that
 /// a run wrote nothing.
 pub fn dump_data_of(url: &str, schemas: &[&str]) -> String {
+    let mut args = vec!["--data-only".to_string(), "--no-owner".to_string()];
+    args.extend(schemas.iter().map(|s| format!("--schema={s}")));
+    pg_dump(url, &args)
+}
+
+/// Runs the server's own `pg_dump` with `args` on `url`; its output without the random
+/// `\restrict` token lines pg_dump 15.14+ writes into every dump.
+fn pg_dump<S: AsRef<std::ffi::OsStr>>(url: &str, args: &[S]) -> String {
     let bindir = migrate::local::find_bindir().expect("PostgreSQL binaries");
-    let mut command = Command::new(bindir.join("pg_dump"));
-    command.args(["--data-only", "--no-owner"]);
-    for schema in schemas {
-        command.arg(format!("--schema={schema}"));
-    }
-    let output = command.arg("-d").arg(url).output().expect("run pg_dump");
+    let output = Command::new(bindir.join("pg_dump"))
+        .args(args)
+        .arg("-d")
+        .arg(url)
+        .output()
+        .expect("run pg_dump");
     assert!(
         output.status.success(),
         "pg_dump: {}",
