@@ -129,7 +129,8 @@ async fn build(
         ))
         .into());
     }
-    catalog::read(&client, ctx.project.managed_schemas()).await
+    let tx = client.transaction().await?;
+    catalog::read(&tx, ctx.project.managed_schemas()).await
 }
 
 /// A database name no other run uses: the process id and a random part.

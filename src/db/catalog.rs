@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::{Row, Transaction};
 
 /// The API roles whose access the rules look at (Supabase's names); `PUBLIC` includes them.
 pub const API_ROLES: [&str; 2] = ["anon", "authenticated"];
@@ -111,7 +111,7 @@ pub struct Policy {
     /// `ALL`, `SELECT`, `INSERT`, `UPDATE` or `DELETE`.
     pub command: String,
     pub permissive: bool,
-    /// Role names, sorted; `public` for PUBLIC.
+    /// Role names, sorted bytewise (not by the database's collation); `public` for PUBLIC.
     pub roles: Vec<String>,
     pub using: Option<String>,
     pub with_check: Option<String>,
@@ -181,6 +181,17 @@ impl Catalog {
     }
 }
 
+// The deparsed text (`pg_get_expr`, `pg_get_indexdef`, `format_type`, ...) depends on the
+// session: names on the search_path lose their schema, constants follow DateStyle,
+// IntervalStyle, TimeZone and extra_float_digits. Pinned (as pg_dump does) so the scratch
+// database and a target with another `ALTER ROLE/DATABASE ... SET` read the same text.
+const DEPARSE_SETTINGS: &str = "
+SET LOCAL search_path = pg_catalog;
+SET LOCAL datestyle = 'ISO, YMD';
+SET LOCAL intervalstyle = postgres;
+SET LOCAL timezone = 'UTC';
+SET LOCAL extra_float_digits = 3";
+
 // Objects that belong to an extension are the extension's business, not the migrations'.
 const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_depend d
      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
@@ -194,8 +205,7 @@ SELECT n.nspname, c.relname, c.relkind::text, c.relrowsecurity, c.relforcerowsec
        ARRAY(SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE r.rolname END
              FROM aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
              WHERE a.privilege_type = 'SELECT'
-               AND (a.grantee = 0 OR r.rolname IN ('anon', 'authenticated'))
-             ORDER BY 1)
+               AND (a.grantee = 0 OR r.rolname IN ('anon', 'authenticated')))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm') AND {NOT_EXTENSION_MEMBER}";
 
@@ -233,7 +243,7 @@ ORDER BY 1, 2, 3";
 const POLICIES: &str = "
 SELECT n.nspname, c.relname, p.polname, p.polcmd::text, p.polpermissive,
        ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END
-             FROM unnest(p.polroles) r ORDER BY 1),
+             FROM unnest(p.polroles) r),
        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
 FROM pg_policy p
 JOIN pg_class c ON c.oid = p.polrelid
@@ -263,8 +273,13 @@ WHERE n.nspname = ANY($1)
                   WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
 ORDER BY 1, 2, 3";
 
-/// Reads `schemas` (those that exist) from the catalog.
-pub async fn read(client: &impl GenericClient, schemas: &[String]) -> anyhow::Result<Catalog> {
+/// Reads `schemas` (those that exist) from the catalog. Takes a transaction because the
+/// deparse settings are set for it only (`SET LOCAL`).
+pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Result<Catalog> {
+    client
+        .batch_execute(DEPARSE_SETTINGS)
+        .await
+        .context("pinning the settings the catalog is read with")?;
     let relations_sql = RELATIONS.replace("{NOT_EXTENSION_MEMBER}", NOT_EXTENSION_MEMBER);
     let p: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&schemas];
     // tokio-postgres pipelines these on the one session: one round trip's latency in all.
@@ -297,7 +312,7 @@ pub async fn read(client: &impl GenericClient, schemas: &[String]) -> anyhow::Re
             security_invoker: options
                 .iter()
                 .any(|o| matches!(o.as_str(), "security_invoker=true" | "security_invoker=on")),
-            readers: row.get(7),
+            readers: sorted(row.get(7)),
             indexes: Vec::new(),
         };
         match kind {
@@ -391,7 +406,7 @@ pub async fn read(client: &impl GenericClient, schemas: &[String]) -> anyhow::Re
                 name: row.get(2),
                 command: command.to_string(),
                 permissive: row.get(4),
-                roles: row.get(5),
+                roles: sorted(row.get(5)),
                 using: row.get(6),
                 with_check: row.get(7),
             });
@@ -423,6 +438,12 @@ pub async fn read(client: &impl GenericClient, schemas: &[String]) -> anyhow::Re
         schema.functions.insert(function.signature(), function);
     }
     Ok(catalog)
+}
+
+/// Names sorted bytewise here, not by the database's collation (which varies by server).
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
 }
 
 /// The table a row's first two columns (schema, table) name, if it is one we read.

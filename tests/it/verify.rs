@@ -106,6 +106,37 @@ fn a_freshly_migrated_database_verifies_clean() {
 }
 
 #[test]
+fn session_settings_of_the_target_do_not_read_as_drift() {
+    // Deparsed text depends on search_path and the output styles; a target whose database
+    // sets them differently from the scratch server must still verify clean.
+    let p = Project::with_repo_migrations("verify_settings");
+    p.migration(
+        "0060_counsel_trial.sql",
+        "-- UP\nALTER TABLE counsel.users
+             ADD COLUMN trial interval NOT NULL DEFAULT interval '30 days',
+             ADD COLUMN trial_from timestamptz DEFAULT '2024-01-01 00:00+00';
+         CREATE INDEX users_trial_from ON counsel.users (trial_from)
+             WHERE trial_from > '2024-06-01 00:00+00';
+         -- DOWN\nALTER TABLE counsel.users DROP COLUMN trial, DROP COLUMN trial_from;\n",
+    );
+    lock(&p).success();
+    p.migrate(&["up"]).success();
+    p.db.execute(
+        "DO $$ BEGIN
+           EXECUTE format('ALTER DATABASE %I SET search_path = counsel, coach, auth, public',
+                          current_database());
+           EXECUTE format('ALTER DATABASE %I SET intervalstyle = iso_8601', current_database());
+           EXECUTE format('ALTER DATABASE %I SET datestyle = %L', current_database(), 'SQL, DMY');
+           EXECUTE format('ALTER DATABASE %I SET timezone = %L', current_database(),
+                          'Pacific/Chatham');
+         END $$",
+    );
+    let run = p.migrate(&["verify", "--json"]);
+    run.success();
+    assert_eq!(at_level(&run.json(), "error"), set(&[]), "{}", run.stdout);
+}
+
+#[test]
 fn disabled_rls_is_an_error() {
     let json = breaks(
         "verify_rls_off",
