@@ -98,8 +98,6 @@ pub struct Index {
     pub definition: String,
     /// `pg_index.indisvalid`: false after a failed `CREATE INDEX CONCURRENTLY`.
     pub valid: bool,
-    pub primary: bool,
-    pub unique: bool,
     /// Key columns in order (not INCLUDE columns); 0 stands for an expression.
     pub key_columns: Vec<i16>,
     pub partial: bool,
@@ -192,12 +190,10 @@ SET LOCAL intervalstyle = postgres;
 SET LOCAL timezone = 'UTC';
 SET LOCAL extra_float_digits = 3";
 
-// Objects that belong to an extension are the extension's business, not the migrations'.
-const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_depend d
-     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
-
 const SCHEMAS: &str = "SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)";
 
+// Relations and functions that belong to an extension are the extension's business, not the
+// migrations'.
 const RELATIONS: &str = "
 SELECT n.nspname, c.relname, c.relkind::text, c.relrowsecurity, c.relforcerowsecurity,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
@@ -207,7 +203,9 @@ SELECT n.nspname, c.relname, c.relkind::text, c.relrowsecurity, c.relforcerowsec
              WHERE a.privilege_type = 'SELECT'
                AND (a.grantee = 0 OR r.rolname IN ('anon', 'authenticated')))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm') AND {NOT_EXTENSION_MEMBER}";
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
 
 const COLUMNS: &str = "
 SELECT n.nspname, c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
@@ -232,7 +230,7 @@ ORDER BY 1, 2, 3";
 
 const INDEXES: &str = "
 SELECT n.nspname, c.relname, ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid,
-       i.indisprimary, i.indisunique, i.indkey::int2[], i.indnkeyatts, i.indpred IS NOT NULL
+       i.indkey::int2[], i.indnkeyatts, i.indpred IS NOT NULL
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid
@@ -280,13 +278,12 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
         .batch_execute(DEPARSE_SETTINGS)
         .await
         .context("pinning the settings the catalog is read with")?;
-    let relations_sql = RELATIONS.replace("{NOT_EXTENSION_MEMBER}", NOT_EXTENSION_MEMBER);
     let p: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&schemas];
     // tokio-postgres pipelines these on the one session: one round trip's latency in all.
     let (names, relations, columns, constraints, indexes, policies, triggers, functions) =
         tokio::try_join!(
             client.query(SCHEMAS, p),
-            client.query(relations_sql.as_str(), p),
+            client.query(RELATIONS, p),
             client.query(COLUMNS, p),
             client.query(CONSTRAINTS, p),
             client.query(INDEXES, p),
@@ -372,16 +369,14 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
         }
     }
     for row in &indexes {
-        let keys: Vec<i16> = row.get(7);
-        let key_count = row.get::<_, i16>(8).max(0) as usize;
+        let keys: Vec<i16> = row.get(5);
+        let key_count = row.get::<_, i16>(6).max(0) as usize;
         let index = Index {
             name: row.get(2),
             definition: row.get(3),
             valid: row.get(4),
-            primary: row.get(5),
-            unique: row.get(6),
             key_columns: keys.into_iter().take(key_count).collect(),
-            partial: row.get(9),
+            partial: row.get(7),
         };
         let Some(schema) = catalog.schemas.get_mut(row.get::<_, &str>(0)) else {
             continue;

@@ -532,8 +532,6 @@ mod tests {
             name: name.into(),
             definition: definition.into(),
             valid: true,
-            primary: false,
-            unique: false,
             key_columns: keys.to_vec(),
             partial: false,
         }
