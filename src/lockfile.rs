@@ -22,6 +22,9 @@ const HEADER: &str = "\
 pub struct Lockfile {
     /// SHA-256 over the canonical (JSON) serialization of `schemas`.
     pub fingerprint: String,
+    /// The managed schemas (`migrate.toml`) the lock was made for, sorted. `schemas` holds
+    /// those of them that exist.
+    pub managed_schemas: Vec<String>,
     pub migrations: Vec<LockedMigration>,
     pub schemas: BTreeMap<String, SchemaLock>,
 }
@@ -100,11 +103,12 @@ pub struct FunctionLock {
 }
 
 impl Lockfile {
-    /// The lock for `migrations` and the catalog they produced.
-    pub fn new(migrations: &[Migration], catalog: &Catalog) -> Lockfile {
+    /// The lock for `migrations` and the catalog they produced in the `managed` schemas.
+    pub fn new(migrations: &[Migration], managed: &[String], catalog: &Catalog) -> Lockfile {
         let schemas = lock_catalog(catalog);
         Lockfile {
             fingerprint: fingerprint(&schemas),
+            managed_schemas: schema_list(managed),
             migrations: migrations
                 .iter()
                 .map(|m| LockedMigration {
@@ -148,10 +152,24 @@ impl Lockfile {
         Ok(Some(lock))
     }
 
+    /// The schemas the lock was made for, when `migrate.toml` now manages others (in any
+    /// order the same list is the same).
+    pub fn other_schemas(&self, managed: &[String]) -> Option<&[String]> {
+        (self.managed_schemas != schema_list(managed)).then_some(self.managed_schemas.as_slice())
+    }
+
     /// The highest migration version the lock was made from.
     pub fn head(&self) -> Option<i64> {
         self.migrations.iter().map(|m| m.version).max()
     }
+}
+
+/// A schema list as the lock records it: sorted, each name once.
+pub fn schema_list(managed: &[String]) -> Vec<String> {
+    let mut list = managed.to_vec();
+    list.sort();
+    list.dedup();
+    list
 }
 
 /// SHA-256 over the canonical serialization of the catalog part.
@@ -383,6 +401,7 @@ mod tests {
         schemas.insert("coach".into(), schema);
         Lockfile {
             fingerprint: fingerprint(&schemas),
+            managed_schemas: vec!["coach".into(), "wellness".into()],
             migrations: vec![LockedMigration {
                 version: 1,
                 name: "coach_a".into(),
@@ -403,6 +422,21 @@ mod tests {
         );
         assert_eq!(Lockfile::parse(&text).unwrap(), lock);
         assert_eq!(lock.render(), text, "rendering is deterministic");
+    }
+
+    #[test]
+    fn the_schema_list_compares_as_a_set() {
+        let lock = sample();
+        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(lock.other_schemas(&list(&["wellness", "coach"])), None);
+        assert_eq!(
+            lock.other_schemas(&list(&["coach", "wellness", "coach"])),
+            None
+        );
+        assert_eq!(
+            lock.other_schemas(&list(&["coach"])),
+            Some(&list(&["coach", "wellness"])[..])
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@ pub struct CheckReport {
     pub lock_missing: bool,
     /// Files added, removed, edited or renamed since the lock was written.
     pub stale: Vec<Stale>,
+    /// The managed schemas the lock was made for, when `migrate.toml` now lists others.
+    pub lock_schemas: Option<Vec<String>>,
+}
+
+impl CheckReport {
+    /// Whether `schema.lock` is missing or no longer matches the files or the schema list.
+    pub fn lock_outdated(&self) -> bool {
+        self.lock_missing || !self.stale.is_empty() || self.lock_schemas.is_some()
+    }
 }
 
 pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
@@ -38,7 +47,13 @@ pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
             .map(|m| m.path.clone())
             .collect(),
         lock_missing: lock.is_none(),
-        stale: lock.map_or_else(Vec::new, |l| lockfile::stale(&files, &l, &dir)),
+        stale: lock
+            .as_ref()
+            .map_or_else(Vec::new, |l| lockfile::stale(&files, l, &dir)),
+        lock_schemas: lock
+            .as_ref()
+            .and_then(|l| l.other_schemas(ctx.project.managed_schemas()))
+            .map(<[String]>::to_vec),
         lock: shown,
     })
 }

@@ -76,7 +76,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
     let catalog = built?;
     dropped.with_context(|| format!("dropping the scratch database {name}"))?;
 
-    let lock = Lockfile::new(&files, &catalog);
+    let lock = Lockfile::new(&files, ctx.project.managed_schemas(), &catalog);
     let text = lock.render();
     let path = ctx.project.lock_path();
     let shown = ctx.project.config.paths.lock.display().to_string();

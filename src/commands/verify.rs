@@ -80,11 +80,32 @@ pub async fn inspect(
                     "run `migrate lock` and commit the file".into(),
                 ));
             }
+            let managed = ctx.project.managed_schemas();
+            if let Some(made_for) = lock.other_schemas(managed) {
+                findings.push(notice(
+                    Rule::LockStale,
+                    &shown,
+                    format!(
+                        "{shown} was made for managed schemas [{}], migrate.toml lists [{}]: \
+                         drift is compared for the schemas in both only",
+                        made_for.join(", "),
+                        lockfile::schema_list(managed).join(", ")
+                    ),
+                    "run `migrate lock` and commit the file".into(),
+                ));
+            }
             let applied: BTreeSet<i64> = applied.iter().map(|a| a.version).collect();
             let locked: BTreeSet<i64> = lock.migrations.iter().map(|m| m.version).collect();
             if applied == locked {
                 drift_compared = true;
-                findings.extend(drift::drift(&lock.schemas, &lockfile::lock_catalog(&live)));
+                let both = |schema: &String| {
+                    lock.managed_schemas.contains(schema) && managed.contains(schema)
+                };
+                let mut expected = lock.schemas.clone();
+                expected.retain(|schema, _| both(schema));
+                let mut actual = lockfile::lock_catalog(&live);
+                actual.retain(|schema, _| both(schema));
+                findings.extend(drift::drift(&expected, &actual));
             } else if applied.is_subset(&locked) {
                 let behind = locked.len() - applied.len();
                 findings.push(notice(

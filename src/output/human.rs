@@ -196,14 +196,14 @@ impl Report for CheckReport {
         for path in &self.irreversible {
             out.push_str(&format!("note: {path} is irreversible (empty DOWN)\n"));
         }
-        if !self.lock_missing && self.stale.is_empty() {
+        if !self.lock_outdated() {
             out.push_str(&format!("{} is current\n", self.lock));
         }
         out
     }
 
     fn status(&self) -> ExitStatus {
-        if self.lock_missing || !self.stale.is_empty() {
+        if self.lock_outdated() {
             ExitStatus::Failure
         } else {
             ExitStatus::Success
@@ -217,18 +217,24 @@ impl Report for CheckReport {
                 self.lock
             ));
         }
-        if self.stale.is_empty() {
+        if !self.lock_outdated() {
             return None;
         }
-        let files: Vec<String> = self
+        let mut lines: Vec<String> = self
             .stale
             .iter()
             .map(|s| format!("  {} ({})", s.file, s.change.as_str()))
             .collect();
+        if let Some(schemas) = &self.lock_schemas {
+            lines.push(format!(
+                "  made for managed schemas [{}], not the ones migrate.toml lists",
+                schemas.join(", ")
+            ));
+        }
         Some(format!(
             "{} is stale — run `migrate lock`\n{}",
             self.lock,
-            files.join("\n")
+            lines.join("\n")
         ))
     }
 }

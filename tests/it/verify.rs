@@ -436,6 +436,59 @@ fn a_hand_edited_lock_is_refused() {
     p.migrate(&["check"])
         .code(2)
         .stderr_has("schema.lock is not a valid schema.lock");
+    // A lock written before the schema list was recorded.
+    let list = "managed_schemas = [\n    \"coach\",\n    \"counsel\",\n    \"partner\",\n    \
+                \"signify\",\n    \"wellness\",\n]\n";
+    assert!(repo_lock().contains(list));
+    p.write("schema.lock", &repo_lock().replacen(list, "", 1));
+    p.migrate(&["check"])
+        .code(2)
+        .stderr_has("missing field `managed_schemas`")
+        .stderr_has("regenerate it with `migrate lock`");
+}
+
+#[test]
+fn a_lock_made_for_another_schema_list_is_stale_not_drift() {
+    let p = migrated("lock_schema_list", true);
+    // The same schemas in another order: the same list.
+    p.write(
+        "migrate.toml",
+        "[schemas]\nmanaged = [\"wellness\", \"coach\", \"partner\", \"counsel\", \"signify\"]\n",
+    );
+    p.migrate(&["check"]).success();
+    p.write(
+        "migrate.toml",
+        "[schemas]\nmanaged = [\"coach\", \"wellness\", \"partner\", \"signify\", \"counsel\", \"auth\"]\n",
+    );
+    p.migrate(&["check"])
+        .code(1)
+        .stderr_has("schema.lock is stale — run `migrate lock`")
+        .stderr_has("made for managed schemas [coach, counsel, partner, signify, wellness]");
+    // auth is not in the lock because the lock was not made for it: not an extra schema.
+    let run = p.migrate(&["verify", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(at_level(&json, "error"), set(&[]), "{}", run.stdout);
+    assert_eq!(json["drift_compared"], true);
+    let stale = findings(&json)
+        .iter()
+        .find(|f| f["rule"] == "lock_stale")
+        .expect("a lock_stale warning");
+    assert_eq!(stale["level"], "warning");
+    assert!(
+        stale["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrate.toml lists [auth, coach, counsel, partner, signify, wellness]"),
+        "{stale}"
+    );
+    // The schemas in both lists are still compared.
+    p.db.execute("ALTER TABLE counsel.users ADD COLUMN nickname text");
+    let json = p.migrate(&["verify", "--json"]).json();
+    assert_eq!(
+        at_level(&json, "error"),
+        set(&[("drift", "counsel.users.nickname")])
+    );
 }
 
 #[test]
