@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::rules::sql_name;
 use super::{Finding, Level, Rule};
-use crate::lockfile::{FunctionLock, MaterializedViewLock, PolicyLock, SchemaLock, TableLock};
+use crate::lockfile::{FunctionLock, PolicyLock, SchemaLock, TableLock};
 
 const MISSING: &str = "re-create it as its migration does, and find out who dropped it";
 const EXTRA: &str =
@@ -19,11 +19,10 @@ pub fn drift(
     live: &BTreeMap<String, SchemaLock>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    each(locked, live, |name, lock, db| match (lock, db) {
-        (Some(_), None) => out.push(found(name, None, name, "schema", Side::Missing)),
-        (None, Some(_)) => out.push(found(name, None, name, "schema", Side::Extra)),
-        (Some(lock), Some(db)) => schema(name, lock, db, &mut out),
-        (None, None) => {}
+    each(locked, live, |name, lock, db| {
+        if let Some((lock, db)) = both(name, None, name, "schema", lock, db, &mut out) {
+            schema(name, lock, db, &mut out);
+        }
     });
     out
 }
@@ -58,7 +57,7 @@ fn found(schema: &str, table: Option<&str>, object: &str, kind: &str, side: Side
         ),
         Side::Different(what) => (
             Rule::Drift,
-            format!("{kind} {object} differs: {what}"),
+            format!("{kind} {name} differs: {what}"),
             DIFFERENT,
         ),
     };
@@ -87,6 +86,25 @@ fn each<'a, V>(
     }
 }
 
+/// Reports an object that only one side has; both sides' values when both have it.
+fn both<'a, V>(
+    schema: &str,
+    table: Option<&str>,
+    name: &str,
+    kind: &str,
+    lock: Option<&'a V>,
+    db: Option<&'a V>,
+    out: &mut Vec<Finding>,
+) -> Option<(&'a V, &'a V)> {
+    match (lock, db) {
+        (Some(lock), Some(db)) => return Some((lock, db)),
+        (Some(_), None) => out.push(found(schema, table, name, kind, Side::Missing)),
+        (None, Some(_)) => out.push(found(schema, table, name, kind, Side::Extra)),
+        (None, None) => {}
+    }
+    None
+}
+
 /// Compares two maps of objects of one kind; `differ` describes how two values differ.
 fn compare<V: PartialEq>(
     schema: &str,
@@ -97,17 +115,13 @@ fn compare<V: PartialEq>(
     differ: impl Fn(&V, &V) -> String,
     out: &mut Vec<Finding>,
 ) {
-    each(locked, live, |name, lock, db| match (lock, db) {
-        (Some(_), None) => out.push(found(schema, table, name, kind, Side::Missing)),
-        (None, Some(_)) => out.push(found(schema, table, name, kind, Side::Extra)),
-        (Some(lock), Some(db)) if lock != db => out.push(found(
-            schema,
-            table,
-            name,
-            kind,
-            Side::Different(differ(lock, db)),
-        )),
-        _ => {}
+    each(locked, live, |name, lock, db| {
+        if let Some((lock, db)) = both(schema, table, name, kind, lock, db, out) {
+            if lock != db {
+                let what = Side::Different(differ(lock, db));
+                out.push(found(schema, table, name, kind, what));
+            }
+        }
     });
 }
 
@@ -127,11 +141,10 @@ fn fields(pairs: &[(&str, String, String)]) -> String {
 }
 
 fn schema(name: &str, lock: &SchemaLock, db: &SchemaLock, out: &mut Vec<Finding>) {
-    each(&lock.tables, &db.tables, |table, l, d| match (l, d) {
-        (Some(_), None) => out.push(found(name, Some(table), table, "table", Side::Missing)),
-        (None, Some(_)) => out.push(found(name, Some(table), table, "table", Side::Extra)),
-        (Some(l), Some(d)) => self::table(name, table, l, d, out),
-        (None, None) => {}
+    each(&lock.tables, &db.tables, |table, l, d| {
+        if let Some((l, d)) = both(name, Some(table), table, "table", l, d, out) {
+            self::table(name, table, l, d, out);
+        }
     });
     compare(
         name,
@@ -142,21 +155,18 @@ fn schema(name: &str, lock: &SchemaLock, db: &SchemaLock, out: &mut Vec<Finding>
         |_, _| "its definition changed".into(),
         out,
     );
-    compare(
-        name,
-        None,
-        "materialized view",
-        &lock.materialized_views,
-        &db.materialized_views,
-        |_, _| "its definition changed".into(),
-        out,
-    );
+    // A materialized view differs by its definition; its indexes are compared one by one.
+    let kind = "materialized view";
     each(
         &lock.materialized_views,
         &db.materialized_views,
         |view, l, d| {
-            if let (Some(l), Some(d)) = (l, d) {
-                matview_indexes(name, view, l, d, out);
+            if let Some((l, d)) = both(name, None, view, kind, l, d, out) {
+                if l.definition != d.definition {
+                    let what = Side::Different("its definition changed".into());
+                    out.push(found(name, None, view, kind, what));
+                }
+                compare(name, Some(view), "index", &l.indexes, &d.indexes, text, out);
             }
         },
     );
@@ -214,24 +224,6 @@ fn table(schema: &str, name: &str, lock: &TableLock, db: &TableLock, out: &mut V
         "trigger",
         &lock.triggers,
         &db.triggers,
-        text,
-        out,
-    );
-}
-
-fn matview_indexes(
-    schema: &str,
-    view: &str,
-    lock: &MaterializedViewLock,
-    db: &MaterializedViewLock,
-    out: &mut Vec<Finding>,
-) {
-    compare(
-        schema,
-        Some(view),
-        "index",
-        &lock.indexes,
-        &db.indexes,
         text,
         out,
     );
@@ -309,6 +301,72 @@ mod tests {
     fn same_catalog_no_drift() {
         let c = catalog(table_with(&[("id", "uuid NOT NULL")]));
         assert!(drift(&c, &c).is_empty());
+    }
+
+    #[test]
+    fn a_materialized_view_differs_by_its_definition_not_its_indexes() {
+        use crate::lockfile::MaterializedViewLock;
+        let view = |definition: &str, indexes: &[&str]| {
+            let mut schema = SchemaLock::default();
+            schema.materialized_views.insert(
+                "daily".into(),
+                MaterializedViewLock {
+                    definition: definition.into(),
+                    indexes: indexes
+                        .iter()
+                        .map(|i| (i.to_string(), format!("CREATE INDEX {i} ...")))
+                        .collect(),
+                },
+            );
+            BTreeMap::from([("signify".to_string(), schema)])
+        };
+        let found: Vec<(Rule, String)> =
+            drift(&view("SELECT 1", &["a"]), &view("SELECT 1", &["b"]))
+                .into_iter()
+                .map(|f| (f.rule, f.message))
+                .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Rule::IndexMissing,
+                    "index a is in schema.lock but not in the database".into()
+                ),
+                (
+                    Rule::Drift,
+                    "index b is in the database but not in schema.lock".into()
+                ),
+            ]
+        );
+        let changed = drift(&view("SELECT 1", &["a"]), &view("SELECT 2", &["a"]));
+        assert_eq!(changed.len(), 1);
+        assert_eq!(
+            changed[0].message,
+            "materialized view daily differs: its definition changed"
+        );
+    }
+
+    #[test]
+    fn names_read_as_sql_in_every_message() {
+        let policy = |using: &str| {
+            let mut table = table_with(&[]);
+            table.policies.insert(
+                "Own rows".into(),
+                PolicyLock {
+                    command: "SELECT".into(),
+                    permissive: true,
+                    roles: vec!["authenticated".into()],
+                    using: Some(using.into()),
+                    with_check: None,
+                },
+            );
+            catalog(table)
+        };
+        let found = drift(&policy("(a = b)"), &policy("true"));
+        assert_eq!(
+            found[0].message,
+            "policy \"Own rows\" differs: USING: lock `(a = b)`, database `true`"
+        );
     }
 
     #[test]
