@@ -12,7 +12,7 @@ use crate::db::state;
 use crate::lockfile::{self, Lockfile};
 use crate::migrations::plan::reconcile;
 use crate::migrations::Migration;
-use crate::verify::{self, drift, rules, Finding, Level, Rule};
+use crate::verify::{self, drift, rules, version, Finding, Level, Rule};
 
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
@@ -162,8 +162,4 @@ fn notice(rule: Rule, object: &str, message: String, remedy: String) -> Finding 
         message,
         remedy,
     }
-}
-
-fn version(v: Option<i64>) -> String {
-    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
 }

@@ -7,11 +7,7 @@ use super::{Report, Style};
 use crate::commands::lock::LockReport;
 use crate::commands::verify::VerifyReport;
 use crate::error::ExitStatus;
-use crate::verify::Level;
-
-fn version(v: Option<i64>) -> String {
-    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
-}
+use crate::verify::{version, Level};
 
 impl Report for LockReport {
     fn human(&self, _: &Style) -> String {

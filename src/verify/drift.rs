@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::rules::sql_name;
-use super::{Finding, Level, Rule};
+use super::{short, Finding, Level, Rule};
 use crate::lockfile::{FunctionLock, PolicyLock, SchemaLock, TableLock};
 
 const MISSING: &str = "re-create it as its migration does, and find out who dropped it";
@@ -250,8 +250,8 @@ fn function(lock: &FunctionLock, db: &FunctionLock) -> String {
     } else {
         format!(
             "body changed (sha256 lock {}, database {})",
-            &lock.body_sha256[..lock.body_sha256.len().min(12)],
-            &db.body_sha256[..db.body_sha256.len().min(12)]
+            short(&lock.body_sha256),
+            short(&db.body_sha256)
         )
     };
     let others = fields(&[

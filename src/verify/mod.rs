@@ -127,41 +127,39 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
     entries
         .iter()
         .filter_map(|e| {
-            let (rule, remedy) = match e.state {
+            let (rule, message, remedy) = match e.state {
                 State::Changed => (
                     Rule::ChecksumMismatch,
                     format!(
-                        "restore the file from version control, or accept it with `migrate repair {}`",
+                        "applied migration {:04} was edited afterwards (recorded checksum {}, \
+                         file {})",
+                        e.version,
+                        short(e.applied.map_or("", |a| &a.checksum)),
+                        short(e.file.map_or("", |f| &f.checksum)),
+                    ),
+                    format!(
+                        "restore the file from version control, or accept it with `migrate \
+                         repair {}`",
                         e.version
                     ),
                 ),
                 State::Missing => (
                     Rule::FileMissing,
+                    format!("applied migration {:04} has no file", e.version),
                     "restore the file from version control".to_string(),
                 ),
                 State::Dirty => (
                     Rule::MigrationDirty,
+                    format!(
+                        "migration {:04} failed part way outside a transaction",
+                        e.version
+                    ),
                     format!(
                         "fix the database by hand, then `migrate repair {}`",
                         e.version
                     ),
                 ),
                 State::Applied | State::Pending => return None,
-            };
-            let message = match e.state {
-                State::Changed => format!(
-                    "applied migration {:04} was edited afterwards (recorded checksum {}, file {})",
-                    e.version,
-                    short(e.applied.map_or("", |a| &a.checksum)),
-                    short(e.file.map_or("", |f| &f.checksum)),
-                ),
-                State::Missing => {
-                    format!("applied migration {:04} has no file", e.version)
-                }
-                _ => format!(
-                    "migration {:04} failed part way outside a transaction",
-                    e.version
-                ),
             };
             Some(Finding {
                 rule,
@@ -179,6 +177,12 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
         .collect()
 }
 
-fn short(checksum: &str) -> &str {
+/// The first 12 hex digits of a SHA-256, enough to tell two apart in a message.
+pub fn short(checksum: &str) -> &str {
     &checksum[..checksum.len().min(12)]
+}
+
+/// A version as messages write it (`0054`), or `none`.
+pub fn version(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
 }
