@@ -147,6 +147,8 @@ pub struct View {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     pub name: String,
+    /// `pg_proc.prokind`: `f` function, `p` procedure, `a` aggregate, `w` window function.
+    pub kind: char,
     /// `pg_get_function_identity_arguments`.
     pub arguments: String,
     /// `pg_get_function_result` (none for procedures).
@@ -258,7 +260,7 @@ WHERE n.nspname = ANY($1) AND NOT t.tgisinternal
 ORDER BY 1, 2, 3";
 
 const FUNCTIONS: &str = "
-SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
+SELECT n.nspname, p.proname, p.prokind::text, pg_get_function_identity_arguments(p.oid),
        CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END,
        l.lanname, p.prosecdef, coalesce(p.proconfig, '{}'),
        CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END,
@@ -422,13 +424,14 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
         };
         let function = Function {
             name: row.get(1),
-            arguments: row.get(2),
-            returns: row.get(3),
-            language: row.get(4),
-            security_definer: row.get(5),
-            config: row.get(6),
-            volatility: row.get(7),
-            body_sha256: row.get(8),
+            kind: row.get::<_, &str>(2).chars().next().unwrap_or('f'),
+            arguments: row.get(3),
+            returns: row.get(4),
+            language: row.get(5),
+            security_definer: row.get(6),
+            config: row.get(7),
+            volatility: row.get(8),
+            body_sha256: row.get(9),
         };
         schema.functions.insert(function.signature(), function);
     }

@@ -18,7 +18,7 @@ pub fn lint(catalog: &Catalog) -> Vec<Finding> {
             };
             let holds_user_data = user_data.contains(&(schema_name.as_str(), table_name.as_str()));
             row_level_security(&at, table, holds_user_data, &mut out);
-            keys_and_indexes(&at, table, &table.indexes, &mut out);
+            keys_and_indexes(&at, table, &mut out);
         }
         for (name, view) in &schema.views {
             let at = Place {
@@ -265,7 +265,8 @@ fn is_user_column(name: &str) -> bool {
     matches!(name, "user_id" | "owner_id" | "email") || name.ends_with("_user_id")
 }
 
-fn keys_and_indexes(at: &Place, table: &Table, indexes: &[Index], out: &mut Vec<Finding>) {
+fn keys_and_indexes(at: &Place, table: &Table, out: &mut Vec<Finding>) {
+    let indexes = &table.indexes;
     let has_primary_key = table
         .constraints
         .iter()
@@ -411,9 +412,15 @@ fn materialized_view_in_api(at: &Place, view: &View, out: &mut Vec<Finding>) {
 }
 
 fn search_path(schema: &str, function: &Function, out: &mut Vec<Finding>) {
-    if function.fixed_search_path() {
+    // An aggregate takes no SET clause; its support functions are checked on their own.
+    if function.kind == 'a' || function.fixed_search_path() {
         return;
     }
+    let routine = if function.kind == 'p' {
+        "PROCEDURE"
+    } else {
+        "FUNCTION"
+    };
     let signature = function.signature();
     let (level, message) = if function.security_definer {
         (
@@ -436,7 +443,7 @@ fn search_path(schema: &str, function: &Function, out: &mut Vec<Finding>) {
         object: signature.clone(),
         message: message.into(),
         remedy: format!(
-            "ALTER FUNCTION {}.{}({}) SET search_path = '' (and qualify the names in its body)",
+            "ALTER {routine} {}.{}({}) SET search_path = '' (and qualify the names in its body)",
             sql_name(schema),
             sql_name(&function.name),
             function.arguments

@@ -505,7 +505,9 @@ fn every_other_rule_reports_its_object_at_its_level() {
          GRANT SELECT ON counsel.all_users TO authenticated;
          CREATE VIEW counsel.user_names AS SELECT id FROM counsel.users;
          GRANT SELECT ON counsel.user_names TO anon;
-         CREATE FUNCTION counsel.helper() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+         CREATE FUNCTION counsel.helper() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE PROCEDURE counsel.tidy() LANGUAGE sql AS 'SELECT 1';
+         CREATE AGGREGATE counsel.total(int) (sfunc = int4pl, stype = int);",
     );
     let run = p.migrate(&["verify", "--json"]);
     run.code(1);
@@ -521,6 +523,7 @@ fn every_other_rule_reports_its_object_at_its_level() {
         ("duplicate_index", "counsel.scratch.scratch_n_a"),
         ("materialized_view_in_api", "counsel.all_users.all_users"),
         ("function_search_path_mutable", "counsel.helper()"),
+        ("function_search_path_mutable", "counsel.tidy()"),
         ("drift", "schema.lock"),
     ] {
         assert!(
@@ -528,6 +531,23 @@ fn every_other_rule_reports_its_object_at_its_level() {
             "{expected:?} missing from {warnings:?}"
         );
     }
+    // An aggregate cannot take SET search_path: nothing to report.
+    assert!(
+        !findings(&json)
+            .iter()
+            .any(|f| f["object"] == "total(integer)"),
+        "{}",
+        run.stdout
+    );
+    let remedy = |object: &str| {
+        findings(&json)
+            .iter()
+            .find(|f| f["object"] == object)
+            .map(|f| f["remedy"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(remedy("helper()").starts_with("ALTER FUNCTION counsel.helper() SET search_path = ''"));
+    assert!(remedy("tidy()").starts_with("ALTER PROCEDURE counsel.tidy() SET search_path = ''"));
     let initplan = findings(&json)
         .iter()
         .find(|f| f["rule"] == "auth_rls_initplan")
