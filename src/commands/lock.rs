@@ -73,8 +73,20 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
             quote_ident(&name)
         ))
         .await;
+    if let Err(e) = dropped {
+        let left = format!(
+            "the scratch database {name} on {} was not dropped ({}); drop it by hand: \
+             DROP DATABASE {} WITH (FORCE)",
+            redact_url(&server),
+            db::chain(&e),
+            quote_ident(&name)
+        );
+        return Err(match built {
+            Err(failed) => failed.context(left),
+            Ok(_) => Error::refused(left).into(),
+        });
+    }
     let catalog = built?;
-    dropped.with_context(|| format!("dropping the scratch database {name}"))?;
 
     let lock = Lockfile::new(&files, ctx.project.managed_schemas(), &catalog);
     let text = lock.render();
@@ -84,9 +96,12 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
     if changed {
         // Write beside it and rename, so a reader never sees half a file.
         let partial = path.with_extension("lock.partial");
-        std::fs::write(&partial, &text)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .with_context(|| format!("writing {shown}"))?;
+        let written =
+            std::fs::write(&partial, &text).and_then(|()| std::fs::rename(&partial, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written.with_context(|| format!("writing {shown}"))?;
     }
     Ok(LockReport {
         file: shown,
@@ -121,8 +136,7 @@ async fn build(
     let outcome = runner.run(&all, Direction::Up).await?;
     if let Some(f) = outcome.failure {
         return Err(Error::refused(format!(
-            "{} failed on the scratch database {name} at {}: {}\nschema.lock was not written \
-             (the scratch database was dropped)",
+            "{} failed on the scratch database {name} at {}: {}\nschema.lock was not written",
             f.name,
             f.location(),
             f.error

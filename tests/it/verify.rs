@@ -411,6 +411,12 @@ fn a_failing_migration_writes_no_lock_and_drops_the_scratch_database() {
         .split_whitespace()
         .find(|w| w.starts_with("migrate_lock_"))
         .expect("the scratch database is named");
+    // The whole name, or the count below would be 0 whatever happened.
+    assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "{name}"
+    );
     let mut admin = postgres::Client::connect(server().admin_url(), postgres::NoTls).unwrap();
     let left: i64 = admin
         .query_one(
@@ -420,6 +426,24 @@ fn a_failing_migration_writes_no_lock_and_drops_the_scratch_database() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "{name} was not dropped");
+}
+
+#[test]
+fn an_unwritable_lock_leaves_no_partial_file() {
+    let p = Project::new("lock_unwritable");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\nCREATE SCHEMA coach;\n-- DOWN\nDROP SCHEMA coach;\n",
+    );
+    std::fs::create_dir(p.path().join("schema.lock")).unwrap();
+    lock(&p).code(1).stderr_has("writing schema.lock");
+    let mut left: Vec<String> = std::fs::read_dir(p.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("schema.lock"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["schema.lock"]);
 }
 
 #[test]
