@@ -133,16 +133,18 @@ impl Lockfile {
 
     /// Reads the lock at `path`; `None` when the file does not exist.
     pub fn read(path: &Path, shown: &str) -> Result<Option<Lockfile>, Error> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::input(format!("cannot read {shown}: {e}"))),
-        };
-        let lock = Lockfile::parse(&text).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             Error::input(format!(
                 "{shown} is not a valid schema.lock: {e}\nregenerate it with `migrate lock`"
             ))
-        })?;
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(invalid(&e)),
+            Err(e) => return Err(Error::input(format!("cannot read {shown}: {e}"))),
+        };
+        let lock = Lockfile::parse(&text).map_err(|e| invalid(&e))?;
         if lock.fingerprint != fingerprint(&lock.schemas) {
             return Err(Error::input(format!(
                 "{shown}: the fingerprint does not match the catalog it holds (edited by hand?); \

@@ -456,10 +456,18 @@ fn a_hand_edited_lock_is_refused() {
     p.migrate(&["check"])
         .code(2)
         .stderr_has("schema.lock: the fingerprint does not match");
+    p.migrate(&["verify"])
+        .code(2)
+        .stderr_has("schema.lock: the fingerprint does not match");
     p.write("schema.lock", "fingerprint = 3\n");
     p.migrate(&["check"])
         .code(2)
         .stderr_has("schema.lock is not a valid schema.lock");
+    std::fs::write(p.path().join("schema.lock"), b"fingerprint = \"\xff\"\n").unwrap();
+    p.migrate(&["check"])
+        .code(2)
+        .stderr_has("schema.lock is not a valid schema.lock: stream did not contain valid UTF-8")
+        .stderr_has("regenerate it with `migrate lock`");
     // A lock written before the schema list was recorded.
     let list = "managed_schemas = [\n    \"coach\",\n    \"counsel\",\n    \"partner\",\n    \
                 \"signify\",\n    \"wellness\",\n]\n";
