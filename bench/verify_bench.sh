@@ -17,9 +17,12 @@ bin=target/release/migrate
 
 server=${BENCH_SERVER_URL:-$($bin local url)}
 db="migrate_verify_bench_$$"
-url="${server%/*}/$db"
+# The same server with the database swapped, keeping any ?sslmode=... parameters.
+base="${server%%\?*}"
+url="${base%/*}/$db${server#"$base"}"
+out="$(mktemp "${TMPDIR:-/tmp}/verify_bench.XXXXXX")"
 psql -q -X -v ON_ERROR_STOP=1 -d "$server" -c "CREATE DATABASE $db TEMPLATE template0"
-trap 'psql -q -X -d "$server" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+trap 'rm -f "$out"; psql -q -X -d "$server" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
 
 $bin up --quiet --database-url "$url"
 psql -q -X -v ON_ERROR_STOP=1 -d "$url" <<SQL
@@ -50,12 +53,11 @@ echo "database: $count tables in schema coach ($tables extra)"
 times=()
 for _ in $(seq "$runs"); do
   start=$(date +%s%N)
-  $bin verify --database-url "$url" --json >/tmp/verify_bench_$$.json || true
+  $bin verify --database-url "$url" --json >"$out" || true
   end=$(date +%s%N)
   times+=($(( (end - start) / 1000000 )))
 done
-findings=$(grep -c '"rule"' /tmp/verify_bench_$$.json || true)
-rm -f /tmp/verify_bench_$$.json
+findings=$(grep -c '"rule"' "$out" || true)
 start=$(date +%s%N)
 $bin verify --database-url "$url" >/dev/null || true
 end=$(date +%s%N)
