@@ -59,84 +59,17 @@ pub async fn inspect(
 
     let dir = ctx.project.config.paths.migrations.display().to_string();
     let mut findings = verify::history(&reconcile(files, &applied), &dir);
-    let mut drift_compared = false;
-    match &lock {
-        None => findings.push(notice(
-            Rule::Drift,
-            &shown,
-            format!("{shown} does not exist: drift was not compared"),
-            "run `migrate lock` and commit the file".into(),
-        )),
-        Some(lock) => {
-            for stale in lockfile::stale(files, lock, &dir) {
-                findings.push(notice(
-                    Rule::LockStale,
-                    &stale.file,
-                    format!(
-                        "{} was {} since {shown} was written",
-                        stale.file,
-                        stale.change.as_str()
-                    ),
-                    "run `migrate lock` and commit the file".into(),
-                ));
-            }
-            let managed = ctx.project.managed_schemas();
-            if let Some(made_for) = lock.other_schemas(managed) {
-                findings.push(notice(
-                    Rule::LockStale,
-                    &shown,
-                    format!(
-                        "{shown} was made for managed schemas [{}], migrate.toml lists [{}]: \
-                         drift is compared for the schemas in both only",
-                        made_for.join(", "),
-                        lockfile::schema_list(managed).join(", ")
-                    ),
-                    "run `migrate lock` and commit the file".into(),
-                ));
-            }
-            let applied: BTreeSet<i64> = applied.iter().map(|a| a.version).collect();
-            let locked: BTreeSet<i64> = lock.migrations.iter().map(|m| m.version).collect();
-            if applied == locked {
-                drift_compared = true;
-                let both = |schema: &String| {
-                    lock.managed_schemas.contains(schema) && managed.contains(schema)
-                };
-                let mut expected = lock.schemas.clone();
-                expected.retain(|schema, _| both(schema));
-                let mut actual = lockfile::lock_catalog(&live);
-                actual.retain(|schema, _| both(schema));
-                findings.extend(drift::drift(&expected, &actual));
-            } else if applied.is_subset(&locked) {
-                let behind = locked.len() - applied.len();
-                findings.push(notice(
-                    Rule::Drift,
-                    &shown,
-                    format!(
-                        "the database is {behind} migration(s) behind {shown} (head {}, lock \
-                         head {}): drift was not compared",
-                        version(applied.last().copied()),
-                        version(lock.head())
-                    ),
-                    "run `migrate up`, then verify again".into(),
-                ));
-            } else {
-                let unknown: Vec<String> = applied
-                    .difference(&locked)
-                    .map(|v| format!("{v:04}"))
-                    .collect();
-                findings.push(notice(
-                    Rule::Drift,
-                    &shown,
-                    format!(
-                        "the database has migrations {shown} does not list ({}): drift was not \
-                         compared",
-                        unknown.join(", ")
-                    ),
-                    "run `migrate lock` with those migration files present".into(),
-                ));
-            }
-        }
-    }
+    let versions: BTreeSet<i64> = applied.iter().map(|a| a.version).collect();
+    let (lock_findings, drift_compared) = against_lock(
+        lock.as_ref(),
+        &shown,
+        files,
+        &dir,
+        &versions,
+        &live,
+        ctx.project.managed_schemas(),
+    );
+    findings.extend(lock_findings);
     findings.extend(rules::lint(&live));
     verify::sort(&mut findings);
     let errors = findings.iter().filter(|f| f.level == Level::Error).count();
@@ -151,8 +84,91 @@ pub async fn inspect(
     })
 }
 
+const RELOCK: &str = "run `migrate lock` and commit the file";
+
+/// What `lock` (shown as `shown`) says about the database: whether it is stale for `files` or
+/// the `managed` schemas, and, when the `applied` versions are exactly the lock's, the drift
+/// of the `live` catalog from it. The flag says whether drift was compared.
+fn against_lock(
+    lock: Option<&Lockfile>,
+    shown: &str,
+    files: &[Migration],
+    dir: &str,
+    applied: &BTreeSet<i64>,
+    live: &catalog::Catalog,
+    managed: &[String],
+) -> (Vec<Finding>, bool) {
+    let Some(lock) = lock else {
+        let message = format!("{shown} does not exist: drift was not compared");
+        return (vec![notice(Rule::Drift, shown, message, RELOCK)], false);
+    };
+    let mut out: Vec<Finding> = lockfile::stale(files, lock, dir)
+        .into_iter()
+        .map(|stale| {
+            let message = format!(
+                "{} was {} since {shown} was written",
+                stale.file,
+                stale.change.as_str()
+            );
+            notice(Rule::LockStale, &stale.file, message, RELOCK)
+        })
+        .collect();
+    if let Some(made_for) = lock.other_schemas(managed) {
+        let message = format!(
+            "{shown} was made for managed schemas [{}], migrate.toml lists [{}]: drift is \
+             compared for the schemas in both only",
+            made_for.join(", "),
+            lockfile::schema_list(managed).join(", ")
+        );
+        out.push(notice(Rule::LockStale, shown, message, RELOCK));
+    }
+
+    let locked: BTreeSet<i64> = lock.migrations.iter().map(|m| m.version).collect();
+    if *applied == locked {
+        let both =
+            |schema: &String| lock.managed_schemas.contains(schema) && managed.contains(schema);
+        let mut expected = lock.schemas.clone();
+        expected.retain(|schema, _| both(schema));
+        let mut actual = lockfile::lock_catalog(live);
+        actual.retain(|schema, _| both(schema));
+        out.extend(drift::drift(&expected, &actual));
+        return (out, true);
+    }
+    out.push(if applied.is_subset(&locked) {
+        let message = format!(
+            "the database is {} migration(s) behind {shown} (head {}, lock head {}): drift was \
+             not compared",
+            locked.len() - applied.len(),
+            version(applied.last().copied()),
+            version(lock.head())
+        );
+        notice(
+            Rule::Drift,
+            shown,
+            message,
+            "run `migrate up`, then verify again",
+        )
+    } else {
+        let unknown: Vec<String> = applied
+            .difference(&locked)
+            .map(|v| format!("{v:04}"))
+            .collect();
+        let message = format!(
+            "the database has migrations {shown} does not list ({}): drift was not compared",
+            unknown.join(", ")
+        );
+        notice(
+            Rule::Drift,
+            shown,
+            message,
+            "run `migrate lock` with those migration files present",
+        )
+    });
+    (out, false)
+}
+
 /// A warning about the lock or the comparison itself, not about a database object.
-fn notice(rule: Rule, object: &str, message: String, remedy: String) -> Finding {
+fn notice(rule: Rule, object: &str, message: String, remedy: &str) -> Finding {
     Finding {
         rule,
         level: Level::Warning,
@@ -160,6 +176,6 @@ fn notice(rule: Rule, object: &str, message: String, remedy: String) -> Finding 
         table: None,
         object: object.to_string(),
         message,
-        remedy,
+        remedy: remedy.to_string(),
     }
 }
