@@ -357,9 +357,10 @@ fn invalid_indexes(at: &Place, indexes: &[Index], out: &mut Vec<Finding>) {
 fn duplicate_indexes(at: &Place, indexes: &[Index], out: &mut Vec<Finding>) {
     let mut by_shape: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for index in indexes {
-        let named = format!(" INDEX {} ON ", sql_name(&index.name));
-        let shape = index.definition.replacen(&named, " INDEX ON ", 1);
-        by_shape.entry(shape).or_default().push(&index.name);
+        by_shape
+            .entry(without_name(index))
+            .or_default()
+            .push(&index.name);
     }
     for names in by_shape.values().filter(|n| n.len() > 1) {
         out.push(at.finding(
@@ -374,6 +375,19 @@ fn duplicate_indexes(at: &Place, indexes: &[Index], out: &mut Vec<Finding>) {
             ),
         ));
     }
+}
+
+/// `pg_get_indexdef` without the index's name, which it writes bare or quoted (PostgreSQL
+/// also quotes keywords such as `user`, which `sql_name` leaves bare).
+fn without_name(index: &Index) -> String {
+    [crate::db::quote_ident(&index.name), index.name.clone()]
+        .iter()
+        .map(|written| format!(" INDEX {written} ON "))
+        .find(|named| index.definition.contains(named.as_str()))
+        .map_or_else(
+            || index.definition.clone(),
+            |named| index.definition.replacen(&named, " INDEX ON ", 1),
+        )
 }
 
 fn security_definer_view(at: &Place, view: &View, out: &mut Vec<Finding>) {
@@ -578,5 +592,26 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].message, "indexes a, b are identical");
+
+        // Names PostgreSQL quotes: capitals, and keywords.
+        let mut out = Vec::new();
+        duplicate_indexes(
+            &at,
+            &[
+                index(
+                    "user",
+                    &[1],
+                    r#"CREATE INDEX "user" ON coach.t USING btree (x)"#,
+                ),
+                index(
+                    "By X",
+                    &[1],
+                    r#"CREATE INDEX "By X" ON coach.t USING btree (x)"#,
+                ),
+            ],
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].message, "indexes user, By X are identical");
     }
 }
