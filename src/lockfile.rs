@@ -13,8 +13,8 @@ use crate::migrations::{self, Migration};
 
 const HEADER: &str = "\
 # schema.lock: written by `migrate lock` from the migrations listed below. Do not edit by hand.
-# `migrate check` fails when a migration file differs from this list; `migrate verify`
-# compares a database at the lock's head with the catalog below.
+# `migrate check` fails when a migration file or the managed schema list differs from this
+# lock; `migrate verify` compares a database at the lock's head with the catalog below.
 ";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
