@@ -65,8 +65,16 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
                 db::chain(&e)
             ))
         })?;
-    // Whatever happens while building, the scratch database is dropped before returning.
-    let built = build(ctx, &files, &db::with_database(&server, &name), &name).await;
+    // Whatever happens while building, an interrupt included, the scratch database is
+    // dropped before returning.
+    let scratch_url = db::with_database(&server, &name);
+    let built = tokio::select! {
+        built = build(ctx, &files, &scratch_url, &name) => built,
+        signal = interrupted() => Err(Error::refused(format!(
+            "interrupted by {signal}; schema.lock was not written"
+        ))
+        .into()),
+    };
     let dropped = admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -114,6 +122,21 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
         fingerprint: lock.fingerprint,
         changed,
     })
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM), naming the signal.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }
 
 /// Applies every migration to the scratch database at `url` and reads its catalog.

@@ -589,3 +589,63 @@ fn every_other_rule_reports_its_object_at_its_level() {
         "policy \"per_row\" calls auth.uid() once per row"
     );
 }
+
+#[test]
+fn an_interrupted_lock_drops_its_scratch_database_and_writes_nothing() {
+    let p = Project::new("lock_interrupted");
+    p.migration(
+        "0001_coach_slow.sql",
+        "-- UP\nselect pg_sleep(30);\n-- DOWN\nselect 1;\n",
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["lock", "--scratch-url", server().admin_url()])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pattern = format!("migrate_lock_{}_%", child.id());
+    let mut admin = postgres::Client::connect(server().admin_url(), postgres::NoTls).unwrap();
+    let scratch_exists = |admin: &mut postgres::Client| -> bool {
+        admin
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_database WHERE datname LIKE $1)",
+                &[&pattern],
+            )
+            .unwrap()
+            .get(0)
+    };
+    // Wait until the migration runs on the scratch database, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let running = |admin: &mut postgres::Client| -> bool {
+        admin
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname LIKE $1 AND query LIKE '%pg_sleep%')",
+                &[&pattern],
+            )
+            .unwrap()
+            .get(0)
+    };
+    while !running(&mut admin) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lock never reached its migration"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: sends SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT; schema.lock was not written"),
+        "{stderr}"
+    );
+    assert!(
+        !scratch_exists(&mut admin),
+        "the scratch database was dropped"
+    );
+    assert!(!p.path().join("schema.lock").exists());
+}
