@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use super::runner::set_local;
 use super::{count, Context};
 use crate::cli::SeedArgs;
 use crate::db::state;
@@ -128,10 +129,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         ctx.confirm_protected(&target, &action)?;
     }
     let tx = client.transaction().await?;
-    for (name, value) in target.settings() {
-        tx.batch_execute(&format!("SET LOCAL {name} = '{value}'"))
-            .await?;
-    }
+    set_local(&tx, &target.settings()).await?;
     ctx.progress.start(files.len() as u64, "seed");
     for (file, batches) in files.iter().zip(&batches) {
         ctx.progress.migration(&file.path);
