@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::runner::set_local;
 use super::{count, Context};
@@ -131,66 +131,91 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
     ctx.progress.start(files.len() as u64, "seed");
-    for (file, batches) in files.iter().zip(&batches) {
-        ctx.progress.migration(&file.path);
-        let file_report = match &file.body {
-            Body::Sql(sql) => {
-                if let Err(e) = tx.batch_execute(sql).await {
-                    ctx.progress.finish();
-                    return Err(sql_failure(file, sql, &e).into());
-                }
-                FileReport {
-                    seed_set: file.set,
-                    file: file.path.clone(),
-                    kind: "sql",
-                    checksum: file.checksum.clone(),
-                    counts: Counts::default(),
-                    tables: Vec::new(),
-                }
-            }
-            Body::Toml(_) => {
-                let mut tables: Vec<TableReport> = Vec::new();
-                for batch in batches {
-                    tx.batch_execute("SAVEPOINT seed_batch").await?;
-                    let counts = match load::upsert(&tx, batch).await {
-                        Ok(counts) => counts,
-                        Err(e) => {
-                            ctx.progress.finish();
-                            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
-                            let failure = load::locate(&tx, batch, e).await?;
-                            return Err(batch_failure(file, batch, failure).into());
-                        }
-                    };
-                    add(&mut tables, &batch.table.qualified(), counts);
-                }
-                let mut counts = Counts::default();
-                tables.iter().for_each(|t| counts.add(t.counts));
-                FileReport {
-                    seed_set: file.set,
-                    file: file.path.clone(),
-                    kind: "toml",
-                    checksum: file.checksum.clone(),
-                    counts,
-                    tables,
-                }
-            }
-        };
-        if !args.dry_run {
-            runs::record(&tx, file, file_report.counts).await?;
-        }
+    let loaded = load_files(ctx, &tx, &files, &batches, args.dry_run).await;
+    ctx.progress.finish();
+    for file_report in loaded? {
         for t in &file_report.tables {
             add(&mut report.tables, &t.table, t.counts);
         }
         report.totals.add(file_report.counts);
         report.files.push(file_report);
     }
-    ctx.progress.finish();
     if args.dry_run {
         tx.rollback().await?;
     } else {
         tx.commit().await?;
     }
     Ok(report)
+}
+
+/// Runs every file in `tx`, recording each in `seed_runs` unless `dry_run`. Stops at the
+/// first failure; the caller's transaction then rolls back.
+async fn load_files(
+    ctx: &Context,
+    tx: &Transaction<'_>,
+    files: &[SeedFile],
+    batches: &[Vec<Batch>],
+    dry_run: bool,
+) -> anyhow::Result<Vec<FileReport>> {
+    let mut reports = Vec::with_capacity(files.len());
+    for (file, batches) in files.iter().zip(batches) {
+        ctx.progress.migration(&file.path);
+        let (kind, tables) = match &file.body {
+            Body::Sql(sql) => {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| sql_failure(file, sql, &e))?;
+                ("sql", Vec::new())
+            }
+            Body::Toml(_) => {
+                let mut tables: Vec<TableReport> = Vec::new();
+                for batch in batches {
+                    add(
+                        &mut tables,
+                        &batch.table.qualified(),
+                        load_batch(tx, file, batch).await?,
+                    );
+                }
+                ("toml", tables)
+            }
+        };
+        let mut counts = Counts::default();
+        tables.iter().for_each(|t| counts.add(t.counts));
+        if !dry_run {
+            runs::record(tx, file, counts).await?;
+        }
+        reports.push(FileReport {
+            seed_set: file.set,
+            file: file.path.clone(),
+            kind,
+            checksum: file.checksum.clone(),
+            counts,
+            tables,
+        });
+    }
+    Ok(reports)
+}
+
+/// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
+/// finding the row at fault. It is released on success: left open, every batch would nest
+/// one subtransaction deeper (each level keeps its own state until the commit).
+async fn load_batch(
+    tx: &Transaction<'_>,
+    file: &SeedFile,
+    batch: &Batch,
+) -> anyhow::Result<Counts> {
+    tx.batch_execute("SAVEPOINT seed_batch").await?;
+    match load::upsert(tx, batch).await {
+        Ok(counts) => {
+            tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
+            Ok(counts)
+        }
+        Err(e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
+            let failure = load::locate(tx, batch, e).await?;
+            Err(batch_failure(file, batch, failure).into())
+        }
+    }
 }
 
 fn add(tables: &mut Vec<TableReport>, table: &str, counts: Counts) {
