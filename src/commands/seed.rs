@@ -331,7 +331,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
     let dir = ctx.project.seeds_dir();
     let mut files = Vec::new();
     for set in [SeedSet::Base, SeedSet::Test] {
-        files.extend(seeds::discover(&dir, &ctx.project.root, set)?.unwrap_or_default());
+        files.extend(seeds::checksums(&dir, set)?.into_iter().map(|f| (set, f)));
     }
     let (client, target) = ctx.connect().await?;
     let mut latest: HashMap<(String, String), runs::SeedRun> = runs::latest(&client)
@@ -340,21 +340,21 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
         .map(|r| ((r.seed_set.clone(), r.file.clone()), r))
         .collect();
     let mut rows: Vec<SeedStatusRow> = files
-        .iter()
-        .map(|f| {
-            let run = latest.remove(&(f.set.as_str().to_string(), f.name.clone()));
+        .into_iter()
+        .map(|(set, (name, checksum))| {
+            let run = latest.remove(&(set.as_str().to_string(), name.clone()));
             let state = match &run {
                 None => SeedState::NeverLoaded,
-                Some(r) if r.checksum == f.checksum => SeedState::Loaded,
+                Some(r) if r.checksum == checksum => SeedState::Loaded,
                 Some(_) => SeedState::ChangedSinceLoad,
             };
             SeedStatusRow {
-                seed_set: f.set,
-                file: f.name.clone(),
+                seed_set: set,
+                file: name,
                 state,
                 loaded_at: run.as_ref().map(|r| r.ran_at.clone()),
                 loaded_by: run.as_ref().map(|r| r.ran_by.clone()),
-                checksum: Some(f.checksum.clone()),
+                checksum: Some(checksum),
                 loaded_checksum: run.as_ref().map(|r| r.checksum.clone()),
                 counts: run.map(|r| r.counts),
             }

@@ -499,6 +499,15 @@ fn seed_status_shows_loaded_changed_and_never_loaded() {
             pair("test/010_memberships.toml", "loaded")
         ]
     );
+    // Status compares checksums and parses nothing: a file broken since is still listed.
+    p.write("seeds/test/010_memberships.toml", "[[coach.memberships]]\nid = \n");
+    assert_eq!(
+        states(&p),
+        vec![
+            pair("base/010_users.toml", "loaded"),
+            pair("test/010_memberships.toml", "changed_since_load")
+        ]
+    );
 }
 
 #[test]
