@@ -94,7 +94,6 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     }
     if !args.dry_run {
         ctx.lock(&client).await?;
-        state::ensure(&client).await?;
     }
     require_head(&migrations, &client).await?;
 
@@ -127,6 +126,8 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
             count(files.len(), "file")
         );
         ctx.confirm_protected(&target, &action)?;
+        // Only now: a set refused for bad input or left unconfirmed creates nothing.
+        state::ensure(&client).await?;
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;

@@ -500,7 +500,10 @@ fn seed_status_shows_loaded_changed_and_never_loaded() {
         ]
     );
     // Status compares checksums and parses nothing: a file broken since is still listed.
-    p.write("seeds/test/010_memberships.toml", "[[coach.memberships]]\nid = \n");
+    p.write(
+        "seeds/test/010_memberships.toml",
+        "[[coach.memberships]]\nid = \n",
+    );
     assert_eq!(
         states(&p),
         vec![
@@ -709,4 +712,24 @@ fn a_missing_seed_directory_or_stray_file_is_an_input_error() {
         .code(2)
         .stderr_has("020_users.tml: a seed file is .toml (rows per table) or .sql");
     assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn an_input_error_creates_no_state_tables_either() {
+    // No migrations at all: at head, and no `_migrate` schema yet.
+    let p = Project::new("seed_no_state");
+    p.db.execute("CREATE SCHEMA coach; CREATE TABLE coach.t (id integer PRIMARY KEY);");
+    p.write(
+        "seeds/base/010_t.toml",
+        "[[coach.t]]\nid = 1\nname = \"x\"\n",
+    );
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("coach.t row 1, column `name`: unknown column");
+    let no_state: bool = p.db.scalar("SELECT to_regnamespace('_migrate') IS NULL");
+    assert!(no_state, "a refused seed set created the state tables");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.t"), 0);
+    p.write("seeds/base/010_t.toml", "[[coach.t]]\nid = 1\n");
+    p.migrate(&["seed", "base"]).success();
+    assert_eq!(seed_runs(&p), 1);
 }
