@@ -733,3 +733,41 @@ fn an_input_error_creates_no_state_tables_either() {
     p.migrate(&["seed", "base"]).success();
     assert_eq!(seed_runs(&p), 1);
 }
+
+#[test]
+fn rows_load_in_file_order_so_a_row_may_reference_an_earlier_one() {
+    let p = fixture("seed_self_reference");
+    p.migration(
+        "0002_coach_messages.sql",
+        "-- UP\nCREATE TABLE coach.messages (\n    id integer PRIMARY KEY,\n    \
+         reply_to integer REFERENCES coach.messages (id),\n    body text NOT NULL,\n    \
+         topic text\n);\n-- DOWN\nDROP TABLE coach.messages;\n",
+    );
+    p.migrate(&["up"]).success();
+    // Each row gives other columns than the one before: four batches. Grouped by their
+    // columns, message 4 would load with message 2, before message 3 it answers.
+    let thread = "[[coach.messages]]\nid = 1\nbody = \"a\"\n\
+                  [[coach.messages]]\nid = 2\nreply_to = 1\nbody = \"b\"\n\
+                  [[coach.messages]]\nid = 3\nreply_to = 2\nbody = \"c\"\ntopic = \"t\"\n\
+                  [[coach.messages]]\nid = 4\nreply_to = 3\nbody = \"d\"\n";
+    p.write("seeds/base/010_messages.toml", thread);
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (4, 0, 0));
+    // Into a table that has rows (the upsert, not COPY): replies in the same batch as the
+    // message they answer.
+    p.write(
+        "seeds/base/010_messages.toml",
+        &format!(
+            "{thread}[[coach.messages]]\nid = 5\nreply_to = 4\nbody = \"e\"\n\
+             [[coach.messages]]\nid = 6\nreply_to = 5\nbody = \"f\"\n"
+        ),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (2, 0, 4));
+    let chain: String = p.db.scalar(
+        "SELECT string_agg(id || '>' || coalesce(reply_to, 0), ' ' ORDER BY id) FROM coach.messages",
+    );
+    assert_eq!(chain, "1>0 2>1 3>2 4>3 5>4 6>5");
+}
