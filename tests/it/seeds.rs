@@ -771,3 +771,40 @@ fn rows_load_in_file_order_so_a_row_may_reference_an_earlier_one() {
     );
     assert_eq!(chain, "1>0 2>1 3>2 4>3 5>4 6>5");
 }
+
+#[test]
+fn a_value_its_type_calls_equal_but_written_otherwise_is_updated() {
+    let p = fixture("seed_equal_but_other");
+    p.migration(
+        "0002_coach_plans.sql",
+        "-- UP\nCREATE EXTENSION IF NOT EXISTS citext;\n\
+         CREATE TABLE coach.plans (id integer PRIMARY KEY, owner citext, price numeric, \
+         every interval);\n-- DOWN\nDROP TABLE coach.plans;\n",
+    );
+    p.migrate(&["up"]).success();
+    let plan = |owner: &str, price: &str, every: &str| {
+        format!(
+            "[[coach.plans]]\nid = 1\nowner = \"{owner}\"\nprice = \"{price}\"\nevery = \"{every}\"\n"
+        )
+    };
+    p.write(
+        "seeds/base/010_plans.toml",
+        &plan("river@example.com", "7.5", "1 day"),
+    );
+    assert_eq!(totals(&p.migrate(&["seed", "base", "--json"])), (1, 0, 0));
+    // Each of these is `=` to what is stored, yet a dump would show the new value.
+    for (owner, price, every) in [
+        ("River@example.com", "7.5", "1 day"),
+        ("River@example.com", "7.50", "1 day"),
+        ("River@example.com", "7.50", "24 hours"),
+    ] {
+        p.write("seeds/base/010_plans.toml", &plan(owner, price, every));
+        let run = p.migrate(&["seed", "base", "--json"]);
+        assert_eq!(totals(&run), (0, 1, 0), "{owner} {price} {every}");
+    }
+    assert_eq!(
+        p.db.scalar::<String>("SELECT owner || ' ' || price || ' ' || every FROM coach.plans"),
+        "River@example.com 7.50 24:00:00"
+    );
+    assert_eq!(totals(&p.migrate(&["seed", "base", "--json"])), (0, 0, 1));
+}
