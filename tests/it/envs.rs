@@ -57,12 +57,30 @@ fn tls_server() -> &'static TlsServer {
                         "ssl_key_file".into(),
                         write("server.key", server_key.serialize_pem()),
                     ),
+                    ("hba_file".into(), write("pg_hba.conf", HBA.to_string())),
                 ],
             }
         });
+        let mut admin = postgres::Client::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+            postgres::NoTls,
+        )
+        .unwrap();
+        admin
+            .batch_execute("CREATE ROLE plain_only LOGIN; CREATE ROLE tls_only LOGIN;")
+            .unwrap();
         TlsServer { port, ca }
     })
 }
+
+/// Trust on loopback, except that `plain_only` is rejected over TLS and `tls_only` without.
+const HBA: &str = "\
+local     all all                        trust
+hostssl   all plain_only 127.0.0.1/32    reject
+hostnossl all tls_only   127.0.0.1/32    reject
+host      all all        127.0.0.1/32    trust
+host      all all        ::1/128         trust
+";
 
 impl TlsServer {
     /// A URL to the TLS cluster through `host`, with `params` as its query.
@@ -126,6 +144,32 @@ fn tls_require_encrypts_without_checking_the_certificate() {
     )
     .success()
     .stdout_has("postgres:***@127.0.0.1");
+}
+
+#[test]
+fn tls_prefer_and_allow_try_the_other_way_when_the_server_rejects_the_first() {
+    let tls = tls_server();
+    let url = |user: &str, mode: &str| {
+        format!(
+            "postgres://{user}@127.0.0.1:{}/postgres?sslmode={mode}",
+            tls.port
+        )
+    };
+    // libpq's prefer: the server rejects this user over TLS, so a plain session follows.
+    assert_eq!(encrypted(&url("plain_only", "prefer")), Ok(false));
+    assert_eq!(encrypted(&url("postgres", "prefer")), Ok(true));
+    let e = encrypted(&url("plain_only", "require")).unwrap_err();
+    assert!(e.contains("pg_hba.conf rejects connection"), "{e}");
+    // libpq's allow: plain first, TLS when the server rejects the plain session.
+    assert_eq!(encrypted(&url("postgres", "allow")), Ok(false));
+    assert_eq!(encrypted(&url("tls_only", "allow")), Ok(true));
+    // Rejected both ways: both errors are shown.
+    let e = encrypted(&url("nobody", "prefer")).unwrap_err();
+    assert!(
+        e.contains("role \"nobody\" does not exist")
+            && e.contains("the attempt before it failed too"),
+        "{e}"
+    );
 }
 
 #[test]
