@@ -466,6 +466,31 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
 }
 
 #[test]
+fn promote_applies_what_staging_applied_and_no_other_local_file() {
+    let pair = Pair::three("promote_exact");
+    pair.run(&["up", "--env", "staging", "--to", "2"]).success();
+    pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
+        .success();
+    let promote = ["promote", "--from", "staging", "--to", "production"];
+    // Production is protected: without a terminal, --yes is needed, and nothing is applied.
+    pair.run(&promote)
+        .code(2)
+        .stderr_has("\"Apply 1 migration promoted from staging\": pass --yes");
+    assert_eq!(pair.versions(), [1]);
+    // 0003 is a local file staging has not applied: it is not promoted.
+    let run = pair.run(&[&promote[..], &["--yes", "--json"]].concat());
+    run.success();
+    assert_eq!(pair.versions(), [1, 2]);
+    assert_eq!(pair.production(), pair.staging());
+    assert_eq!(run.json()["head"], 2);
+    let noted: String = pair.prod.scalar(
+        "SELECT string_agg(version || ' ' || direction || ' ' || coalesce(note, '-'), ', ' ORDER BY id)
+         FROM _migrate.history",
+    );
+    assert_eq!(noted, "1 up -, 2 up promoted from staging");
+}
+
+#[test]
 fn plan_refuses_diverged_history() {
     // Production applied a version staging has not.
     let pair = Pair::three("plan_diverged");
