@@ -40,12 +40,20 @@ pub struct TableReport {
 pub struct FileReport {
     pub seed_set: SeedSet,
     pub file: String,
-    /// `toml` (rows, counted) or `sql` (run as it is, not counted).
-    pub kind: &'static str,
+    pub kind: FileKind,
     pub checksum: String,
     #[serde(flatten)]
     pub counts: Counts,
     pub tables: Vec<TableReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// Rows, counted.
+    Toml,
+    /// Run as it is, not counted.
+    Sql,
 }
 
 /// Reads the sets `set` loads (base, then test), every file parsed.
@@ -166,7 +174,7 @@ async fn load_files(
                 tx.batch_execute(sql)
                     .await
                     .map_err(|e| sql_failure(file, sql, &e))?;
-                ("sql", Vec::new())
+                (FileKind::Sql, Vec::new())
             }
             Body::Toml(_) => {
                 let mut tables: Vec<TableReport> = Vec::new();
@@ -177,7 +185,7 @@ async fn load_files(
                         load_batch(tx, file, batch).await?,
                     );
                 }
-                ("toml", tables)
+                (FileKind::Toml, tables)
             }
         };
         let mut counts = Counts::default();
