@@ -66,9 +66,13 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
             _ => Error::unavailable,
         };
         let why = tls::explain(&e, mode).map_or(String::new(), |w| format!("{w}: "));
-        let earlier = first_error.map_or(String::new(), |first| {
-            format!(" (the attempt before it failed too: {})", chain(&first))
-        });
+        // The first attempt's error, unless it was only a server without TLS saying so.
+        let earlier = first_error
+            .map(|first| chain(&first))
+            .filter(|first| !first.ends_with("server does not support TLS"))
+            .map_or(String::new(), |first| {
+                format!(" (the attempt before it failed too: {first})")
+            });
         kind(format!(
             "cannot connect to {}: {why}{}{earlier}",
             redact_url(url),

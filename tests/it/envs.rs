@@ -254,6 +254,10 @@ fn tls_require_against_a_server_without_tls_says_the_server_refused() {
         encrypted(&format!("{}?sslmode=prefer", p.db.url)),
         Ok(false)
     );
+    // When the plain session fails too, the refusal of TLS before it is not worth a word.
+    let e = encrypted(&format!("{}_nonexistent?sslmode=prefer", p.db.url)).unwrap_err();
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(!e.contains("attempt before"), "{e}");
     let _ = server();
 }
 
