@@ -51,9 +51,8 @@ pub struct PlanReport {
 /// What `verify` found on one database, as far as a promotion cares.
 #[derive(Debug, Default, Serialize)]
 pub struct VerifyCheck {
-    /// False when verification did not run (see `note`).
+    /// False when verification did not run (promote runs it only after applying something).
     pub ran: bool,
-    pub note: Option<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -76,7 +75,7 @@ fn promoted_note(from: &str) -> String {
 }
 
 /// What `verify` finds on one side of a promotion.
-pub async fn drift_findings(
+async fn drift_findings(
     ctx: &Context,
     env: &mut Env,
     files: &[Migration],
@@ -84,7 +83,6 @@ pub async fn drift_findings(
     let report = super::verify::inspect(ctx, &mut env.client, files, env.target.redacted()).await?;
     Ok(VerifyCheck {
         ran: true,
-        note: None,
         findings: report.findings,
     })
 }
@@ -112,7 +110,7 @@ fn drift_reasons(side: &str, check: &VerifyCheck) -> Vec<Reason> {
 }
 
 /// One environment, connected.
-pub struct Env {
+struct Env {
     name: String,
     target: Target,
     client: Client,

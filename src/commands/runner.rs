@@ -294,7 +294,9 @@ async fn record_failure(
     .await
 }
 
-async fn set_local(
+/// `SET LOCAL` of the environment's settings (lock_timeout, statement_timeout), which
+/// `config` has checked are durations.
+pub(crate) async fn set_local(
     client: &impl GenericClient,
     settings: &[(&'static str, String)],
 ) -> anyhow::Result<()> {

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
+use super::runner::set_local;
 use super::{count, Context};
 use crate::cli::SeedArgs;
 use crate::db::state;
@@ -39,12 +40,20 @@ pub struct TableReport {
 pub struct FileReport {
     pub seed_set: SeedSet,
     pub file: String,
-    /// `toml` (rows, counted) or `sql` (run as it is, not counted).
-    pub kind: &'static str,
+    pub kind: FileKind,
     pub checksum: String,
     #[serde(flatten)]
     pub counts: Counts,
     pub tables: Vec<TableReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// Rows, counted.
+    Toml,
+    /// Run as it is, not counted.
+    Sql,
 }
 
 /// Reads the sets `set` loads (base, then test), every file parsed.
@@ -93,7 +102,6 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     }
     if !args.dry_run {
         ctx.lock(&client).await?;
-        state::ensure(&client).await?;
     }
     require_head(&migrations, &client).await?;
 
@@ -126,73 +134,97 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
             count(files.len(), "file")
         );
         ctx.confirm_protected(&target, &action)?;
+        // Only now: a set refused for bad input or left unconfirmed creates nothing.
+        state::ensure(&client).await?;
     }
     let tx = client.transaction().await?;
-    for (name, value) in target.settings() {
-        tx.batch_execute(&format!("SET LOCAL {name} = '{value}'"))
-            .await?;
-    }
+    set_local(&tx, &target.settings()).await?;
     ctx.progress.start(files.len() as u64, "seed");
-    for (file, batches) in files.iter().zip(&batches) {
-        ctx.progress.migration(&file.path);
-        let file_report = match &file.body {
-            Body::Sql(sql) => {
-                if let Err(e) = tx.batch_execute(sql).await {
-                    ctx.progress.finish();
-                    return Err(sql_failure(file, sql, &e).into());
-                }
-                FileReport {
-                    seed_set: file.set,
-                    file: file.path.clone(),
-                    kind: "sql",
-                    checksum: file.checksum.clone(),
-                    counts: Counts::default(),
-                    tables: Vec::new(),
-                }
-            }
-            Body::Toml(_) => {
-                let mut tables: Vec<TableReport> = Vec::new();
-                for batch in batches {
-                    tx.batch_execute("SAVEPOINT seed_batch").await?;
-                    let counts = match load::upsert(&tx, batch).await {
-                        Ok(counts) => counts,
-                        Err(e) => {
-                            ctx.progress.finish();
-                            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
-                            let failure = load::locate(&tx, batch, e).await?;
-                            return Err(batch_failure(file, batch, failure).into());
-                        }
-                    };
-                    add(&mut tables, &batch.table.qualified(), counts);
-                }
-                let mut counts = Counts::default();
-                tables.iter().for_each(|t| counts.add(t.counts));
-                FileReport {
-                    seed_set: file.set,
-                    file: file.path.clone(),
-                    kind: "toml",
-                    checksum: file.checksum.clone(),
-                    counts,
-                    tables,
-                }
-            }
-        };
-        if !args.dry_run {
-            runs::record(&tx, file, file_report.counts).await?;
-        }
+    let loaded = load_files(ctx, &tx, &files, &batches, args.dry_run).await;
+    ctx.progress.finish();
+    for file_report in loaded? {
         for t in &file_report.tables {
             add(&mut report.tables, &t.table, t.counts);
         }
         report.totals.add(file_report.counts);
         report.files.push(file_report);
     }
-    ctx.progress.finish();
     if args.dry_run {
         tx.rollback().await?;
     } else {
         tx.commit().await?;
     }
     Ok(report)
+}
+
+/// Runs every file in `tx`, recording each in `seed_runs` unless `dry_run`. Stops at the
+/// first failure; the caller's transaction then rolls back.
+async fn load_files(
+    ctx: &Context,
+    tx: &Transaction<'_>,
+    files: &[SeedFile],
+    batches: &[Vec<Batch>],
+    dry_run: bool,
+) -> anyhow::Result<Vec<FileReport>> {
+    let mut reports = Vec::with_capacity(files.len());
+    for (file, batches) in files.iter().zip(batches) {
+        ctx.progress.migration(&file.path);
+        let (kind, tables) = match &file.body {
+            Body::Sql(sql) => {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| sql_failure(file, sql, &e))?;
+                (FileKind::Sql, Vec::new())
+            }
+            Body::Toml(_) => {
+                let mut tables: Vec<TableReport> = Vec::new();
+                for batch in batches {
+                    add(
+                        &mut tables,
+                        &batch.table.qualified(),
+                        load_batch(tx, file, batch).await?,
+                    );
+                }
+                (FileKind::Toml, tables)
+            }
+        };
+        let mut counts = Counts::default();
+        tables.iter().for_each(|t| counts.add(t.counts));
+        if !dry_run {
+            runs::record(tx, file, counts).await?;
+        }
+        reports.push(FileReport {
+            seed_set: file.set,
+            file: file.path.clone(),
+            kind,
+            checksum: file.checksum.clone(),
+            counts,
+            tables,
+        });
+    }
+    Ok(reports)
+}
+
+/// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
+/// finding the row at fault. It is released on success: left open, every batch would nest
+/// one subtransaction deeper (each level keeps its own state until the commit).
+async fn load_batch(
+    tx: &Transaction<'_>,
+    file: &SeedFile,
+    batch: &Batch,
+) -> anyhow::Result<Counts> {
+    tx.batch_execute("SAVEPOINT seed_batch").await?;
+    match load::upsert(tx, batch).await {
+        Ok(counts) => {
+            tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
+            Ok(counts)
+        }
+        Err(e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
+            let failure = load::locate(tx, batch, e).await?;
+            Err(batch_failure(file, batch, failure).into())
+        }
+    }
 }
 
 fn add(tables: &mut Vec<TableReport>, table: &str, counts: Counts) {
@@ -308,7 +340,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
     let dir = ctx.project.seeds_dir();
     let mut files = Vec::new();
     for set in [SeedSet::Base, SeedSet::Test] {
-        files.extend(seeds::discover(&dir, &ctx.project.root, set)?.unwrap_or_default());
+        files.extend(seeds::checksums(&dir, set)?.into_iter().map(|f| (set, f)));
     }
     let (client, target) = ctx.connect().await?;
     let mut latest: HashMap<(String, String), runs::SeedRun> = runs::latest(&client)
@@ -317,21 +349,21 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
         .map(|r| ((r.seed_set.clone(), r.file.clone()), r))
         .collect();
     let mut rows: Vec<SeedStatusRow> = files
-        .iter()
-        .map(|f| {
-            let run = latest.remove(&(f.set.as_str().to_string(), f.name.clone()));
+        .into_iter()
+        .map(|(set, (name, checksum))| {
+            let run = latest.remove(&(set.as_str().to_string(), name.clone()));
             let state = match &run {
                 None => SeedState::NeverLoaded,
-                Some(r) if r.checksum == f.checksum => SeedState::Loaded,
+                Some(r) if r.checksum == checksum => SeedState::Loaded,
                 Some(_) => SeedState::ChangedSinceLoad,
             };
             SeedStatusRow {
-                seed_set: f.set,
-                file: f.name.clone(),
+                seed_set: set,
+                file: name,
                 state,
                 loaded_at: run.as_ref().map(|r| r.ran_at.clone()),
                 loaded_by: run.as_ref().map(|r| r.ran_by.clone()),
-                checksum: Some(f.checksum.clone()),
+                checksum: Some(checksum),
                 loaded_checksum: run.as_ref().map(|r| r.checksum.clone()),
                 counts: run.map(|r| r.counts),
             }

@@ -35,17 +35,24 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
         let connector = connector.clone();
         async move { config.connect(connector).await }
     };
-    let result = match mode {
-        SslMode::Disable => attempt(tokio_postgres::config::SslMode::Disable).await,
-        SslMode::Prefer => attempt(tokio_postgres::config::SslMode::Prefer).await,
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-            attempt(tokio_postgres::config::SslMode::Require).await
+    use tokio_postgres::config::SslMode::{Disable as Plain, Require as Tls};
+    // The first attempt's error, when a second attempt followed it.
+    let mut first_error = None;
+    let (first, second) = match mode {
+        SslMode::Disable => (Plain, None),
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => (Tls, None),
+        // libpq's prefer: TLS; plain when the server refuses TLS, the handshake fails, or
+        // the server rejects the encrypted session.
+        SslMode::Prefer => (Tls, Some(Plain)),
+        // libpq's allow: plain; TLS when the server rejects the plain session.
+        SslMode::Allow => (Plain, Some(Tls)),
+    };
+    let result = match (attempt(first).await, second) {
+        (Err(e), Some(second)) if tls::server_answered(&e) => {
+            first_error = Some(e);
+            attempt(second).await
         }
-        // libpq's allow: plain first, TLS only if the server insists on it.
-        SslMode::Allow => match attempt(tokio_postgres::config::SslMode::Disable).await {
-            Ok(session) => Ok(session),
-            Err(_) => attempt(tokio_postgres::config::SslMode::Require).await,
-        },
+        (result, _) => result,
     };
     let (client, connection) = result.map_err(|e| {
         let kind = match e.code() {
@@ -59,8 +66,15 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
             _ => Error::unavailable,
         };
         let why = tls::explain(&e, mode).map_or(String::new(), |w| format!("{w}: "));
+        // The first attempt's error, unless it was only a server without TLS saying so.
+        let earlier = first_error
+            .map(|first| chain(&first))
+            .filter(|first| !first.ends_with("server does not support TLS"))
+            .map_or(String::new(), |first| {
+                format!(" (the attempt before it failed too: {first})")
+            });
         kind(format!(
-            "cannot connect to {}: {why}{}",
+            "cannot connect to {}: {why}{}{earlier}",
             redact_url(url),
             chain(&e)
         ))

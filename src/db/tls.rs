@@ -88,14 +88,16 @@ pub struct TlsParams {
 }
 
 impl TlsParams {
-    /// The mode in force: the requested one, else `prefer` for a remote host and `disable`
-    /// for a local one (loopback or Unix socket), where encryption buys nothing.
+    /// The mode in force: the requested one; else `verify-full` with `sslrootcert=system`
+    /// (as libpq), `prefer` for a remote host and `disable` for a local one (loopback or
+    /// Unix socket), where encryption buys nothing.
     pub fn mode(&self, local: bool) -> SslMode {
-        self.requested.unwrap_or(if local {
-            SslMode::Disable
-        } else {
-            SslMode::Prefer
-        })
+        match self.requested {
+            Some(mode) => mode,
+            None if self.root_cert == Some(RootCert::System) => SslMode::VerifyFull,
+            None if local => SslMode::Disable,
+            None => SslMode::Prefer,
+        }
     }
 
     /// The certificate check `mode` implies. As libpq: `require` verifies the chain like
@@ -152,10 +154,32 @@ pub fn split(conninfo: &str) -> Result<(String, TlsParams), String> {
     } else {
         split_key_values(conninfo, &mut take)?
     };
+    // libpq: the system's CAs vouch for host names, so they are trusted only with verify-full.
+    if let (Some(RootCert::System), Some(mode)) = (&params.root_cert, params.requested) {
+        if mode != SslMode::VerifyFull {
+            return Err(format!(
+                "sslmode={} cannot be used with sslrootcert=system: the system's CAs are \
+                 trusted only with sslmode=verify-full (as libpq); use it, or leave sslmode out",
+                mode.as_str()
+            ));
+        }
+    }
     if params.root_cert.is_none() {
         params.root_cert = default_root_cert();
     }
     Ok((rest, params))
+}
+
+/// Whether a failed attempt reached the server and failed there: it refused TLS, the TLS
+/// handshake failed, or it rejected the session (pg_hba). libpq's `prefer` and `allow` then
+/// try the other way; a host that cannot be reached is not tried twice.
+pub fn server_answered(error: &tokio_postgres::Error) -> bool {
+    // tokio-postgres's handshake errors ("server does not support TLS", rustls's) all come
+    // under this message; its error kinds are not public.
+    error.as_db_error().is_some()
+        || error
+            .to_string()
+            .starts_with("error performing TLS handshake")
 }
 
 fn is_url(s: &str) -> bool {
@@ -570,6 +594,24 @@ mod tests {
             Host::Tcp("127.0.0.1".into()),
             Host::Tcp("db.example.com".into())
         ]));
+    }
+
+    #[test]
+    fn system_roots_mean_verify_full_as_in_libpq() {
+        let (_, p) = split("postgres://db.example.com/d?sslrootcert=system").unwrap();
+        assert_eq!(p.mode(false), SslMode::VerifyFull);
+        assert_eq!(p.mode(true), SslMode::VerifyFull);
+        assert!(split("postgres://h/d?sslrootcert=system&sslmode=verify-full").is_ok());
+        for weak in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let e =
+                split(&format!("postgres://h/d?sslmode={weak}&sslrootcert=system")).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "sslmode={weak} cannot be used with sslrootcert=system"
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -23,10 +23,7 @@ fn side(label: &str, s: &Side) -> String {
 
 fn verify(label: &str, v: &VerifyCheck) -> String {
     if !v.ran {
-        return format!(
-            "verify on {label}: not run ({})\n",
-            v.note.as_deref().unwrap_or("unavailable")
-        );
+        return format!("verify on {label}: not run\n");
     }
     if v.findings.is_empty() {
         return format!("verify on {label}: no findings\n");

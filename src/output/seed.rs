@@ -4,7 +4,7 @@ use comfy_table::{Attribute, Cell, Color};
 
 use super::human::table;
 use super::{Report, Style};
-use crate::commands::seed::{SeedReport, SeedState, SeedStatusReport};
+use crate::commands::seed::{FileKind, SeedReport, SeedState, SeedStatusReport};
 use crate::seeds::load::Counts;
 
 fn counts_cells(c: &Counts) -> Vec<Cell> {
@@ -31,7 +31,7 @@ impl Report for SeedReport {
             let mut t = table(style, &["set", "file", "inserted", "updated", "unchanged"]);
             for f in &self.files {
                 let mut cells = vec![Cell::new(f.seed_set.as_str()), Cell::new(&f.file)];
-                if f.kind == "sql" {
+                if f.kind == FileKind::Sql {
                     cells.extend(["ran (sql)", "-", "-"].map(Cell::new));
                 } else {
                     cells.extend(counts_cells(&f.counts));

@@ -32,8 +32,6 @@ pub struct ColumnShape {
     pub generated: bool,
     /// `GENERATED ALWAYS AS IDENTITY`: written only with `OVERRIDING SYSTEM VALUE`.
     pub identity_always: bool,
-    /// Compared as text: types without an equality operator.
-    pub compare_as_text: bool,
 }
 
 impl TableShape {
@@ -57,7 +55,6 @@ SELECT q.nsp, q.rel, a.attname::text,
        CASE WHEN t.typcategory = 'A' THEN et.typcategory::text END,
        a.attgenerated <> '',
        a.attidentity = 'a',
-       coalesce(bt.typname, t.typname)::text IN ('json', 'xml', 'point', '_json', '_xml', '_point'),
        coalesce(pg_catalog.array_position(pk.conkey, a.attnum), 0),
        CASE WHEN t.typcategory = 'S' OR et.typcategory = 'S'
             THEN pg_catalog.format_type(a.atttypid, NULL)
@@ -68,7 +65,6 @@ JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = q.rel
                            AND c.relkind IN ('r', 'p')
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'
 LEFT JOIN pg_catalog.pg_type et ON et.oid = t.typelem
 LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
 ORDER BY q.nsp, q.rel, a.attnum";
@@ -93,7 +89,7 @@ pub async fn tables(
         let category: String = row.get(4);
         let element_type: Option<String> = row.get(5);
         let element_category: Option<String> = row.get(6);
-        let key_position: i32 = row.get(10);
+        let key_position: i32 = row.get(9);
         let kind = Kind::of(
             &type_name,
             &category,
@@ -116,11 +112,10 @@ pub async fn tables(
             .push(ColumnShape {
                 name: column,
                 type_name,
-                cast_type: row.get(11),
+                cast_type: row.get(10),
                 kind,
                 generated: row.get(7),
                 identity_always: row.get(8),
-                compare_as_text: row.get(9),
             });
     }
     for (table, mut key) in keys {

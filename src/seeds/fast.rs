@@ -11,7 +11,9 @@ use super::{Row, TableRows, Value};
 
 /// The rows per table, or `None` when the file needs the full TOML parser.
 pub fn parse(text: &str) -> Option<Vec<TableRows>> {
-    if text.starts_with('\u{feff}') {
+    // A byte-order mark; a carriage return that ends the text (TOML line ends are LF and
+    // CRLF, but `split('\n')` below would take a final lone CR for one).
+    if text.starts_with('\u{feff}') || text.ends_with('\r') {
         return None;
     }
     let mut tables: Vec<TableRows> = Vec::new();
@@ -319,6 +321,92 @@ mod tests {
         same("[[coach.users]]\ns = \"é ü 中文 #not a comment\"\nt = '#\\no escapes'\n");
     }
 
+    /// Every combination of tricky values, keys, headers and line ends: wherever the fast
+    /// reader answers, the full parser (toml_edit, which the `toml` crate is built on) must
+    /// accept the text and give the same rows, and the `toml` crate must accept it too.
+    #[test]
+    fn agrees_with_the_full_parser_on_tricky_inputs() {
+        #[rustfmt::skip]
+        const VALUES: &[&str] = &[
+            r#""a""#, r#""""#, "''", "'a'", r#""\u00e9""#, r#""\uD800""#, r#""\U0010FFFF""#,
+            r#""\U00110000""#, r#""\x41""#, r#""\e""#, r#""\u00e""#, r#""\u0000""#, r#""\ ""#,
+            r#""a\"b""#, r#""a""""#, "'a''", r#""""a""""#, "'''a'''", "\"tab\there\"",
+            "'tab\there'", "\"del\u{7f}\"", "'del\u{7f}'", "\"nul\u{0}\"", "'#'", r##""#""##,
+            "1", "+1", "-0", "+0", "00", "1.0", "-0.0", "+1.5", "1.", ".5", "01.5", "1e5",
+            "1.5E3", "1_0", "0x10", "--1", "inf", "+inf", "nan", "9223372036854775807",
+            "-9223372036854775808", "9223372036854775808", "0.1", "3.14159265358979323846",
+            "12345678", "12345678e3", "10_000_000", "true", "false", "True", "true#c",
+            "1979-05-27", "1979-05-27T07:32:00Z", "1979-05-27t07:32:00z", "1979-02-30",
+            "1979-04-31", "2000-02-29", "1979-00-01", "1979-5-27", "19790-05-27",
+            "1979-05-27T07:32:00.999999999999Z", "1979-05-27T24:00:00", "1979-05-27T07:32:60Z",
+            "1979-05-27T07:32", "07:32", "07:32:00", "25:00:00", "07:32:00.123456789123",
+            "1979-05-27T07:32:00+24:00", "1979-05-27T07:32:00-00:00", "1979-05-27T07:32:00+02",
+            "1979-05-27T07:32:00+0200", "1979-05-27T07:32:00.Z", "1979-05-27T07:32:00Zx",
+            "1979-05-27 07:32:00", "1979-05-27_07:32:00", "1979-05-27 # c", "[]", "[ ]",
+            "[1,]", "[,]", "[1,,2]", "[1 2]", "[[1],[2]]", r#"["]"]"#, "{}", "{ }", "{a=1}",
+            "{a=1,}", "{a.b=1}", r#"{"a"=1}"#, "{a=1 b=2}", "{a=1,a=2}", "{a=1,b={c=[]}}",
+            r#"{a = "}"}"#, "[\"a\",'b',1,1.5,true,{x=1}]", "\u{feff}1",
+        ];
+        #[rustfmt::skip]
+        const KEYS: &[&str] = &["a-b", "1", "true", "a.b", "\"a\"", "'a'", "a b", "é", "-"];
+        #[rustfmt::skip]
+        const HEADERS: &[&str] = &[
+            "[[a.b]]", "[[a.b]]#c", "\t[[a.b]] # c", "[[a.b ]]", "[[ a.b]]", "[[a .b]]",
+            "[[a.b]]]", "[[a.b] ]", "[ [a.b]]", "[[a-b.c_d]]", "[[1.2]]", "[[a.b.c]]", "[a.b]",
+            "[[a]]", "[[a.\"b\"]]", "[[a.b]]x", "[[a.b]] # \u{7}",
+        ];
+        let (mut answered, mut differ) = (0, Vec::new());
+        let mut check = |text: String| {
+            if let Some(fast) = parse(&text) {
+                answered += 1;
+                let full = parse_full(&text);
+                let toml_accepts = text.parse::<toml::Table>().is_ok();
+                if full.as_ref() != Ok(&fast) || !toml_accepts {
+                    differ.push(format!("{text:?}\n  fast: {fast:?}\n  full: {full:?}"));
+                }
+            }
+        };
+        for v in VALUES {
+            for end in [
+                "", "\n", "\r\n", "\r", "\n\r", "\r\r\n", " # c\n", "#c", "x\n",
+            ] {
+                check(format!("[[a.b]]\nk={v}{end}"));
+                check(format!("[[a.b]]\nk = [{v}, {v}]{end}"));
+                check(format!("[[a.b]]\nk = {{ x = {v} }}{end}"));
+            }
+        }
+        for k in KEYS {
+            check(format!("[[a.b]]\n{k} = 1\n"));
+            check(format!("[[a.b]]\nk = {{ {k} = 1 }}\n"));
+            check(format!("[[a.b]]\n{k} = 1\n{k} = 2\n"));
+        }
+        for h in HEADERS {
+            for h2 in HEADERS {
+                check(format!("{h}\nk = 1\n{h2}\nk = 2\n"));
+                check(format!("{h}\nb = 1\n[[a.c]]\n{h2}\n"));
+            }
+        }
+        for odd in [
+            "\r", "\u{0}", "\u{7}", "\u{7f}", "\u{b}", "\u{c}", "\u{a0}", "\u{feff}",
+        ] {
+            let lines = ["[[a.b]]", "k = 1", "# comment", "s = \"x\""];
+            for at in 0..lines.len() {
+                let mut text = String::new();
+                for (i, line) in lines.iter().enumerate() {
+                    let odd = if i == at { odd } else { "" };
+                    text.push_str(&format!("{odd}{line}{odd}\n"));
+                }
+                check(text);
+            }
+        }
+        assert!(differ.is_empty(), "{}", differ.join("\n"));
+        // The comparison means something only if the fast reader answered often.
+        assert!(
+            answered > 500,
+            "the fast reader answered only {answered} inputs"
+        );
+    }
+
     #[test]
     fn gives_up_on_anything_else() {
         gives_up("title = \"x\"\n");
@@ -348,5 +436,6 @@ mod tests {
         gives_up("[[coach.users]]\nid =\n");
         gives_up("\u{feff}[[coach.users]]\nid = 1\n");
         gives_up("[[coach.users]]\ns = \"nul \u{0} inside\"\n");
+        gives_up("[[coach.users]]\nid = 1\r");
     }
 }

@@ -87,23 +87,23 @@ pub struct Row {
     pub values: Vec<(String, Value)>,
 }
 
-/// The files of one set in name order, read and parsed. `Ok(None)` when the set's directory
-/// does not exist. Every problem in every file is reported at once (exit 2).
-pub fn discover(
-    seeds_dir: &Path,
-    root: &Path,
-    set: SeedSet,
-) -> Result<Option<Vec<SeedFile>>, Error> {
-    let Some(paths) = list(&seeds_dir.join(set.as_str()))? else {
-        return Ok(None);
-    };
-    let sets: Vec<(SeedSet, PathBuf)> = paths.into_iter().map(|p| (set, p)).collect();
-    read_all(&sets, root).map(Some)
-}
-
 /// The paths of a set's files in name order; `None` when its directory does not exist.
 pub fn list_set(seeds_dir: &Path, set: SeedSet) -> Result<Option<Vec<PathBuf>>, Error> {
     list(&seeds_dir.join(set.as_str()))
+}
+
+/// The name and checksum of each file of a set, in name order, without parsing it (what
+/// `seed status` compares with `seed_runs`); empty when the set's directory does not exist.
+pub fn checksums(seeds_dir: &Path, set: SeedSet) -> Result<Vec<(String, String)>, Error> {
+    let paths = list_set(seeds_dir, set)?.unwrap_or_default();
+    paths
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path)
+                .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+            Ok((file_name(path), checksum(&bytes)))
+        })
+        .collect()
 }
 
 /// Reads and parses files, in the order given, on as many threads as there are cores:
@@ -114,8 +114,9 @@ pub fn read_all(files: &[(SeedSet, PathBuf)], root: &Path) -> Result<Vec<SeedFil
         .min(files.len());
     // Largest first, so that a big file does not start last.
     let mut order: Vec<usize> = (0..files.len()).collect();
-    order
-        .sort_by_key(|&i| std::cmp::Reverse(std::fs::metadata(&files[i].1).map_or(0, |m| m.len())));
+    order.sort_by_cached_key(|&i| {
+        std::cmp::Reverse(std::fs::metadata(&files[i].1).map_or(0, |m| m.len()))
+    });
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
@@ -200,8 +201,9 @@ fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProb
     };
     let bytes =
         std::fs::read(path).map_err(|e| vec![problem(None, format!("cannot read: {e}"))])?;
-    let text = String::from_utf8(bytes.clone())
-        .map_err(|_| vec![problem(None, "is not valid UTF-8".into())])?;
+    let checksum = checksum(&bytes);
+    let text =
+        String::from_utf8(bytes).map_err(|_| vec![problem(None, "is not valid UTF-8".into())])?;
     let body = if shown.ends_with(".sql") {
         Body::Sql(text)
     } else {
@@ -214,14 +216,17 @@ fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProb
     };
     Ok(SeedFile {
         set,
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        name: file_name(path),
         path: shown.to_string(),
-        checksum: checksum(&bytes),
+        checksum,
         body,
     })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Line numbers of byte offsets, by binary search over line starts.

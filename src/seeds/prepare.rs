@@ -269,7 +269,6 @@ mod tests {
             kind: Kind::of(type_name, category, None),
             generated: name == "level",
             identity_always: false,
-            compare_as_text: false,
         }
     }
 

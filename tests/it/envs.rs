@@ -57,12 +57,30 @@ fn tls_server() -> &'static TlsServer {
                         "ssl_key_file".into(),
                         write("server.key", server_key.serialize_pem()),
                     ),
+                    ("hba_file".into(), write("pg_hba.conf", HBA.to_string())),
                 ],
             }
         });
+        let mut admin = postgres::Client::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+            postgres::NoTls,
+        )
+        .unwrap();
+        admin
+            .batch_execute("CREATE ROLE plain_only LOGIN; CREATE ROLE tls_only LOGIN;")
+            .unwrap();
         TlsServer { port, ca }
     })
 }
+
+/// Trust on loopback, except that `plain_only` is rejected over TLS and `tls_only` without.
+const HBA: &str = "\
+local     all all                        trust
+hostssl   all plain_only 127.0.0.1/32    reject
+hostnossl all tls_only   127.0.0.1/32    reject
+host      all all        127.0.0.1/32    trust
+host      all all        ::1/128         trust
+";
 
 impl TlsServer {
     /// A URL to the TLS cluster through `host`, with `params` as its query.
@@ -126,6 +144,32 @@ fn tls_require_encrypts_without_checking_the_certificate() {
     )
     .success()
     .stdout_has("postgres:***@127.0.0.1");
+}
+
+#[test]
+fn tls_prefer_and_allow_try_the_other_way_when_the_server_rejects_the_first() {
+    let tls = tls_server();
+    let url = |user: &str, mode: &str| {
+        format!(
+            "postgres://{user}@127.0.0.1:{}/postgres?sslmode={mode}",
+            tls.port
+        )
+    };
+    // libpq's prefer: the server rejects this user over TLS, so a plain session follows.
+    assert_eq!(encrypted(&url("plain_only", "prefer")), Ok(false));
+    assert_eq!(encrypted(&url("postgres", "prefer")), Ok(true));
+    let e = encrypted(&url("plain_only", "require")).unwrap_err();
+    assert!(e.contains("pg_hba.conf rejects connection"), "{e}");
+    // libpq's allow: plain first, TLS when the server rejects the plain session.
+    assert_eq!(encrypted(&url("postgres", "allow")), Ok(false));
+    assert_eq!(encrypted(&url("tls_only", "allow")), Ok(true));
+    // Rejected both ways: both errors are shown.
+    let e = encrypted(&url("nobody", "prefer")).unwrap_err();
+    assert!(
+        e.contains("role \"nobody\" does not exist")
+            && e.contains("the attempt before it failed too"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -210,6 +254,10 @@ fn tls_require_against_a_server_without_tls_says_the_server_refused() {
         encrypted(&format!("{}?sslmode=prefer", p.db.url)),
         Ok(false)
     );
+    // When the plain session fails too, the refusal of TLS before it is not worth a word.
+    let e = encrypted(&format!("{}_nonexistent?sslmode=prefer", p.db.url)).unwrap_err();
+    assert!(e.contains("does not exist"), "{e}");
+    assert!(!e.contains("attempt before"), "{e}");
     let _ = server();
 }
 
@@ -419,6 +467,31 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     ])
     .success()
     .stdout_has("nothing to promote");
+}
+
+#[test]
+fn promote_applies_what_staging_applied_and_no_other_local_file() {
+    let pair = Pair::three("promote_exact");
+    pair.run(&["up", "--env", "staging", "--to", "2"]).success();
+    pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
+        .success();
+    let promote = ["promote", "--from", "staging", "--to", "production"];
+    // Production is protected: without a terminal, --yes is needed, and nothing is applied.
+    pair.run(&promote)
+        .code(2)
+        .stderr_has("\"Apply 1 migration promoted from staging\": pass --yes");
+    assert_eq!(pair.versions(), [1]);
+    // 0003 is a local file staging has not applied: it is not promoted.
+    let run = pair.run(&[&promote[..], &["--yes", "--json"]].concat());
+    run.success();
+    assert_eq!(pair.versions(), [1, 2]);
+    assert_eq!(pair.production(), pair.staging());
+    assert_eq!(run.json()["head"], 2);
+    let noted: String = pair.prod.scalar(
+        "SELECT string_agg(version || ' ' || direction || ' ' || coalesce(note, '-'), ', ' ORDER BY id)
+         FROM _migrate.history",
+    );
+    assert_eq!(noted, "1 up -, 2 up promoted from staging");
 }
 
 #[test]

@@ -499,6 +499,18 @@ fn seed_status_shows_loaded_changed_and_never_loaded() {
             pair("test/010_memberships.toml", "loaded")
         ]
     );
+    // Status compares checksums and parses nothing: a file broken since is still listed.
+    p.write(
+        "seeds/test/010_memberships.toml",
+        "[[coach.memberships]]\nid = \n",
+    );
+    assert_eq!(
+        states(&p),
+        vec![
+            pair("base/010_users.toml", "loaded"),
+            pair("test/010_memberships.toml", "changed_since_load")
+        ]
+    );
 }
 
 #[test]
@@ -700,4 +712,99 @@ fn a_missing_seed_directory_or_stray_file_is_an_input_error() {
         .code(2)
         .stderr_has("020_users.tml: a seed file is .toml (rows per table) or .sql");
     assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn an_input_error_creates_no_state_tables_either() {
+    // No migrations at all: at head, and no `_migrate` schema yet.
+    let p = Project::new("seed_no_state");
+    p.db.execute("CREATE SCHEMA coach; CREATE TABLE coach.t (id integer PRIMARY KEY);");
+    p.write(
+        "seeds/base/010_t.toml",
+        "[[coach.t]]\nid = 1\nname = \"x\"\n",
+    );
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("coach.t row 1, column `name`: unknown column");
+    let no_state: bool = p.db.scalar("SELECT to_regnamespace('_migrate') IS NULL");
+    assert!(no_state, "a refused seed set created the state tables");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.t"), 0);
+    p.write("seeds/base/010_t.toml", "[[coach.t]]\nid = 1\n");
+    p.migrate(&["seed", "base"]).success();
+    assert_eq!(seed_runs(&p), 1);
+}
+
+#[test]
+fn rows_load_in_file_order_so_a_row_may_reference_an_earlier_one() {
+    let p = fixture("seed_self_reference");
+    p.migration(
+        "0002_coach_messages.sql",
+        "-- UP\nCREATE TABLE coach.messages (\n    id integer PRIMARY KEY,\n    \
+         reply_to integer REFERENCES coach.messages (id),\n    body text NOT NULL,\n    \
+         topic text\n);\n-- DOWN\nDROP TABLE coach.messages;\n",
+    );
+    p.migrate(&["up"]).success();
+    // Each row gives other columns than the one before: four batches. Grouped by their
+    // columns, message 4 would load with message 2, before message 3 it answers.
+    let thread = "[[coach.messages]]\nid = 1\nbody = \"a\"\n\
+                  [[coach.messages]]\nid = 2\nreply_to = 1\nbody = \"b\"\n\
+                  [[coach.messages]]\nid = 3\nreply_to = 2\nbody = \"c\"\ntopic = \"t\"\n\
+                  [[coach.messages]]\nid = 4\nreply_to = 3\nbody = \"d\"\n";
+    p.write("seeds/base/010_messages.toml", thread);
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (4, 0, 0));
+    // Into a table that has rows (the upsert, not COPY): replies in the same batch as the
+    // message they answer.
+    p.write(
+        "seeds/base/010_messages.toml",
+        &format!(
+            "{thread}[[coach.messages]]\nid = 5\nreply_to = 4\nbody = \"e\"\n\
+             [[coach.messages]]\nid = 6\nreply_to = 5\nbody = \"f\"\n"
+        ),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (2, 0, 4));
+    let chain: String = p.db.scalar(
+        "SELECT string_agg(id || '>' || coalesce(reply_to, 0), ' ' ORDER BY id) FROM coach.messages",
+    );
+    assert_eq!(chain, "1>0 2>1 3>2 4>3 5>4 6>5");
+}
+
+#[test]
+fn a_value_its_type_calls_equal_but_written_otherwise_is_updated() {
+    let p = fixture("seed_equal_but_other");
+    p.migration(
+        "0002_coach_plans.sql",
+        "-- UP\nCREATE EXTENSION IF NOT EXISTS citext;\n\
+         CREATE TABLE coach.plans (id integer PRIMARY KEY, owner citext, price numeric, \
+         every interval);\n-- DOWN\nDROP TABLE coach.plans;\n",
+    );
+    p.migrate(&["up"]).success();
+    let plan = |owner: &str, price: &str, every: &str| {
+        format!(
+            "[[coach.plans]]\nid = 1\nowner = \"{owner}\"\nprice = \"{price}\"\nevery = \"{every}\"\n"
+        )
+    };
+    p.write(
+        "seeds/base/010_plans.toml",
+        &plan("river@example.com", "7.5", "1 day"),
+    );
+    assert_eq!(totals(&p.migrate(&["seed", "base", "--json"])), (1, 0, 0));
+    // Each of these is `=` to what is stored, yet a dump would show the new value.
+    for (owner, price, every) in [
+        ("River@example.com", "7.5", "1 day"),
+        ("River@example.com", "7.50", "1 day"),
+        ("River@example.com", "7.50", "24 hours"),
+    ] {
+        p.write("seeds/base/010_plans.toml", &plan(owner, price, every));
+        let run = p.migrate(&["seed", "base", "--json"]);
+        assert_eq!(totals(&run), (0, 1, 0), "{owner} {price} {every}");
+    }
+    assert_eq!(
+        p.db.scalar::<String>("SELECT owner || ' ' || price || ' ' || every FROM coach.plans"),
+        "River@example.com 7.50 24:00:00"
+    );
+    assert_eq!(totals(&p.migrate(&["seed", "base", "--json"])), (0, 0, 1));
 }
