@@ -11,8 +11,9 @@ use crate::db::catalog;
 use crate::db::state;
 use crate::lockfile::{self, Lockfile};
 use crate::migrations::plan::reconcile;
+use crate::migrations::version_label as version;
 use crate::migrations::Migration;
-use crate::verify::{self, drift, rules, version, Finding, Level, Rule};
+use crate::verify::{self, drift, rules, Finding, Level, Rule};
 
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {

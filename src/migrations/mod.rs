@@ -81,6 +81,17 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The first 12 hex digits of a SHA-256, enough to tell two apart in a message. The text
+/// comes from the database or a lock file, so it may not be hex: never slice inside a char.
+pub fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}
+
+/// A version as messages write it (`0054`), or `none`.
+pub fn version_label(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
+}
+
 /// What a file name says: `<version>_<name>.sql`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct FileName {
@@ -575,6 +586,15 @@ mod tests {
         };
         assert_eq!(line, Some(2));
         assert!(message.contains("not valid UTF-8"));
+    }
+
+    #[test]
+    fn short_checksums_never_split_a_character() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("01234567890é"), "01234567890é");
+        assert_eq!(version_label(Some(7)), "0007");
+        assert_eq!(version_label(None), "none");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Migration;
+use super::{short, Migration};
 
 /// A row of `_migrate.schema_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,10 +96,6 @@ impl<'a> Entry<'a> {
             State::Applied | State::Pending => None,
         }
     }
-}
-
-fn short(checksum: &str) -> &str {
-    &checksum[..checksum.len().min(12)]
 }
 
 /// Merges files and applied rows by version, in version order.

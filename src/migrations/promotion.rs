@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::plan::AppliedMigration;
-use super::Migration;
+use super::{short, Migration};
 
 /// Why a promotion may not proceed. Stable names: CI pipelines match on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -184,10 +184,6 @@ pub fn compare<'r, 'f>(
 
 fn label(row: &AppliedMigration) -> String {
     format!("{:04} {}", row.version, row.name)
-}
-
-fn short(checksum: &str) -> &str {
-    &checksum[..checksum.len().min(12)]
 }
 
 #[cfg(test)]

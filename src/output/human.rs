@@ -13,6 +13,7 @@ use crate::commands::run::RunReport;
 use crate::commands::status::StatusReport;
 use crate::error::ExitStatus;
 use crate::migrations::plan::State;
+use crate::migrations::{short, version_label as version};
 
 pub fn table(style: &Style, header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -28,10 +29,6 @@ pub fn table(style: &Style, header: &[&str]) -> Table {
             .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
     );
     table
-}
-
-fn version(v: Option<i64>) -> String {
-    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
 }
 
 impl Report for RunReport {
@@ -257,10 +254,8 @@ impl Report for RepairReport {
                 "accepted the current checksum of {:04} {} ({} → {})",
                 self.version,
                 self.name,
-                &self.old_checksum[..12.min(self.old_checksum.len())],
-                self.new_checksum
-                    .as_deref()
-                    .map_or("", |c| &c[..12.min(c.len())])
+                short(&self.old_checksum),
+                self.new_checksum.as_deref().map_or("", short)
             ),
             "cleared_dirty" => format!(
                 "cleared the dirty mark of {:04} {}; it counts as applied",

@@ -6,10 +6,7 @@ use super::human::table;
 use super::{Report, Style};
 use crate::commands::promote::{PlanReport, PromoteReport, Side, VerifyCheck};
 use crate::error::ExitStatus;
-
-fn version(v: Option<i64>) -> String {
-    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
-}
+use crate::migrations::version_label as version;
 
 fn side(label: &str, s: &Side) -> String {
     format!(

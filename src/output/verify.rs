@@ -7,7 +7,8 @@ use super::{Report, Style};
 use crate::commands::lock::LockReport;
 use crate::commands::verify::VerifyReport;
 use crate::error::ExitStatus;
-use crate::verify::{version, Level};
+use crate::migrations::version_label as version;
+use crate::verify::Level;
 
 impl Report for LockReport {
     fn human(&self, _: &Style) -> String {

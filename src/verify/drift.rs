@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::rules::sql_name;
-use super::{short, Finding, Level, Rule};
+use super::{Finding, Level, Rule};
 use crate::lockfile::{FunctionLock, PolicyLock, SchemaLock, TableLock};
+use crate::migrations::short;
 
 const MISSING: &str = "re-create it as its migration does, and find out who dropped it";
 const EXTRA: &str =

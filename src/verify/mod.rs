@@ -7,6 +7,7 @@ pub mod rules;
 use serde::Serialize;
 
 use crate::migrations::plan::{Entry, State};
+use crate::migrations::short;
 
 /// How serious a finding is: errors make `verify` exit 1, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -175,27 +176,4 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
             })
         })
         .collect()
-}
-
-/// The first 12 hex digits of a SHA-256, enough to tell two apart in a message. The text
-/// comes from the database or a lock file, so it may not be hex: never slice inside a char.
-pub fn short(checksum: &str) -> &str {
-    checksum.get(..12).unwrap_or(checksum)
-}
-
-/// A version as messages write it (`0054`), or `none`.
-pub fn version(v: Option<i64>) -> String {
-    v.map_or_else(|| "none".to_string(), |v| format!("{v:04}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_checksums_never_split_a_character() {
-        assert_eq!(short("0123456789abcdef"), "0123456789ab");
-        assert_eq!(short("abc"), "abc");
-        assert_eq!(short("01234567890é"), "01234567890é");
-    }
 }
