@@ -6,7 +6,7 @@ use std::fs;
 
 use postgres::GenericClient;
 
-use crate::support::{repo, Project};
+use crate::support::{repo, rolled_back_with_rls_helpers, Project};
 
 const DOMAINS: [&str; 5] = ["coach", "wellness", "partner", "signify", "counsel"];
 
@@ -64,14 +64,6 @@ fn assert_same_schema(expected: &str, actual: &str, context: &str) {
         show(&e),
         show(&a)
     );
-}
-
-/// Runs `sql` inside a transaction that is always rolled back.
-fn rolled_back(client: &mut postgres::Client, sql: &str) -> Result<(), postgres::Error> {
-    let mut tx = client.transaction().expect("begin");
-    let result = tx.batch_execute(sql);
-    tx.rollback().expect("rollback");
-    result
 }
 
 /// The server's message of a failed statement (the ASSERT text of the RLS scripts).
@@ -165,7 +157,7 @@ fn supabase_auth_is_left_exactly_as_it_was() {
     // Supabase's own auth.uid() drives the policies exactly as ours does
     let mut client = p.db.client();
     for domain in DOMAINS {
-        rolled_back(
+        rolled_back_with_rls_helpers(
             &mut client,
             &fixture(&format!("tests/sql/rls_{domain}.sql")),
         )
@@ -189,10 +181,10 @@ fn rls(domain: &str, leak: &str, table: &str) {
     let p = at_head(&format!("rls_{domain}"));
     let script = fixture(&format!("tests/sql/rls_{domain}.sql"));
     let mut client = p.db.client();
-    rolled_back(&mut client, &script)
+    rolled_back_with_rls_helpers(&mut client, &script)
         .unwrap_or_else(|e| panic!("rls_{domain}.sql: {}", db_message(&e)));
 
-    let error = rolled_back(&mut client, &format!("{leak}\n{script}"))
+    let error = rolled_back_with_rls_helpers(&mut client, &format!("{leak}\n{script}"))
         .expect_err("the script must fail once a policy lets every signed-in user through");
     let message = db_message(&error);
     assert!(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{repo, Project};
+use crate::support::{repo, rolled_back_with_rls_helpers, Project};
 
 const SCHEMAS: [&str; 6] = ["auth", "coach", "wellness", "partner", "signify", "counsel"];
 
@@ -36,13 +36,10 @@ fn totals(json: &serde_json::Value) -> (i64, i64) {
     )
 }
 
-/// Runs a script of tests/sql as superuser in a transaction that is rolled back.
+/// Runs a script of tests/sql as superuser, after the RLS helpers, in a rolled-back transaction.
 fn run_script(client: &mut postgres::Client, name: &str) -> Result<(), String> {
     let sql = std::fs::read_to_string(repo().join("tests/sql").join(name)).unwrap();
-    let mut tx = client.transaction().unwrap();
-    let result = tx.batch_execute(&sql);
-    tx.rollback().unwrap();
-    result.map_err(|e| {
+    rolled_back_with_rls_helpers(client, &sql).map_err(|e| {
         e.as_db_error()
             .map(|d| d.message().to_string())
             .unwrap_or_else(|| e.to_string())

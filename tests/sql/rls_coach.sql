@@ -31,9 +31,7 @@ INSERT INTO coach.job_queue (id, name, data) VALUES
     ('c0ac4000-0000-4000-8000-0000000000b1', 'report_job', '{"user_id":"c0ac0000-0000-4000-8000-00000000000b"}');
 
 -- ---------------------------------------------------------------- authenticated as A
-SELECT set_config('request.jwt.claims',
-    '{"sub":"c0ac0000-0000-4000-8000-00000000000a","role":"authenticated"}', true);
-SET LOCAL ROLE authenticated;
+SELECT pg_temp.act_as('authenticated', 'c0ac0000-0000-4000-8000-00000000000a');
 
 DO $$
 BEGIN
@@ -90,33 +88,16 @@ END $$;
 -- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies apply (no SELECT policy
 -- filters the rows), so these counts catch a too-broad UPDATE or DELETE policy. Each runs
 -- in a subtransaction that is rolled back.
-DO $$
-DECLARE
-    r record;
-    n bigint;
-BEGIN
-    FOR r IN SELECT * FROM (VALUES
-        ('coach.users', 'stage = 3', 1, 0),
-        ('coach.conversations', 'analysis_included = true', 0, 0),
-        ('coach.analysis_results', 'triggered_milestone = true', 0, 0),
-        ('coach.crisis_events', 'user_acknowledged = true', 0, 0)
-    ) AS v(tbl, set_clause, want_update, want_delete) LOOP
-        BEGIN
-            EXECUTE 'UPDATE ' || r.tbl || ' SET ' || r.set_clause;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION USING ERRCODE = 'P0042';
-        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
-        END;
-        ASSERT n = r.want_update, r.tbl || ': UPDATE by A without WHERE changed ' || n || ' rows, expected ' || r.want_update;
-        BEGIN
-            EXECUTE 'DELETE FROM ' || r.tbl;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION USING ERRCODE = 'P0042';
-        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
-        END;
-        ASSERT n = r.want_delete, r.tbl || ': DELETE by A without WHERE removed ' || n || ' rows, expected ' || r.want_delete;
-    END LOOP;
-END $$;
+SELECT pg_temp.assert_affects('UPDATE ' || tbl || ' SET ' || set_clause, want_update,
+                              tbl || ': UPDATE by A without WHERE', undo => true),
+       pg_temp.assert_affects('DELETE FROM ' || tbl, want_delete,
+                              tbl || ': DELETE by A without WHERE', undo => true)
+  FROM (VALUES
+    ('coach.users', 'stage = 3', 1, 0),
+    ('coach.conversations', 'analysis_included = true', 0, 0),
+    ('coach.analysis_results', 'triggered_milestone = true', 0, 0),
+    ('coach.crisis_events', 'user_acknowledged = true', 0, 0)
+  ) AS v(tbl, set_clause, want_update, want_delete);
 
 -- The updated_at trigger ran for A's update.
 DO $$
@@ -172,29 +153,18 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- anon
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
-SET LOCAL ROLE anon;
+SELECT pg_temp.act_as('anon');
 
-DO $$
-DECLARE
-    t text;
-    n bigint;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['coach.users', 'coach.conversations', 'coach.analysis_results',
-                             'coach.crisis_events', 'coach.job_queue'] LOOP
-        BEGIN
-            EXECUTE 'SELECT count(*) FROM ' || t INTO n;
-        EXCEPTION WHEN insufficient_privilege THEN n := 0;
-        END;
-        ASSERT n = 0, t || ': anon should see 0 rows, saw ' || n;
-    END LOOP;
-END $$;
+SELECT pg_temp.anon_sees_nothing(ARRAY[
+    'coach.users',
+    'coach.conversations',
+    'coach.analysis_results',
+    'coach.crisis_events',
+    'coach.job_queue'
+]);
 
 -- ---------------------------------------------------------------- service_role
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
-SET LOCAL ROLE service_role;
+SELECT pg_temp.act_as('service_role');
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$

@@ -44,9 +44,7 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- authenticated as A
-SELECT set_config('request.jwt.claims',
-    '{"sub":"c0c50000-0000-4000-8000-00000000000a","role":"authenticated"}', true);
-SET LOCAL ROLE authenticated;
+SELECT pg_temp.act_as('authenticated', 'c0c50000-0000-4000-8000-00000000000a');
 
 DO $$
 DECLARE a constant uuid := 'c0c50000-0000-4000-8000-00000000000a';
@@ -128,34 +126,17 @@ END $$;
 -- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies apply (no SELECT policy
 -- filters the rows), so these counts catch a too-broad UPDATE or DELETE policy. Each runs
 -- in a subtransaction that is rolled back.
-DO $$
-DECLARE
-    r record;
-    n bigint;
-BEGIN
-    FOR r IN SELECT * FROM (VALUES
-        ('counsel.users', 'full_name = ''x''', 1, 1),
-        ('counsel.coaching_conversations', 'title = ''x''', 1, 1),
-        ('counsel.coaching_messages', 'content = ''x''', 0, 2),
-        ('counsel.progress_tracking', 'title = ''x''', 1, 1),
-        ('counsel.personality_insights', 'coaching_language = ''x''', 1, 1)
-    ) AS v(tbl, set_clause, want_update, want_delete) LOOP
-        BEGIN
-            EXECUTE 'UPDATE ' || r.tbl || ' SET ' || r.set_clause;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION USING ERRCODE = 'P0042';
-        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
-        END;
-        ASSERT n = r.want_update, r.tbl || ': UPDATE by A without WHERE changed ' || n || ' rows, expected ' || r.want_update;
-        BEGIN
-            EXECUTE 'DELETE FROM ' || r.tbl;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION USING ERRCODE = 'P0042';
-        EXCEPTION WHEN SQLSTATE 'P0042' THEN NULL;
-        END;
-        ASSERT n = r.want_delete, r.tbl || ': DELETE by A without WHERE removed ' || n || ' rows, expected ' || r.want_delete;
-    END LOOP;
-END $$;
+SELECT pg_temp.assert_affects('UPDATE ' || tbl || ' SET ' || set_clause, want_update,
+                              tbl || ': UPDATE by A without WHERE', undo => true),
+       pg_temp.assert_affects('DELETE FROM ' || tbl, want_delete,
+                              tbl || ': DELETE by A without WHERE', undo => true)
+  FROM (VALUES
+    ('counsel.users', 'full_name = ''x''', 1, 1),
+    ('counsel.coaching_conversations', 'title = ''x''', 1, 1),
+    ('counsel.coaching_messages', 'content = ''x''', 0, 2),
+    ('counsel.progress_tracking', 'title = ''x''', 1, 1),
+    ('counsel.personality_insights', 'coaching_language = ''x''', 1, 1)
+  ) AS v(tbl, set_clause, want_update, want_delete);
 
 -- INSERT of rows owned by B fails; so does a message of A's in B's conversation.
 DO $$
@@ -221,29 +202,18 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- anon
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
-SET LOCAL ROLE anon;
+SELECT pg_temp.act_as('anon');
 
-DO $$
-DECLARE
-    t text;
-    n bigint;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['counsel.users', 'counsel.coaching_conversations', 'counsel.coaching_messages',
-                             'counsel.progress_tracking', 'counsel.personality_insights'] LOOP
-        BEGIN
-            EXECUTE 'SELECT count(*) FROM ' || t INTO n;
-        EXCEPTION WHEN insufficient_privilege THEN n := 0;
-        END;
-        ASSERT n = 0, t || ': anon should see 0 rows, saw ' || n;
-    END LOOP;
-END $$;
+SELECT pg_temp.anon_sees_nothing(ARRAY[
+    'counsel.users',
+    'counsel.coaching_conversations',
+    'counsel.coaching_messages',
+    'counsel.progress_tracking',
+    'counsel.personality_insights'
+]);
 
 -- ---------------------------------------------------------------- service_role
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
-SET LOCAL ROLE service_role;
+SELECT pg_temp.act_as('service_role');
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$

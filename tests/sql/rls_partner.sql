@@ -75,9 +75,7 @@ END $$;
 -- =====================================================================
 -- authenticated as A (partner_a of RA)
 -- =====================================================================
-select set_config('request.jwt.claims',
-    '{"sub":"00000000-0000-4000-8000-00000000a001","role":"authenticated"}', true);
-set local role authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a001');
 
 DO $$
 BEGIN
@@ -360,14 +358,10 @@ BEGIN
         'partner.escalation_events: A should now see 2 events';
 END $$;
 
-reset role;
-
 -- =====================================================================
 -- authenticated as A2 (partner_b of RA): sees RA's shared rows, only its own suggestion
 -- =====================================================================
-select set_config('request.jwt.claims',
-    '{"sub":"00000000-0000-4000-8000-00000000a002","role":"authenticated"}', true);
-set local role authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a002');
 
 DO $$
 BEGIN
@@ -394,14 +388,10 @@ BEGIN
         'partner.escalation_events: authenticated A2 should see RA''s 2 events';
 END $$;
 
-reset role;
-
 -- =====================================================================
 -- authenticated as B (partner_a of RB): none of RA's rows
 -- =====================================================================
-select set_config('request.jwt.claims',
-    '{"sub":"00000000-0000-4000-8000-00000000b001","role":"authenticated"}', true);
-set local role authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000b001');
 
 DO $$
 BEGIN
@@ -445,37 +435,25 @@ BEGIN
         'partner.escalation_events: authenticated B should see 1 row';
 END $$;
 
-reset role;
-
 -- =====================================================================
 -- anon: nothing (no table privileges; permission denied counts as seeing none)
 -- =====================================================================
-select set_config('request.jwt.claims', '{"role":"anon"}', true);
-set local role anon;
+select pg_temp.act_as('anon');
 
-DO $$
-DECLARE
-    t text;
-    n bigint;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['relationships', 'relationship_members', 'partner_conversations',
-                             'partner_messages', 'partner_messaging_preferences',
-                             'message_suggestions', 'escalation_events'] LOOP
-        BEGIN
-            EXECUTE format('select count(*) from partner.%I', t) INTO n;
-        EXCEPTION WHEN insufficient_privilege THEN n := 0;
-        END;
-        ASSERT n = 0, format('partner.%s: anon should see 0 rows, saw %s', t, n);
-    END LOOP;
-END $$;
-
-reset role;
+select pg_temp.anon_sees_nothing(ARRAY[
+    'partner.relationships',
+    'partner.relationship_members',
+    'partner.partner_conversations',
+    'partner.partner_messages',
+    'partner.partner_messaging_preferences',
+    'partner.message_suggestions',
+    'partner.escalation_events'
+]);
 
 -- =====================================================================
 -- service_role: everything
 -- =====================================================================
-select set_config('request.jwt.claims', '{"role":"service_role"}', true);
-set local role service_role;
+select pg_temp.act_as('service_role');
 
 -- Counted among RA's and RB's rows only: the database may also hold seed data.
 DO $$

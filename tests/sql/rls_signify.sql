@@ -113,9 +113,7 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- authenticated as A
-SELECT set_config('request.jwt.claims',
-    '{"sub":"00000000-0000-4000-8000-0000000040a1","role":"authenticated"}', true);
-SET LOCAL ROLE authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-0000000040a1');
 
 -- what A sees
 DO $$ BEGIN
@@ -210,39 +208,21 @@ END $$;
 -- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
 -- policies only join in when a statement reads columns): each runs in a subtransaction that
 -- is rolled back and must touch exactly the rows A may change (0 where there is no policy).
-DO $$
-DECLARE
-    t record;
-    n bigint;
-BEGIN
-    FOR t IN SELECT * FROM (VALUES
-            ('users',             'UPDATE signify.users SET full_name = ''x''',                1, 0),
-            ('user_settings',     'UPDATE signify.user_settings SET time_zone = ''UTC''',      1, 1),
-            ('media_assets',      'UPDATE signify.media_assets SET media_type = ''x''',        2, 2),
-            ('lessons',           'UPDATE signify.lessons SET title = ''x''',                  1, 0),
-            ('notes',             'UPDATE signify.notes SET note_content = ''x''',             1, 1),
-            ('tests',             'UPDATE signify.tests SET title = ''x''',                    1, 1),
-            ('tests_content',     'UPDATE signify.tests_content SET test_options = ''[]''',    1, 1),
-            ('chat_sessions',     'UPDATE signify.chat_sessions SET chat_name = ''x''',        1, 1),
-            ('chat_messages',     'UPDATE signify.chat_messages SET message_content = ''x''',  2, 2),
-            ('practice_sessions', 'UPDATE signify.practice_sessions SET feedback = ''{}''',    2, 2)
-        ) v(tbl, upd, n_upd, n_del) LOOP
-        BEGIN
-            EXECUTE t.upd;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
-        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
-        END;
-        ASSERT n = t.n_upd, format('signify.%s: unqualified UPDATE as A touched %s rows, expected %s', t.tbl, n, t.n_upd);
-        BEGIN
-            EXECUTE format('DELETE FROM signify.%I', t.tbl);
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
-        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
-        END;
-        ASSERT n = t.n_del, format('signify.%s: unqualified DELETE as A touched %s rows, expected %s', t.tbl, n, t.n_del);
-    END LOOP;
-END $$;
+SELECT pg_temp.assert_affects(upd, n_upd, 'signify.' || tbl || ': unqualified UPDATE as A', undo => true),
+       pg_temp.assert_affects(format('DELETE FROM signify.%I', tbl), n_del,
+                              'signify.' || tbl || ': unqualified DELETE as A', undo => true)
+  FROM (VALUES
+    ('users',             'UPDATE signify.users SET full_name = ''x''',                1, 0),
+    ('user_settings',     'UPDATE signify.user_settings SET time_zone = ''UTC''',      1, 1),
+    ('media_assets',      'UPDATE signify.media_assets SET media_type = ''x''',        2, 2),
+    ('lessons',           'UPDATE signify.lessons SET title = ''x''',                  1, 0),
+    ('notes',             'UPDATE signify.notes SET note_content = ''x''',             1, 1),
+    ('tests',             'UPDATE signify.tests SET title = ''x''',                    1, 1),
+    ('tests_content',     'UPDATE signify.tests_content SET test_options = ''[]''',    1, 1),
+    ('chat_sessions',     'UPDATE signify.chat_sessions SET chat_name = ''x''',        1, 1),
+    ('chat_messages',     'UPDATE signify.chat_messages SET message_content = ''x''',  2, 2),
+    ('practice_sessions', 'UPDATE signify.practice_sessions SET feedback = ''{}''',    2, 2)
+  ) AS v(tbl, upd, n_upd, n_del);
 
 -- A can create own rows (each in a rolled-back subtransaction, so the counts stay put)
 DO $$
@@ -364,24 +344,23 @@ DO $$ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- anon
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
-SET LOCAL ROLE anon;
+SELECT pg_temp.act_as('anon');
 
-DO $$
-DECLARE
-    t text;
-    n bigint;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['users', 'user_settings', 'media_assets', 'lessons', 'notes', 'tests',
-                             'tests_content', 'chat_sessions', 'chat_messages', 'practice_sessions',
-                             'practice_metrics_daily'] LOOP
-        BEGIN
-            EXECUTE format('SELECT count(*) FROM signify.%I', t) INTO n;
-        EXCEPTION WHEN insufficient_privilege THEN n := 0;  -- permission denied counts as none
-        END;
-        ASSERT n = 0, format('signify.%s: anon should see 0 rows, saw %s', t, n);
-    END LOOP;
+SELECT pg_temp.anon_sees_nothing(ARRAY[
+    'signify.users',
+    'signify.user_settings',
+    'signify.media_assets',
+    'signify.lessons',
+    'signify.notes',
+    'signify.tests',
+    'signify.tests_content',
+    'signify.chat_sessions',
+    'signify.chat_messages',
+    'signify.practice_sessions',
+    'signify.practice_metrics_daily'
+]);
+
+DO $$ BEGIN
     ASSERT NOT has_function_privilege('anon', 'signify.increment_xp(uuid, integer)', 'EXECUTE'), 'increment_xp: anon must not have EXECUTE';
     ASSERT NOT has_function_privilege('anon', 'signify.my_practice_metrics(date, date)', 'EXECUTE'), 'my_practice_metrics: anon must not have EXECUTE';
     ASSERT NOT has_function_privilege('anon', 'signify.refresh_practice_metrics_daily()', 'EXECUTE'), 'refresh_practice_metrics_daily: anon must not have EXECUTE';
@@ -389,9 +368,7 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- service_role
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
-SET LOCAL ROLE service_role;
+SELECT pg_temp.act_as('service_role');
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$

@@ -1,7 +1,7 @@
 -- RLS behaviour test for the wellness domain.
--- Run as a superuser on a fully migrated database inside one transaction that is rolled back
--- afterwards (psql -X -v ON_ERROR_STOP=1 -1 -f tests/sql/rls_wellness.sql). Any failed ASSERT
--- raises and fails the run.
+-- Run as a superuser on a fully migrated database, after tests/sql/rls_helpers.sql, inside one
+-- transaction that is rolled back afterwards (see README, Tests). Any failed ASSERT raises and
+-- fails the run.
 -- User A = 00000000-0000-4000-8000-0000000020a1, user B = 00000000-0000-4000-8000-0000000020b1.
 -- Correct on an empty database and on one holding seed data: A's and anon's counts are
 -- totals (seeded rows must be as invisible as B's), service_role counts A's and B's rows.
@@ -35,9 +35,7 @@ INSERT INTO wellness.messages (id, conversation_id, role, content) VALUES
     ('00000000-0000-4000-8000-00000020f0b1', '00000000-0000-4000-8000-00000020c0b1', 'user', 'hello from B');
 
 -- ---------------------------------------------------------------- authenticated as A
-SELECT set_config('request.jwt.claims',
-    '{"sub":"00000000-0000-4000-8000-0000000020a1","role":"authenticated"}', true);
-SET LOCAL ROLE authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-0000000020a1');
 
 -- A sees exactly A's rows
 DO $$ BEGIN
@@ -118,34 +116,16 @@ END $$;
 -- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
 -- policies only join in when a statement reads columns): each runs in a subtransaction that
 -- is rolled back, and must touch exactly the rows A owns (0 where the document gives no policy).
-DO $$
-DECLARE
-    t record;
-    n bigint;
-BEGIN
-    FOR t IN SELECT * FROM (VALUES
-            ('users',            'UPDATE wellness.users SET timezone = ''UTC''',                   1, 0),
-            ('wellness_entries', 'UPDATE wellness.wellness_entries SET nutrition_notes = ''x''',   2, 2),
-            ('module_progress',  'UPDATE wellness.module_progress SET notes = ''x''',              1, 1),
-            ('conversations',    'UPDATE wellness.conversations SET topic = ''x''',                1, 0),
-            ('messages',         'UPDATE wellness.messages SET content = ''x''',                   0, 0)
-        ) v(tbl, upd, n_upd, n_del) LOOP
-        BEGIN
-            EXECUTE t.upd;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
-        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
-        END;
-        ASSERT n = t.n_upd, format('wellness.%s: unqualified UPDATE as A touched %s rows, expected %s', t.tbl, n, t.n_upd);
-        BEGIN
-            EXECUTE format('DELETE FROM wellness.%I', t.tbl);
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
-        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
-        END;
-        ASSERT n = t.n_del, format('wellness.%s: unqualified DELETE as A touched %s rows, expected %s', t.tbl, n, t.n_del);
-    END LOOP;
-END $$;
+SELECT pg_temp.assert_affects(upd, n_upd, 'wellness.' || tbl || ': unqualified UPDATE as A', undo => true),
+       pg_temp.assert_affects(format('DELETE FROM wellness.%I', tbl), n_del,
+                              'wellness.' || tbl || ': unqualified DELETE as A', undo => true)
+  FROM (VALUES
+    ('users',            'UPDATE wellness.users SET timezone = ''UTC''',                   1, 0),
+    ('wellness_entries', 'UPDATE wellness.wellness_entries SET nutrition_notes = ''x''',   2, 2),
+    ('module_progress',  'UPDATE wellness.module_progress SET notes = ''x''',              1, 1),
+    ('conversations',    'UPDATE wellness.conversations SET topic = ''x''',                1, 0),
+    ('messages',         'UPDATE wellness.messages SET content = ''x''',                   0, 0)
+  ) AS v(tbl, upd, n_upd, n_del);
 
 -- A cannot hand an own row to B
 DO $$
@@ -236,23 +216,15 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- anon
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"anon"}', true);
-SET LOCAL ROLE anon;
+SELECT pg_temp.act_as('anon');
 
-DO $$
-DECLARE
-    t text;
-    n bigint;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['users', 'wellness_entries', 'module_progress', 'conversations', 'messages'] LOOP
-        BEGIN
-            EXECUTE format('SELECT count(*) FROM wellness.%I', t) INTO n;
-        EXCEPTION WHEN insufficient_privilege THEN n := 0;  -- permission denied counts as none
-        END;
-        ASSERT n = 0, format('wellness.%s: anon should see 0 rows, saw %s', t, n);
-    END LOOP;
-END $$;
+SELECT pg_temp.anon_sees_nothing(ARRAY[
+    'wellness.users',
+    'wellness.wellness_entries',
+    'wellness.module_progress',
+    'wellness.conversations',
+    'wellness.messages'
+]);
 
 DO $$
 DECLARE raised boolean := false;
@@ -269,9 +241,7 @@ BEGIN
 END $$;
 
 -- ---------------------------------------------------------------- service_role
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '{"role":"service_role"}', true);
-SET LOCAL ROLE service_role;
+SELECT pg_temp.act_as('service_role');
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$

@@ -368,3 +368,19 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
     }
 }
+
+/// Runs `sql` after tests/sql/rls_helpers.sql (the `pg_temp` helpers the RLS scripts call), in
+/// one transaction that is always rolled back: how the scripts of tests/sql are run.
+pub fn rolled_back_with_rls_helpers(
+    client: &mut postgres::Client,
+    sql: &str,
+) -> Result<(), postgres::Error> {
+    let helpers = std::fs::read_to_string(repo().join("tests/sql/rls_helpers.sql"))
+        .expect("read tests/sql/rls_helpers.sql");
+    let mut tx = client.transaction().expect("begin");
+    let result = tx
+        .batch_execute(&helpers)
+        .and_then(|()| tx.batch_execute(sql));
+    tx.rollback().expect("rollback");
+    result
+}
