@@ -59,31 +59,18 @@ BEGIN
 END $$;
 
 -- UPDATE / DELETE of B's rows affect nothing; A's own profile can be updated.
-DO $$
-DECLARE n bigint;
-BEGIN
-    UPDATE coach.users SET stage = 2 WHERE id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.users: A updated B''s row';
-    DELETE FROM coach.users WHERE id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.users: A deleted B''s row';
-    UPDATE coach.users SET stage = 2 WHERE id = 'c0ac0000-0000-4000-8000-00000000000a';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'coach.users: A should update its own row';
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.users SET stage = 2 WHERE id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.users: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.users WHERE id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.users: A deleted B''s row');
+SELECT pg_temp.assert_affects('UPDATE coach.users SET stage = 2 WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''', 1, 'coach.users: A should update its own row');
 
-    UPDATE coach.conversations SET message_text = 'x' WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.conversations: A updated B''s rows';
-    DELETE FROM coach.conversations WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.conversations: A deleted B''s rows';
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.conversations SET message_text = ''x'' WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.conversations: A updated B''s rows');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.conversations WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.conversations: A deleted B''s rows');
 
-    UPDATE coach.analysis_results SET chat_score = 1 WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.analysis_results: A updated B''s row';
-    DELETE FROM coach.analysis_results WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.analysis_results: A deleted B''s row';
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.analysis_results SET chat_score = 1 WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.analysis_results: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.analysis_results WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.analysis_results: A deleted B''s row');
 
-    UPDATE coach.crisis_events SET user_acknowledged = true WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.crisis_events: A updated B''s row';
-    DELETE FROM coach.crisis_events WHERE user_id = 'c0ac0000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'coach.crisis_events: A deleted B''s row';
-END $$;
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.crisis_events SET user_acknowledged = true WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.crisis_events: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.crisis_events WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.crisis_events: A deleted B''s row');
 
 -- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies apply (no SELECT policy
 -- filters the rows), so these counts catch a too-broad UPDATE or DELETE policy. Each runs
@@ -105,41 +92,11 @@ BEGIN
     ASSERT (SELECT stage FROM coach.users) = 2, 'coach.users: A''s update should be visible';
 END $$;
 
--- INSERT of rows owned by B fails.
-DO $$
-DECLARE raised boolean;
-BEGIN
-    raised := false;
-    BEGIN
-        INSERT INTO coach.users (id, email) VALUES ('c0ac0000-0000-4000-8000-00000000000b', 'x@example.com');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'coach.users: insert of B''s row should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO coach.conversations (user_id, message_text, sender_type)
-        VALUES ('c0ac0000-0000-4000-8000-00000000000b', 'spoofed', 'user');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'coach.conversations: insert for B should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO coach.analysis_results (user_id, chat_score, analysis_type, message_range)
-        VALUES ('c0ac0000-0000-4000-8000-00000000000b', 1, 'chat_scoring', '{}');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'coach.analysis_results: insert for B should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO coach.crisis_events (user_id, message_id, trigger_type, severity_level)
-        VALUES ('c0ac0000-0000-4000-8000-00000000000b', 'c0ac1000-0000-4000-8000-0000000000b1', 'keyword', 'low');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'coach.crisis_events: insert for B should fail';
-END $$;
+-- INSERT of rows owned by B fails (refused by a privilege, a policy or a CHECK).
+SELECT pg_temp.assert_fails('INSERT INTO coach.users (id, email) VALUES (''c0ac0000-0000-4000-8000-00000000000b'', ''x@example.com'')', 'coach.users: insert of B''s row should fail');
+SELECT pg_temp.assert_fails('INSERT INTO coach.conversations (user_id, message_text, sender_type) VALUES (''c0ac0000-0000-4000-8000-00000000000b'', ''spoofed'', ''user'')', 'coach.conversations: insert for B should fail');
+SELECT pg_temp.assert_fails('INSERT INTO coach.analysis_results (user_id, chat_score, analysis_type, message_range) VALUES (''c0ac0000-0000-4000-8000-00000000000b'', 1, ''chat_scoring'', ''{}'')', 'coach.analysis_results: insert for B should fail');
+SELECT pg_temp.assert_fails('INSERT INTO coach.crisis_events (user_id, message_id, trigger_type, severity_level) VALUES (''c0ac0000-0000-4000-8000-00000000000b'', ''c0ac1000-0000-4000-8000-0000000000b1'', ''keyword'', ''low'')', 'coach.crisis_events: insert for B should fail');
 
 -- A may insert its own messages; the 25th pending user message queues exactly one analysis
 -- job (queue_analysis_check is SECURITY DEFINER: A itself cannot write coach.job_queue).

@@ -65,16 +65,31 @@ BEGIN
     ASSERT n = expected, message || ': changed ' || n || ' rows, expected ' || expected;
 END $$;
 
--- `sql` (UPDATE/DELETE of another user's rows) changes nothing.
-CREATE FUNCTION pg_temp.assert_no_rows_affected(sql text, message text) RETURNS void
-LANGUAGE sql AS $$ SELECT pg_temp.assert_affects(sql, 0, message) $$;
+-- `sql` (UPDATE/DELETE of another user's rows) changes nothing. With `or_refused`, being
+-- refused by a privilege (a table with no client grant for the command) counts as nothing too.
+CREATE FUNCTION pg_temp.assert_no_rows_affected(sql text, message text,
+                                                or_refused boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_temp.assert_affects(sql, 0, message);
+EXCEPTION WHEN insufficient_privilege THEN
+    IF NOT or_refused THEN
+        RAISE;
+    END IF;
+END $$;
 
--- `sql` is refused by a privilege, a policy or a CHECK (nothing else counts as refused).
-CREATE FUNCTION pg_temp.assert_fails(sql text, message text) RETURNS void
+-- `sql` is refused with an error whose SQLSTATE is one of `sqlstates`; any other error fails
+-- the run as it is. The default is a privilege or a policy (42501 insufficient_privilege: a
+-- policy's WITH CHECK raises it too) or a CHECK constraint (23514 check_violation); pass e.g.
+-- '{23503}' (foreign_key_violation) or '{42501}' where only that refusal is right.
+CREATE FUNCTION pg_temp.assert_fails(sql text, message text,
+                                     sqlstates text[] DEFAULT '{42501,23514}') RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE sql;
     RAISE EXCEPTION USING MESSAGE = message, ERRCODE = 'P0004';  -- assert_failure
-EXCEPTION WHEN insufficient_privilege OR check_violation OR with_check_option_violation THEN
-    NULL;
+EXCEPTION WHEN OTHERS THEN  -- OTHERS never catches assert_failure
+    IF SQLSTATE <> ALL (sqlstates) THEN
+        RAISE;
+    END IF;
 END $$;
