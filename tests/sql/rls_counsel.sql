@@ -70,50 +70,32 @@ BEGIN
 END $$;
 
 -- UPDATE / DELETE of B's rows affect nothing; A's own rows can be updated (triggers run).
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.users SET full_name = ''x'' WHERE id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.users: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.users WHERE id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.users: A deleted B''s row');
+
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_conversations SET status = ''completed'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_conversations: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.coaching_conversations WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_conversations: A deleted B''s row');
+
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_messages SET content = ''x'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_messages: A updated B''s rows');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.coaching_messages WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_messages: A deleted B''s rows');
+
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.progress_tracking SET progress_percent = 100 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.progress_tracking: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.progress_tracking WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.progress_tracking: A deleted B''s row');
+
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.personality_insights SET accuracy_rating = 1 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.personality_insights: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.personality_insights WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.personality_insights: A deleted B''s row');
+
+-- A's own rows
+SELECT pg_temp.assert_affects('UPDATE counsel.users SET onboarding_status = ''completed'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.users: A should update its own row');
+SELECT pg_temp.assert_affects('UPDATE counsel.coaching_conversations SET satisfaction_rating = 5 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.coaching_conversations: A should update its own row');
+SELECT pg_temp.assert_affects('UPDATE counsel.progress_tracking SET progress_percent = 40 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.progress_tracking: A should update its own row');
+SELECT pg_temp.assert_affects('UPDATE counsel.personality_insights SET accuracy_rating = 4 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.personality_insights: A should update its own row');
+-- messages are append-only: no UPDATE policy
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_messages SET content = ''edited'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 'counsel.coaching_messages: messages should not be updatable');
+
+-- The updated_at triggers ran for A's updates.
 DO $$
-DECLARE
-    a constant uuid := 'c0c50000-0000-4000-8000-00000000000a';
-    b constant uuid := 'c0c50000-0000-4000-8000-00000000000b';
-    n bigint;
 BEGIN
-    UPDATE counsel.users SET full_name = 'x' WHERE id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.users: A updated B''s row';
-    DELETE FROM counsel.users WHERE id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.users: A deleted B''s row';
-
-    UPDATE counsel.coaching_conversations SET status = 'completed' WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_conversations: A updated B''s row';
-    DELETE FROM counsel.coaching_conversations WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_conversations: A deleted B''s row';
-
-    UPDATE counsel.coaching_messages SET content = 'x' WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_messages: A updated B''s rows';
-    DELETE FROM counsel.coaching_messages WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_messages: A deleted B''s rows';
-
-    UPDATE counsel.progress_tracking SET progress_percent = 100 WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.progress_tracking: A updated B''s row';
-    DELETE FROM counsel.progress_tracking WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.progress_tracking: A deleted B''s row';
-
-    UPDATE counsel.personality_insights SET accuracy_rating = 1 WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.personality_insights: A updated B''s row';
-    DELETE FROM counsel.personality_insights WHERE user_id = b;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.personality_insights: A deleted B''s row';
-
-    -- A's own rows
-    UPDATE counsel.users SET onboarding_status = 'completed' WHERE id = a;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.users: A should update its own row';
-    UPDATE counsel.coaching_conversations SET satisfaction_rating = 5 WHERE user_id = a;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.coaching_conversations: A should update its own row';
-    UPDATE counsel.progress_tracking SET progress_percent = 40 WHERE user_id = a;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.progress_tracking: A should update its own row';
-    UPDATE counsel.personality_insights SET accuracy_rating = 4 WHERE user_id = a;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 1, 'counsel.personality_insights: A should update its own row';
-    -- messages are append-only: no UPDATE policy
-    UPDATE counsel.coaching_messages SET content = 'edited' WHERE user_id = a;
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'counsel.coaching_messages: messages should not be updatable';
-
     ASSERT (SELECT updated_at FROM counsel.users) > '2020-01-02', 'counsel.users: updated_at trigger did not run';
     ASSERT (SELECT updated_at FROM counsel.coaching_conversations) > '2020-01-02',
         'counsel.coaching_conversations: updated_at trigger did not run';
@@ -138,56 +120,14 @@ SELECT pg_temp.assert_affects('UPDATE ' || tbl || ' SET ' || set_clause, want_up
     ('counsel.personality_insights', 'coaching_language = ''x''', 1, 1)
   ) AS v(tbl, set_clause, want_update, want_delete);
 
--- INSERT of rows owned by B fails; so does a message of A's in B's conversation.
-DO $$
-DECLARE
-    b constant uuid := 'c0c50000-0000-4000-8000-00000000000b';
-    raised boolean;
-BEGIN
-    raised := false;
-    BEGIN
-        INSERT INTO counsel.users (id, email) VALUES (b, 'spoof@example.com');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'counsel.users: insert of B''s row should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO counsel.coaching_conversations (user_id) VALUES (b);
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'counsel.coaching_conversations: insert for B should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
-        VALUES ('c0c51000-0000-4000-8000-0000000000b1', b, 'user', 'spoofed');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'counsel.coaching_messages: insert for B should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
-        VALUES ('c0c51000-0000-4000-8000-0000000000b1', 'c0c50000-0000-4000-8000-00000000000a', 'user', 'spoofed');
-    EXCEPTION WHEN foreign_key_violation THEN raised := true;
-    END;
-    ASSERT raised, 'counsel.coaching_messages: A''s message in B''s conversation should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO counsel.progress_tracking (user_id, title) VALUES (b, 'spoofed');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'counsel.progress_tracking: insert for B should fail';
-
-    raised := false;
-    BEGIN
-        INSERT INTO counsel.personality_insights (user_id, insight_type, insight_text) VALUES (b, 'strength', 'spoofed');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'counsel.personality_insights: insert for B should fail';
-END $$;
+-- INSERT of rows owned by B fails (refused by a privilege, a policy or a CHECK); so does a
+-- message of A's in B's conversation (by the foreign key, and by nothing else).
+SELECT pg_temp.assert_fails('INSERT INTO counsel.users (id, email) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''spoof@example.com'')', 'counsel.users: insert of B''s row should fail');
+SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_conversations (user_id) VALUES (''c0c50000-0000-4000-8000-00000000000b'')', 'counsel.coaching_conversations: insert for B should fail');
+SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000b1'', ''c0c50000-0000-4000-8000-00000000000b'', ''user'', ''spoofed'')', 'counsel.coaching_messages: insert for B should fail');
+SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000b1'', ''c0c50000-0000-4000-8000-00000000000a'', ''user'', ''spoofed'')', 'counsel.coaching_messages: A''s message in B''s conversation should fail', sqlstates => '{23503}');
+SELECT pg_temp.assert_fails('INSERT INTO counsel.progress_tracking (user_id, title) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''spoofed'')', 'counsel.progress_tracking: insert for B should fail');
+SELECT pg_temp.assert_fails('INSERT INTO counsel.personality_insights (user_id, insight_type, insight_text) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''strength'', ''spoofed'')', 'counsel.personality_insights: insert for B should fail');
 
 -- A can add to its own data
 INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
