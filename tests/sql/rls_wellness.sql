@@ -84,34 +84,20 @@ DO $$ BEGIN
 END $$;
 
 -- UPDATE / DELETE of B's rows affect 0 rows
-DO $$
-DECLARE n bigint;
-BEGIN
-    UPDATE wellness.users SET full_name = 'hacked' WHERE id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.users: A updated B''s row';
-    DELETE FROM wellness.users WHERE id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.users: A deleted B''s row';
+SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.users SET full_name = ''hacked'' WHERE id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.users: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.users WHERE id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.users: A deleted B''s row');
 
-    UPDATE wellness.wellness_entries SET sleep_hours = 0 WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.wellness_entries: A updated B''s row';
-    DELETE FROM wellness.wellness_entries WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.wellness_entries: A deleted B''s row';
+SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.wellness_entries SET sleep_hours = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.wellness_entries: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.wellness_entries WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.wellness_entries: A deleted B''s row');
 
-    UPDATE wellness.module_progress SET progress_percentage = 0 WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.module_progress: A updated B''s row';
-    DELETE FROM wellness.module_progress WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.module_progress: A deleted B''s row';
+SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.module_progress SET progress_percentage = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.module_progress: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.module_progress WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.module_progress: A deleted B''s row');
 
-    UPDATE wellness.conversations SET topic = 'hacked' WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.conversations: A updated B''s row';
-    DELETE FROM wellness.conversations WHERE user_id = '00000000-0000-4000-8000-0000000020b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.conversations: A deleted B''s row';
+SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.conversations SET topic = ''hacked'' WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.conversations: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.conversations WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.conversations: A deleted B''s row');
 
-    UPDATE wellness.messages SET content = 'hacked' WHERE conversation_id = '00000000-0000-4000-8000-00000020c0b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.messages: A updated B''s row';
-    DELETE FROM wellness.messages WHERE conversation_id = '00000000-0000-4000-8000-00000020c0b1';
-    GET DIAGNOSTICS n = ROW_COUNT; ASSERT n = 0, 'wellness.messages: A deleted B''s row';
-END $$;
+SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.messages SET content = ''hacked'' WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0b1''', 'wellness.messages: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.messages WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0b1''', 'wellness.messages: A deleted B''s row');
 
 -- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
 -- policies only join in when a statement reads columns): each runs in a subtransaction that
@@ -127,67 +113,19 @@ SELECT pg_temp.assert_affects(upd, n_upd, 'wellness.' || tbl || ': unqualified U
     ('messages',         'UPDATE wellness.messages SET content = ''x''',                   0, 0)
   ) AS v(tbl, upd, n_upd, n_del);
 
--- A cannot hand an own row to B
-DO $$
-DECLARE
-    stmt text;
-    raised boolean;
-BEGIN
-    -- without WHERE, so that only the UPDATE policy's WITH CHECK can stop it
-    FOREACH stmt IN ARRAY ARRAY[
-        'UPDATE wellness.wellness_entries SET user_id = ''00000000-0000-4000-8000-0000000020b1''',
-        'UPDATE wellness.module_progress SET user_id = ''00000000-0000-4000-8000-0000000020b1'', module_name = ''moved''',
-        'UPDATE wellness.conversations SET user_id = ''00000000-0000-4000-8000-0000000020b1''',
-        'UPDATE wellness.users SET email = ''moved@example.com'', id = ''00000000-0000-4000-8000-0000000020b1'''
-    ] LOOP
-        raised := false;
-        BEGIN
-            EXECUTE stmt;
-        EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-        END;
-        ASSERT raised, 'A handed an own row to B: ' || stmt;
-    END LOOP;
-END $$;
+-- A cannot hand an own row to B: refused by a privilege, a policy or a CHECK. Without WHERE,
+-- so that only the UPDATE policy's WITH CHECK can stop it.
+SELECT pg_temp.assert_fails('UPDATE wellness.wellness_entries SET user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.wellness_entries: A handed an own row to B');
+SELECT pg_temp.assert_fails('UPDATE wellness.module_progress SET user_id = ''00000000-0000-4000-8000-0000000020b1'', module_name = ''moved''', 'wellness.module_progress: A handed an own row to B');
+SELECT pg_temp.assert_fails('UPDATE wellness.conversations SET user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.conversations: A handed an own row to B');
+SELECT pg_temp.assert_fails('UPDATE wellness.users SET email = ''moved@example.com'', id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.users: A handed an own row to B');
 
--- INSERT of rows owned by B fails
-DO $$
-DECLARE raised boolean;
-BEGIN
-    raised := false;
-    BEGIN
-        INSERT INTO wellness.users (id, email) VALUES ('00000000-0000-4000-8000-0000000020b1', 'x@example.com');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'wellness.users: A inserted a row for B';
-
-    raised := false;
-    BEGIN
-        INSERT INTO wellness.wellness_entries (user_id, date) VALUES ('00000000-0000-4000-8000-0000000020b1', CURRENT_DATE - 5);
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'wellness.wellness_entries: A inserted a row for B';
-
-    raised := false;
-    BEGIN
-        INSERT INTO wellness.module_progress (user_id, module_name) VALUES ('00000000-0000-4000-8000-0000000020b1', 'focus');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'wellness.module_progress: A inserted a row for B';
-
-    raised := false;
-    BEGIN
-        INSERT INTO wellness.conversations (user_id, module_name) VALUES ('00000000-0000-4000-8000-0000000020b1', 'focus');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'wellness.conversations: A inserted a row for B';
-
-    raised := false;
-    BEGIN
-        INSERT INTO wellness.messages (conversation_id, role, content) VALUES ('00000000-0000-4000-8000-00000020c0b1', 'user', 'x');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'wellness.messages: A inserted into B''s conversation';
-END $$;
+-- INSERT of rows owned by B fails (refused by a privilege, a policy or a CHECK)
+SELECT pg_temp.assert_fails('INSERT INTO wellness.users (id, email) VALUES (''00000000-0000-4000-8000-0000000020b1'', ''x@example.com'')', 'wellness.users: A inserted a row for B');
+SELECT pg_temp.assert_fails('INSERT INTO wellness.wellness_entries (user_id, date) VALUES (''00000000-0000-4000-8000-0000000020b1'', CURRENT_DATE - 5)', 'wellness.wellness_entries: A inserted a row for B');
+SELECT pg_temp.assert_fails('INSERT INTO wellness.module_progress (user_id, module_name) VALUES (''00000000-0000-4000-8000-0000000020b1'', ''focus'')', 'wellness.module_progress: A inserted a row for B');
+SELECT pg_temp.assert_fails('INSERT INTO wellness.conversations (user_id, module_name) VALUES (''00000000-0000-4000-8000-0000000020b1'', ''focus'')', 'wellness.conversations: A inserted a row for B');
+SELECT pg_temp.assert_fails('INSERT INTO wellness.messages (conversation_id, role, content) VALUES (''00000000-0000-4000-8000-00000020c0b1'', ''user'', ''x'')', 'wellness.messages: A inserted into B''s conversation');
 
 -- functions: own data only
 DO $$
