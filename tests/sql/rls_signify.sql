@@ -172,38 +172,29 @@ DO $$ BEGIN
 END $$;
 
 -- UPDATE / DELETE of B's rows (with WHERE) affect 0 rows
-DO $$
-DECLARE
-    stmt text;
-    n bigint;
-BEGIN
-    FOREACH stmt IN ARRAY ARRAY[
-        'UPDATE signify.users SET full_name = ''x'' WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
-        'DELETE FROM signify.users WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.user_settings SET app_theme = ''dark'' WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'DELETE FROM signify.user_settings WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.media_assets SET path = ''x'' WHERE owner_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'DELETE FROM signify.media_assets WHERE owner_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.lessons SET title = ''x'' WHERE author_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'DELETE FROM signify.lessons WHERE author_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.notes SET note_content = ''x'' WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
-        'DELETE FROM signify.notes WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
-        'UPDATE signify.tests SET title = ''x'' WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
-        'DELETE FROM signify.tests WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
-        'UPDATE signify.tests_content SET sequence = 9 WHERE test_id <> ''00000000-0000-4000-8000-004004a00001''',
-        'DELETE FROM signify.tests_content WHERE test_id <> ''00000000-0000-4000-8000-004004a00001''',
-        'UPDATE signify.chat_sessions SET chat_name = ''x'' WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'DELETE FROM signify.chat_sessions WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.chat_messages SET message_content = ''x'' WHERE chat_id = ''00000000-0000-4000-8000-004006b00001''',
-        'DELETE FROM signify.chat_messages WHERE chat_id = ''00000000-0000-4000-8000-004006b00001''',
-        'UPDATE signify.practice_sessions SET score = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'DELETE FROM signify.practice_sessions WHERE user_id = ''00000000-0000-4000-8000-0000000040b1'''
-    ] LOOP
-        EXECUTE stmt;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        ASSERT n = 0, format('A changed %s of B''s rows: %s', n, stmt);
-    END LOOP;
-END $$;
+SELECT pg_temp.assert_no_rows_affected(stmt, 'A changed B''s rows: ' || stmt)
+  FROM unnest(ARRAY[
+    'UPDATE signify.users SET full_name = ''x'' WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
+    'DELETE FROM signify.users WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.user_settings SET app_theme = ''dark'' WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'DELETE FROM signify.user_settings WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.media_assets SET path = ''x'' WHERE owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'DELETE FROM signify.media_assets WHERE owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.lessons SET title = ''x'' WHERE author_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'DELETE FROM signify.lessons WHERE author_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.notes SET note_content = ''x'' WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+    'DELETE FROM signify.notes WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+    'UPDATE signify.tests SET title = ''x'' WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+    'DELETE FROM signify.tests WHERE lesson_id <> ''00000000-0000-4000-8000-004002a00001''',
+    'UPDATE signify.tests_content SET sequence = 9 WHERE test_id <> ''00000000-0000-4000-8000-004004a00001''',
+    'DELETE FROM signify.tests_content WHERE test_id <> ''00000000-0000-4000-8000-004004a00001''',
+    'UPDATE signify.chat_sessions SET chat_name = ''x'' WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'DELETE FROM signify.chat_sessions WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.chat_messages SET message_content = ''x'' WHERE chat_id = ''00000000-0000-4000-8000-004006b00001''',
+    'DELETE FROM signify.chat_messages WHERE chat_id = ''00000000-0000-4000-8000-004006b00001''',
+    'UPDATE signify.practice_sessions SET score = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'DELETE FROM signify.practice_sessions WHERE user_id = ''00000000-0000-4000-8000-0000000040b1'''
+  ]) AS stmt;
 
 -- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
 -- policies only join in when a statement reads columns): each runs in a subtransaction that
@@ -225,74 +216,50 @@ SELECT pg_temp.assert_affects(upd, n_upd, 'signify.' || tbl || ': unqualified UP
   ) AS v(tbl, upd, n_upd, n_del);
 
 -- A can create own rows (each in a rolled-back subtransaction, so the counts stay put)
-DO $$
-DECLARE
-    stmt text;
-    n bigint;
-BEGIN
-    FOREACH stmt IN ARRAY ARRAY[
-        'INSERT INTO signify.media_assets (owner_id, bucket, path) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''practice'', ''a/9.mp4'')',
-        'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type, cover_media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''SIG-A9'', ''t'', ''word'', ''00000000-0000-4000-8000-004001a00002'')',
-        'INSERT INTO signify.notes (lesson_id, note_content) VALUES (''00000000-0000-4000-8000-004002a00001'', ''n'')',
-        'INSERT INTO signify.tests (lesson_id) VALUES (''00000000-0000-4000-8000-004002a00001'')',
-        'INSERT INTO signify.tests_content (test_id, sequence, test_type, test_content) VALUES (''00000000-0000-4000-8000-004004a00001'', 2, ''ordering'', ''{}'')',
-        'INSERT INTO signify.chat_sessions (user_id) VALUES (''00000000-0000-4000-8000-0000000040a1'')',
-        'INSERT INTO signify.chat_messages (chat_id, sender, message_content) VALUES (''00000000-0000-4000-8000-004006a00001'', ''user'', ''again'')',
-        'INSERT INTO signify.practice_sessions (user_id, mode) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''freestyle'')'
-    ] LOOP
-        BEGIN
-            EXECUTE stmt;
-            GET DIAGNOSTICS n = ROW_COUNT;
-            RAISE EXCEPTION 'undo' USING ERRCODE = 'ZR001';
-        EXCEPTION WHEN SQLSTATE 'ZR001' THEN NULL;
-        END;
-        ASSERT n = 1, 'A could not insert an own row: ' || stmt;
-    END LOOP;
-END $$;
+SELECT pg_temp.assert_affects(stmt, 1, 'A could not insert an own row: ' || stmt, undo => true)
+  FROM unnest(ARRAY[
+    'INSERT INTO signify.media_assets (owner_id, bucket, path) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''practice'', ''a/9.mp4'')',
+    'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type, cover_media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''SIG-A9'', ''t'', ''word'', ''00000000-0000-4000-8000-004001a00002'')',
+    'INSERT INTO signify.notes (lesson_id, note_content) VALUES (''00000000-0000-4000-8000-004002a00001'', ''n'')',
+    'INSERT INTO signify.tests (lesson_id) VALUES (''00000000-0000-4000-8000-004002a00001'')',
+    'INSERT INTO signify.tests_content (test_id, sequence, test_type, test_content) VALUES (''00000000-0000-4000-8000-004004a00001'', 2, ''ordering'', ''{}'')',
+    'INSERT INTO signify.chat_sessions (user_id) VALUES (''00000000-0000-4000-8000-0000000040a1'')',
+    'INSERT INTO signify.chat_messages (chat_id, sender, message_content) VALUES (''00000000-0000-4000-8000-004006a00001'', ''user'', ''again'')',
+    'INSERT INTO signify.practice_sessions (user_id, mode) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''freestyle'')'
+  ]) AS stmt;
 
--- INSERT of rows owned by B fails, and so does handing an own row to B
-DO $$
-DECLARE
-    stmt text;
-    raised boolean;
-BEGIN
-    FOREACH stmt IN ARRAY ARRAY[
-        'INSERT INTO signify.users (id, email, nickname) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''x@example.com'', ''xx'')',
-        'INSERT INTO signify.user_settings (user_id) VALUES (''00000000-0000-4000-8000-0000000040b1'')',
-        'INSERT INTO signify.media_assets (owner_id, bucket, path) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''practice'', ''x'')',
-        'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''SIG-X1'', ''t'', ''word'')',
-        -- A's lesson with B's private recording as cover would publish it
-        'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type, cover_media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''SIG-X2'', ''t'', ''word'', ''00000000-0000-4000-8000-004001b00001'')',
-        'INSERT INTO signify.notes (lesson_id, note_content) VALUES (''00000000-0000-4000-8000-004002b00001'', ''x'')',
-        'INSERT INTO signify.tests (lesson_id) VALUES (''00000000-0000-4000-8000-004002b00001'')',
-        'INSERT INTO signify.tests_content (test_id, sequence, test_type, test_content) VALUES (''00000000-0000-4000-8000-004004b00001'', 5, ''ordering'', ''{}'')',
-        'INSERT INTO signify.chat_sessions (user_id) VALUES (''00000000-0000-4000-8000-0000000040b1'')',
-        'INSERT INTO signify.chat_messages (chat_id, sender) VALUES (''00000000-0000-4000-8000-004006b00001'', ''user'')',
-        'INSERT INTO signify.practice_sessions (user_id, mode) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''word'')',
-        -- unqualified, so only the UPDATE policy's WITH CHECK can stop it
-        'UPDATE signify.user_settings SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.media_assets SET owner_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.lessons SET author_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.lessons SET cover_media_id = ''00000000-0000-4000-8000-004001b00001''',
-        'UPDATE signify.notes SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
-        'UPDATE signify.tests SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
-        'UPDATE signify.tests_content SET test_id = ''00000000-0000-4000-8000-004004b00001''',
-        'UPDATE signify.chat_sessions SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.chat_messages SET chat_id = ''00000000-0000-4000-8000-004006b00001''',
-        'UPDATE signify.practice_sessions SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
-        'UPDATE signify.users SET id = ''00000000-0000-4000-8000-0000000040b1'', email = ''moved@example.com''',
-        -- XP and streak only through increment_xp
-        'UPDATE signify.users SET xp = 999999',
-        'UPDATE signify.users SET streak_count = 99'
-    ] LOOP
-        raised := false;
-        BEGIN
-            EXECUTE stmt;
-        EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-        END;
-        ASSERT raised, 'should have been refused for A: ' || stmt;
-    END LOOP;
-END $$;
+-- INSERT of rows owned by B fails, and so does handing an own row to B: refused by a
+-- privilege, a policy or a CHECK
+SELECT pg_temp.assert_fails(stmt, 'should have been refused for A: ' || stmt)
+  FROM unnest(ARRAY[
+    'INSERT INTO signify.users (id, email, nickname) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''x@example.com'', ''xx'')',
+    'INSERT INTO signify.user_settings (user_id) VALUES (''00000000-0000-4000-8000-0000000040b1'')',
+    'INSERT INTO signify.media_assets (owner_id, bucket, path) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''practice'', ''x'')',
+    'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''SIG-X1'', ''t'', ''word'')',
+    -- A's lesson with B's private recording as cover would publish it
+    'INSERT INTO signify.lessons (author_id, lesson_code, title, lesson_type, cover_media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''SIG-X2'', ''t'', ''word'', ''00000000-0000-4000-8000-004001b00001'')',
+    'INSERT INTO signify.notes (lesson_id, note_content) VALUES (''00000000-0000-4000-8000-004002b00001'', ''x'')',
+    'INSERT INTO signify.tests (lesson_id) VALUES (''00000000-0000-4000-8000-004002b00001'')',
+    'INSERT INTO signify.tests_content (test_id, sequence, test_type, test_content) VALUES (''00000000-0000-4000-8000-004004b00001'', 5, ''ordering'', ''{}'')',
+    'INSERT INTO signify.chat_sessions (user_id) VALUES (''00000000-0000-4000-8000-0000000040b1'')',
+    'INSERT INTO signify.chat_messages (chat_id, sender) VALUES (''00000000-0000-4000-8000-004006b00001'', ''user'')',
+    'INSERT INTO signify.practice_sessions (user_id, mode) VALUES (''00000000-0000-4000-8000-0000000040b1'', ''word'')',
+    -- unqualified, so only the UPDATE policy's WITH CHECK can stop it
+    'UPDATE signify.user_settings SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.media_assets SET owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.lessons SET author_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.lessons SET cover_media_id = ''00000000-0000-4000-8000-004001b00001''',
+    'UPDATE signify.notes SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
+    'UPDATE signify.tests SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
+    'UPDATE signify.tests_content SET test_id = ''00000000-0000-4000-8000-004004b00001''',
+    'UPDATE signify.chat_sessions SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.chat_messages SET chat_id = ''00000000-0000-4000-8000-004006b00001''',
+    'UPDATE signify.practice_sessions SET user_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.users SET id = ''00000000-0000-4000-8000-0000000040b1'', email = ''moved@example.com''',
+    -- XP and streak only through increment_xp
+    'UPDATE signify.users SET xp = 999999',
+    'UPDATE signify.users SET streak_count = 99'
+  ]) AS stmt;
 
 -- updated_at triggers ran (fixture rows started in 2000)
 DO $$ BEGIN
