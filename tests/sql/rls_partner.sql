@@ -117,205 +117,50 @@ BEGIN
 END $$;
 
 -- A cannot change RB's rows, nor A2's private or own-partner rows
-DO $$
-DECLARE
-    n bigint;
-BEGIN
-    UPDATE partner.relationships SET updated_at = now()
-        WHERE id = '10000000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.relationships: A updated RB';
-    DELETE FROM partner.relationships WHERE id = '10000000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.relationships: A deleted RB';
-    -- relationships are read-only for members, their own included
-    UPDATE partner.relationships SET partner_b_id = '00000000-0000-4000-8000-00000000b001'
-        WHERE id = '10000000-0000-4000-8000-00000000000a';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.relationships: A changed its own relationship''s partner';
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationships SET updated_at = now() WHERE id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationships: A updated RB');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.relationships WHERE id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationships: A deleted RB');
+-- relationships are read-only for members, their own included
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationships SET partner_b_id = ''00000000-0000-4000-8000-00000000b001'' WHERE id = ''10000000-0000-4000-8000-00000000000a''', 'partner.relationships: A changed its own relationship''s partner');
 
-    UPDATE partner.partner_conversations SET is_active = false
-        WHERE id = '20000000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_conversations: A updated RB''s conversation';
-    DELETE FROM partner.partner_conversations WHERE id = '20000000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_conversations: A deleted RB''s conversation';
-    DELETE FROM partner.partner_conversations WHERE id = '20000000-0000-4000-8000-00000000000a';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_conversations: a member hard-deleted the shared conversation';
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_conversations SET is_active = false WHERE id = ''20000000-0000-4000-8000-00000000000b''', 'partner.partner_conversations: A updated RB''s conversation');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_conversations WHERE id = ''20000000-0000-4000-8000-00000000000b''', 'partner.partner_conversations: A deleted RB''s conversation');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_conversations WHERE id = ''20000000-0000-4000-8000-00000000000a''', 'partner.partner_conversations: a member hard-deleted the shared conversation');
 
-    UPDATE partner.partner_messages SET status = 'read'
-        WHERE id = '30000000-0000-4000-8000-0000000000b1';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_messages: A updated RB''s message';
-    -- no client DELETE on messages at all: refused outright, or 0 rows
-    BEGIN
-        DELETE FROM partner.partner_messages WHERE id = '30000000-0000-4000-8000-0000000000b1';
-        GET DIAGNOSTICS n = ROW_COUNT;
-        ASSERT n = 0, 'partner.partner_messages: A deleted RB''s message';
-    EXCEPTION WHEN insufficient_privilege THEN NULL;
-    END;
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messages SET status = ''read'' WHERE id = ''30000000-0000-4000-8000-0000000000b1''', 'partner.partner_messages: A updated RB''s message');
+-- no client DELETE on messages at all: refused outright, or 0 rows
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_messages WHERE id = ''30000000-0000-4000-8000-0000000000b1''', 'partner.partner_messages: A deleted RB''s message', or_refused => true);
 
-    UPDATE partner.partner_messaging_preferences SET suggestion_mode = 'off'
-        WHERE id = '40000000-0000-4000-8000-0000000000b1';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_messaging_preferences: A updated RB''s preferences';
-    DELETE FROM partner.partner_messaging_preferences
-        WHERE id = '40000000-0000-4000-8000-0000000000b1';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_messaging_preferences: A deleted RB''s preferences';
-    UPDATE partner.partner_messaging_preferences SET suggestion_mode = 'off'
-        WHERE id = '40000000-0000-4000-8000-0000000000a2';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.partner_messaging_preferences: A updated its partner A2''s preferences';
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messaging_preferences SET suggestion_mode = ''off'' WHERE id = ''40000000-0000-4000-8000-0000000000b1''', 'partner.partner_messaging_preferences: A updated RB''s preferences');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_messaging_preferences WHERE id = ''40000000-0000-4000-8000-0000000000b1''', 'partner.partner_messaging_preferences: A deleted RB''s preferences');
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messaging_preferences SET suggestion_mode = ''off'' WHERE id = ''40000000-0000-4000-8000-0000000000a2''', 'partner.partner_messaging_preferences: A updated its partner A2''s preferences');
 
-    UPDATE partner.message_suggestions SET user_action = 'ignored'
-        WHERE id = '50000000-0000-4000-8000-0000000000b1';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.message_suggestions: A updated B''s suggestion';
-    DELETE FROM partner.message_suggestions WHERE id = '50000000-0000-4000-8000-0000000000b1';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.message_suggestions: A deleted B''s suggestion';
-    UPDATE partner.message_suggestions SET user_action = 'ignored'
-        WHERE id = '50000000-0000-4000-8000-0000000000a2';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.message_suggestions: A updated its partner A2''s suggestion';
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.message_suggestions SET user_action = ''ignored'' WHERE id = ''50000000-0000-4000-8000-0000000000b1''', 'partner.message_suggestions: A updated B''s suggestion');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.message_suggestions WHERE id = ''50000000-0000-4000-8000-0000000000b1''', 'partner.message_suggestions: A deleted B''s suggestion');
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.message_suggestions SET user_action = ''ignored'' WHERE id = ''50000000-0000-4000-8000-0000000000a2''', 'partner.message_suggestions: A updated its partner A2''s suggestion');
 
-    UPDATE partner.escalation_events SET severity = 'low'
-        WHERE id = '60000000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.escalation_events: A updated RB''s event';
-    DELETE FROM partner.escalation_events WHERE id = '60000000-0000-4000-8000-00000000000b';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.escalation_events: A deleted RB''s event';
-    DELETE FROM partner.escalation_events WHERE id = '60000000-0000-4000-8000-00000000000a';
-    GET DIAGNOSTICS n = ROW_COUNT;
-    ASSERT n = 0, 'partner.escalation_events: a member deleted its own relationship''s event';
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.escalation_events SET severity = ''low'' WHERE id = ''60000000-0000-4000-8000-00000000000b''', 'partner.escalation_events: A updated RB''s event');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WHERE id = ''60000000-0000-4000-8000-00000000000b''', 'partner.escalation_events: A deleted RB''s event');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WHERE id = ''60000000-0000-4000-8000-00000000000a''', 'partner.escalation_events: a member deleted its own relationship''s event');
 
-    -- relationship_members is read-only to clients: refused outright, or 0 rows
-    BEGIN
-        UPDATE partner.relationship_members SET role = role
-            WHERE relationship_id = '10000000-0000-4000-8000-00000000000b';
-        GET DIAGNOSTICS n = ROW_COUNT;
-        ASSERT n = 0, 'partner.relationship_members: A updated RB''s members';
-    EXCEPTION WHEN insufficient_privilege THEN NULL;
-    END;
-    BEGIN
-        DELETE FROM partner.relationship_members
-            WHERE relationship_id = '10000000-0000-4000-8000-00000000000b';
-        GET DIAGNOSTICS n = ROW_COUNT;
-        ASSERT n = 0, 'partner.relationship_members: A deleted RB''s members';
-    EXCEPTION WHEN insufficient_privilege THEN NULL;
-    END;
-END $$;
+-- relationship_members is read-only to clients: refused outright, or 0 rows
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationship_members SET role = role WHERE relationship_id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationship_members: A updated RB''s members', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.relationship_members WHERE relationship_id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationship_members: A deleted RB''s members', or_refused => true);
 
--- A cannot insert rows owned by RB/B, nor act as its partner A2
-DO $$
-DECLARE
-    raised boolean;
-BEGIN
-    raised := false;
-    BEGIN
-        INSERT INTO partner.relationships (partner_a_id, partner_b_id)
-        VALUES ('00000000-0000-4000-8000-00000000b001', '00000000-0000-4000-8000-00000000a001');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.relationships: A inserted a relationship';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.relationship_members (relationship_id, user_id, role)
-        VALUES ('10000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-00000000a001',
-                'partner_a');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.relationship_members: A joined RB';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.partner_conversations (relationship_id)
-        VALUES ('10000000-0000-4000-8000-00000000000b');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_conversations: A inserted a conversation for RB';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.partner_messages (conversation_id, sender_id, content)
-        VALUES ('20000000-0000-4000-8000-00000000000b', 'partner_a', 'intrusion');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_messages: A inserted a message into RB''s conversation';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.partner_messages (conversation_id, sender_id, content)
-        VALUES ('20000000-0000-4000-8000-00000000000a', 'partner_b', 'impersonation');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_messages: A sent a message as its partner A2';
-
-    -- nor afterwards: re-attributing its own message, rewriting A2's, hard-deleting either
-    raised := false;
-    BEGIN
-        UPDATE partner.partner_messages SET sender_id = 'partner_b'
-            WHERE id = '30000000-0000-4000-8000-0000000000a1';
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_messages: A re-attributed its message to its partner A2';
-
-    raised := false;
-    BEGIN
-        UPDATE partner.partner_messages SET content = 'rewritten'
-            WHERE id = '30000000-0000-4000-8000-0000000000a2';
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_messages: A rewrote its partner A2''s message';
-
-    raised := false;
-    BEGIN
-        DELETE FROM partner.partner_messages WHERE id = '30000000-0000-4000-8000-0000000000a2';
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_messages: A hard-deleted a message of the shared conversation';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.partner_messaging_preferences (relationship_id, partner_id)
-        VALUES ('10000000-0000-4000-8000-00000000000b', 'partner_a');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.partner_messaging_preferences: A inserted preferences for RB';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.message_suggestions
-            (conversation_id, sender_id, original_message, risk_assessment,
-             primary_suggestion, suggestion_rationale)
-        VALUES ('20000000-0000-4000-8000-00000000000b', 'partner_a', 'x', 'safe', 'x', 'x');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.message_suggestions: A inserted a suggestion into RB''s conversation';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.message_suggestions
-            (conversation_id, sender_id, original_message, risk_assessment,
-             primary_suggestion, suggestion_rationale)
-        VALUES ('20000000-0000-4000-8000-00000000000a', 'partner_b', 'x', 'safe', 'x', 'x');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.message_suggestions: A inserted a suggestion as its partner A2';
-
-    raised := false;
-    BEGIN
-        INSERT INTO partner.escalation_events (relationship_id, source, severity)
-        VALUES ('10000000-0000-4000-8000-00000000000b', 'conflict', 'low');
-    EXCEPTION WHEN insufficient_privilege OR check_violation THEN raised := true;
-    END;
-    ASSERT raised, 'partner.escalation_events: A inserted an event for RB';
-END $$;
+-- A cannot insert rows owned by RB/B, nor act as its partner A2 (refused by a privilege, a
+-- policy or a CHECK)
+SELECT pg_temp.assert_fails('INSERT INTO partner.relationships (partner_a_id, partner_b_id) VALUES (''00000000-0000-4000-8000-00000000b001'', ''00000000-0000-4000-8000-00000000a001'')', 'partner.relationships: A inserted a relationship');
+SELECT pg_temp.assert_fails('INSERT INTO partner.relationship_members (relationship_id, user_id, role) VALUES (''10000000-0000-4000-8000-00000000000b'', ''00000000-0000-4000-8000-00000000a001'', ''partner_a'')', 'partner.relationship_members: A joined RB');
+SELECT pg_temp.assert_fails('INSERT INTO partner.partner_conversations (relationship_id) VALUES (''10000000-0000-4000-8000-00000000000b'')', 'partner.partner_conversations: A inserted a conversation for RB');
+SELECT pg_temp.assert_fails('INSERT INTO partner.partner_messages (conversation_id, sender_id, content) VALUES (''20000000-0000-4000-8000-00000000000b'', ''partner_a'', ''intrusion'')', 'partner.partner_messages: A inserted a message into RB''s conversation');
+SELECT pg_temp.assert_fails('INSERT INTO partner.partner_messages (conversation_id, sender_id, content) VALUES (''20000000-0000-4000-8000-00000000000a'', ''partner_b'', ''impersonation'')', 'partner.partner_messages: A sent a message as its partner A2');
+-- nor afterwards: re-attributing its own message, rewriting A2's, hard-deleting either
+SELECT pg_temp.assert_fails('UPDATE partner.partner_messages SET sender_id = ''partner_b'' WHERE id = ''30000000-0000-4000-8000-0000000000a1''', 'partner.partner_messages: A re-attributed its message to its partner A2');
+SELECT pg_temp.assert_fails('UPDATE partner.partner_messages SET content = ''rewritten'' WHERE id = ''30000000-0000-4000-8000-0000000000a2''', 'partner.partner_messages: A rewrote its partner A2''s message');
+SELECT pg_temp.assert_fails('DELETE FROM partner.partner_messages WHERE id = ''30000000-0000-4000-8000-0000000000a2''', 'partner.partner_messages: A hard-deleted a message of the shared conversation');
+SELECT pg_temp.assert_fails('INSERT INTO partner.partner_messaging_preferences (relationship_id, partner_id) VALUES (''10000000-0000-4000-8000-00000000000b'', ''partner_a'')', 'partner.partner_messaging_preferences: A inserted preferences for RB');
+SELECT pg_temp.assert_fails('INSERT INTO partner.message_suggestions (conversation_id, sender_id, original_message, risk_assessment, primary_suggestion, suggestion_rationale) VALUES (''20000000-0000-4000-8000-00000000000b'', ''partner_a'', ''x'', ''safe'', ''x'', ''x'')', 'partner.message_suggestions: A inserted a suggestion into RB''s conversation');
+SELECT pg_temp.assert_fails('INSERT INTO partner.message_suggestions (conversation_id, sender_id, original_message, risk_assessment, primary_suggestion, suggestion_rationale) VALUES (''20000000-0000-4000-8000-00000000000a'', ''partner_b'', ''x'', ''safe'', ''x'', ''x'')', 'partner.message_suggestions: A inserted a suggestion as its partner A2');
+SELECT pg_temp.assert_fails('INSERT INTO partner.escalation_events (relationship_id, source, severity) VALUES (''10000000-0000-4000-8000-00000000000b'', ''conflict'', ''low'')', 'partner.escalation_events: A inserted an event for RB');
 
 -- A's legitimate writes in RA succeed
 DO $$
