@@ -271,6 +271,17 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_written_as_a_string_keeps_every_digit() {
+        let exact = "12345678901234567.89";
+        assert_eq!(
+            Kind::Number
+                .text("numeric", Value::String(exact.into()))
+                .unwrap(),
+            exact
+        );
+    }
+
+    #[test]
     fn kinds_from_catalog_types() {
         assert_eq!(Kind::of("jsonb", "U", None), Kind::Json);
         assert_eq!(Kind::of("uuid", "U", None), Kind::Uuid);
