@@ -346,6 +346,13 @@ impl Pair {
         )
     }
 
+    /// `migrate promote --from staging --to production EXTRA`.
+    fn promote(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["promote", "--from", "staging", "--to", "production"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     fn staging(&self) -> Vec<(i64, String)> {
         recorded(&self.p.db)
     }
@@ -434,15 +441,7 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     assert_eq!(plan["from"]["environment"], "staging");
     assert!(!plan["to"]["target"].as_str().unwrap().is_empty());
 
-    let run = pair.run(&[
-        "promote",
-        "--from",
-        "staging",
-        "--to",
-        "production",
-        "--yes",
-        "--json",
-    ]);
+    let run = pair.promote(&["--yes", "--json"]);
     run.success();
     let report = run.json();
     assert_eq!(report["steps"].as_array().unwrap().len(), missing.len());
@@ -457,16 +456,9 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     // Nothing left to promote.
     let again = plan_json(&pair);
     assert_eq!(again["missing"], serde_json::json!([]));
-    pair.run(&[
-        "promote",
-        "--from",
-        "staging",
-        "--to",
-        "production",
-        "--yes",
-    ])
-    .success()
-    .stdout_has("nothing to promote");
+    pair.promote(&["--yes"])
+        .success()
+        .stdout_has("nothing to promote");
 }
 
 #[test]
@@ -475,14 +467,13 @@ fn promote_applies_what_staging_applied_and_no_other_local_file() {
     pair.run(&["up", "--env", "staging", "--to", "2"]).success();
     pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
         .success();
-    let promote = ["promote", "--from", "staging", "--to", "production"];
     // Production is protected: without a terminal, --yes is needed, and nothing is applied.
-    pair.run(&promote)
+    pair.promote(&[])
         .code(2)
         .stderr_has("\"Apply 1 migration promoted from staging\": pass --yes");
     assert_eq!(pair.versions(), [1]);
     // 0003 is a local file staging has not applied: it is not promoted.
-    let run = pair.run(&[&promote[..], &["--yes", "--json"]].concat());
+    let run = pair.promote(&["--yes", "--json"]);
     run.success();
     assert_eq!(pair.versions(), [1, 2]);
     assert_eq!(pair.production(), pair.staging());
@@ -523,17 +514,10 @@ fn plan_refuses_diverged_history() {
     let plan = plan_json(&pair);
     assert_eq!(reasons(&plan), [("diverged".to_string(), Some(2))]);
     let before = pair.production();
-    pair.run(&[
-        "promote",
-        "--from",
-        "staging",
-        "--to",
-        "production",
-        "--yes",
-    ])
-    .code(1)
-    .stderr_has("refusing to promote")
-    .stderr_has("not a prefix");
+    pair.promote(&["--yes"])
+        .code(1)
+        .stderr_has("refusing to promote")
+        .stderr_has("not a prefix");
     assert_eq!(pair.production(), before);
 }
 
@@ -604,30 +588,15 @@ fn plan_and_promote_refuse_files_that_differ_from_staging() {
     );
     let plan = plan_json(&pair);
     assert_eq!(reasons(&plan), [("file_changed".to_string(), Some(3))]);
-    pair.run(&[
-        "promote",
-        "--from",
-        "staging",
-        "--to",
-        "production",
-        "--yes",
-    ])
-    .code(1)
-    .stderr_has("0003_coach_t3.sql differs from what staging applied");
+    pair.promote(&["--yes"])
+        .code(1)
+        .stderr_has("0003_coach_t3.sql differs from what staging applied");
     assert_eq!(pair.versions(), [1]);
 
     pair.p.remove_migration("0003_coach_t3.sql");
     let plan = plan_json(&pair);
     assert_eq!(reasons(&plan), [("file_missing".to_string(), Some(3))]);
-    pair.run(&[
-        "promote",
-        "--from",
-        "staging",
-        "--to",
-        "production",
-        "--yes",
-    ])
-    .code(1);
+    pair.promote(&["--yes"]).code(1);
     assert_eq!(pair.versions(), [1]);
 }
 
@@ -680,9 +649,7 @@ fn protected_environment_needs_the_flags() {
 
     // Promote to a protected environment needs --yes as well.
     pair.run(&["up", "--env", "staging"]).success();
-    pair.run(&["promote", "--from", "staging", "--to", "production"])
-        .code(2)
-        .stderr_has("pass --yes");
+    pair.promote(&[]).code(2).stderr_has("pass --yes");
     assert_eq!(pair.versions(), [1, 2]);
 
     // An unprotected environment asks nothing.
@@ -780,33 +747,15 @@ fn plan_and_promote_refuse_when_verify_finds_errors() {
     );
     assert_eq!(plan["to"]["verify"]["ran"], true);
     let before = pair.production();
-    pair.run(&[
-        "promote",
-        "--from",
-        "staging",
-        "--to",
-        "production",
-        "--yes",
-    ])
-    .code(1)
-    .stderr_has("refusing to promote");
+    pair.promote(&["--yes"])
+        .code(1)
+        .stderr_has("refusing to promote");
     assert_eq!(pair.production(), before);
 
     // Fixed by hand: the promotion goes through, and verify runs on production afterwards.
     pair.prod
         .execute("ALTER TABLE coach.hand_made ENABLE ROW LEVEL SECURITY");
-    let report = pair
-        .run(&[
-            "promote",
-            "--from",
-            "staging",
-            "--to",
-            "production",
-            "--yes",
-            "--json",
-        ])
-        .success()
-        .json();
+    let report = pair.promote(&["--yes", "--json"]).success().json();
     assert_eq!(report["steps"].as_array().unwrap().len(), 2);
     assert_eq!(report["verify"]["ran"], true);
     assert!(report["verify"]["findings"]

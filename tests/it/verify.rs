@@ -39,6 +39,14 @@ fn findings(json: &Value) -> &Vec<Value> {
     json["findings"].as_array().expect("findings")
 }
 
+/// The first finding of `rule`; the test fails when there is none.
+fn first<'a>(json: &'a Value, rule: &str) -> &'a Value {
+    findings(json)
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} finding in {json}"))
+}
+
 /// (rule, schema.table.object) of every finding at `level`.
 fn at_level(json: &Value, level: &str) -> BTreeSet<(String, String)> {
     findings(json)
@@ -147,10 +155,7 @@ fn disabled_rls_is_an_error() {
             ("drift", "coach.users.users"),
         ],
     );
-    let drift = findings(&json)
-        .iter()
-        .find(|f| f["rule"] == "drift")
-        .unwrap();
+    let drift = first(&json, "drift");
     assert_eq!(
         drift["message"],
         "table users differs: rls_enabled: lock `true`, database `false`"
@@ -234,10 +239,7 @@ fn a_changed_function_body_is_drift() {
          BEGIN NEW.updated_at = pg_catalog.now() - interval '1 hour'; RETURN NEW; END $$",
         &[("drift", "coach.update_updated_at_column()")],
     );
-    let f = findings(&json)
-        .iter()
-        .find(|f| f["rule"] == "drift")
-        .unwrap();
+    let f = first(&json, "drift");
     assert!(
         f["message"].as_str().unwrap().contains("body changed"),
         "{f}"
@@ -310,10 +312,7 @@ fn drift_is_skipped_with_a_warning_when_behind() {
     run.success();
     let json = run.json();
     assert_eq!(json["drift_compared"], false);
-    let skipped = findings(&json)
-        .iter()
-        .find(|f| f["rule"] == "drift")
-        .expect("a drift warning");
+    let skipped = first(&json, "drift");
     assert_eq!(skipped["level"], "warning");
     assert!(
         skipped["message"]
@@ -502,10 +501,7 @@ fn a_lock_made_for_another_schema_list_is_stale_not_drift() {
     let json = run.json();
     assert_eq!(at_level(&json, "error"), set(&[]), "{}", run.stdout);
     assert_eq!(json["drift_compared"], true);
-    let stale = findings(&json)
-        .iter()
-        .find(|f| f["rule"] == "lock_stale")
-        .expect("a lock_stale warning");
+    let stale = first(&json, "lock_stale");
     assert_eq!(stale["level"], "warning");
     assert!(
         stale["message"]
@@ -580,10 +576,7 @@ fn every_other_rule_reports_its_object_at_its_level() {
     };
     assert!(remedy("helper()").starts_with("ALTER FUNCTION counsel.helper() SET search_path = ''"));
     assert!(remedy("tidy()").starts_with("ALTER PROCEDURE counsel.tidy() SET search_path = ''"));
-    let initplan = findings(&json)
-        .iter()
-        .find(|f| f["rule"] == "auth_rls_initplan")
-        .unwrap();
+    let initplan = first(&json, "auth_rls_initplan");
     assert_eq!(
         initplan["message"],
         "policy \"per_row\" calls auth.uid() once per row"
