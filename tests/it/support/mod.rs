@@ -3,8 +3,6 @@
 //! test, so tests run in parallel. A project builder runs the real binary in a temporary
 //! directory with its own migration files.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,7 +122,6 @@ impl Server {
             .unwrap_or_else(|e| panic!("create database {name}: {e}"));
         TestDb {
             url: with_database(&self.admin_url, &name),
-            name,
         }
     }
 
@@ -134,7 +131,6 @@ impl Server {
 }
 
 pub struct TestDb {
-    pub name: String,
     pub url: String,
 }
 
