@@ -38,6 +38,9 @@ pub struct GlobalArgs {
     /// Print only errors.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Show more: the server's NOTICEs as migrations run (WARNINGs are always shown).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// Seconds to wait for another run's migration lock before giving up (exit 3).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60)]
     pub lock_wait: u64,

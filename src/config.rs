@@ -19,6 +19,11 @@ pub struct Config {
     pub schemas: Schemas,
     #[serde(default)]
     pub env: BTreeMap<String, Environment>,
+    /// Settings every migration starts with, e.g. `search_path = "public, extensions"`:
+    /// applied with `set_config(name, value, true)` (`SET LOCAL`) inside each migration's
+    /// transaction, or for the session around a `transaction: none` migration.
+    #[serde(default)]
+    pub session: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +70,9 @@ pub struct Environment {
     pub protected: bool,
     pub lock_timeout: Option<String>,
     pub statement_timeout: Option<String>,
+    /// Settings for this environment's migrations, over the top-level `[session]`.
+    #[serde(default)]
+    pub session: BTreeMap<String, String>,
 }
 
 /// The project: where `migrate.toml` is (or the working directory), and what it says.
@@ -133,7 +141,9 @@ pub fn parse(text: &str) -> Result<Config, String> {
             ));
         }
     }
+    check_session("[session]", &config.session)?;
     for (name, env) in &config.env {
+        check_session(&format!("[env.{name}.session]"), &env.session)?;
         for (key, value) in [
             ("lock_timeout", &env.lock_timeout),
             ("statement_timeout", &env.statement_timeout),
@@ -153,6 +163,39 @@ pub fn parse(text: &str) -> Result<Config, String> {
         }
     }
     Ok(config)
+}
+
+/// A `[session]` table names PostgreSQL settings (`search_path`, `work_mem`, or a dotted
+/// custom one such as `app.tenant`); the server judges the values when a migration starts.
+fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in settings {
+        let valid = !name.is_empty()
+            && name.split('.').all(|part| {
+                let mut bytes = part.bytes();
+                bytes
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                    && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+        if !valid {
+            return Err(format!(
+                "{table} `{name}` is not a PostgreSQL setting name (letters, digits, `_`, and \
+                 `.` for a custom setting such as app.tenant)"
+            ));
+        }
+        if ["role", "session_authorization", "transaction_isolation"]
+            .contains(&name.to_ascii_lowercase().as_str())
+        {
+            return Err(format!(
+                "{table} `{name}` cannot be set for migrations: they run as the connecting role \
+                 (set the role in the database URL instead)"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("{table} `{name}` holds a NUL character"));
+        }
+    }
+    Ok(())
 }
 
 fn is_identifier(s: &str) -> bool {

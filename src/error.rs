@@ -14,6 +14,9 @@ pub enum ExitStatus {
     Usage,
     /// 3: database unreachable, authentication failed, or the lock was not acquired in time.
     Unavailable,
+    /// 128 + the signal (130 for SIGINT, 143 for SIGTERM): stopped by a signal, after
+    /// cancelling the running statement and recording the interruption.
+    Interrupted(i32),
 }
 
 impl ExitStatus {
@@ -23,6 +26,7 @@ impl ExitStatus {
             ExitStatus::Failure => 1,
             ExitStatus::Usage => 2,
             ExitStatus::Unavailable => 3,
+            ExitStatus::Interrupted(signal) => (128 + signal).clamp(0, 255) as u8,
         }
     }
 }

@@ -33,7 +33,10 @@ pub fn main() -> ExitCode {
     let status = match run(cli, &printer) {
         Ok(status) => status,
         Err(err) => {
-            let status = exit_status(&err);
+            let status = match db::session::interrupted() {
+                Some(signal) => ExitStatus::Interrupted(signal),
+                None => exit_status(&err),
+            };
             printer.error(&err, status);
             status
         }
@@ -49,6 +52,10 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         redact::register_url(&url);
     }
+    if cli.global.verbose {
+        // Read by every session's `client_min_messages` (db::client_min_messages).
+        std::env::set_var("MIGRATE_VERBOSE", "1");
+    }
     let cwd = std::env::current_dir()?;
     let project = Project::load(cli.global.config.as_deref(), &cwd)?;
     let ctx = Context {
@@ -61,7 +68,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        Ok(match &cli.command {
+        db::session::watch_signals();
+        let status = match &cli.command {
             Command::Up(args) => printer.emit(&commands::run::up(&ctx, args).await?),
             Command::Down(args) => printer.emit(&commands::run::down(&ctx, args).await?),
             Command::Redo(args) => printer.emit(&commands::run::redo(&ctx, args).await?),
@@ -86,6 +94,11 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Seed(SeedCommand::Status) => {
                 printer.emit(&commands::seed::status(&ctx).await?)
             }
+        };
+        // Interrupted: the command wound down cleanly; the exit status still says so.
+        Ok(match db::session::interrupted() {
+            Some(signal) => ExitStatus::Interrupted(signal),
+            None => status,
         })
     })
 }

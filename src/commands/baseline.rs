@@ -25,9 +25,9 @@ pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineRep
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "baseline")?;
-    ctx.lock(&client).await?;
+    ctx.lock(&client, &target, "baseline").await?;
     state::ensure(&client).await?;
-    let applied = state::applied(&client).await?;
+    let applied = state::applied(&*client).await?;
     if let Some(last) = applied.last() {
         return Err(Error::refused(format!(
             "{} migrations are already recorded (up to version {}); baseline only adopts a \
@@ -64,6 +64,7 @@ pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineRep
                 finished_at: now,
                 error: None,
                 note: Some(&format!("baseline {version}: recorded without running")),
+                warnings: &[],
             },
         )
         .await?;

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::runner::Runner;
+use super::runner::{Locking, Runner};
 use super::Context;
 use crate::cli::LockArgs;
 use crate::db::catalog::{self, Catalog};
@@ -49,7 +49,9 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
             cluster.url(port, DATABASE)
         }
     };
-    let admin = db::connect(&server).await?;
+    let mut admin = db::connect(&server).await?;
+    // Its DROP DATABASE after an interrupt must not be cancelled by that interrupt.
+    admin.survive_interrupts();
     let name = scratch_name();
     admin
         .batch_execute(&format!(
@@ -74,6 +76,15 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
             "interrupted by {signal}; schema.lock was not written"
         ))
         .into()),
+    };
+    // The interrupt may have ended the build first, by cancelling its statement.
+    let built = match db::session::interrupted() {
+        Some(signal) => Err(Error::refused(format!(
+            "interrupted by {}; schema.lock was not written",
+            db::session::signal_name(signal)
+        ))
+        .into()),
+        None => built,
     };
     let dropped = admin
         .batch_execute(&format!(
@@ -150,11 +161,21 @@ async fn build(
     state::ensure(&client).await?;
     let all: Vec<&Migration> = files.iter().collect();
     let note = |_: i64| None;
+    let settings = ctx
+        .project
+        .config
+        .session
+        .clone()
+        .into_iter()
+        .collect::<Vec<_>>();
     let mut runner = Runner {
-        client: &mut client,
-        settings: &[],
+        session: &mut client,
+        url,
+        settings: &settings,
         progress: ctx.progress.as_ref(),
         note: &note,
+        locking: Locking::Session,
+        out_of_order: &[],
     };
     let outcome = runner.run(&all, Direction::Up).await?;
     if let Some(f) = outcome.failure {

@@ -15,8 +15,6 @@ pub mod verify;
 
 use std::time::Duration;
 
-use tokio_postgres::Client;
-
 use crate::cli::GlobalArgs;
 use crate::config::{Environment, Project};
 use crate::db;
@@ -24,6 +22,7 @@ use crate::error::Error;
 use crate::migrations::{self, Migration};
 use crate::output::Progress;
 use crate::target::{self, Target};
+use runner::Locking;
 
 /// What every command gets: the project, the global options, a progress sink, and the way
 /// to ask a person for confirmation.
@@ -60,15 +59,64 @@ impl Context {
     }
 
     /// Resolves the target and opens a session to it.
-    pub async fn connect(&self) -> anyhow::Result<(Client, Target)> {
+    pub async fn connect(&self) -> anyhow::Result<(db::Session, Target)> {
         let target = self.target()?;
         let client = db::connect(target.url()).await?;
         Ok((client, target))
     }
 
-    /// Takes the migration lock, waiting at most `--lock-wait`.
-    pub async fn lock(&self, client: &Client) -> anyhow::Result<()> {
-        db::lock::acquire(client, Duration::from_secs(self.global.lock_wait)).await
+    /// Takes the migration lock for a run that is not a migration run (seed, repair,
+    /// baseline, promote), waiting at most `--lock-wait`; refuses through a transaction-mode
+    /// pooler, where a session-level lock would stay behind on a pooled connection.
+    pub async fn lock(
+        &self,
+        session: &db::Session,
+        target: &Target,
+        command: &str,
+    ) -> anyhow::Result<()> {
+        if db::pooler::is_transaction_pooler(target.url(), session).await? {
+            return Err(through_pooler(target, command).into());
+        }
+        self.take_session_lock(session).await
+    }
+
+    /// Takes the migration lock for `up`, `down` or `redo`: the session-level lock on a
+    /// direct connection; through a transaction-mode pooler, none here, and each migration's
+    /// transaction takes the transaction-level lock instead (`Locking::Transaction`).
+    pub async fn lock_migrations(
+        &self,
+        session: &db::Session,
+        target: &Target,
+    ) -> anyhow::Result<Locking> {
+        if db::pooler::is_transaction_pooler(target.url(), session).await? {
+            return Ok(Locking::Transaction);
+        }
+        self.take_session_lock(session).await?;
+        Ok(Locking::Session)
+    }
+
+    async fn take_session_lock(&self, session: &db::Session) -> anyhow::Result<()> {
+        let progress = self.progress.as_ref();
+        db::lock::acquire(
+            session,
+            Duration::from_secs(self.global.lock_wait),
+            &|message| progress.waiting(message),
+        )
+        .await
+    }
+
+    /// The settings every migration starts with: `[session]` of migrate.toml, then the
+    /// environment's `[env.NAME.session]` over it, then its lock_timeout and statement_timeout.
+    pub fn migration_settings(&self, target: &Target) -> Vec<(String, String)> {
+        let mut settings: std::collections::BTreeMap<String, String> =
+            self.project.config.session.clone();
+        if let Some((_, env)) = &target.environment {
+            settings.extend(env.session.clone());
+        }
+        for (name, value) in target.settings() {
+            settings.insert(name.to_string(), value);
+        }
+        settings.into_iter().collect()
     }
 
     /// Refuses a destructive command on a protected environment without --allow-destructive.
@@ -117,6 +165,18 @@ impl Context {
             ))),
         }
     }
+}
+
+/// The refusal for a command that needs a session of its own, through a transaction pooler.
+pub fn through_pooler(target: &Target, what: &str) -> Error {
+    Error::refused(format!(
+        "{} is reached through a transaction-mode connection pooler (PgBouncer with \
+         pool_mode = transaction, or the transaction pooler port 6543 of a hosted Supabase \
+         project), which may run each statement on another server connection: {what} needs a \
+         session of its own, so nothing was done. Connect directly to PostgreSQL (Supabase: \
+         the direct connection, or the session pooler on port 5432) for this command",
+        target.redacted()
+    ))
 }
 
 /// "1 migration", "3 migrations".

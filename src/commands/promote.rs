@@ -2,10 +2,9 @@
 //! history, from the files staging ran, once the two histories are shown to agree.
 
 use serde::Serialize;
-use tokio_postgres::Client;
 
 use super::run::applied_read_only;
-use super::runner::{Failure, Runner, Step};
+use super::runner::{Failure, Locking, Runner, Step};
 use super::{count, Context};
 use crate::cli::PromotionArgs;
 use crate::db::{self, state};
@@ -113,7 +112,7 @@ fn drift_reasons(side: &str, check: &VerifyCheck) -> Vec<Reason> {
 struct Env {
     name: String,
     target: Target,
-    client: Client,
+    client: db::Session,
 }
 
 async fn open(ctx: &Context, name: &str) -> anyhow::Result<Env> {
@@ -209,7 +208,7 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
     let files = ctx.migrations()?;
     let (mut from, mut to) = open_both(ctx, args).await?;
     // Plan under the destination's lock, so what was checked is what runs.
-    ctx.lock(&to.client).await?;
+    ctx.lock(&to.client, &to.target, "promote").await?;
     let (plan, to_apply) = compare(ctx, &files, &mut from, &mut to).await?;
     let mut report = PromoteReport {
         head: plan.to.head,
@@ -232,18 +231,21 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
     state::ensure(&to.client).await?;
     let note_text = promoted_note(&from.name);
     let note = |_| Some(note_text.clone());
-    let settings = to.target.settings();
+    let settings = ctx.migration_settings(&to.target);
     let outcome = Runner {
-        client: &mut to.client,
+        session: &mut to.client,
+        url: to.target.url(),
         settings: &settings,
         progress: ctx.progress.as_ref(),
         note: &note,
+        locking: Locking::Session,
+        out_of_order: &[],
     }
     .run(&to_apply, state::Direction::Up)
     .await?;
     report.steps = outcome.steps;
     report.failure = outcome.failure;
-    report.head = state::applied(&to.client).await?.last().map(|a| a.version);
+    report.head = state::applied(&*to.client).await?.last().map(|a| a.version);
     report.verify = drift_findings(ctx, &mut to, &files).await?;
     Ok(report)
 }

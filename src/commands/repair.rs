@@ -25,9 +25,9 @@ pub async fn repair(ctx: &Context, args: &RepairArgs) -> anyhow::Result<RepairRe
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "repair")?;
-    ctx.lock(&client).await?;
+    ctx.lock(&client, &target, "repair").await?;
     state::ensure(&client).await?;
-    let applied = state::applied(&client).await?;
+    let applied = state::applied(&*client).await?;
     let Some(row) = applied.iter().find(|a| a.version == args.version) else {
         return Err(Error::refused(format!(
             "version {} is not recorded as applied; nothing to repair",
@@ -96,6 +96,7 @@ pub async fn repair(ctx: &Context, args: &RepairArgs) -> anyhow::Result<RepairRe
             finished_at: now,
             error: None,
             note: Some(&note),
+            warnings: &[],
         },
     )
     .await?;

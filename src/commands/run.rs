@@ -3,10 +3,11 @@
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::runner::{Failure, Outcome, Runner, Step};
-use super::{count, Context};
+use super::runner::{Failure, Locking, Outcome, Runner, Step};
+use super::{count, through_pooler, Context};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::db::state::{self, Direction};
+use crate::db::Session;
 use crate::error::Error;
 use crate::migrations::plan::{self, reconcile, DownTarget, Refusal};
 use crate::migrations::Migration;
@@ -81,6 +82,14 @@ async fn head(client: &Client) -> anyhow::Result<Option<i64>> {
     Ok(state::applied(client).await?.last().map(|a| a.version))
 }
 
+/// The head after a run; unknown (None) when the run lost its connection.
+async fn head_after(client: &Client, failure: &Option<Failure>) -> anyhow::Result<Option<i64>> {
+    if failure.as_ref().is_some_and(|f| f.connection_lost) {
+        return Ok(None);
+    }
+    head(client).await
+}
+
 /// Reads the applied history inside a read-only transaction (for --dry-run).
 pub(crate) async fn applied_read_only(
     client: &mut Client,
@@ -105,10 +114,11 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         return Ok(report);
     }
 
-    ctx.lock(&client).await?;
-    let applied = state::applied(&client).await?;
+    let locking = ctx.lock_migrations(&client, &target).await?;
+    let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
+    refuse_outside_transaction_through_pooler(&target, locking, &plan.migrations)?;
     if args.atomic {
         if let Some(m) = plan.migrations.iter().find(|m| !m.transactional) {
             return Err(Error::input(format!(
@@ -124,19 +134,22 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         ctx.confirm_protected(&target, &action)?;
     }
     // Created only once confirmed, so a refused run leaves the database untouched.
-    state::ensure(&client).await?;
+    ensure_state(&client, locking).await?;
     let out_of_order = plan.out_of_order.clone();
     let note = |v: i64| {
         out_of_order
             .contains(&v)
             .then(|| "applied out of order (--allow-out-of-order)".to_string())
     };
-    let settings = target.settings();
+    let settings = ctx.migration_settings(&target);
     let mut runner = Runner {
-        client: &mut client,
+        session: &mut client,
+        url: target.url(),
         settings: &settings,
         progress: ctx.progress.as_ref(),
         note: &note,
+        locking,
+        out_of_order: &out_of_order,
     };
     let outcome = if args.atomic {
         runner.run_atomic(&plan.migrations, Direction::Up).await?
@@ -146,7 +159,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     report.steps = outcome.steps;
     report.failure = outcome.failure;
     report.out_of_order = plan.out_of_order;
-    report.head = head(&client).await?;
+    report.head = head_after(&client, &report.failure).await?;
     Ok(report)
 }
 
@@ -172,19 +185,30 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         report.head = applied.last().map(|a| a.version);
         return Ok(report);
     }
-    ctx.lock(&client).await?;
-    let applied = state::applied(&client).await?;
+    let locking = ctx.lock_migrations(&client, &target).await?;
+    let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
+    refuse_outside_transaction_through_pooler(&target, locking, &plan)?;
     if !plan.is_empty() {
         let action = format!("Revert {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
     }
-    state::ensure(&client).await?;
-    let outcome = run_plan(ctx, &mut client, &target.settings(), &plan, Direction::Down).await?;
+    ensure_state(&client, locking).await?;
+    let settings = ctx.migration_settings(&target);
+    let outcome = run_plan(
+        ctx,
+        &mut client,
+        &target,
+        &settings,
+        locking,
+        &plan,
+        Direction::Down,
+    )
+    .await?;
     report.steps = outcome.steps;
     report.failure = outcome.failure;
-    report.head = head(&client).await?;
+    report.head = head_after(&client, &report.failure).await?;
     Ok(report)
 }
 
@@ -192,44 +216,108 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "redo")?;
-    ctx.lock(&client).await?;
-    let applied = state::applied(&client).await?;
+    let locking = ctx.lock_migrations(&client, &target).await?;
+    let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
+    refuse_outside_transaction_through_pooler(&target, locking, &plan)?;
     if !plan.is_empty() {
         let action = format!("Revert and re-apply {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
     }
-    state::ensure(&client).await?;
-    let settings = target.settings();
-    let mut outcome = run_plan(ctx, &mut client, &settings, &plan, Direction::Down).await?;
+    ensure_state(&client, locking).await?;
+    let settings = ctx.migration_settings(&target);
+    let mut outcome = run_plan(
+        ctx,
+        &mut client,
+        &target,
+        &settings,
+        locking,
+        &plan,
+        Direction::Down,
+    )
+    .await?;
     if outcome.failure.is_none() {
         let again: Vec<&Migration> = plan.iter().rev().copied().collect();
-        let up = run_plan(ctx, &mut client, &settings, &again, Direction::Up).await?;
+        let up = run_plan(
+            ctx,
+            &mut client,
+            &target,
+            &settings,
+            locking,
+            &again,
+            Direction::Up,
+        )
+        .await?;
         outcome.steps.extend(up.steps);
         outcome.failure = up.failure;
     }
     let mut report = RunReport::new("redo", &target, false, false);
     report.steps = outcome.steps;
     report.failure = outcome.failure;
-    report.head = head(&client).await?;
+    report.head = head_after(&client, &report.failure).await?;
     Ok(report)
 }
 
 async fn run_plan(
     ctx: &Context,
-    client: &mut Client,
-    settings: &[(&'static str, String)],
+    session: &mut Session,
+    target: &Target,
+    settings: &[(String, String)],
+    locking: Locking,
     plan: &[&Migration],
     direction: Direction,
 ) -> anyhow::Result<Outcome> {
     let note = |_| None;
     Runner {
-        client,
+        session,
+        url: target.url(),
         settings,
         progress: ctx.progress.as_ref(),
         note: &note,
+        locking,
+        out_of_order: &[],
     }
     .run(plan, direction)
     .await
+}
+
+/// `transaction: none` migrations need a session of their own (a session-level lock, and
+/// statements that must not share a transaction): refused through a transaction pooler.
+fn refuse_outside_transaction_through_pooler(
+    target: &Target,
+    locking: Locking,
+    plan: &[&Migration],
+) -> Result<(), Error> {
+    if locking != Locking::Transaction {
+        return Ok(());
+    }
+    match plan.iter().find(|m| !m.transactional) {
+        Some(m) => Err(through_pooler(
+            target,
+            &format!("{} (`-- transaction: none`)", m.path),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Creates the state tables on first use, under the lock the run holds (through a pooler,
+/// the transaction-level lock of the creating transaction).
+async fn ensure_state(client: &Client, locking: Locking) -> anyhow::Result<()> {
+    match locking {
+        Locking::Session => state::ensure(client).await,
+        Locking::Transaction => {
+            client.batch_execute("BEGIN").await?;
+            client.batch_execute(crate::db::lock::XACT_LOCK).await?;
+            let created = state::ensure(client).await;
+            client
+                .batch_execute(if created.is_ok() {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                })
+                .await?;
+            created
+        }
+    }
 }

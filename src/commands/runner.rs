@@ -1,14 +1,30 @@
 //! Runs migrations against a database with their tracking rows: each in its own transaction
 //! (or all in one for `--atomic`), `transaction: none` ones statement by statement.
+//!
+//! What the runner promises (README, "Truth under faults"):
+//! - every migration starts from the connection's own session state plus the project's
+//!   `[session]` settings, however runs are batched: whatever a migration `SET`s, its role,
+//!   temp tables, cursors and prepared statements are reset before the next one, and the
+//!   tracking rows are always written as the connecting role;
+//! - a transactional migration and its tracking rows commit together or not at all, and its
+//!   statements, tracking rows and COMMIT go to the server in one flight (one round trip);
+//! - a `transaction: none` migration is recorded as in progress (dirty) and committed before
+//!   its first statement runs, and is cleared only after its last one succeeded, so a killed
+//!   process or a crashed server leaves it visibly dirty;
+//! - a rollback is reported only when one happened, a lost connection is reported with what
+//!   is known about the migration afterwards, and the server's warnings are kept.
 
 use std::time::{Instant, SystemTime};
 
+use futures_util::future::join_all;
 use serde::Serialize;
-use tokio_postgres::{Client, GenericClient, Transaction};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, GenericClient};
 
-use crate::db::describe_db_error;
-use crate::db::state::{self, Direction, HistoryEntry, Recorder};
-use crate::migrations::lexer::split_statements;
+use crate::db::session::{self, ServerMessage};
+use crate::db::state::{self, Direction, HistoryEntry};
+use crate::db::{describe_db_error, lock, Session};
+use crate::migrations::lexer::Statement;
 use crate::migrations::{Migration, Section};
 use crate::output::Progress;
 
@@ -19,6 +35,8 @@ pub struct Step {
     pub name: String,
     pub direction: Direction,
     pub duration_ms: i64,
+    /// WARNINGs (and with --verbose NOTICEs) the server sent while it ran.
+    pub warnings: Vec<ServerMessage>,
 }
 
 /// A migration that failed, and where.
@@ -28,13 +46,22 @@ pub struct Failure {
     pub name: String,
     pub direction: Direction,
     pub file: String,
-    /// The line of the file PostgreSQL's error position points at, when it gives one.
+    /// The line of the file the error points at: PostgreSQL's error position, the line of a
+    /// `DO` block or function body it names, or the failing statement's first line.
     pub line: Option<usize>,
     pub error: String,
-    /// True when the migration ran outside a transaction and stopped part way.
+    /// True when the migration ran outside a transaction and may have taken effect in part:
+    /// it is recorded as dirty.
     pub dirty: bool,
-    /// True when the failed migration's changes were rolled back.
+    /// True when the failed migration's changes were rolled back (never claimed when unknown).
     pub rolled_back: bool,
+    /// True when the connection to the server was lost while it ran.
+    pub connection_lost: bool,
+    /// The signal that interrupted it (SIGINT, SIGTERM), if one did.
+    pub interrupted: Option<String>,
+    /// What is known about the migration's state after the failure, in a sentence.
+    pub state: String,
+    pub warnings: Vec<ServerMessage>,
 }
 
 impl Failure {
@@ -53,13 +80,81 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
+/// How a run excludes other runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    /// The caller holds the session-level migration lock for the whole run.
+    Session,
+    /// Through a transaction-mode pooler: each migration's transaction takes the
+    /// transaction-level lock and re-checks the applied state under it.
+    Transaction,
+}
+
 pub struct Runner<'a> {
-    pub client: &'a mut Client,
-    /// `SET LOCAL` settings from the environment (lock_timeout, statement_timeout).
-    pub settings: &'a [(&'static str, String)],
+    pub session: &'a mut Session,
+    /// The target, to reconnect after a lost connection and find out what became of the
+    /// migration that was running.
+    pub url: &'a str,
+    /// Settings each migration starts with (`[session]`, lock_timeout, statement_timeout).
+    pub settings: &'a [(String, String)],
     pub progress: &'a dyn Progress,
     /// A note for `_migrate.history`, per version (e.g. "applied out of order").
     pub note: &'a dyn Fn(i64) -> Option<String>,
+    pub locking: Locking,
+    /// Versions applied out of order on purpose (`--allow-out-of-order`): their guard under a
+    /// transaction-level lock does not insist on being above the head.
+    pub out_of_order: &'a [i64],
+}
+
+/// Restores the connection's initial session state: what `DISCARD ALL` does, except releasing
+/// advisory locks (ours is among them). `role` and `session_authorization` are not reset by
+/// `RESET ALL`, hence the explicit statements.
+fn reset_session() -> String {
+    format!(
+        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; CLOSE ALL; UNLISTEN *; \
+         DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES; DISCARD PLANS; \
+         SET client_min_messages = {}",
+        crate::db::client_min_messages()
+    )
+}
+
+/// Inside a transaction, before the tracking rows: back to the connecting role and a search
+/// path that only sees the catalog, whatever the migration set.
+const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; \
+     SET LOCAL search_path = pg_catalog";
+
+/// `SELECT set_config(...)` for each setting; `local` for `SET LOCAL`.
+fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
+    if settings.is_empty() {
+        return None;
+    }
+    let calls: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "pg_catalog.set_config({}, {}, {local})",
+                literal(name),
+                literal(value)
+            )
+        })
+        .collect();
+    Some(format!("SELECT {}", calls.join(", ")))
+}
+
+/// A string literal that reads the same whatever `standard_conforming_strings` says.
+pub(crate) fn literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// What one message of a flight is, to attribute its error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Setup,
+    Settings,
+    Guard,
+    Statement(usize),
+    Record,
+    Commit,
 }
 
 impl Runner<'_> {
@@ -70,16 +165,19 @@ impl Runner<'_> {
         direction: Direction,
     ) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
-        let recorder = Recorder::prepare(self.client).await?;
         self.progress
             .start(migrations.len() as u64, direction.as_str());
+        let _finish = Finish(self.progress);
         for migration in migrations {
+            if let Some(signal) = session::interrupted() {
+                outcome.failure = Some(self.not_started(migration, direction, signal).await?);
+                break;
+            }
             self.progress.migration(&migration.file_name());
             let result = if migration.transactional {
-                self.run_in_transaction(&recorder, migration, direction)
-                    .await?
+                self.run_in_transaction(migration, direction).await?
             } else {
-                self.run_statements(&recorder, migration, direction).await?
+                self.run_statements(migration, direction).await?
             };
             match result {
                 Ok(step) => outcome.steps.push(step),
@@ -89,7 +187,6 @@ impl Runner<'_> {
                 }
             }
         }
-        self.progress.finish();
         Ok(outcome)
     }
 
@@ -99,21 +196,72 @@ impl Runner<'_> {
         migrations: &[&Migration],
         direction: Direction,
     ) -> anyhow::Result<Outcome> {
-        let recorder = Recorder::prepare(self.client).await?;
         self.progress
             .start(migrations.len() as u64, direction.as_str());
-        let tx = self.client.transaction().await?;
-        set_local(&tx, self.settings).await?;
+        let _finish = Finish(self.progress);
+        let client = &self.session.client;
+        client.batch_execute(&reset_session()).await?;
+        client.batch_execute("BEGIN").await?;
+        if self.locking == Locking::Transaction {
+            lock::acquire_xact(client).await?;
+        }
         let mut steps = Vec::new();
         for migration in migrations {
             self.progress.migration(&migration.file_name());
+            let started = SystemTime::now();
+            let clock = Instant::now();
             let note = (self.note)(migration.version);
-            match apply_in(&tx, &recorder, migration, direction, note).await? {
-                Ok(step) => steps.push(step),
-                Err(failed) => {
-                    tx.rollback().await?;
-                    let failure = failed.record(&*self.client).await?;
-                    self.progress.finish();
+            let mut parts = vec![(Part::Setup, reset_session())];
+            if let Some(sql) = settings_sql(self.settings, true) {
+                parts.push((Part::Settings, sql));
+            }
+            let section = section(migration, direction);
+            let statements = statements(migration, section)?;
+            if self.locking == Locking::Transaction {
+                parts.push((Part::Guard, guard(migration, direction, self.out_of_order)));
+            }
+            let flight = self
+                .flight(
+                    parts,
+                    &statements,
+                    Some(record(migration, direction, note.as_deref())),
+                    false,
+                )
+                .await;
+            let warnings = flight.warnings;
+            match flight.error {
+                None => steps.push(Step {
+                    version: migration.version,
+                    name: migration.name.clone(),
+                    direction,
+                    duration_ms: clock.elapsed().as_millis() as i64,
+                    warnings,
+                }),
+                Some((part, e)) => {
+                    let lost = is_connection_lost(&e);
+                    if !lost {
+                        let _ = self.session.client.batch_execute("ROLLBACK").await;
+                    }
+                    let mut failure =
+                        self.failure(migration, direction, section, &statements, part, &e);
+                    failure.warnings = warnings;
+                    failure.rolled_back = true;
+                    failure.state = format!(
+                        "the whole --atomic run was rolled back; nothing was applied (none of \
+                         its {} migration(s))",
+                        migrations.len()
+                    );
+                    if lost {
+                        failure.state = format!(
+                            "the connection was lost before the --atomic run committed, so \
+                             PostgreSQL rolled all of it back ({})",
+                            self.session
+                                .close_reason()
+                                .unwrap_or_else(|| "no reason given".into())
+                        );
+                    } else {
+                        self.log_failure(migration, started, &failure, note).await?;
+                    }
                     return Ok(Outcome {
                         steps: Vec::new(),
                         failure: Some(failure),
@@ -121,177 +269,720 @@ impl Runner<'_> {
                 }
             }
         }
-        tx.commit().await?;
-        self.progress.finish();
+        if let Err(e) = self.session.client.batch_execute("COMMIT").await {
+            return Err(anyhow::Error::new(e).context("committing the --atomic run"));
+        }
+        for (step, migration) in steps.iter().zip(migrations) {
+            keep_warnings(&self.session.client, migration, direction, &step.warnings).await?;
+        }
         Ok(Outcome {
             steps,
             failure: None,
         })
     }
 
+    /// One migration and its tracking rows in one transaction, sent in one flight.
     async fn run_in_transaction(
         &mut self,
-        recorder: &Recorder,
         migration: &Migration,
         direction: Direction,
     ) -> anyhow::Result<Result<Step, Failure>> {
         let note = (self.note)(migration.version);
-        let tx = self.client.transaction().await?;
-        set_local(&tx, self.settings).await?;
-        match apply_in(&tx, recorder, migration, direction, note).await? {
-            Ok(step) => {
-                tx.commit().await?;
-                Ok(Ok(step))
-            }
-            Err(failed) => {
-                tx.rollback().await?;
-                Ok(Err(failed.record(&*self.client).await?))
-            }
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let section = section(migration, direction);
+        let statements = statements(migration, section)?;
+        let mut parts = vec![
+            (Part::Setup, reset_session()),
+            (Part::Setup, "BEGIN".into()),
+        ];
+        if let Some(sql) = settings_sql(self.settings, true) {
+            parts.push((Part::Settings, sql));
         }
+        if self.locking == Locking::Transaction {
+            parts.push((Part::Guard, lock::XACT_LOCK.to_string()));
+            parts.push((Part::Guard, guard(migration, direction, self.out_of_order)));
+        }
+        let flight = self
+            .flight(
+                parts,
+                &statements,
+                Some(record(migration, direction, note.as_deref())),
+                true,
+            )
+            .await;
+        let duration_ms = clock.elapsed().as_millis() as i64;
+        let Some((part, e)) = flight.error else {
+            keep_warnings(&self.session.client, migration, direction, &flight.warnings).await?;
+            return Ok(Ok(Step {
+                version: migration.version,
+                name: migration.name.clone(),
+                direction,
+                duration_ms,
+                warnings: flight.warnings,
+            }));
+        };
+        let mut failure = self.failure(migration, direction, section, &statements, part, &e);
+        failure.warnings = flight.warnings;
+        if is_connection_lost(&e) {
+            failure.connection_lost = true;
+            failure.state = self.after_lost_connection(migration, direction, part).await;
+            return Ok(Err(failure));
+        }
+        if part == Part::Setup && self.session.client.is_closed() {
+            return Err(anyhow::Error::new(e).context("starting the migration's transaction"));
+        }
+        // An error inside the transaction made its COMMIT a ROLLBACK; an error at COMMIT
+        // (a deferred constraint) rolled it back too. Either way the session is idle now.
+        failure.rolled_back = true;
+        failure.state = match direction {
+            Direction::Down => "it was rolled back: it is still applied".into(),
+            _ => "it was rolled back: nothing of it was applied or recorded".into(),
+        };
+        if failure.interrupted.is_none() && part == Part::Guard {
+            failure.state = "another run changed the applied migrations first; nothing was \
+                             done: run `migrate status`"
+                .into();
+        }
+        self.log_failure(migration, started, &failure, note).await?;
+        Ok(Err(failure))
     }
 
-    /// `transaction: none`: each statement on its own, so `CREATE INDEX CONCURRENTLY` works.
-    /// A failure part way leaves the migration recorded as dirty.
+    /// `transaction: none`: recorded dirty and committed first, then each statement on its
+    /// own (so `CREATE INDEX CONCURRENTLY` works), then marked clean.
     async fn run_statements(
         &mut self,
-        recorder: &Recorder,
         migration: &Migration,
         direction: Direction,
     ) -> anyhow::Result<Result<Step, Failure>> {
         let started = SystemTime::now();
         let clock = Instant::now();
+        let note = (self.note)(migration.version);
         let section = section(migration, direction);
-        for (name, value) in self.settings {
-            self.client
-                .batch_execute(&format!("SET {name} = '{value}'"))
-                .await?;
+        let statements = statements(migration, section)?;
+        let client = &self.session.client;
+        client.batch_execute(&reset_session()).await?;
+        // In progress before anything runs: a kill from here on leaves it dirty.
+        match direction {
+            Direction::Down => state::mark_dirty(client, migration.version).await?,
+            _ => state::record_applied(client, migration, 0, true).await?,
         }
-        let mut result = Ok(());
-        for (done, statement) in split_statements(&section.sql).into_iter().enumerate() {
-            if let Err(e) = self.client.batch_execute(statement.sql).await {
-                let at = Section {
-                    sql: statement.sql.to_string(),
-                    first_line: section.line_of_offset(statement.offset),
+        let mut parts = Vec::new();
+        if let Some(sql) = settings_sql(self.settings, false) {
+            parts.push((Part::Settings, sql));
+        }
+        let flight = self.flight(parts, &statements, None, false).await;
+        let duration_ms = clock.elapsed().as_millis() as i64;
+        let warnings = flight.warnings;
+        let client = &self.session.client;
+        match flight.error {
+            None => {
+                client.batch_execute(&reset_session()).await?;
+                state::finish_dirty(
+                    client,
+                    migration,
+                    direction,
+                    duration_ms,
+                    started,
+                    note.as_deref(),
+                )
+                .await?;
+                keep_warnings(client, migration, direction, &warnings).await?;
+                Ok(Ok(Step {
+                    version: migration.version,
+                    name: migration.name.clone(),
+                    direction,
+                    duration_ms,
+                    warnings,
+                }))
+            }
+            Some((part, e)) => {
+                let mut failure =
+                    self.failure(migration, direction, section, &statements, part, &e);
+                failure.warnings = warnings;
+                if is_connection_lost(&e) {
+                    failure.connection_lost = true;
+                    failure.dirty = true;
+                    failure.state =
+                        format!(
+                        "the connection was lost part way; it was recorded as in progress before \
+                         its first statement, so it stays marked dirty: check what took effect, \
+                         then `migrate repair {0}` (it counts as {1}) or `migrate repair {0} \
+                         --forget` (it counts as {2})",
+                        migration.version,
+                        if direction == Direction::Down { "applied" } else { "applied" },
+                        if direction == Direction::Down { "reverted" } else { "pending" },
+                    );
+                    return Ok(Err(failure));
+                }
+                let client = &self.session.client;
+                client.batch_execute(&reset_session()).await?;
+                // Nothing took effect when the first statement failed and it is one that
+                // PostgreSQL rolls back by itself; otherwise it stays dirty.
+                let untouched = match part {
+                    Part::Settings => true,
+                    Part::Statement(0) => rolls_back_alone(statements[0].sql),
+                    _ => false,
                 };
-                // A lone failing statement rolls itself back; after others took effect, the
-                // migration is half done.
-                result = Err(failure(migration, direction, &at, &e, done > 0));
-                break;
+                if untouched {
+                    match direction {
+                        Direction::Down => state::clear_dirty(client, migration.version).await?,
+                        _ => state::forget_applied(client, migration.version).await?,
+                    }
+                    failure.dirty = false;
+                    failure.rolled_back = true;
+                    failure.state = match direction {
+                        Direction::Down => {
+                            "its first statement failed and PostgreSQL rolled it back: it is \
+                             still applied"
+                                .into()
+                        }
+                        _ => "its first statement failed and PostgreSQL rolled it back: nothing \
+                              of it was applied"
+                            .into(),
+                    };
+                } else {
+                    failure.dirty = true;
+                    failure.rolled_back = false;
+                    failure.state = dirty_advice(migration, direction, &statements, part);
+                }
+                self.log_failure(migration, started, &failure, note).await?;
+                Ok(Err(failure))
             }
         }
-        for (name, _) in self.settings {
-            self.client.batch_execute(&format!("RESET {name}")).await?;
-        }
-        let duration_ms = clock.elapsed().as_millis() as i64;
-        if let Err(failure) = result {
-            if failure.dirty {
-                match direction {
-                    Direction::Up => {
-                        state::record_applied(&*self.client, migration, duration_ms, true).await?
-                    }
-                    _ => state::mark_dirty(&*self.client, migration.version).await?,
+    }
+
+    /// Sends `parts`, then the statements (COPY rows streamed after their statement), then
+    /// `record` and, when `commit`, COMMIT. Without COPY everything goes out at once and the
+    /// answers are read after; with `commit` false the statements run one after another and
+    /// the first error stops them. Server notices are passed on as they arrive.
+    async fn flight(
+        &mut self,
+        parts: Vec<(Part, String)>,
+        statements: &[Statement<'_>],
+        record: Option<String>,
+        commit: bool,
+    ) -> Flight {
+        let Session {
+            client, notices, ..
+        } = &mut *self.session;
+        let progress = self.progress;
+        let mut warnings = Vec::new();
+        let mut messages: Vec<(Part, String)> = parts;
+        let has_copy = statements.iter().any(|s| s.copy_data.is_some());
+        let pipelined = commit && !has_copy;
+        let work = async {
+            if pipelined {
+                for (i, s) in statements.iter().enumerate() {
+                    messages.push((Part::Statement(i), s.sql.to_string()));
+                }
+                if let Some(record) = &record {
+                    messages.push((Part::Record, record.clone()));
+                }
+                messages.push((Part::Commit, "COMMIT".into()));
+                let results =
+                    join_all(messages.iter().map(|(_, sql)| client.batch_execute(sql))).await;
+                // The first error is the cause; what follows failed because of it.
+                return messages
+                    .iter()
+                    .zip(results)
+                    .find_map(|((part, _), r)| r.err().map(|e| (*part, e)));
+            }
+            for (part, sql) in &messages {
+                if let Err(e) = client.batch_execute(sql).await {
+                    return Some((*part, e));
                 }
             }
-            let note = (self.note)(migration.version);
-            record_failure(&*self.client, migration, started, &failure, note).await?;
-            return Ok(Err(failure));
+            for (i, s) in statements.iter().enumerate() {
+                let result = match &s.copy_data {
+                    Some(data) => copy_in(client, s.sql, data.text).await,
+                    None => client.batch_execute(s.sql).await,
+                };
+                if let Err(e) = result {
+                    if commit {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                    }
+                    return Some((Part::Statement(i), e));
+                }
+            }
+            if let Some(record) = &record {
+                if let Err(e) = client.batch_execute(record).await {
+                    if commit {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                    }
+                    return Some((Part::Record, e));
+                }
+            }
+            if commit {
+                if let Err(e) = client.batch_execute("COMMIT").await {
+                    return Some((Part::Commit, e));
+                }
+            }
+            None
+        };
+        tokio::pin!(work);
+        let error = loop {
+            tokio::select! {
+                biased;
+                error = &mut work => break error,
+                Some(notice) = notices.next() => {
+                    progress.server_message(&notice);
+                    warnings.push(notice);
+                }
+            }
+        };
+        for notice in notices.drain() {
+            progress.server_message(&notice);
+            warnings.push(notice);
         }
-        let note = (self.note)(migration.version);
-        let tx = self.client.transaction().await?;
-        recorder
-            .succeeded(
-                &tx,
-                migration,
-                direction,
-                duration_ms,
-                started,
-                note.as_deref(),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(step(migration, direction, duration_ms)))
+        Flight { error, warnings }
     }
-}
 
-/// Runs a migration's SQL inside `tx` and, when it succeeds, records it there too.
-async fn apply_in<'m>(
-    tx: &Transaction<'_>,
-    recorder: &Recorder,
-    migration: &'m Migration,
-    direction: Direction,
-    note: Option<String>,
-) -> anyhow::Result<Result<Step, Failed<'m>>> {
-    let started = SystemTime::now();
-    let clock = Instant::now();
-    let section = section(migration, direction);
-    if let Err(e) = tx.batch_execute(&section.sql).await {
-        let failure = failure(migration, direction, section, &e, false);
-        return Ok(Err(Failed {
-            migration,
-            failure,
-            started,
-            note,
-        }));
-    }
-    let duration_ms = clock.elapsed().as_millis() as i64;
-    recorder
-        .succeeded(
-            tx,
-            migration,
-            direction,
-            duration_ms,
-            started,
-            note.as_deref(),
-        )
-        .await?;
-    Ok(Ok(step(migration, direction, duration_ms)))
-}
-
-/// A migration that failed inside a transaction: logged once that transaction rolled back.
-struct Failed<'m> {
-    migration: &'m Migration,
-    failure: Failure,
-    started: SystemTime,
-    note: Option<String>,
-}
-
-impl Failed<'_> {
-    async fn record(self, client: &impl GenericClient) -> anyhow::Result<Failure> {
-        record_failure(
-            client,
-            self.migration,
-            self.started,
-            &self.failure,
-            self.note,
-        )
-        .await?;
-        Ok(self.failure)
-    }
-}
-
-/// Logs a failed migration run in the history (its tracking row, if any, is the caller's).
-async fn record_failure(
-    client: &impl GenericClient,
-    migration: &Migration,
-    started: SystemTime,
-    failure: &Failure,
-    note: Option<String>,
-) -> anyhow::Result<()> {
-    let error = format!("{}: {}", failure.location(), failure.error);
-    state::record_history(
-        client,
-        &HistoryEntry {
+    /// The failure for an error in `part` of a migration's flight.
+    fn failure(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        section: &Section,
+        statements: &[Statement<'_>],
+        part: Part,
+        error: &tokio_postgres::Error,
+    ) -> Failure {
+        let statement = match part {
+            Part::Statement(i) => statements.get(i),
+            _ => None,
+        };
+        let (line, mut text) = match error.as_db_error() {
+            Some(db) => (
+                statement.map(|s| error_line(section, statements, s, db)),
+                describe_db_error(db),
+            ),
+            None => (
+                statement.map(|s| section.line_of_offset(s.offset + leading_blank(s.sql))),
+                crate::db::chain(error),
+            ),
+        };
+        let interrupted = session::interrupted();
+        match part {
+            Part::Settings => {
+                text = format!("applying the migration settings from migrate.toml ([session], lock_timeout, statement_timeout): {text}")
+            }
+            Part::Record => text = format!("recording it in _migrate: {text}"),
+            Part::Commit => text = format!("at COMMIT: {text}"),
+            Part::Guard => text = format!("checking the applied migrations under the lock: {text}"),
+            _ => {}
+        }
+        if error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION) && migration.transactional {
+            text.push_str("; add `-- transaction: none` to the file's header to run it outside a transaction (in a migration of its own)");
+        }
+        if let (Some(signal), Some(&SqlState::QUERY_CANCELED)) = (interrupted, error.code()) {
+            text = format!(
+                "interrupted by {}: the running statement was cancelled ({text})",
+                session::signal_name(signal)
+            );
+        }
+        Failure {
             version: migration.version,
-            name: &migration.name,
-            direction: failure.direction,
-            checksum: Some(&migration.checksum),
-            started_at: started,
-            finished_at: SystemTime::now(),
-            error: Some(&error),
-            note: note.as_deref(),
-        },
+            name: migration.name.clone(),
+            direction,
+            file: migration.path.clone(),
+            line,
+            error: text,
+            dirty: false,
+            rolled_back: false,
+            connection_lost: false,
+            interrupted: interrupted.map(|s| session::signal_name(s).to_string()),
+            state: String::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// After a lost connection: reconnects and reads whether the migration is recorded, which
+    /// tells whether its transaction committed.
+    async fn after_lost_connection(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        part: Part,
+    ) -> String {
+        let reason = self
+            .session
+            .close_reason()
+            .map_or(String::new(), |r| format!(" (the server said: {r})"));
+        if part != Part::Commit && part != Part::Record {
+            return format!(
+                "the connection was lost before its transaction committed{reason}, so PostgreSQL \
+                 rolled it back: it is {}",
+                if direction == Direction::Down {
+                    "still applied"
+                } else {
+                    "not applied"
+                }
+            );
+        }
+        let recorded = async {
+            let client = crate::db::connect(self.url).await?;
+            let applied = state::applied(&client.client).await?;
+            anyhow::Ok(applied.iter().any(|a| a.version == migration.version))
+        }
+        .await;
+        match recorded {
+            Ok(recorded) => {
+                let done = recorded != (direction == Direction::Down);
+                format!(
+                    "the connection was lost at COMMIT{reason}; reconnected and found it {}: \
+                     its transaction {}",
+                    if recorded {
+                        "recorded as applied"
+                    } else {
+                        "not recorded"
+                    },
+                    if done { "committed" } else { "was rolled back" }
+                )
+            }
+            Err(e) => format!(
+                "the connection was lost at COMMIT{reason} and reconnecting failed ({e:#}), so \
+                 whether it committed is unknown: run `migrate status` when the server is back"
+            ),
+        }
+    }
+
+    /// The run stopped on a signal before this migration began.
+    async fn not_started(
+        &mut self,
+        migration: &Migration,
+        direction: Direction,
+        signal: i32,
+    ) -> anyhow::Result<Failure> {
+        let failure = Failure {
+            version: migration.version,
+            name: migration.name.clone(),
+            direction,
+            file: migration.path.clone(),
+            line: None,
+            error: format!(
+                "interrupted by {} before it started",
+                session::signal_name(signal)
+            ),
+            dirty: false,
+            rolled_back: false,
+            connection_lost: false,
+            interrupted: Some(session::signal_name(signal).to_string()),
+            state: "it did not start: nothing of it was applied".into(),
+            warnings: Vec::new(),
+        };
+        let note = (self.note)(migration.version);
+        self.log_failure(migration, SystemTime::now(), &failure, note)
+            .await?;
+        Ok(failure)
+    }
+
+    /// Logs a failed migration run in the history, as the connecting role.
+    async fn log_failure(
+        &self,
+        migration: &Migration,
+        started: SystemTime,
+        failure: &Failure,
+        note: Option<String>,
+    ) -> anyhow::Result<()> {
+        let client = &self.session.client;
+        let error = format!("{}: {}", failure.location(), failure.error);
+        let note = match (&failure.interrupted, note) {
+            (Some(signal), Some(note)) => Some(format!("interrupted by {signal}; {note}")),
+            (Some(signal), None) => Some(format!("interrupted by {signal}")),
+            (None, note) => note,
+        };
+        let warnings: Vec<String> = failure.warnings.iter().map(|w| w.to_string()).collect();
+        state::record_history(
+            client,
+            &HistoryEntry {
+                version: migration.version,
+                name: &migration.name,
+                direction: failure.direction,
+                checksum: Some(&migration.checksum),
+                started_at: started,
+                finished_at: SystemTime::now(),
+                error: Some(&error),
+                note: note.as_deref(),
+                warnings: &warnings,
+            },
+        )
+        .await
+    }
+}
+
+/// Keeps a successful migration's warnings with its history line (written in its own
+/// transaction before the warnings had arrived).
+async fn keep_warnings(
+    client: &Client,
+    migration: &Migration,
+    direction: Direction,
+    warnings: &[ServerMessage],
+) -> anyhow::Result<()> {
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    state::add_warnings(client, migration.version, direction, &texts).await
+}
+
+struct Flight {
+    error: Option<(Part, tokio_postgres::Error)>,
+    warnings: Vec<ServerMessage>,
+}
+
+/// Finishes the progress display however the run ends (an early `?` included).
+struct Finish<'a>(&'a dyn Progress);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// Streams a `COPY ... FROM STDIN` statement's rows (the driver's COPY-in).
+async fn copy_in(
+    client: &Client,
+    statement: &str,
+    rows: &str,
+) -> Result<(), tokio_postgres::Error> {
+    use futures_util::SinkExt;
+    let sink = client.copy_in::<_, bytes::Bytes>(statement).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::copy_from_slice(rows.as_bytes()))
+        .await?;
+    sink.finish().await.map(|_| ())
+}
+
+/// Under a transaction-level lock (pooler): the migration must still be as the plan saw it —
+/// not applied for `up` (and above the head, unless applied out of order on purpose), the
+/// head for `down`. Raises SQLSTATE `MG001` otherwise, so nothing runs.
+fn guard(migration: &Migration, direction: Direction, out_of_order: &[i64]) -> String {
+    let v = migration.version;
+    let condition = match direction {
+        Direction::Down => format!(
+            "NOT EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v}) \
+             OR EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version > {v})"
+        ),
+        _ if out_of_order.contains(&v) => {
+            format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})")
+        }
+        _ => format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version >= {v})"),
+    };
+    format!(
+        "DO $migrate$ BEGIN IF {condition} THEN RAISE EXCEPTION USING ERRCODE = 'MG001', \
+         MESSAGE = 'migration {v} is no longer {} (another run got there first)'; END IF; END \
+         $migrate$",
+        if direction == Direction::Down {
+            "the head"
+        } else {
+            "pending"
+        }
     )
-    .await
+}
+
+/// The tracking rows of a successful migration, as the connecting role, in one statement:
+/// its `schema_migrations` row (added for `up`, removed for `down`) and its history line,
+/// with the server's clock for start (the transaction's), finish and duration.
+fn record(migration: &Migration, direction: Direction, note: Option<&str>) -> String {
+    let v = migration.version;
+    let name = literal(&migration.name);
+    let checksum = literal(&migration.checksum);
+    let tool = literal(state::TOOL_VERSION);
+    let note = note.map_or("NULL".to_string(), literal);
+    let history = format!(
+        "INSERT INTO _migrate.history (version, name, direction, checksum, started_at, \
+         finished_at, success, error, tool_version, note) VALUES ({v}, {name}, '{dir}', \
+         {checksum}, pg_catalog.now(), pg_catalog.clock_timestamp(), true, NULL, {tool}, {note})",
+        dir = direction.as_str(),
+    );
+    let row = match direction {
+        Direction::Down => format!(
+            "WITH reverted AS (DELETE FROM _migrate.schema_migrations WHERE version = {v}) "
+        ),
+        _ => format!(
+            "WITH applied AS (INSERT INTO _migrate.schema_migrations (version, name, checksum, \
+             applied_by, duration_ms, tool_version, dirty) VALUES ({v}, {name}, {checksum}, \
+             pg_catalog.current_user(), (pg_catalog.date_part('epoch', \
+             pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::bigint, {tool}, false)) "
+        ),
+    };
+    format!("{AS_CONNECTING_ROLE}; {row}{history}")
+}
+
+fn section(migration: &Migration, direction: Direction) -> &Section {
+    match direction {
+        Direction::Down => &migration.down,
+        _ => &migration.up,
+    }
+}
+
+/// The section's statements; parsing checked them, so an error here is a file that changed.
+fn statements<'m>(
+    migration: &Migration,
+    section: &'m Section,
+) -> anyhow::Result<Vec<Statement<'m>>> {
+    section.statements().map_err(|e| {
+        crate::error::Error::input(format!(
+            "{}:{}: {}",
+            migration.path,
+            section.line_of_offset(e.offset()),
+            e.message()
+        ))
+        .into()
+    })
+}
+
+/// The connection is gone (server crash, `pg_terminate_backend`, network): nothing more can
+/// be sent on it.
+fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || matches!(
+            e.code(),
+            Some(c) if c.code().starts_with("08") || c.code().starts_with("57P0")
+        )
+}
+
+/// True when PostgreSQL undoes a failed statement by itself, leaving nothing behind: every
+/// statement except those that cannot run in a transaction block (`CONCURRENTLY` builds,
+/// which leave an INVALID index; `VACUUM`, `CREATE DATABASE`, `ALTER SYSTEM`, ...).
+fn rolls_back_alone(sql: &str) -> bool {
+    let words = crate::migrations::lexer::leading_words(sql, 64);
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let non_transactional = words.iter().any(|w| w == "concurrently")
+        || matches!(word(0), "vacuum" | "cluster" | "reindex")
+        || (word(0) == "alter" && word(1) == "system")
+        || (matches!(word(0), "create" | "drop") && matches!(word(1), "database" | "tablespace"));
+    !non_transactional
+}
+
+/// What to do about a dirty migration, naming what a failed `CONCURRENTLY` build leaves.
+fn dirty_advice(
+    migration: &Migration,
+    direction: Direction,
+    statements: &[Statement<'_>],
+    part: Part,
+) -> String {
+    let mut advice =
+        String::from("it ran outside a transaction and stopped part way, so it is marked dirty");
+    if let Part::Statement(i) = part {
+        let words = crate::migrations::lexer::leading_words(statements[i].sql, 6);
+        if words.iter().any(|w| w == "concurrently") && words.first().is_some_and(|w| w == "create")
+        {
+            advice.push_str(
+                "; a failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind: drop it \
+                 with DROP INDEX CONCURRENTLY before retrying",
+            );
+        }
+        if i > 0 {
+            advice.push_str(&format!("; its first {i} statement(s) took effect"));
+        }
+    }
+    advice.push_str(&format!(
+        ". Fix the database by hand, then `migrate repair {v}` (it counts as {a}) or `migrate \
+         repair {v} --forget` (it counts as {b})",
+        v = migration.version,
+        a = "applied",
+        b = if direction == Direction::Down {
+            "reverted"
+        } else {
+            "pending"
+        },
+    ));
+    advice
+}
+
+/// Bytes of blanks and comments before a statement's first keyword.
+fn leading_blank(sql: &str) -> usize {
+    let mut first = None;
+    crate::migrations::lexer::Scanner::default().feed_code(sql, |i, b| {
+        if first.is_none() && !b.is_ascii_whitespace() {
+            first = Some(i);
+        }
+    });
+    first.unwrap_or(0)
+}
+
+/// The file line an error in `statement` points at: PostgreSQL's position in the statement;
+/// else the line of a PL/pgSQL `DO` block or function body of this section that its context
+/// names ("PL/pgSQL function inline_code_block line 3"); else the statement's first line.
+fn error_line(
+    section: &Section,
+    statements: &[Statement<'_>],
+    statement: &Statement<'_>,
+    db: &tokio_postgres::error::DbError,
+) -> usize {
+    if let Some(tokio_postgres::error::ErrorPosition::Original(p)) = db.position() {
+        let offset = statement
+            .sql
+            .char_indices()
+            .nth((*p as usize).saturating_sub(1))
+            .map_or(statement.sql.len(), |(i, _)| i);
+        return section.line_of_offset(statement.offset + offset);
+    }
+    if let Some(context) = db.where_() {
+        for frame in context.lines() {
+            let Some(rest) = frame.strip_prefix("PL/pgSQL function ") else {
+                continue;
+            };
+            let Some((function, line)) = rest.split_once(" line ") else {
+                continue;
+            };
+            let Ok(line) = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .parse::<usize>()
+            else {
+                continue;
+            };
+            let body = if function == "inline_code_block" {
+                Some(statement)
+            } else {
+                let name = function
+                    .split('(')
+                    .next()
+                    .unwrap_or(function)
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(function)
+                    .trim_matches('"')
+                    .to_ascii_lowercase();
+                statements.iter().find(|s| {
+                    let words = crate::migrations::lexer::leading_words(s.sql, 8);
+                    words.first().is_some_and(|w| w == "create")
+                        && words.iter().any(|w| w == "function" || w == "procedure")
+                        && words.iter().any(|w| *w == name)
+                })
+            };
+            if let Some(body) = body.and_then(|s| body_offset(s).map(|o| s.offset + o)) {
+                return section.line_of_offset(body) + line - 1;
+            }
+        }
+    }
+    section.line_of_offset(statement.offset + leading_blank(statement.sql))
+}
+
+/// Byte offset of a dollar-quoted body's opening delimiter in a statement.
+fn body_offset(statement: &Statement<'_>) -> Option<usize> {
+    let mut found = None;
+    crate::migrations::lexer::Scanner::default().feed_code(statement.sql, |i, b| {
+        if found.is_none() && b == b'$' && statement.sql[i + 1..].contains('$') {
+            let rest = &statement.sql[i + 1..];
+            let tag_end = rest.find('$').unwrap_or(0);
+            if rest[..tag_end]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_')
+                && !rest[..tag_end]
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            {
+                found = Some(i);
+            }
+        }
+    });
+    found
 }
 
 /// `SET LOCAL` of the environment's settings (lock_timeout, statement_timeout), which
@@ -306,51 +997,4 @@ pub(crate) async fn set_local(
             .await?;
     }
     Ok(())
-}
-
-fn section(migration: &Migration, direction: Direction) -> &Section {
-    match direction {
-        Direction::Down => &migration.down,
-        _ => &migration.up,
-    }
-}
-
-fn step(migration: &Migration, direction: Direction, duration_ms: i64) -> Step {
-    Step {
-        version: migration.version,
-        name: migration.name.clone(),
-        direction,
-        duration_ms,
-    }
-}
-
-fn failure(
-    migration: &Migration,
-    direction: Direction,
-    section: &Section,
-    error: &tokio_postgres::Error,
-    dirty: bool,
-) -> Failure {
-    let (line, text) = match error.as_db_error() {
-        Some(db) => {
-            let line = match db.position() {
-                Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-                    Some(section.line_of_position(*p as usize))
-                }
-                _ => None,
-            };
-            (line, describe_db_error(db))
-        }
-        None => (None, crate::db::chain(error)),
-    };
-    Failure {
-        version: migration.version,
-        name: migration.name.clone(),
-        direction,
-        file: migration.path.clone(),
-        line,
-        error: text,
-        dirty,
-        rolled_back: !dirty,
-    }
 }

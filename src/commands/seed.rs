@@ -101,7 +101,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         ctx.guard_destructive(&target, "seed test")?;
     }
     if !args.dry_run {
-        ctx.lock(&client).await?;
+        ctx.lock(&client, &target, "seed").await?;
     }
     require_head(&migrations, &client).await?;
 
@@ -116,7 +116,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
             }
         }
     }
-    let shapes = catalog::tables(&client, &names).await?;
+    let shapes = catalog::tables(&*client, &names).await?;
     let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
 
     let mut report = SeedReport {
@@ -343,7 +343,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
         files.extend(seeds::checksums(&dir, set)?.into_iter().map(|f| (set, f)));
     }
     let (client, target) = ctx.connect().await?;
-    let mut latest: HashMap<(String, String), runs::SeedRun> = runs::latest(&client)
+    let mut latest: HashMap<(String, String), runs::SeedRun> = runs::latest(&*client)
         .await?
         .into_iter()
         .map(|r| ((r.seed_set.clone(), r.file.clone()), r))

@@ -39,7 +39,7 @@ pub struct Counts {
 pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
     let files = ctx.migrations()?;
     let (client, target) = ctx.connect().await?;
-    let applied = state::applied(&client).await?;
+    let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
     let mut counts = Counts::default();
     let rows = entries

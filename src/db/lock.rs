@@ -11,23 +11,83 @@ use crate::error::Error;
 /// The lock's two keys: "migr" and "ate!" as big-endian int4s.
 pub const KEYS: (i32, i32) = (0x6d69_6772, 0x6174_6521);
 
+/// The transaction-level form of the lock, for runs through a transaction-mode pooler: held
+/// until the transaction ends, so it can never be left behind on a pooled server connection.
+pub const XACT_LOCK: &str = "SELECT pg_catalog.pg_advisory_xact_lock(1835624306, 1635018017)";
+
+/// Who holds the lock, as the server sees them.
 const HOLDER: &str = "
     SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
-           coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS UTC'), '')
+           coalesce(host(a.client_addr) || ':' || a.client_port, 'local socket'),
+           coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS UTC'), ''),
+           coalesce(a.state, ''),
+           coalesce(to_char(a.query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS UTC'), ''),
+           coalesce(left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 120), '')
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid AND l.objsubid = 2
     LIMIT 1";
 
-/// Takes the lock, waiting at most `wait`; exits 3 naming the holder when it cannot.
-pub async fn acquire(client: &Client, wait: Duration) -> anyhow::Result<()> {
+/// Takes the transaction-level lock inside the caller's transaction.
+pub async fn acquire_xact(client: &Client) -> anyhow::Result<()> {
+    client.batch_execute(XACT_LOCK).await?;
+    Ok(())
+}
+
+/// The lock's holder in a sentence, or "another session" when it is gone already.
+pub async fn holder(client: &Client) -> anyhow::Result<String> {
+    let row = client.query_opt(HOLDER, &[&KEYS.0, &KEYS.1]).await?;
+    Ok(match row {
+        Some(row) => {
+            let state: String = row.get(5);
+            let query: String = row.get(7);
+            format!(
+                "pid {} (application `{}`, user `{}`, client {}, connected since {}, {}{})",
+                row.get::<_, i32>(0),
+                row.get::<_, String>(1),
+                row.get::<_, String>(2),
+                row.get::<_, String>(3),
+                row.get::<_, String>(4),
+                if state.is_empty() {
+                    "state unknown".to_string()
+                } else {
+                    state.clone()
+                },
+                if query.is_empty() {
+                    String::new()
+                } else if state == "active" {
+                    format!(" since {}: `{query}`", row.get::<_, String>(6))
+                } else {
+                    format!("; last statement: `{query}`")
+                }
+            )
+        }
+        None => "another session".to_string(),
+    })
+}
+
+/// Takes the lock, waiting at most `wait`; exits 3 naming the holder when it cannot. When
+/// the lock is taken, `waiting` hears at once whom it waits for and for how long at most.
+pub async fn acquire(
+    client: &Client,
+    wait: Duration,
+    waiting: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    let row = client
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&KEYS.0, &KEYS.1])
+        .await?;
+    if row.get::<_, bool>(0) {
+        return Ok(());
+    }
+    let who = holder(client).await?;
     let acquired = if wait.is_zero() {
-        let row = client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&KEYS.0, &KEYS.1])
-            .await?;
-        row.get::<_, bool>(0)
+        false
     } else {
+        waiting(&format!(
+            "waiting up to {}s for the migration lock, held by {who}",
+            wait.as_secs()
+        ));
         let millis = wait.as_millis().clamp(1, i32::MAX as u128);
         client
             .batch_execute(&format!("SET lock_timeout = {millis}"))
@@ -45,17 +105,7 @@ pub async fn acquire(client: &Client, wait: Duration) -> anyhow::Result<()> {
     if acquired {
         return Ok(());
     }
-    let holder = client.query_opt(HOLDER, &[&KEYS.0, &KEYS.1]).await?;
-    let who = match holder {
-        Some(row) => format!(
-            "pid {} (application `{}`, user `{}`, connected {})",
-            row.get::<_, i32>(0),
-            row.get::<_, String>(1),
-            row.get::<_, String>(2),
-            row.get::<_, String>(3)
-        ),
-        None => "another session".to_string(),
-    };
+    let who = holder(client).await?;
     Err(Error::unavailable(format!(
         "another migrate run holds the migration lock: {who}; waited {}s. \
          Let it finish, or raise --lock-wait",
@@ -63,7 +113,6 @@ pub async fn acquire(client: &Client, wait: Duration) -> anyhow::Result<()> {
     ))
     .into())
 }
-
 /// Releases the lock (closing the session releases it too).
 pub async fn release(client: &Client) -> anyhow::Result<()> {
     client

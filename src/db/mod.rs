@@ -2,6 +2,8 @@
 
 pub mod catalog;
 pub mod lock;
+pub mod pooler;
+pub mod session;
 pub mod state;
 pub mod tls;
 
@@ -14,9 +16,58 @@ use tls::SslMode;
 
 pub use tokio_postgres::Client as Connection;
 
+/// An open session: the client, the server's notices, and the server's reason if it closed
+/// the session. Derefs to the client. Its statement is cancelled on SIGINT/SIGTERM
+/// (`session::watch_signals`) for as long as it lives.
+pub struct Session {
+    pub client: Client,
+    pub notices: session::Notices,
+    pub closed: session::CloseReason,
+    _cancel: session::CancelRegistration,
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Session {
+    /// Keeps this session's statements running when the process is interrupted: for the
+    /// cleanup a command does after an interruption (dropping a scratch database).
+    pub fn survive_interrupts(&mut self) {
+        self._cancel = session::CancelRegistration::none();
+    }
+
+    /// The server's reason for closing the session, when it gave one.
+    pub fn close_reason(&self) -> Option<String> {
+        self.closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// `client_min_messages` for every session: WARNING and above reach the user; `--verbose`
+/// (`MIGRATE_VERBOSE=1`, set by the CLI) adds NOTICE.
+pub fn client_min_messages() -> &'static str {
+    if std::env::var_os("MIGRATE_VERBOSE").is_some_and(|v| v == "1") {
+        "notice"
+    } else {
+        "warning"
+    }
+}
+
 /// Opens a session to `url`, with TLS as its `sslmode` says (see `tls`). Failures are
 /// "unavailable" (exit 3), name the target redacted, and say whether TLS was the problem.
-pub async fn connect(url: &str) -> anyhow::Result<Client> {
+pub async fn connect(url: &str) -> anyhow::Result<Session> {
     let invalid = |e: &dyn std::fmt::Display| {
         Error::input(format!("invalid database URL {}: {e}", redact_url(url)))
     };
@@ -79,15 +130,30 @@ pub async fn connect(url: &str) -> anyhow::Result<Client> {
             chain(&e)
         ))
     })?;
-    tokio::spawn(async move {
-        // The error surfaces on the next query; nothing more to do here.
-        let _ = connection.await;
+    let (notices, closed) = session::drive(connection);
+    let token = client.cancel_token();
+    let cancel_tls = connector.clone();
+    let cancel = session::register_cancel(move || {
+        let token = token.clone();
+        let tls = cancel_tls.clone();
+        Box::pin(async move {
+            // Best effort, as libpq's PQcancel: the server may have finished already.
+            let _ = token.cancel_query(tls).await;
+        })
     });
     client
-        .batch_execute("SET client_min_messages = warning")
+        .batch_execute(&format!(
+            "SET client_min_messages = {}",
+            client_min_messages()
+        ))
         .await
         .context("configuring the session")?;
-    Ok(client)
+    Ok(Session {
+        client,
+        notices,
+        closed,
+        _cancel: cancel,
+    })
 }
 
 /// The whole chain of an error on one line: tokio-postgres hides causes behind "db error".

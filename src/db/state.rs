@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, Statement};
+use tokio_postgres::{Client, GenericClient};
 
 use crate::migrations::plan::AppliedMigration;
 use crate::migrations::Migration;
@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS _migrate.history (
     error        text,
     applied_by   text NOT NULL DEFAULT current_user,
     tool_version text NOT NULL,
-    note         text
+    note         text,
+    warnings     text[]
 );
 CREATE TABLE IF NOT EXISTS _migrate.seed_runs (
     id        bigserial PRIMARY KEY,
@@ -54,6 +55,12 @@ REVOKE ALL ON ALL TABLES IN SCHEMA _migrate FROM PUBLIC;
 
 const EXISTS: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
 
+/// Columns added after the first release, for state tables an older version created.
+const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS warnings text[]";
+
+const HAS_WARNINGS: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+     WHERE attrelid = '_migrate.history'::regclass AND attname = 'warnings' AND NOT attisdropped)";
+
 const SELECT_APPLIED: &str = "
 SELECT version, name, checksum,
        to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
@@ -69,34 +76,42 @@ const DELETE_APPLIED: &str = "DELETE FROM _migrate.schema_migrations WHERE versi
 
 const INSERT_HISTORY: &str = "
 INSERT INTO _migrate.history
-    (version, name, direction, checksum, started_at, finished_at, success, error, tool_version, note)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    (version, name, direction, checksum, started_at, finished_at, success, error, tool_version,
+     note, warnings)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// A successful `up`: the migration's row and its history line in one statement.
-const RECORD_UP: &str = "
+/// A `transaction: none` migration that finished: clean for `up` (with its duration), gone
+/// for `down`; and its history line, in one statement.
+const FINISH_UP: &str = "
 WITH applied AS (
-    INSERT INTO _migrate.schema_migrations
-        (version, name, checksum, applied_by, duration_ms, tool_version, dirty)
-    VALUES ($1, $2, $3, current_user, $4, $5, false)
+    UPDATE _migrate.schema_migrations
+    SET dirty = false, duration_ms = $4, applied_at = pg_catalog.now()
+    WHERE version = $1
 )
 INSERT INTO _migrate.history
     (version, name, direction, checksum, started_at, finished_at, success, error, tool_version, note)
-VALUES ($1, $2, 'up', $3, $6, $7, true, NULL, $5, $8)";
+VALUES ($1, $2, 'up', $3, $5, pg_catalog.clock_timestamp(), true, NULL, $6, $7)";
 
-/// A successful `down`: the migration's row goes, its history line comes, in one statement.
-const RECORD_DOWN: &str = "
+const FINISH_DOWN: &str = "
 WITH reverted AS (
     DELETE FROM _migrate.schema_migrations WHERE version = $1
 )
 INSERT INTO _migrate.history
     (version, name, direction, checksum, started_at, finished_at, success, error, tool_version, note)
-VALUES ($1, $2, 'down', $3, $4, $5, true, NULL, $6, $7)";
+VALUES ($1, $2, 'down', $3, $4, pg_catalog.clock_timestamp(), true, NULL, $5, $6)";
+
+/// The server's warnings of a migration whose history line its own transaction wrote.
+const ADD_WARNINGS: &str = "
+UPDATE _migrate.history SET warnings = $3
+WHERE id = (SELECT max(id) FROM _migrate.history WHERE version = $1 AND direction = $2)";
 
 /// Creates the state tables on first use; callers hold the migration lock.
 pub async fn ensure(client: &Client) -> anyhow::Result<()> {
     let exists: bool = client.query_one(EXISTS, &[]).await?.get(0);
     if !exists {
         client.batch_execute(CREATE).await?;
+    } else if !client.query_one(HAS_WARNINGS, &[]).await?.get::<_, bool>(0) {
+        client.batch_execute(UPGRADE).await?;
     }
     Ok(())
 }
@@ -174,63 +189,67 @@ pub async fn set_checksum(
     Ok(())
 }
 
-/// The tracking statements of a run, prepared once: recording a successful migration costs
-/// one round trip instead of a parse and an execute for each of two statements.
-pub struct Recorder {
-    up: Statement,
-    down: Statement,
+/// Marks a `transaction: none` migration as finished: for `up` its row becomes clean, for
+/// `down` it goes; its history line is written in the same statement.
+pub async fn finish_dirty(
+    client: &impl GenericClient,
+    migration: &Migration,
+    direction: Direction,
+    duration_ms: i64,
+    started_at: SystemTime,
+    note: Option<&str>,
+) -> anyhow::Result<()> {
+    match direction {
+        Direction::Down => {
+            let params: [&(dyn ToSql + Sync); 6] = [
+                &migration.version,
+                &migration.name,
+                &migration.checksum,
+                &started_at,
+                &TOOL_VERSION,
+                &note,
+            ];
+            client.execute(FINISH_DOWN, &params).await?
+        }
+        _ => {
+            let params: [&(dyn ToSql + Sync); 7] = [
+                &migration.version,
+                &migration.name,
+                &migration.checksum,
+                &duration_ms,
+                &started_at,
+                &TOOL_VERSION,
+                &note,
+            ];
+            client.execute(FINISH_UP, &params).await?
+        }
+    };
+    Ok(())
 }
 
-impl Recorder {
-    /// Prepares the statements; the state tables must exist.
-    pub async fn prepare(client: &Client) -> anyhow::Result<Recorder> {
-        Ok(Recorder {
-            up: client.prepare(RECORD_UP).await?,
-            down: client.prepare(RECORD_DOWN).await?,
-        })
-    }
+/// Clears the dirty mark a `down` of a `transaction: none` migration set before it started,
+/// when nothing of the `down` took effect.
+pub async fn clear_dirty(client: &impl GenericClient, version: i64) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE _migrate.schema_migrations SET dirty = false WHERE version = $1",
+            &[&version],
+        )
+        .await?;
+    Ok(())
+}
 
-    /// Records a migration that ran successfully: its `schema_migrations` row (added for
-    /// `up`, removed for `down`) and its history line, finished now.
-    pub async fn succeeded(
-        &self,
-        client: &impl GenericClient,
-        migration: &Migration,
-        direction: Direction,
-        duration_ms: i64,
-        started_at: SystemTime,
-        note: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let finished_at = SystemTime::now();
-        match direction {
-            Direction::Up => {
-                let params: [&(dyn ToSql + Sync); 8] = [
-                    &migration.version,
-                    &migration.name,
-                    &migration.checksum,
-                    &duration_ms,
-                    &TOOL_VERSION,
-                    &started_at,
-                    &finished_at,
-                    &note,
-                ];
-                client.execute(&self.up, &params).await?
-            }
-            _ => {
-                let params: [&(dyn ToSql + Sync); 7] = [
-                    &migration.version,
-                    &migration.name,
-                    &migration.checksum,
-                    &started_at,
-                    &finished_at,
-                    &TOOL_VERSION,
-                    &note,
-                ];
-                client.execute(&self.down, &params).await?
-            }
-        };
-        Ok(())
-    }
+/// Keeps the server's warnings with the history line of a migration that succeeded.
+pub async fn add_warnings(
+    client: &impl GenericClient,
+    version: i64,
+    direction: Direction,
+    warnings: &[String],
+) -> anyhow::Result<()> {
+    client
+        .execute(ADD_WARNINGS, &[&version, &direction.as_str(), &warnings])
+        .await?;
+    Ok(())
 }
 
 /// Directions of `_migrate.history`.
@@ -264,6 +283,8 @@ pub struct HistoryEntry<'a> {
     pub finished_at: SystemTime,
     pub error: Option<&'a str>,
     pub note: Option<&'a str>,
+    /// The server's WARNINGs (and with --verbose NOTICEs) while it ran.
+    pub warnings: &'a [String],
 }
 
 pub async fn record_history(
@@ -285,6 +306,7 @@ pub async fn record_history(
                 &entry.error,
                 &TOOL_VERSION,
                 &entry.note,
+                &entry.warnings,
             ],
         )
         .await?;

@@ -57,7 +57,26 @@ impl Scanner {
 
     /// Advances over `text`, calling `on_code(offset, byte)` for every byte outside comments,
     /// strings and quoted bodies (the byte that opens a string or body included).
+    pub fn feed_code(&mut self, text: &str, on_code: impl FnMut(usize, u8)) {
+        self.visit(text, on_code);
+    }
+
+    /// Advances over `text`, calling `on_code(offset, byte)` for every byte outside comments,
+    /// strings and quoted bodies (the byte that opens a string or body included).
     fn visit(&mut self, text: &str, mut on_code: impl FnMut(usize, u8)) {
+        self.visit_until(text, |i, b| {
+            on_code(i, b);
+            true
+        });
+    }
+
+    /// Like `visit`, but stops after the first byte for which `on_code` returns false and
+    /// returns the offset just past it; None when it reached the end of `text`.
+    fn visit_until(
+        &mut self,
+        text: &str,
+        mut on_code: impl FnMut(usize, u8) -> bool,
+    ) -> Option<usize> {
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -66,14 +85,14 @@ impl Scanner {
             match &mut self.state {
                 State::Code => match c {
                     b'\'' => {
-                        on_code(i, c);
+                        let _ = on_code(i, c);
                         let escapes = i > 0
                             && matches!(bytes[i - 1], b'e' | b'E')
                             && (i < 2 || !is_ident_byte(bytes[i - 2]));
                         self.state = State::String { escapes };
                     }
                     b'"' => {
-                        on_code(i, c);
+                        let _ = on_code(i, c);
                         self.state = State::QuotedIdent;
                     }
                     b'-' if next == Some(b'-') => {
@@ -85,13 +104,17 @@ impl Scanner {
                         i += 1;
                     }
                     b'$' if i == 0 || !is_ident_byte(bytes[i - 1]) => {
-                        on_code(i, c);
+                        let _ = on_code(i, c);
                         if let Some(len) = dollar_tag_len(&bytes[i..]) {
                             self.state = State::Dollar(text[i..i + len].to_string());
                             i += len - 1;
                         }
                     }
-                    _ => on_code(i, c),
+                    _ => {
+                        if !on_code(i, c) {
+                            return Some(i + 1);
+                        }
+                    }
                 },
                 State::String { escapes } => match c {
                     b'\\' if *escapes => i += 1,
@@ -130,6 +153,7 @@ impl Scanner {
             }
             i += 1;
         }
+        None
     }
 }
 
@@ -157,29 +181,255 @@ fn dollar_tag_len(bytes: &[u8]) -> Option<usize> {
 pub struct Statement<'a> {
     pub offset: usize,
     pub sql: &'a str,
+    /// For `COPY ... FROM STDIN`: the rows that follow it in the file, up to the `\.` line.
+    pub copy_data: Option<CopyData<'a>>,
+}
+
+/// The inline rows of a `COPY ... FROM STDIN` statement, as `pg_dump` writes them: every line
+/// after the statement up to a line holding only `\.` (which is not part of `text`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CopyData<'a> {
+    /// Byte offset of the first row in the section's text.
+    pub offset: usize,
+    /// The rows, each ending in a newline.
+    pub text: &'a str,
+}
+
+/// Why a piece of SQL cannot be split into statements the runner can send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    /// A backslash outside strings and comments: a psql meta-command such as `\i` or `\set`.
+    MetaCommand { offset: usize, command: String },
+    /// `COPY ... FROM STDIN` whose rows never end with a `\.` line.
+    UnterminatedCopy { offset: usize },
+    /// `COPY ... TO STDOUT`: the rows would go to the client, which a migration cannot take.
+    CopyToStdout { offset: usize },
+}
+
+impl SplitError {
+    /// Byte offset of the problem in the text that was split.
+    pub fn offset(&self) -> usize {
+        match self {
+            SplitError::MetaCommand { offset, .. }
+            | SplitError::UnterminatedCopy { offset }
+            | SplitError::CopyToStdout { offset } => *offset,
+        }
+    }
+
+    /// What is wrong and what to do, for a message that names the file and line.
+    pub fn message(&self) -> String {
+        match self {
+            SplitError::MetaCommand { command, .. } => format!(
+                "`{command}` is a psql meta-command, not SQL: migrate sends SQL to the server \
+                 and runs no psql commands; write the SQL itself here (for `\\i`, the included \
+                 file's statements)"
+            ),
+            SplitError::UnterminatedCopy { .. } => "`COPY ... FROM STDIN` opened here has no end: \
+                 its rows must end with a line holding only `\\.`, as pg_dump writes them"
+                .into(),
+            SplitError::CopyToStdout { .. } => "`COPY ... TO STDOUT` sends rows to the client, \
+                 which a migration cannot receive; copy to a table or a server file instead"
+                .into(),
+        }
+    }
 }
 
 /// Splits SQL into statements at top-level semicolons, dropping empty and comment-only ones.
-pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
-    let mut ends = Vec::new();
-    Scanner::default().feed(sql, |at| ends.push(at));
+///
+/// Follows psql's rules where plain splitting would go wrong: semicolons inside a
+/// `CREATE FUNCTION ... BEGIN ATOMIC ... END` body do not end the statement, and the rows
+/// after `COPY ... FROM STDIN;` (up to `\.`) are data, not SQL. A backslash outside strings
+/// and comments is a psql meta-command, which the server would reject: it is an error here.
+pub fn split_statements(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
     let mut statements = Vec::new();
     let mut start = 0;
-    for end in ends
-        .into_iter()
-        .map(|e| e + 1)
-        .chain(std::iter::once(sql.len()))
-    {
-        let piece = &sql[start..end];
-        if has_code(piece) {
-            statements.push(Statement {
-                offset: start,
-                sql: piece,
-            });
+    while start < sql.len() {
+        let mut scanner = Scanner::default();
+        let mut words = Words::default();
+        let mut problem = None;
+        let end = scanner.visit_until(&sql[start..], |i, b| {
+            let at = start + i;
+            if b == b'\\' {
+                let command: String = sql[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .take(20)
+                    .collect();
+                problem = Some(SplitError::MetaCommand {
+                    offset: at,
+                    command,
+                });
+                return false;
+            }
+            words.byte(sql, at, b);
+            !(b == b';' && words.atomic_depth == 0)
+        });
+        if let Some(problem) = problem {
+            return Err(problem);
         }
-        start = end;
+        let end = end.map_or(sql.len(), |e| start + e);
+        words.finish(sql, end);
+        let piece = &sql[start..end];
+        if !has_code(piece) {
+            start = end;
+            continue;
+        }
+        let mut statement = Statement {
+            offset: start,
+            sql: piece,
+            copy_data: None,
+        };
+        let mut next = end;
+        match words.copy_direction() {
+            Some(CopyDirection::FromStdin) => {
+                // The rows start on the next line and end at a line holding only `\.`.
+                let data_start = sql[end..].find('\n').map_or(sql.len(), |n| end + n + 1);
+                let mut line_start = data_start;
+                let mut data_end = None;
+                while line_start < sql.len() {
+                    let line_end = sql[line_start..]
+                        .find('\n')
+                        .map_or(sql.len(), |n| line_start + n);
+                    if &sql[line_start..line_end] == "\\." {
+                        data_end = Some((line_start, (line_end + 1).min(sql.len())));
+                        break;
+                    }
+                    line_start = line_end + 1;
+                }
+                let Some((data_end, after)) = data_end else {
+                    return Err(SplitError::UnterminatedCopy {
+                        offset: words.first_code.unwrap_or(start),
+                    });
+                };
+                statement.copy_data = Some(CopyData {
+                    offset: data_start,
+                    text: &sql[data_start..data_end],
+                });
+                next = after;
+            }
+            Some(CopyDirection::ToStdout) => {
+                return Err(SplitError::CopyToStdout {
+                    offset: words.first_code.unwrap_or(start),
+                });
+            }
+            None => {}
+        }
+        statements.push(statement);
+        start = next;
     }
-    statements
+    Ok(statements)
+}
+
+enum CopyDirection {
+    FromStdin,
+    ToStdout,
+}
+
+/// The words of one statement outside strings and comments, as far as splitting needs them:
+/// the first few (to recognise `CREATE FUNCTION` and `COPY`), whether `FROM STDIN` or
+/// `TO STDOUT` occurs, and psql's `BEGIN ... END` depth inside a function body.
+#[derive(Default)]
+struct Words {
+    /// Offset where the current word started, and the offset of its last byte.
+    current: Option<(usize, usize)>,
+    first: Vec<String>,
+    previous: String,
+    from_stdin: bool,
+    to_stdout: bool,
+    atomic_depth: u32,
+    /// Offset of the statement's first byte of code (after comments and blanks).
+    first_code: Option<usize>,
+}
+
+impl Words {
+    fn byte(&mut self, sql: &str, at: usize, b: u8) {
+        if self.first_code.is_none() && !b.is_ascii_whitespace() {
+            self.first_code = Some(at);
+        }
+        if is_ident_byte(b) {
+            match self.current {
+                Some((start, last)) if last + 1 == at => self.current = Some((start, at)),
+                Some(_) => {
+                    self.finish(sql, at);
+                    self.current = Some((at, at));
+                }
+                None => self.current = Some((at, at)),
+            }
+        } else {
+            self.finish(sql, at);
+        }
+    }
+
+    fn finish(&mut self, sql: &str, _at: usize) {
+        let Some((start, last)) = self.current.take() else {
+            return;
+        };
+        let word = sql[start..=last].to_ascii_lowercase();
+        let routine = self.first.first().is_some_and(|w| w == "create")
+            && self
+                .first
+                .iter()
+                .any(|w| w == "function" || w == "procedure");
+        if routine {
+            match word.as_str() {
+                "begin" => self.atomic_depth += 1,
+                "case" if self.atomic_depth > 0 => self.atomic_depth += 1,
+                "end" if self.atomic_depth > 0 => self.atomic_depth -= 1,
+                _ => {}
+            }
+        }
+        if self.first.first().is_some_and(|w| w == "copy") {
+            match (self.previous.as_str(), word.as_str()) {
+                ("from", "stdin") => self.from_stdin = true,
+                ("to", "stdout") => self.to_stdout = true,
+                _ => {}
+            }
+        }
+        if self.first.len() < 4 {
+            self.first.push(word.clone());
+        }
+        self.previous = word;
+    }
+
+    fn copy_direction(&self) -> Option<CopyDirection> {
+        if self.first.first().is_none_or(|w| w != "copy") {
+            None
+        } else if self.from_stdin {
+            Some(CopyDirection::FromStdin)
+        } else if self.to_stdout {
+            Some(CopyDirection::ToStdout)
+        } else {
+            None
+        }
+    }
+}
+
+/// The leading keywords of a statement (outside comments and strings), lowercase; at most `n`.
+pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    let flush = |current: &mut Option<(usize, usize)>, words: &mut Vec<String>| {
+        if let Some((start, last)) = current.take() {
+            if words.len() < n {
+                words.push(sql[start..=last].to_ascii_lowercase());
+            }
+        }
+    };
+    Scanner::default().visit(sql, |i, b| {
+        if is_ident_byte(b) {
+            match current {
+                Some((start, last)) if last + 1 == i => current = Some((start, i)),
+                _ => {
+                    flush(&mut current, &mut words);
+                    current = Some((i, i));
+                }
+            }
+        } else {
+            flush(&mut current, &mut words);
+        }
+    });
+    flush(&mut current, &mut words);
+    words
 }
 
 /// True when `sql` holds anything but blanks, comments and semicolons.
@@ -195,6 +445,7 @@ mod tests {
 
     fn statements(sql: &str) -> Vec<&str> {
         split_statements(sql)
+            .unwrap()
             .into_iter()
             .map(|s| s.sql.trim())
             .collect()
@@ -229,6 +480,61 @@ mod tests {
     #[test]
     fn positional_parameters_are_not_dollar_quotes() {
         assert_eq!(statements("prepare p as select $1; select 2;").len(), 2);
+    }
+
+    #[test]
+    fn begin_atomic_bodies_keep_their_semicolons() {
+        let sql = "create function f() returns int language sql begin atomic select 1; select case when true then 2 end; end;\n\
+                   end;\nselect 3;";
+        let got = statements(sql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].ends_with("end; end;"), "{got:?}");
+        assert_eq!(got[1], "end;");
+    }
+
+    #[test]
+    fn copy_from_stdin_takes_its_rows() {
+        let sql = "create table t (a text);\nCOPY public.t (a) FROM stdin;\nO'Brien\n-- not a comment; x\n\\.\nselect 1;\n";
+        let got = split_statements(sql).unwrap();
+        assert_eq!(got.len(), 3);
+        let data = got[1].copy_data.as_ref().unwrap();
+        assert_eq!(data.text, "O'Brien\n-- not a comment; x\n");
+        assert_eq!(&sql[data.offset..data.offset + 7], "O'Brien");
+        assert_eq!(got[2].sql.trim(), "select 1;");
+        assert!(matches!(
+            split_statements("copy t from stdin;\nrow\n"),
+            Err(SplitError::UnterminatedCopy { offset: 0 })
+        ));
+        assert!(matches!(
+            split_statements("select 1;\ncopy t to stdout;"),
+            Err(SplitError::CopyToStdout { .. })
+        ));
+    }
+
+    #[test]
+    fn meta_commands_are_refused_outside_strings() {
+        let err = split_statements("select 1;\n\\i other.sql\n").unwrap_err();
+        assert_eq!(
+            err,
+            SplitError::MetaCommand {
+                offset: 10,
+                command: "\\i".into()
+            }
+        );
+        assert!(split_statements("select '\\i', E'\\n'; -- \\set\n/* \\x */").is_ok());
+        assert!(matches!(
+            split_statements("\\restrict abc\nselect 1;"),
+            Err(SplitError::MetaCommand { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn leading_words_skip_comments() {
+        assert_eq!(
+            leading_words("-- c\n/* x */ Begin Transaction;", 3),
+            vec!["begin", "transaction"]
+        );
+        assert_eq!(leading_words("COMMIT", 1), vec!["commit"]);
     }
 
     #[test]

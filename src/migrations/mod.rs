@@ -43,6 +43,11 @@ impl Section {
         self.first_line + self.sql[..offset].bytes().filter(|&b| b == b'\n').count()
     }
 
+    /// The section's statements, as the runner sends them (see `lexer::split_statements`).
+    pub fn statements(&self) -> Result<Vec<lexer::Statement<'_>>, lexer::SplitError> {
+        lexer::split_statements(&self.sql)
+    }
+
     /// The file line of PostgreSQL's 1-based character position into `sql`.
     pub fn line_of_position(&self, position: usize) -> usize {
         let offset = self
@@ -172,6 +177,29 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
         .strip_prefix('\u{feff}')
         .unwrap_or(text)
         .replace("\r\n", "\n");
+    let line_at = |offset: usize| 1 + text[..offset].bytes().filter(|&b| b == b'\n').count();
+    if let Some(nul) = text.find('\0') {
+        return Err(problem(
+            Some(line_at(nul)),
+            "holds a NUL byte, which PostgreSQL cannot take in SQL text; save the file as plain \
+             UTF-8 text"
+                .into(),
+        ));
+    }
+    // COPY rows are data, not SQL: markers, quotes and comments inside them mean nothing.
+    // Splitting the whole text also finds psql meta-commands before anything else does.
+    let data_lines = match lexer::split_statements(&text) {
+        Ok(statements) => statements
+            .iter()
+            .filter_map(|s| s.copy_data.as_ref())
+            .map(|d| {
+                let first = line_at(d.offset);
+                // The rows, and the `\.` line that ends them.
+                first..=first + d.text.matches('\n').count()
+            })
+            .collect::<Vec<_>>(),
+        Err(e) => return Err(problem(Some(line_at(e.offset())), e.message())),
+    };
 
     let mut up_at: Option<usize> = None;
     let mut down_at: Option<usize> = None;
@@ -182,6 +210,9 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
     let lines: Vec<&str> = text.split('\n').collect();
     for (index, line) in lines.iter().enumerate() {
         let number = index + 1;
+        if data_lines.iter().any(|range| range.contains(&number)) {
+            continue;
+        }
         let in_code = scanner.state() == &State::Code;
         match marker(line).filter(|_| in_code) {
             Some(Marker::Up) => {
@@ -237,17 +268,20 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
                         }
                     }
                 }
-            } else if !trimmed.is_empty() && !trimmed.starts_with("/*") {
-                return Err(problem(
-                    Some(number),
-                    "SQL before the `-- UP` marker; the header holds only comments and directives"
-                        .into(),
-                ));
             }
         }
         let was_code = scanner.state() == &State::Code;
-        scanner.feed(line, |_| {});
+        let mut code_on_line = false;
+        scanner.feed_code(line, |_, b| code_on_line |= !b.is_ascii_whitespace());
         scanner.feed("\n", |_| {});
+        if up_at.is_none() && code_on_line {
+            return Err(problem(
+                Some(number),
+                "SQL before the `-- UP` marker would never run; the header holds only comments \
+                 and directives: move the SQL below `-- UP`"
+                    .into(),
+            ));
+        }
         if was_code && scanner.state() != &State::Code {
             opened_at = number;
         }
@@ -298,19 +332,50 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
             "the UP section is empty; write the forward SQL below `-- UP`".into(),
         ));
     }
+    // Only the SQL counts: COPY rows may hold quotes that open nothing.
     let check_section_closed = |section: &Section, name: &str| {
+        let statements = section
+            .statements()
+            .map_err(|e| problem(Some(section.line_of_offset(e.offset())), e.message()))?;
+        let Some(last) = statements.last() else {
+            return Ok(());
+        };
         let mut scanner = Scanner::default();
-        scanner.feed(&section.sql, |_| {});
+        scanner.feed(last.sql, |_| {});
         match scanner.state() {
             State::Code | State::LineComment => Ok(()),
             state => Err(problem(
-                Some(section.first_line),
+                Some(section.line_of_offset(last.offset)),
                 format!("the {name} section ends inside {}", state.describe()),
             )),
         }
     };
     check_section_closed(&up, "UP")?;
     check_section_closed(&down, "DOWN")?;
+    for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
+        let statements = section
+            .statements()
+            .map_err(|e| problem(Some(section.line_of_offset(e.offset())), e.message()))?;
+        for statement in statements {
+            if let Some(control) = transaction_control(statement.sql) {
+                return Err(problem(
+                    Some(section.line_of_offset(statement.offset + leading_blank(statement.sql))),
+                    format!(
+                        "`{control}` in the {name} section: migrate runs {} and records it in \
+                         that same transaction, so a migration must not begin, end or prepare \
+                         transactions itself; remove it (savepoints are fine), or move \
+                         statements that cannot run in a transaction to a migration with \
+                         `-- transaction: none`, whose statements each run on their own",
+                        if transactional {
+                            "the migration in one transaction"
+                        } else {
+                            "each statement of a `transaction: none` migration on its own"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
 
     Ok(Migration {
         version: file.version,
@@ -322,6 +387,35 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
         down,
         transactional,
     })
+}
+
+/// The transaction-control command a statement starts with, if any: `BEGIN`, `START
+/// TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` (not `ROLLBACK TO SAVEPOINT`), `ABORT`, and the
+/// two-phase `PREPARE TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`.
+fn transaction_control(sql: &str) -> Option<String> {
+    let words = lexer::leading_words(sql, 2);
+    let first = words.first().map(String::as_str)?;
+    let second = words.get(1).map(String::as_str);
+    let control = match (first, second) {
+        ("begin" | "commit" | "end" | "abort", _) => true,
+        ("start", Some("transaction")) => true,
+        ("rollback", Some("to")) => false,
+        ("rollback", _) => true,
+        ("prepare", Some("transaction")) => true,
+        _ => false,
+    };
+    control.then(|| words.join(" ").to_ascii_uppercase())
+}
+
+/// Bytes of blanks and comments before a statement's first keyword.
+fn leading_blank(sql: &str) -> usize {
+    let mut first = None;
+    Scanner::default().feed_code(sql, |i, b| {
+        if first.is_none() && !b.is_ascii_whitespace() {
+            first = Some(i);
+        }
+    });
+    first.unwrap_or(0)
 }
 
 enum Marker {
@@ -342,7 +436,7 @@ fn marker(line: &str) -> Option<Marker> {
 }
 
 /// Reads every `*.sql` file of `dir`, sorted by version. All problems are reported together;
-/// files that are not `.sql` (a README) and hidden files are ignored.
+/// hidden entries and files plainly not migrations (a README) are ignored (see `classify_entry`).
 pub fn discover(
     dir: &Path,
     display_root: &Path,
@@ -354,20 +448,40 @@ pub fn discover(
             dir.display()
         ))
     })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension().is_some_and(|x| x == "sql")
-                && !p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with('.'))
-        })
-        .collect();
+    let mut problems = Vec::new();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                return Err(Error::input(format!(
+                    "cannot read the migrations directory {}: {e}",
+                    dir.display()
+                )))
+            }
+        };
+        let path = entry.path();
+        let display = path
+            .strip_prefix(display_root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        match classify_entry(&path, &name) {
+            Entry::Migration => paths.push(path),
+            Entry::Other => {}
+            Entry::Problem(message) => problems.push(FileProblem {
+                file: display,
+                line: None,
+                message,
+            }),
+        }
+    }
     paths.sort();
 
-    let mut problems = Vec::new();
     let mut migrations: Vec<Migration> = Vec::new();
     for path in paths {
         let display = path
@@ -427,6 +541,64 @@ pub fn discover(
         Ok(migrations)
     } else {
         Err(file_problems(&problems))
+    }
+}
+
+/// What an entry of the migrations directory is.
+enum Entry {
+    /// A regular `*.sql` file (or a link to one): parsed as a migration.
+    Migration,
+    /// Something that is plainly not a migration (a README, notes): ignored.
+    Other,
+    /// Something that looks like a migration but cannot be one: an input error, never skipped.
+    Problem(String),
+}
+
+/// Sorts an entry of the migrations directory. Every name ending in `.sql` in any case, and
+/// every name starting with a version and `_`, looks like a migration; it is one only as a
+/// readable regular file named `*.sql`. Directories, FIFOs, sockets and broken links are
+/// problems whatever their name, because a file moved there by mistake would silently not run.
+fn classify_entry(path: &Path, name: &str) -> Entry {
+    let looks_like_migration = name.to_ascii_lowercase().ends_with(".sql")
+        || name
+            .split_once('_')
+            .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    let kind = match std::fs::metadata(path) {
+        Ok(meta) => meta.file_type(),
+        Err(e) => {
+            return Entry::Problem(match std::fs::symlink_metadata(path) {
+                Ok(link) if link.file_type().is_symlink() => format!(
+                    "a symbolic link whose target cannot be read ({e}); fix or remove the link"
+                ),
+                _ => format!("cannot be read: {e}"),
+            })
+        }
+    };
+    if kind.is_dir() {
+        return Entry::Problem(
+            "a directory: migrations are read from the migrations directory itself, never from \
+             subdirectories; move its files up or the directory out (or hide it with a leading `.`)"
+                .into(),
+        );
+    }
+    if !kind.is_file() {
+        return Entry::Problem(
+            "not a regular file (a FIFO, socket or device); migrations must be regular files"
+                .into(),
+        );
+    }
+    if name.ends_with(".sql") {
+        Entry::Migration
+    } else if name.to_ascii_lowercase().ends_with(".sql") {
+        Entry::Problem("the extension must be `.sql` in lowercase; rename the file".into())
+    } else if looks_like_migration {
+        Entry::Problem(
+            "named like a migration but not `.sql`, so it would never run; rename it to \
+             `<version>_<name>.sql`, or move it out of the migrations directory"
+                .into(),
+        )
+    } else {
+        Entry::Other
     }
 }
 

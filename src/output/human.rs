@@ -100,29 +100,30 @@ impl Report for RunReport {
     }
 
     fn status(&self) -> ExitStatus {
-        if self.failure.is_some() {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
+        match &self.failure {
+            Some(f) if f.connection_lost => ExitStatus::Unavailable,
+            Some(_) => ExitStatus::Failure,
+            None => ExitStatus::Success,
         }
     }
 
     fn problem(&self) -> Option<String> {
         let f = self.failure.as_ref()?;
-        let after = if f.dirty {
-            format!(
-                "it ran outside a transaction and stopped part way: it is marked dirty. Fix the \
-                 database by hand, then `migrate repair {}` (or `--forget` if you undid it)",
-                f.version
-            )
-        } else if self.atomic {
-            "the whole --atomic run was rolled back; nothing was applied".to_string()
-        } else {
-            format!(
-                "it was rolled back; {} migration(s) before it stay applied",
-                self.steps.len()
-            )
-        };
+        let mut after = f.state.clone();
+        if !self.atomic && !f.connection_lost && !self.steps.is_empty() {
+            after.push_str(&format!(
+                "; {} migration(s) before it stay {}",
+                self.steps.len(),
+                if f.direction.as_str() == "down" {
+                    "reverted"
+                } else {
+                    "applied"
+                }
+            ));
+        }
+        if f.connection_lost {
+            after = format!("{after}\ntarget: {}", self.target);
+        }
         Some(format!(
             "{} of {} failed at {}: {}\n{after}",
             f.direction.as_str(),

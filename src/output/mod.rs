@@ -47,6 +47,7 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(json: bool, quiet: bool) -> Printer {
+        progress::QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
         let color = std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Printer {

@@ -2,13 +2,46 @@
 
 use std::sync::Mutex;
 
+use std::io::Write;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::db::session::ServerMessage;
 
 pub trait Progress {
     fn start(&self, total: u64, verb: &str);
     fn migration(&self, name: &str);
     fn finish(&self);
+
+    /// A WARNING or NOTICE the server sent while a migration ran: shown on stderr as it
+    /// arrives, with or without a terminal (never on stdout, which --json owns).
+    fn server_message(&self, message: &ServerMessage) {
+        if !quiet() {
+            self.println(&format!("server {message}"));
+        }
+    }
+
+    /// The run waits (for the migration lock): said at once on stderr, terminal or not.
+    fn waiting(&self, message: &str) {
+        if !quiet() {
+            self.println(message);
+        }
+    }
+
+    /// Prints a line on stderr without breaking a bar that is being drawn.
+    fn println(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", crate::redact::mask(line));
+    }
 }
+
+/// --quiet: nothing but errors on stderr.
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set once by the printer for --quiet.
+pub(crate) static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// For --json, --quiet, and a stderr that is not a terminal.
 pub struct NoProgress;
@@ -49,6 +82,17 @@ impl Progress for Bar {
     fn finish(&self) {
         if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
+        }
+    }
+
+    fn println(&self, line: &str) {
+        let line = crate::redact::mask(line);
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(bar) => bar.println(line),
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{line}");
+            }
         }
     }
 }

@@ -9,4 +9,5 @@ mod files;
 mod local;
 mod seed_data;
 mod seeds;
+mod truth;
 mod verify;

@@ -1,0 +1,188 @@
+//! What a session carries besides its client: the server's notices (WARNING, NOTICE) as they
+//! arrive, and the way to cancel its running statement when the process is told to stop.
+//!
+//! tokio-postgres hands notices to whoever polls the connection; `drive` polls it on a task of
+//! its own and keeps them in a per-session queue. Every open session registers a cancel
+//! request here, so a SIGINT or SIGTERM can cancel whatever statement is running server-side
+//! (libpq's `PQcancel`) instead of leaving it to run, and holding locks, after we exit.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Connection};
+
+/// A message the server sent outside a query's result: `RAISE WARNING`, `RAISE NOTICE`, ...
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerMessage {
+    /// PostgreSQL's severity: WARNING, NOTICE, INFO, LOG or DEBUG.
+    pub severity: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ServerMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.severity, self.message)
+    }
+}
+
+/// The notices of one session, in the order the server sent them.
+pub struct Notices(mpsc::UnboundedReceiver<ServerMessage>);
+
+impl Notices {
+    /// Waits for the next notice; pending while the session is open and quiet.
+    pub async fn next(&mut self) -> Option<ServerMessage> {
+        self.0.recv().await
+    }
+
+    /// Every notice that has arrived and not been taken yet.
+    pub fn drain(&mut self) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        while let Ok(m) = self.0.try_recv() {
+            out.push(m);
+        }
+        out
+    }
+}
+
+/// The reason the server gave when it closed a session (e.g. `pg_terminate_backend`), if any.
+pub type CloseReason = Arc<Mutex<Option<String>>>;
+
+/// Polls `connection` on its own task until it closes, queueing its notices; returns them
+/// and a slot that holds the server's last word if it closed the session with an error.
+pub fn drive<S, T>(connection: Connection<S, T>) -> (Notices, CloseReason)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let reason: CloseReason = Arc::default();
+    let slot = reason.clone();
+    let mut connection = connection;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notice(notice)) => {
+                    let _ = tx.send(ServerMessage {
+                        severity: notice.severity().to_string(),
+                        message: notice.message().to_string(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let text = match e.as_db_error() {
+                        Some(db) => super::describe_db_error(db),
+                        None => super::chain(&e),
+                    };
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                    break;
+                }
+            }
+        }
+    });
+    (Notices(rx), reason)
+}
+
+type CancelFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Canceller = Box<dyn Fn() -> CancelFuture + Send + Sync>;
+
+static CANCELLERS: Mutex<Vec<(u64, Arc<Canceller>)>> = Mutex::new(Vec::new());
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Registration of a session's cancel request; unregistered when dropped.
+pub struct CancelRegistration(u64);
+
+impl CancelRegistration {
+    /// No registration: a session whose statements an interrupt must not cancel.
+    pub fn none() -> CancelRegistration {
+        CancelRegistration(u64::MAX)
+    }
+}
+
+impl Drop for CancelRegistration {
+    fn drop(&mut self) {
+        let mut all = CANCELLERS.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// Registers how to cancel a session's running statement (a cancel request on a new
+/// connection, over TLS when the session uses it).
+pub fn register_cancel(
+    cancel: impl Fn() -> CancelFuture + Send + Sync + 'static,
+) -> CancelRegistration {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut all = CANCELLERS.lock().unwrap_or_else(|e| e.into_inner());
+    all.push((id, Arc::new(Box::new(cancel))));
+    CancelRegistration(id)
+}
+
+/// The signal that interrupted this process (SIGINT 2, SIGTERM 15), or 0.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// The signal number that interrupted the run, if one did.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// The signal's name, for messages and the history's note.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Listens for SIGINT and SIGTERM for the rest of the process. The first one is recorded and
+/// every open session's running statement is cancelled server-side, so the command winds
+/// down through its normal error path: a transaction rolls back, a `transaction: none`
+/// migration stays dirty, the interruption is written to the history, the lock is released.
+/// If the command has not ended 10 seconds later, or a second signal comes, the process
+/// exits at once with 128 + the signal number, as shells expect.
+pub fn watch_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let number = tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+            };
+            if !first {
+                std::process::exit(128 + number);
+            }
+            first = false;
+            INTERRUPTED.store(number, Ordering::SeqCst);
+            cancel_all().await;
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                std::process::exit(128 + number);
+            });
+        }
+    });
+}
+
+/// Sends a cancel request for every open session's running statement.
+pub async fn cancel_all() {
+    let cancellers: Vec<Arc<Canceller>> = CANCELLERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    futures_util::future::join_all(cancellers.iter().map(|c| c())).await;
+}

@@ -1,0 +1,595 @@
+//! The runner tells the truth whatever the SQL does (README, "Truth under faults"): session
+//! state, transaction control, COPY, failed CONCURRENTLY builds, warnings, kills, lost
+//! connections, errors inside PL/pgSQL, and input that would otherwise be silently ignored.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{server, Project};
+
+/// A role of this test's own (roles are cluster-wide), which may do nothing.
+fn powerless_role(p: &Project, label: &str) -> String {
+    let role = format!("powerless_{label}_{}", std::process::id());
+    p.db.execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
+         THEN CREATE ROLE {role} NOLOGIN; END IF; END $$"
+    ));
+    role
+}
+
+fn table_schema(p: &Project, table: &str) -> Option<String> {
+    p.db.client()
+        .query_opt(
+            "SELECT table_schema::text FROM information_schema.tables WHERE table_name = $1",
+            &[&table],
+        )
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+fn dirty(p: &Project, version: i64) -> Option<bool> {
+    p.db.client()
+        .query_opt(
+            "SELECT dirty FROM _migrate.schema_migrations WHERE version = $1",
+            &[&version],
+        )
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+/// Mutation this catches: dropping the session reset between migrations (`reset_session`).
+#[test]
+fn every_migration_starts_from_the_connections_session_state() {
+    let p = Project::new("session_state");
+    let role = powerless_role(&p, "ss");
+    p.migration(
+        "0001_coach_app.sql",
+        "-- UP\ncreate schema app;\nset search_path to app, public;\n-- DOWN\ndrop schema app;\n",
+    );
+    p.migration(
+        "0002_coach_t.sql",
+        "-- UP\ncreate table coach_t (x int);\ncreate temp table scratch (x int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    p.migration(
+        "0003_coach_role.sql",
+        &format!(
+            "-- UP\ncreate temp table scratch (x int);\nset role {role};\n-- DOWN\nselect 1;\n"
+        ),
+    );
+    p.migration(
+        "0004_coach_none.sql",
+        &format!("-- transaction: none\n-- UP\nset role {role};\nselect 1;\n-- DOWN\nselect 1;\n"),
+    );
+    p.migration(
+        "0005_coach_after.sql",
+        "-- UP\ncreate table coach_after (x int);\n-- DOWN\ndrop table coach_after;\n",
+    );
+    p.migrate(&["up"]).success();
+    // In one run as in five: 0001's search_path does not reach 0002.
+    assert_eq!(table_schema(&p, "coach_t").as_deref(), Some("public"));
+    assert_eq!(table_schema(&p, "coach_after").as_deref(), Some("public"));
+    // The tracking rows were written as the connecting role, not the role 0003/0004 set.
+    let by: Vec<String> =
+        p.db.client()
+            .query(
+                "SELECT DISTINCT applied_by FROM _migrate.schema_migrations",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    let me: String = p.db.scalar("SELECT current_user::text");
+    assert_eq!(by, vec![me]);
+    assert_eq!(dirty(&p, 4), Some(false));
+    // Down runs as the connecting role too, whatever the migrations set.
+    p.migrate(&["down", "--all"]).success();
+    assert!(p.applied().is_empty());
+}
+
+/// Mutation this catches: ignoring `[session]` in migrate.toml.
+#[test]
+fn migrate_toml_session_settings_reach_every_migration() {
+    let p = Project::new("session_settings");
+    p.write(
+        "migrate.toml",
+        "[session]\nsearch_path = \"extensions, public\"\n",
+    );
+    p.migration(
+        "0001_platform_ext.sql",
+        "-- UP\ncreate schema if not exists extensions;\n-- DOWN\ndrop schema extensions;\n",
+    );
+    p.migration(
+        "0002_coach_t.sql",
+        "-- UP\nset search_path to public;\ncreate table coach_first (x int);\n-- DOWN\ndrop table coach_first;\n",
+    );
+    p.migration(
+        "0003_coach_u.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_second (x int);\n-- DOWN\ndrop table coach_second;\n",
+    );
+    p.migration(
+        "0004_coach_v.sql",
+        "-- UP\ncreate table coach_third (x int);\n-- DOWN\ndrop table coach_third;\n",
+    );
+    p.migrate(&["up"]).success();
+    assert_eq!(table_schema(&p, "coach_first").as_deref(), Some("public"));
+    assert_eq!(
+        table_schema(&p, "coach_second").as_deref(),
+        Some("extensions")
+    );
+    assert_eq!(
+        table_schema(&p, "coach_third").as_deref(),
+        Some("extensions")
+    );
+    // A setting the server rejects names migrate.toml and applies nothing.
+    p.write("migrate.toml", "[session]\nwork_mem = \"lots\"\n");
+    p.migration(
+        "0005_coach_w.sql",
+        "-- UP\ncreate table coach_w (x int);\n-- DOWN\ndrop table coach_w;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("migrate.toml")
+        .stderr_has("work_mem");
+    assert_eq!(table_schema(&p, "coach_w"), None);
+    // A bad setting name is a configuration error before anything connects.
+    p.write("migrate.toml", "[session]\n\"role\" = \"postgres\"\n");
+    p.migrate(&["up"]).code(2).stderr_has("role");
+}
+
+/// Mutation this catches: dropping the transaction-control check of `migrations::parse`.
+#[test]
+fn transaction_control_in_a_file_is_refused_before_anything_runs() {
+    for (body, word, line) in [
+        (
+            "begin;\ncreate table accounts (x int);\ncommit;\nselect 1/0;\n",
+            "BEGIN",
+            2,
+        ),
+        ("create table accounts (x int);\n  COMMIT ;\n", "COMMIT", 3),
+        ("create table accounts (x int);\nend;\n", "END", 3),
+        (
+            "start transaction;\ncreate table accounts (x int);\n",
+            "START TRANSACTION",
+            2,
+        ),
+        (
+            "create table accounts (x int);\n/* c */ rollback;\n",
+            "ROLLBACK",
+            3,
+        ),
+        (
+            "create table accounts (x int);\nprepare transaction 'x';\n",
+            "PREPARE TRANSACTION",
+            3,
+        ),
+    ] {
+        let p = Project::new("tx_control");
+        p.migration(
+            "0001_coach_ok.sql",
+            "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+        );
+        p.migration(
+            "0002_coach_tx.sql",
+            &format!("-- UP\n{body}-- DOWN\ndrop table accounts;\n"),
+        );
+        for args in [&["up"][..], &["up", "--atomic"], &["check"]] {
+            p.migrate(args)
+                .code(2)
+                .stderr_has(&format!("0002_coach_tx.sql:{line}"))
+                .stderr_has(&format!("`{word}`"));
+        }
+        assert!(p.applied().is_empty(), "{body}");
+        assert_eq!(table_schema(&p, "accounts"), None);
+        assert_eq!(table_schema(&p, "coach_ok"), None);
+    }
+    // Savepoints, and BEGIN ATOMIC bodies, are not transaction control.
+    let p = Project::new("tx_savepoint");
+    p.migration(
+        "0001_coach_sp.sql",
+        "-- UP\ncreate table coach_sp (x int);\nsavepoint a;\ninsert into coach_sp values (1);\nrollback to savepoint a;\nrelease savepoint a;\n\
+         create function coach_one() returns int language sql\nbegin atomic\n  select 1;\nend;\n\
+         -- DOWN\ndrop function coach_one();\ndrop table coach_sp;\n",
+    );
+    p.migrate(&["up"]).success();
+    let rows: i64 = p.db.scalar("SELECT count(*) FROM coach_sp");
+    assert_eq!(rows, 0);
+    let one: i32 = p.db.scalar("SELECT coach_one()");
+    assert_eq!(one, 1);
+    p.migrate(&["down"]).success();
+}
+
+/// Mutation this catches: sending COPY rows as SQL (the pre-fix "connection closed").
+#[test]
+fn copy_from_stdin_blocks_load_in_both_modes() {
+    let p = Project::new("copy");
+    let copy = "COPY public.coach_people (id, name, tags) FROM stdin;\n1\tO'Brien\t{a,b}\n2\t\\N\t{}\n3\t-- DOWN\t\\N\n\\.\n";
+    p.migration(
+        "0001_coach_people.sql",
+        &format!(
+            "-- UP\ncreate table coach_people (id int primary key, name text, tags text[]);\n{copy}-- DOWN\ndrop table coach_people;\n"
+        ),
+    );
+    p.migration(
+        "0002_coach_more.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_more (id int);\nCOPY coach_more FROM STDIN WITH (FORMAT csv);\n10\n11\n\\.\ninsert into coach_more values (12);\n-- DOWN\ndrop table coach_more;\n",
+    );
+    p.migrate(&["up"]).success();
+    let names: Vec<Option<String>> =
+        p.db.client()
+            .query("SELECT name FROM coach_people ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(
+        names,
+        vec![Some("O'Brien".into()), None, Some("-- DOWN".into())]
+    );
+    let more: i64 = p.db.scalar("SELECT sum(id) FROM coach_more");
+    assert_eq!(more, 33);
+    assert_eq!(dirty(&p, 2), Some(false));
+
+    // A row the table refuses names the file; nothing of that migration stays.
+    p.migration(
+        "0003_coach_bad.sql",
+        "-- UP\ncreate table coach_bad (id int);\nCOPY coach_bad FROM stdin;\n1\nnot a number\n\\.\n-- DOWN\ndrop table coach_bad;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("0003_coach_bad.sql")
+        .stderr_has("invalid input syntax");
+    assert_eq!(table_schema(&p, "coach_bad"), None);
+    assert_eq!(p.applied(), vec![1, 2]);
+}
+
+/// Mutation this catches: letting a backslash line through to the server.
+#[test]
+fn psql_meta_commands_are_input_errors() {
+    for (body, command, line) in [
+        ("\\i other.sql\n", "\\i", 2),
+        ("select 1;\n\\set ON_ERROR_STOP on\n", "\\set", 3),
+        (
+            "\\restrict AbCdEf\ncreate table t (x int);\n",
+            "\\restrict",
+            2,
+        ),
+        ("select 1 \\gset\n", "\\gset", 2),
+        ("COPY t FROM stdin;\n1\n", "", 2),
+    ] {
+        let p = Project::new("meta");
+        p.migration(
+            "0001_coach_meta.sql",
+            &format!("-- UP\n{body}-- DOWN\nselect 1;\n"),
+        );
+        let run = p.migrate(&["check"]);
+        run.code(2)
+            .stderr_has(&format!("0001_coach_meta.sql:{line}"));
+        if command.is_empty() {
+            run.stderr_has("\\.");
+        } else {
+            run.stderr_has(&format!("`{command}")).stderr_has("psql");
+        }
+        p.migrate(&["up"]).code(2);
+        assert!(p.applied().is_empty());
+    }
+}
+
+/// Mutation this catches: reporting a failed first CONCURRENTLY statement as rolled back.
+#[test]
+fn a_failed_concurrent_index_build_is_dirty_never_rolled_back() {
+    let p = Project::new("concurrently");
+    p.migration(
+        "0001_coach_dups.sql",
+        "-- UP\ncreate table coach_dups (x int);\ninsert into coach_dups values (1), (1);\n-- DOWN\ndrop table coach_dups;\n",
+    );
+    p.migration(
+        "0002_coach_unique.sql",
+        "-- transaction: none\n-- UP\ncreate unique index concurrently coach_dups_x on coach_dups (x);\n-- DOWN\ndrop index concurrently coach_dups_x;\n",
+    );
+    let json = p.migrate(&["up", "--json"]).code(1).json();
+    let failure = &json["failure"];
+    assert_eq!(failure["dirty"], true, "{json}");
+    assert_eq!(failure["rolled_back"], false, "{json}");
+    assert!(failure["state"].as_str().unwrap().contains("INVALID index"));
+    // PostgreSQL left the INVALID index behind, and the status says dirty.
+    let invalid: bool = p
+        .db
+        .scalar("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = 'coach_dups_x'::regclass");
+    assert!(invalid);
+    assert_eq!(dirty(&p, 2), Some(true));
+    p.migrate(&["up"]).code(1).stderr_has("dirty");
+    // A first statement that PostgreSQL rolls back by itself is not dirty.
+    let q = Project::new("first_fails");
+    q.migration(
+        "0001_coach_x.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_x (x int, x int);\ncreate table coach_y (y int);\n-- DOWN\nselect 1;\n",
+    );
+    let json = q.migrate(&["up", "--json"]).code(1).json();
+    assert_eq!(json["failure"]["dirty"], false);
+    assert_eq!(json["failure"]["rolled_back"], true);
+    assert!(q.applied().is_empty());
+}
+
+/// Mutation this catches: dropping the notice forwarding of `db::session::drive`.
+#[test]
+fn server_warnings_are_shown_kept_and_in_json() {
+    let p = Project::new("warnings");
+    p.migration(
+        "0001_coach_warn.sql",
+        "-- UP\ndo $$ begin raise warning 'orphaned rows: %', 3; raise notice 'just so you know'; end $$;\n-- DOWN\ndo $$ begin raise warning 'going down'; end $$;\n",
+    );
+    let run = p.migrate(&["up", "--json"]);
+    run.success().stderr_has("WARNING: orphaned rows: 3");
+    assert!(!run.stderr.contains("just so you know"));
+    let json = run.json();
+    assert_eq!(
+        json["steps"][0]["warnings"][0]["message"],
+        "orphaned rows: 3"
+    );
+    let kept: Vec<String> =
+        p.db.scalar("SELECT warnings FROM _migrate.history WHERE version = 1 AND direction = 'up'");
+    assert_eq!(kept, vec!["WARNING: orphaned rows: 3".to_string()]);
+    // --verbose adds NOTICEs.
+    p.migrate(&["down", "--verbose"])
+        .success()
+        .stderr_has("WARNING: going down");
+    p.migrate(&["up", "--verbose"])
+        .success()
+        .stderr_has("NOTICE: just so you know");
+}
+
+/// Mutation this catches: recording the `transaction: none` dirty mark only after an error.
+#[test]
+fn kill_9_during_a_non_transactional_migration_leaves_it_dirty() {
+    for direction in ["up", "down"] {
+        let p = Project::new("kill9");
+        p.migration(
+            "0001_coach_slow.sql",
+            "-- transaction: none\n-- UP\ncreate table coach_a (x int);\nselect pg_sleep(60) /* up */;\ncreate table coach_b (x int);\n\
+             -- DOWN\ndrop table coach_a;\nselect pg_sleep(60) /* down */;\ndrop table if exists coach_b;\n",
+        );
+        if direction == "down" {
+            // Applied quickly first: the UP's sleep is cut short by the test.
+            let mut child = spawn(&p, &["up"]);
+            wait_for_query(&p, "/* up */");
+            cancel_query(&p, "/* up */");
+            let _ = child.wait();
+            p.migrate(&["repair", "1"]).success();
+            assert_eq!(dirty(&p, 1), Some(false));
+        }
+        let args: &[&str] = if direction == "up" {
+            &["up"]
+        } else {
+            &["down", "--all"]
+        };
+        let mut child = spawn(&p, args);
+        wait_for_query(&p, &format!("/* {direction} */"));
+        child.kill().unwrap(); // SIGKILL: no handler, no cleanup
+        let _ = child.wait();
+        terminate_query(&p, &format!("/* {direction} */"));
+        assert_eq!(dirty(&p, 1), Some(true), "{direction}");
+        p.migrate(&["status"]).success().stdout_has("DIRTY");
+        p.migrate(&["up"]).code(1).stderr_has("dirty");
+    }
+    // A transactional migration killed mid-way leaves nothing at all.
+    let p = Project::new("kill9_tx");
+    p.migration(
+        "0001_coach_tx.sql",
+        "-- UP\ncreate table coach_a (x int);\nselect pg_sleep(60) /* tx */;\n-- DOWN\ndrop table coach_a;\n",
+    );
+    let mut child = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* tx */");
+    child.kill().unwrap();
+    let _ = child.wait();
+    terminate_query(&p, "/* tx */");
+    assert!(p.applied().is_empty());
+    assert_eq!(table_schema(&p, "coach_a"), None);
+}
+
+/// Mutation this catches: printing only "connection closed" when the session dies.
+#[test]
+fn a_lost_connection_names_the_migration_and_what_became_of_it() {
+    let p = Project::new("lost");
+    p.migration(
+        "0001_coach_ok.sql",
+        "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+    );
+    p.migration(
+        "0002_coach_slow.sql",
+        "-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(60) /* lost */;\n-- DOWN\ndrop table coach_slow;\n",
+    );
+    let child = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* lost */");
+    terminate_query(&p, "/* lost */");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("0002_coach_slow.sql"), "{stderr}");
+    assert!(stderr.contains("administrator command"), "{stderr}");
+    assert!(stderr.contains("rolled it back"), "{stderr}");
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(table_schema(&p, "coach_slow"), None);
+
+    // Outside a transaction: dirty, and said so.
+    let q = Project::new("lost_none");
+    q.migration(
+        "0001_coach_slow.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_a (x int);\nselect pg_sleep(60) /* lost2 */;\n-- DOWN\nselect 1;\n",
+    );
+    let child = spawn(&q, &["up"]);
+    wait_for_query(&q, "/* lost2 */");
+    terminate_query(&q, "/* lost2 */");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("dirty"), "{stderr}");
+    assert_eq!(dirty(&q, 1), Some(true));
+}
+
+/// Mutation this catches: dropping the PL/pgSQL context translation in `error_line`.
+#[test]
+fn errors_inside_do_blocks_and_function_bodies_name_the_file_line() {
+    let p = Project::new("do_line");
+    p.migration(
+        "0001_coach_do.sql",
+        "-- a header\n-- UP\ncreate table coach_t (x int);\n\ndo $$\nbegin\n  perform 1;\n  raise exception 'boom in block';\nend\n$$;\n-- DOWN\ndrop table coach_t;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("0001_coach_do.sql:8")
+        .stderr_has("boom in block");
+    let q = Project::new("fn_line");
+    q.migration(
+        "0001_coach_fn.sql",
+        "-- UP\ncreate function coach_f() returns void language plpgsql as $body$\nbegin\n  perform 1;\n  raise exception 'boom in function';\nend\n$body$;\n\nselect coach_f();\n-- DOWN\ndrop function coach_f();\n",
+    );
+    q.migrate(&["up"])
+        .code(1)
+        .stderr_has("0001_coach_fn.sql:5")
+        .stderr_has("boom in function");
+}
+
+/// Mutation this catches: `discover` skipping what is not a readable `*.sql` file again.
+#[test]
+fn nothing_in_the_migrations_directory_is_silently_skipped() {
+    let cases: Vec<(&str, Box<dyn Fn(&Project)>, &str)> = vec![
+        (
+            "block comment before UP",
+            Box::new(|p: &Project| {
+                p.migration(
+                    "0002_coach_x.sql",
+                    "/* note */ create table coach_x (x int);\n-- UP\nselect 1;\n-- DOWN\n",
+                );
+            }),
+            "0002_coach_x.sql:1",
+        ),
+        (
+            "uppercase extension",
+            Box::new(|p: &Project| {
+                p.migration("0002_coach_x.SQL", "-- UP\nselect 1;\n-- DOWN\n");
+            }),
+            "0002_coach_x.SQL",
+        ),
+        (
+            "dangling symlink",
+            Box::new(|p: &Project| {
+                std::os::unix::fs::symlink(
+                    p.path().join("nowhere.sql"),
+                    p.migrations().join("0002_coach_x.sql"),
+                )
+                .unwrap();
+            }),
+            "0002_coach_x.sql",
+        ),
+        (
+            "directory",
+            Box::new(|p: &Project| {
+                std::fs::create_dir(p.migrations().join("0002_coach_x.sql")).unwrap();
+            }),
+            "directory",
+        ),
+        (
+            "fifo",
+            Box::new(|p: &Project| {
+                let path = p.migrations().join("0002_coach_x.sql");
+                let ok = Command::new("mkfifo").arg(&path).status().unwrap();
+                assert!(ok.success());
+            }),
+            "not a regular file",
+        ),
+        (
+            "backup copy",
+            Box::new(|p: &Project| {
+                p.migration("0002_coach_x.sql.orig", "-- UP\nselect 1;\n-- DOWN\n");
+            }),
+            "0002_coach_x.sql.orig",
+        ),
+        (
+            "NUL byte",
+            Box::new(|p: &Project| {
+                p.migration(
+                    "0002_coach_x.sql",
+                    "-- UP\nselect 1;\nselect '\0';\n-- DOWN\n",
+                );
+            }),
+            "0002_coach_x.sql:3",
+        ),
+    ];
+    for (what, make, expected) in cases {
+        let p = Project::new("skipped");
+        p.migration(
+            "0001_coach_ok.sql",
+            "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+        );
+        p.write("migrations/README.md", "notes are fine\n");
+        make(&p);
+        for args in [&["up"][..], &["check"], &["status"]] {
+            p.migrate(args).code(2).stderr_has(expected);
+        }
+        assert!(p.applied().is_empty(), "{what}");
+    }
+}
+
+// --- helpers for runs the test interrupts ---------------------------------------------
+
+fn spawn(p: &Project, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(args)
+        .args(["--database-url", &p.db.url])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate")
+}
+
+/// Waits until a statement containing `marker` is running in the test's database.
+pub fn wait_for_query(p: &Project, marker: &str) {
+    let started = Instant::now();
+    let mut client = server_client(p);
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+                &[&marker],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no statement with {marker} started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn server_client(p: &Project) -> postgres::Client {
+    let _ = server();
+    p.db.client()
+}
+
+/// Ends the backend running `marker` (what a crash or `pg_terminate_backend` does).
+pub fn terminate_query(p: &Project, marker: &str) {
+    server_client(p)
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+            &[&marker],
+        )
+        .unwrap();
+}
+
+fn cancel_query(p: &Project, marker: &str) {
+    server_client(p)
+        .execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+            &[&marker],
+        )
+        .unwrap();
+}
