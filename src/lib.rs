@@ -53,7 +53,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         redact::register_url(&url);
     }
     if cli.global.verbose {
-        // Read by every session's `client_min_messages` (db::client_min_messages).
+        // Read by every session when it filters the server's notices (db::verbose).
         std::env::set_var("MIGRATE_VERBOSE", "1");
     }
     let cwd = std::env::current_dir()?;

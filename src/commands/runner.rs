@@ -109,13 +109,17 @@ pub struct Runner<'a> {
 /// Restores the connection's initial session state: what `DISCARD ALL` does, except releasing
 /// advisory locks (ours is among them). `role` and `session_authorization` are not reset by
 /// `RESET ALL`, hence the explicit statements.
+const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
+     CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES; DISCARD PLANS";
+
+/// Through a transaction pooler the reset runs inside each transaction, on whichever server
+/// connection the transaction got, and leaves prepared statements alone (PgBouncer 1.21+
+/// keeps its own on the server connections).
+const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
+     CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
+
 fn reset_session() -> String {
-    format!(
-        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; CLOSE ALL; UNLISTEN *; \
-         DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES; DISCARD PLANS; \
-         SET client_min_messages = {}",
-        crate::db::client_min_messages()
-    )
+    RESET_SESSION.to_string()
 }
 
 /// Inside a transaction, before the tracking rows: back to the connecting role and a search
@@ -177,11 +181,15 @@ impl Runner<'_> {
             let result = if migration.transactional {
                 self.run_in_transaction(migration, direction).await?
             } else {
-                self.run_statements(migration, direction).await?
+                match self.run_statements(migration, direction).await? {
+                    Ok(step) => Ran::Done(step),
+                    Err(failure) => Ran::Failed(failure),
+                }
             };
             match result {
-                Ok(step) => outcome.steps.push(step),
-                Err(failure) => {
+                Ran::Done(step) => outcome.steps.push(step),
+                Ran::Skipped => {}
+                Ran::Failed(failure) => {
                     outcome.failure = Some(failure);
                     break;
                 }
@@ -200,7 +208,13 @@ impl Runner<'_> {
             .start(migrations.len() as u64, direction.as_str());
         let _finish = Finish(self.progress);
         let client = &self.session.client;
-        client.batch_execute(&reset_session()).await?;
+        let reset = match self.locking {
+            Locking::Session => RESET_SESSION,
+            Locking::Transaction => RESET_POOLED,
+        };
+        if self.locking == Locking::Session {
+            client.batch_execute(reset).await?;
+        }
         client.batch_execute("BEGIN").await?;
         if self.locking == Locking::Transaction {
             lock::acquire_xact(client).await?;
@@ -211,7 +225,7 @@ impl Runner<'_> {
             let started = SystemTime::now();
             let clock = Instant::now();
             let note = (self.note)(migration.version);
-            let mut parts = vec![(Part::Setup, reset_session())];
+            let mut parts = vec![(Part::Setup, reset.to_string())];
             if let Some(sql) = settings_sql(self.settings, true) {
                 parts.push((Part::Settings, sql));
             }
@@ -286,7 +300,7 @@ impl Runner<'_> {
         &mut self,
         migration: &Migration,
         direction: Direction,
-    ) -> anyhow::Result<Result<Step, Failure>> {
+    ) -> anyhow::Result<Ran> {
         let note = (self.note)(migration.version);
         let started = SystemTime::now();
         let clock = Instant::now();
@@ -314,7 +328,7 @@ impl Runner<'_> {
         let duration_ms = clock.elapsed().as_millis() as i64;
         let Some((part, e)) = flight.error else {
             keep_warnings(&self.session.client, migration, direction, &flight.warnings).await?;
-            return Ok(Ok(Step {
+            return Ok(Ran::Done(Step {
                 version: migration.version,
                 name: migration.name.clone(),
                 direction,
@@ -322,12 +336,15 @@ impl Runner<'_> {
                 warnings: flight.warnings,
             }));
         };
+        if part == Part::Guard && e.code().is_some_and(|c| c.code() == DONE_ELSEWHERE) {
+            return Ok(Ran::Skipped);
+        }
         let mut failure = self.failure(migration, direction, section, &statements, part, &e);
         failure.warnings = flight.warnings;
         if is_connection_lost(&e) {
             failure.connection_lost = true;
             failure.state = self.after_lost_connection(migration, direction, part).await;
-            return Ok(Err(failure));
+            return Ok(Ran::Failed(failure));
         }
         if part == Part::Setup && self.session.client.is_closed() {
             return Err(anyhow::Error::new(e).context("starting the migration's transaction"));
@@ -345,7 +362,7 @@ impl Runner<'_> {
                 .into();
         }
         self.log_failure(migration, started, &failure, note).await?;
-        Ok(Err(failure))
+        Ok(Ran::Failed(failure))
     }
 
     /// `transaction: none`: recorded dirty and committed first, then each statement on its
@@ -726,6 +743,14 @@ async fn keep_warnings(
     state::add_warnings(client, migration.version, direction, &texts).await
 }
 
+/// What became of one migration of a run.
+enum Ran {
+    Done(Step),
+    /// Another run did it first (through a pooler, under the transaction-level lock).
+    Skipped,
+    Failed(Failure),
+}
+
 struct Flight {
     error: Option<(Part, tokio_postgres::Error)>,
     warnings: Vec<ServerMessage>,
@@ -754,29 +779,40 @@ async fn copy_in(
     sink.finish().await.map(|_| ())
 }
 
-/// Under a transaction-level lock (pooler): the migration must still be as the plan saw it —
-/// not applied for `up` (and above the head, unless applied out of order on purpose), the
-/// head for `down`. Raises SQLSTATE `MG001` otherwise, so nothing runs.
+/// SQLSTATE of the guard when another run already did this migration: skipped, not failed.
+const DONE_ELSEWHERE: &str = "MG001";
+
+/// Under a transaction-level lock (pooler): the migration must still be as the plan saw it.
+/// For `up`: not applied (`MG001` when another run applied it: skipped), and no higher
+/// version applied unless it is applied out of order on purpose (`MG002`: stop). For `down`:
+/// still applied (`MG001` when another run reverted it) and still the head (`MG002`).
 fn guard(migration: &Migration, direction: Direction, out_of_order: &[i64]) -> String {
     let v = migration.version;
-    let condition = match direction {
-        Direction::Down => format!(
-            "NOT EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v}) \
-             OR EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version > {v})"
+    let (done, conflict) = match direction {
+        Direction::Down => (
+            format!("NOT EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})"),
+            format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version > {v})"),
         ),
-        _ if out_of_order.contains(&v) => {
-            format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})")
-        }
-        _ => format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version >= {v})"),
+        _ => (
+            format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})"),
+            if out_of_order.contains(&v) {
+                "false".to_string()
+            } else {
+                format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version > {v})")
+            },
+        ),
     };
     format!(
-        "DO $migrate$ BEGIN IF {condition} THEN RAISE EXCEPTION USING ERRCODE = 'MG001', \
-         MESSAGE = 'migration {v} is no longer {} (another run got there first)'; END IF; END \
-         $migrate$",
-        if direction == Direction::Down {
-            "the head"
+        "DO $migrate$ BEGIN \
+         IF {done} THEN RAISE EXCEPTION USING ERRCODE = '{DONE_ELSEWHERE}', \
+         MESSAGE = 'migration {v} was {verb} by another run meanwhile'; END IF; \
+         IF {conflict} THEN RAISE EXCEPTION USING ERRCODE = 'MG002', \
+         MESSAGE = 'another run applied a migration above {v} meanwhile'; END IF; \
+         END $migrate$",
+        verb = if direction == Direction::Down {
+            "reverted"
         } else {
-            "pending"
+            "applied"
         }
     )
 }

@@ -7,7 +7,6 @@ pub mod session;
 pub mod state;
 pub mod tls;
 
-use anyhow::Context as _;
 use tokio_postgres::{Client, Config};
 
 use crate::error::Error;
@@ -55,14 +54,11 @@ impl Session {
     }
 }
 
-/// `client_min_messages` for every session: WARNING and above reach the user; `--verbose`
-/// (`MIGRATE_VERBOSE=1`, set by the CLI) adds NOTICE.
-pub fn client_min_messages() -> &'static str {
-    if std::env::var_os("MIGRATE_VERBOSE").is_some_and(|v| v == "1") {
-        "notice"
-    } else {
-        "warning"
-    }
+/// Whether NOTICEs reach the user: with `--verbose` (`MIGRATE_VERBOSE=1`, set by the CLI).
+/// WARNINGs always do. Filtered here rather than with `SET client_min_messages`, which
+/// would change the session (and, through a transaction pooler, other clients' sessions).
+pub fn verbose() -> bool {
+    std::env::var_os("MIGRATE_VERBOSE").is_some_and(|v| v == "1")
 }
 
 /// Opens a session to `url`, with TLS as its `sslmode` says (see `tls`). Failures are
@@ -141,13 +137,6 @@ pub async fn connect(url: &str) -> anyhow::Result<Session> {
             let _ = token.cancel_query(tls).await;
         })
     });
-    client
-        .batch_execute(&format!(
-            "SET client_min_messages = {}",
-            client_min_messages()
-        ))
-        .await
-        .context("configuring the session")?;
     Ok(Session {
         client,
         notices,

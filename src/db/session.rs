@@ -67,6 +67,15 @@ where
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notice(notice)) => {
+                    // WARNING always; NOTICE and INFO with --verbose; DEBUG and LOG never.
+                    let shown = match notice.severity() {
+                        "WARNING" => true,
+                        "NOTICE" | "INFO" => super::verbose(),
+                        _ => false,
+                    };
+                    if !shown {
+                        continue;
+                    }
                     let _ = tx.send(ServerMessage {
                         severity: notice.severity().to_string(),
                         message: notice.message().to_string(),

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::migrations::plan::AppliedMigration;
@@ -105,12 +105,53 @@ const ADD_WARNINGS: &str = "
 UPDATE _migrate.history SET warnings = $3
 WHERE id = (SELECT max(id) FROM _migrate.history WHERE version = $1 AND direction = $2)";
 
+/// Runs `sql` as an unnamed statement (one round trip, and nothing left on the server's
+/// connection, so it works through a transaction-mode pooler); parameter types come from
+/// the server.
+async fn unnamed(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+        params.iter().map(|p| (*p, type_of(*p))).collect();
+    client.query_typed(sql, &typed).await
+}
+
+/// `unnamed` for a statement whose rows do not matter.
+async fn execute(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), tokio_postgres::Error> {
+    unnamed(client, sql, params).await.map(|_| ())
+}
+
+/// The PostgreSQL type each Rust value here binds as (`query_typed` needs it spelled out).
+fn type_of(value: &(dyn ToSql + Sync)) -> Type {
+    // Our parameters are i64, &str/String (and Options of them), SystemTime, bool, and
+    // string arrays: tell them apart by what accepts them.
+    for ty in [
+        Type::INT8,
+        Type::BOOL,
+        Type::TIMESTAMPTZ,
+        Type::TEXT_ARRAY,
+        Type::TEXT,
+    ] {
+        let mut buf = bytes::BytesMut::new();
+        if value.to_sql_checked(&ty, &mut buf).is_ok() {
+            return ty;
+        }
+    }
+    Type::UNKNOWN
+}
+
 /// Creates the state tables on first use; callers hold the migration lock.
 pub async fn ensure(client: &Client) -> anyhow::Result<()> {
-    let exists: bool = client.query_one(EXISTS, &[]).await?.get(0);
+    let exists: bool = unnamed(client, EXISTS, &[]).await?[0].get(0);
     if !exists {
         client.batch_execute(CREATE).await?;
-    } else if !client.query_one(HAS_WARNINGS, &[]).await?.get::<_, bool>(0) {
+    } else if !unnamed(client, HAS_WARNINGS, &[]).await?[0].get::<_, bool>(0) {
         client.batch_execute(UPGRADE).await?;
     }
     Ok(())
@@ -118,11 +159,11 @@ pub async fn ensure(client: &Client) -> anyhow::Result<()> {
 
 /// The applied migrations, in version order; none when the state tables do not exist yet.
 pub async fn applied(client: &impl GenericClient) -> anyhow::Result<Vec<AppliedMigration>> {
-    let exists: bool = client.query_one(EXISTS, &[]).await?.get(0);
+    let exists: bool = unnamed(client, EXISTS, &[]).await?[0].get(0);
     if !exists {
         return Ok(Vec::new());
     }
-    let rows = client.query(SELECT_APPLIED, &[]).await?;
+    let rows = unnamed(client, SELECT_APPLIED, &[]).await?;
     Ok(rows
         .iter()
         .map(|r| AppliedMigration {
@@ -144,34 +185,34 @@ pub async fn record_applied(
     duration_ms: i64,
     dirty: bool,
 ) -> anyhow::Result<()> {
-    client
-        .execute(
-            INSERT_APPLIED,
-            &[
-                &migration.version,
-                &migration.name,
-                &migration.checksum,
-                &duration_ms,
-                &TOOL_VERSION,
-                &dirty,
-            ],
-        )
-        .await?;
+    execute(
+        client,
+        INSERT_APPLIED,
+        &[
+            &migration.version,
+            &migration.name,
+            &migration.checksum,
+            &duration_ms,
+            &TOOL_VERSION,
+            &dirty,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
 pub async fn forget_applied(client: &impl GenericClient, version: i64) -> anyhow::Result<()> {
-    client.execute(DELETE_APPLIED, &[&version]).await?;
+    execute(client, DELETE_APPLIED, &[&version]).await?;
     Ok(())
 }
 
 pub async fn mark_dirty(client: &impl GenericClient, version: i64) -> anyhow::Result<()> {
-    client
-        .execute(
-            "UPDATE _migrate.schema_migrations SET dirty = true WHERE version = $1",
-            &[&version],
-        )
-        .await?;
+    execute(
+        client,
+        "UPDATE _migrate.schema_migrations SET dirty = true WHERE version = $1",
+        &[&version],
+    )
+    .await?;
     Ok(())
 }
 
@@ -180,12 +221,12 @@ pub async fn set_checksum(
     version: i64,
     checksum: &str,
 ) -> anyhow::Result<()> {
-    client
-        .execute(
-            "UPDATE _migrate.schema_migrations SET checksum = $2, dirty = false WHERE version = $1",
-            &[&version, &checksum],
-        )
-        .await?;
+    execute(
+        client,
+        "UPDATE _migrate.schema_migrations SET checksum = $2, dirty = false WHERE version = $1",
+        &[&version, &checksum],
+    )
+    .await?;
     Ok(())
 }
 
@@ -209,7 +250,7 @@ pub async fn finish_dirty(
                 &TOOL_VERSION,
                 &note,
             ];
-            client.execute(FINISH_DOWN, &params).await?
+            execute(client, FINISH_DOWN, &params).await?
         }
         _ => {
             let params: [&(dyn ToSql + Sync); 7] = [
@@ -221,7 +262,7 @@ pub async fn finish_dirty(
                 &TOOL_VERSION,
                 &note,
             ];
-            client.execute(FINISH_UP, &params).await?
+            execute(client, FINISH_UP, &params).await?
         }
     };
     Ok(())
@@ -230,12 +271,12 @@ pub async fn finish_dirty(
 /// Clears the dirty mark a `down` of a `transaction: none` migration set before it started,
 /// when nothing of the `down` took effect.
 pub async fn clear_dirty(client: &impl GenericClient, version: i64) -> anyhow::Result<()> {
-    client
-        .execute(
-            "UPDATE _migrate.schema_migrations SET dirty = false WHERE version = $1",
-            &[&version],
-        )
-        .await?;
+    execute(
+        client,
+        "UPDATE _migrate.schema_migrations SET dirty = false WHERE version = $1",
+        &[&version],
+    )
+    .await?;
     Ok(())
 }
 
@@ -246,9 +287,12 @@ pub async fn add_warnings(
     direction: Direction,
     warnings: &[String],
 ) -> anyhow::Result<()> {
-    client
-        .execute(ADD_WARNINGS, &[&version, &direction.as_str(), &warnings])
-        .await?;
+    execute(
+        client,
+        ADD_WARNINGS,
+        &[&version, &direction.as_str(), &warnings],
+    )
+    .await?;
     Ok(())
 }
 
@@ -292,23 +336,23 @@ pub async fn record_history(
     entry: &HistoryEntry<'_>,
 ) -> anyhow::Result<()> {
     let success = entry.error.is_none();
-    client
-        .execute(
-            INSERT_HISTORY,
-            &[
-                &entry.version,
-                &entry.name,
-                &entry.direction.as_str(),
-                &entry.checksum,
-                &entry.started_at,
-                &entry.finished_at,
-                &success,
-                &entry.error,
-                &TOOL_VERSION,
-                &entry.note,
-                &entry.warnings,
-            ],
-        )
-        .await?;
+    execute(
+        client,
+        INSERT_HISTORY,
+        &[
+            &entry.version,
+            &entry.name,
+            &entry.direction.as_str(),
+            &entry.checksum,
+            &entry.started_at,
+            &entry.finished_at,
+            &success,
+            &entry.error,
+            &TOOL_VERSION,
+            &entry.note,
+            &entry.warnings,
+        ],
+    )
+    .await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod engine;
 mod envs;
 mod files;
 mod local;
+mod production;
 mod seed_data;
 mod seeds;
 mod truth;

@@ -1,0 +1,349 @@
+//! Production conditions: a transaction-mode PgBouncer in front of the server, SIGINT and
+//! SIGTERM during a long migration, and a visible wait for another run's lock.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::support::{server, Project};
+use crate::truth::{terminate_query, wait_for_query};
+
+/// A real PgBouncer in `pool_mode = transaction` in front of the test server, started once
+/// per test process and stopped when it exits (a watchdog kills it if the tests are killed).
+struct Bouncer {
+    port: u16,
+}
+
+static BOUNCER: OnceLock<Bouncer> = OnceLock::new();
+
+fn pgbouncer_binary() -> PathBuf {
+    for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("PgBouncer is not installed (Debian: apt-get install pgbouncer; .ci/run installs it)");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn bouncer() -> &'static Bouncer {
+    BOUNCER.get_or_init(|| {
+        let admin = server().admin_url().to_string();
+        let server_port: u16 = admin
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .expect("test server URL with a port");
+        let dir = std::env::temp_dir().join(format!("migrate-pgbouncer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = transaction\n\
+                 default_pool_size = 4\nmax_client_conn = 200\n\
+                 ignore_startup_parameters = extra_float_digits,options\n\
+                 logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        // PgBouncer refuses to run as root: as root, run it as the server's own user.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let _ = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status();
+        }
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pgbouncer_binary());
+            c
+        } else {
+            Command::new(pgbouncer_binary())
+        };
+        let child = command
+            .arg(dir.join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbouncer");
+        // Stopped with the test process, like the test clusters.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {child} 2>/dev/null; \
+                 pkill -f '{dir}/pgbouncer.ini' 2>/dev/null; rm -rf '{dir}'",
+                pid = std::process::id(),
+                child = child.id(),
+                dir = dir.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pgbouncer did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Bouncer { port }
+    })
+}
+
+/// The project's database, reached through the pooler.
+fn pooled_url(p: &Project) -> String {
+    let name = p.db.url.rsplit('/').next().unwrap().to_string();
+    format!("postgres://postgres@127.0.0.1:{}/{name}", bouncer().port)
+}
+
+fn advisory_locks(p: &Project) -> i64 {
+    p.db.scalar(&format!(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = {} AND objid = {} \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        migrate::db::lock::KEYS.0,
+        migrate::db::lock::KEYS.1
+    ))
+}
+
+fn five(label: &str) -> Project {
+    let p = Project::new(label);
+    for v in 1..=5 {
+        p.migration(
+            &format!("{v:04}_coach_t{v}.sql"),
+            &format!("-- UP\ncreate table coach_t{v} (x int);\n-- DOWN\ndrop table coach_t{v};\n"),
+        );
+    }
+    p
+}
+
+/// Mutation this catches: taking the session-level lock (or named statements) through a
+/// transaction pooler: the lock stays on a pooled connection, the next run fails.
+#[test]
+fn migrations_work_through_a_transaction_pooler_and_leave_no_lock() {
+    let p = five("pooler");
+    let url = pooled_url(&p);
+    for _ in 0..2 {
+        p.migrate_raw(&["up", "--to", "3", "--database-url", &url], &[])
+            .success();
+        assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+        p.migrate_raw(&["up", "--database-url", &url], &[])
+            .success();
+        assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+        p.migrate_raw(&["status", "--database-url", &url], &[])
+            .success()
+            .stdout_has("coach_t5");
+        p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
+            .success();
+        assert!(p.applied().is_empty());
+        assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+    }
+    // Nothing leaks between pooled sessions either: each migration's settings were local.
+    let leaked: i64 = p.db.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'idle in transaction'",
+    );
+    assert_eq!(leaked, 0);
+}
+
+/// Mutation this catches: applying a `transaction: none` migration through the pooler.
+#[test]
+fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
+    let p = five("pooler_refused");
+    p.migration(
+        "0006_coach_idx.sql",
+        "-- transaction: none\n-- UP\ncreate index concurrently coach_t1_x on coach_t1 (x);\n-- DOWN\ndrop index concurrently coach_t1_x;\n",
+    );
+    let url = pooled_url(&p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("transaction-mode connection pooler")
+        .stderr_has("0006_coach_idx.sql")
+        .stderr_has("Connect directly");
+    assert!(p.applied().is_empty(), "refused before anything ran");
+    // Direct, it works; then commands that need a session of their own are refused.
+    p.migrate(&["up"]).success();
+    std::fs::create_dir_all(p.path().join("seeds/base")).unwrap();
+    for args in [&["repair", "6"][..], &["baseline", "6"], &["seed", "base"]] {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        p.migrate_raw(&all, &[])
+            .code(1)
+            .stderr_has("transaction-mode connection pooler");
+    }
+    assert_eq!(advisory_locks(&p), 0);
+}
+
+/// Mutation this catches: skipping the re-check under the transaction-level lock.
+#[test]
+fn concurrent_runs_through_a_pooler_apply_each_migration_once() {
+    let p = five("pooler_concurrent");
+    let url = pooled_url(&p);
+    let runs: Vec<Child> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_migrate"))
+                .args(["up", "--database-url", &url])
+                .current_dir(p.path())
+                .env_remove("DATABASE_URL")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+    let ups: i64 =
+        p.db.scalar("SELECT count(*) FROM _migrate.history WHERE direction = 'up' AND success");
+    assert_eq!(ups, 5);
+}
+
+fn spawn(p: &Project, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(args)
+        .args(["--database-url", &p.db.url])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate")
+}
+
+fn running(p: &Project, marker: &str) -> i64 {
+    p.db.client()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+            &[&marker],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// Mutation this catches: exiting on a signal without cancelling the server's statement.
+#[test]
+fn sigint_and_sigterm_cancel_the_statement_record_it_and_release_the_lock() {
+    for (signal, name, code, transactional) in [
+        (libc::SIGINT, "SIGINT", 130, true),
+        (libc::SIGTERM, "SIGTERM", 143, true),
+        (libc::SIGTERM, "SIGTERM", 143, false),
+    ] {
+        let p = Project::new("signal");
+        let header = if transactional {
+            ""
+        } else {
+            "-- transaction: none\n"
+        };
+        p.migration(
+            "0001_coach_ok.sql",
+            "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+        );
+        p.migration(
+            "0002_coach_slow.sql",
+            &format!(
+                "{header}-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(120) /* sig */;\n-- DOWN\ndrop table coach_slow;\n"
+            ),
+        );
+        let child = spawn(&p, &["up"]);
+        wait_for_query(&p, "/* sig */");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by {name}")),
+            "{stderr}"
+        );
+        // Server side: nothing left running, the lock free, the interruption in the history.
+        assert_eq!(running(&p, "/* sig */"), 0, "the statement still runs");
+        assert_eq!(advisory_locks(&p), 0, "the lock is still held");
+        let note: String = p.db.scalar(
+            "SELECT note FROM _migrate.history WHERE version = 2 AND NOT success ORDER BY id DESC LIMIT 1",
+        );
+        assert!(note.contains(&format!("interrupted by {name}")), "{note}");
+        if transactional {
+            assert_eq!(p.applied(), vec![1], "rolled back");
+            let slow: bool = p.db.scalar("SELECT to_regclass('coach_slow') IS NULL");
+            assert!(slow);
+        } else {
+            let dirty: bool =
+                p.db.scalar("SELECT dirty FROM _migrate.schema_migrations WHERE version = 2");
+            assert!(dirty, "a half-run transaction: none migration is dirty");
+        }
+        terminate_query(&p, "/* sig */");
+    }
+}
+
+/// Mutation this catches: waiting for the lock silently.
+#[test]
+fn a_run_waiting_for_the_lock_says_so_at_once_and_names_the_holder() {
+    let p = five("lock_wait_message");
+    let mut holder = postgres::Config::new();
+    let mut holder = holder
+        .host("127.0.0.1")
+        .user("postgres")
+        .dbname(p.db.url.rsplit('/').next().unwrap())
+        .port(
+            p.db.url
+                .rsplit_once(':')
+                .unwrap()
+                .1
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+        .application_name("nightly-backfill")
+        .connect(postgres::NoTls)
+        .unwrap();
+    let pid: i32 = holder
+        .query_one(
+            "SELECT pg_advisory_lock($1, $2), pg_backend_pid()",
+            &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+        )
+        .unwrap()
+        .get(1);
+    let mut child = spawn(&p, &["up", "--lock-wait", "60"]);
+    // stderr is a pipe, not a terminal: the message still comes, before the run ends.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("waiting up to 60s for the migration lock"),
+        "{line}"
+    );
+    assert!(line.contains(&format!("pid {pid}")), "{line}");
+    assert!(line.contains("application `nightly-backfill`"), "{line}");
+    assert!(line.contains("client 127.0.0.1:"), "{line}");
+    holder
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+}
