@@ -174,6 +174,60 @@ fn supabase_auth_is_left_exactly_as_it_was() {
     assert_eq!(p.applied(), versions());
 }
 
+/// On hosted Supabase the migration role is no superuser and does not own `extensions`. A
+/// role that owns the database and holds exactly the privileges the README lists ("Hosted
+/// Supabase: the migration role") migrates up, serves the client-write rules that read
+/// `auth.users`, and migrates down again.
+#[test]
+fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
+    let p = Project::with_repo_migrations("domains_hosted");
+    p.db.execute(&fixture("tests/fixtures/supabase_auth.sql"));
+    let role = format!("migrator_{}", std::process::id());
+    let database: String = p.db.scalar("SELECT current_database()");
+    p.db.execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         ALTER DATABASE \"{database}\" OWNER TO {role};
+         GRANT USAGE ON SCHEMA auth, extensions TO {role};
+         GRANT REFERENCES (id), SELECT (id, email) ON auth.users TO {role};"
+    ));
+    let url = p.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, p.db.url, "the test server's URL names user postgres");
+    let before = p.db.dump();
+
+    p.migrate_raw(&["up", "--database-url", &url], &[]).success();
+    assert_eq!(p.applied(), versions());
+    let superuser: bool = p.db.scalar(&format!(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'"
+    ));
+    assert!(!superuser);
+
+    // counsel copies a new profile's email from auth.users, as the migration role
+    p.db.execute(
+        "INSERT INTO auth.users (id, email) VALUES ('4057e000-0000-4000-8000-000000000001', 'hosted@example.com');",
+    );
+    let mut client = p.db.client();
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute(
+        r#"SELECT set_config('request.jwt.claims',
+               '{"sub":"4057e000-0000-4000-8000-000000000001","role":"authenticated"}', true);
+           SET LOCAL ROLE authenticated;
+           INSERT INTO counsel.users (id, full_name)
+               VALUES ('4057e000-0000-4000-8000-000000000001', 'Hosted');"#,
+    )
+    .unwrap_or_else(|e| panic!("counsel profile as a client: {}", db_message(&e)));
+    let email: String = tx
+        .query_one("SELECT email::text FROM counsel.users", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(email, "hosted@example.com");
+    tx.rollback().unwrap();
+    p.db.execute("DELETE FROM auth.users WHERE id = '4057e000-0000-4000-8000-000000000001';");
+
+    p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
+        .success();
+    assert_same_schema(&before, &p.db.dump(), "after up and down --all as the migration role");
+}
+
 /// Runs `tests/sql/rls_<domain>.sql` at head (it raises on a wrong count), then again after
 /// `leak` has replaced one policy with a permissive one: the script must now fail on `table`,
 /// so it cannot pass vacuously.
