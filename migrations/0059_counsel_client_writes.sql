@@ -1,30 +1,36 @@
 -- counsel: what a client (authenticated, through PostgREST) may write, per column (issue 11).
 -- The AI coach's and the system's messages, the message log's coaching metadata, the
 -- AI-generated personality insights and profile, and server-timed columns are the
--- backend's. The coaching log is append-only. The profile email is copied from auth.users
--- on insert (a client-chosen email would let anyone probe the case-insensitive UNIQUE
--- constraint for registered addresses). Rules per table: migrations/README.md, "Client writes".
+-- backend's. The coaching log is append-only. A client's new profile takes its email from
+-- the access token the auth server issued from auth.users (a client-chosen email would let
+-- anyone probe the case-insensitive UNIQUE constraint for registered addresses).
+-- Rules per table: migrations/README.md, "Client writes".
 -- UP
 
 -- ============================================
--- users: the user creates and edits its own profile, minus email (from auth.users),
+-- users: the user creates and edits its own profile, minus email (from its token),
 -- personality_profile (AI-derived) and onboarding_status (assigned by the coaching flow)
 -- ============================================
 CREATE FUNCTION counsel.set_user_email()
 RETURNS trigger
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = ''
 AS $$
 BEGIN
-    -- SECURITY DEFINER: clients may not read auth.users
-    IF NEW.email IS NULL THEN
-        SELECT u.email INTO NEW.email FROM auth.users u WHERE u.id = NEW.id;
+    -- The signed-in user's own profile takes the email of its access token, which the auth
+    -- server issues from auth.users (clients cannot write the column, nor the token). Read
+    -- from the token rather than auth.users itself: that table has RLS and no client or
+    -- migration-role access on hosted Supabase.
+    IF NEW.email IS NULL AND NEW.id = (SELECT auth.uid()) THEN
+        NEW.email := (SELECT auth.jwt()) ->> 'email';
+        IF NEW.email IS NULL THEN
+            RAISE EXCEPTION 'counsel.users: the access token carries no email claim for the profile''s email'
+                USING ERRCODE = 'not_null_violation';
+        END IF;
     END IF;
     RETURN NEW;
 END;
 $$;
-REVOKE ALL ON FUNCTION counsel.set_user_email() FROM PUBLIC;
 CREATE TRIGGER set_users_email
     BEFORE INSERT ON counsel.users
     FOR EACH ROW EXECUTE FUNCTION counsel.set_user_email();

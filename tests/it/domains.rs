@@ -136,7 +136,8 @@ fn supabase_auth_is_left_exactly_as_it_was() {
         "SELECT count(*) FROM pg_constraint
          WHERE contype = 'f' AND confrelid = 'auth.users'::regclass",
     );
-    assert_eq!(foreign_keys, 7, "domain foreign keys to auth.users");
+    // seven tables' owners, and partner.message_suggestions.author_id (0057)
+    assert_eq!(foreign_keys, 8, "domain foreign keys to auth.users");
     let marker: Option<String> =
         p.db.scalar("SELECT obj_description('auth'::regnamespace, 'pg_namespace')");
     assert_eq!(
@@ -176,8 +177,8 @@ fn supabase_auth_is_left_exactly_as_it_was() {
 
 /// On hosted Supabase the migration role is no superuser and does not own `extensions`. A
 /// role that owns the database and holds exactly the privileges the README lists ("Hosted
-/// Supabase: the migration role") migrates up, serves the client-write rules that read
-/// `auth.users`, and migrates down again.
+/// Supabase: the migration role") migrates up, its triggers serve clients, and it migrates
+/// down again.
 #[test]
 fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
     let p = Project::with_repo_migrations("domains_hosted");
@@ -188,7 +189,7 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
         "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
          ALTER DATABASE \"{database}\" OWNER TO {role};
          GRANT USAGE ON SCHEMA auth, extensions TO {role};
-         GRANT REFERENCES (id), SELECT (id, email) ON auth.users TO {role};"
+         GRANT REFERENCES (id) ON auth.users TO {role};"
     ));
     let url = p.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
     assert_ne!(url, p.db.url, "the test server's URL names user postgres");
@@ -201,7 +202,7 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
     ));
     assert!(!superuser);
 
-    // counsel copies a new profile's email from auth.users, as the migration role
+    // counsel's trigger fills a new profile's email from the client's token
     p.db.execute(
         "INSERT INTO auth.users (id, email) VALUES ('4057e000-0000-4000-8000-000000000001', 'hosted@example.com');",
     );
@@ -209,7 +210,8 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
     let mut tx = client.transaction().unwrap();
     tx.batch_execute(
         r#"SELECT set_config('request.jwt.claims',
-               '{"sub":"4057e000-0000-4000-8000-000000000001","role":"authenticated"}', true);
+               '{"sub":"4057e000-0000-4000-8000-000000000001","role":"authenticated",
+                 "email":"hosted@example.com"}', true);
            SET LOCAL ROLE authenticated;
            INSERT INTO counsel.users (id, full_name)
                VALUES ('4057e000-0000-4000-8000-000000000001', 'Hosted');"#,

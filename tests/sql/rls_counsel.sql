@@ -167,14 +167,16 @@ SELECT pg_temp.assert_fails(stmt, 'counsel: A''s ' || stmt || ' should be refuse
     'UPDATE counsel.personality_insights SET user_id = ''c0c50000-0000-4000-8000-00000000000b'''
   ]) AS stmt;
 
--- A user without a profile creates it: the email is copied from auth.users, never chosen
+-- A user without a profile creates it: the email comes from its access token (issued by the
+-- auth server from auth.users, here claims as PostgREST sets them), never chosen
 SELECT pg_temp.act_as('authenticated', 'c0c50000-0000-4000-8000-00000000000c');
+SELECT set_config('request.jwt.claims', '{"sub": "c0c50000-0000-4000-8000-00000000000c", "role": "authenticated", "email": "counsel-c@example.com"}', true);
 SELECT pg_temp.assert_fails('INSERT INTO counsel.users (id, email) VALUES (''c0c50000-0000-4000-8000-00000000000c'', ''COUNSEL-B@Example.COM'')', 'counsel.users: C chose its profile email', '{42501}');
 DO $$ BEGIN
     INSERT INTO counsel.users (id, full_name, birth_date)
     VALUES ('c0c50000-0000-4000-8000-00000000000c', 'Member C', '1990-04-01');
     ASSERT (SELECT email::text FROM counsel.users) = 'counsel-c@example.com',
-        'counsel.users: C''s profile email should come from auth.users';
+        'counsel.users: C''s profile email should come from its token';
 END $$;
 SELECT pg_temp.act_as('authenticated', 'c0c50000-0000-4000-8000-00000000000a');
 
