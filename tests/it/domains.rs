@@ -195,7 +195,8 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
     assert_ne!(url, p.db.url, "the test server's URL names user postgres");
     let before = p.db.dump();
 
-    p.migrate_raw(&["up", "--database-url", &url], &[]).success();
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
     assert_eq!(p.applied(), versions());
     let superuser: bool = p.db.scalar(&format!(
         "SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'"
@@ -227,7 +228,11 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
 
     p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
         .success();
-    assert_same_schema(&before, &p.db.dump(), "after up and down --all as the migration role");
+    assert_same_schema(
+        &before,
+        &p.db.dump(),
+        "after up and down --all as the migration role",
+    );
 }
 
 /// Runs `tests/sql/rls_<domain>.sql` at head (it raises on a wrong count), then again after
