@@ -35,8 +35,8 @@ ALTER TABLE partner.partner_messages
 ALTER TABLE partner.partner_messages DROP CONSTRAINT partner_messages_reply_to_id_fkey;
 DROP INDEX partner.idx_partner_messages_reply_to;
 ALTER TABLE partner.partner_messages
-    ADD CONSTRAINT partner_messages_reply_to_id_fkey FOREIGN KEY (conversation_id, reply_to_id)
-        REFERENCES partner.partner_messages (conversation_id, id) ON DELETE SET NULL (reply_to_id);
+    ADD CONSTRAINT partner_messages_reply_to_id_fkey FOREIGN KEY (reply_to_id, conversation_id)
+        REFERENCES partner.partner_messages (id, conversation_id) ON DELETE SET NULL (reply_to_id);
 CREATE INDEX idx_partner_messages_reply_to
     ON partner.partner_messages (reply_to_id, conversation_id);
 
@@ -268,8 +268,8 @@ ALTER TABLE partner.message_suggestions DROP CONSTRAINT message_suggestions_fina
 DROP INDEX partner.idx_message_suggestions_final_message;
 ALTER TABLE partner.message_suggestions
     ADD CONSTRAINT message_suggestions_final_message_id_fkey
-        FOREIGN KEY (conversation_id, final_message_id)
-        REFERENCES partner.partner_messages (conversation_id, id) ON DELETE SET NULL (final_message_id);
+        FOREIGN KEY (final_message_id, conversation_id)
+        REFERENCES partner.partner_messages (id, conversation_id) ON DELETE SET NULL (final_message_id);
 CREATE INDEX idx_message_suggestions_final_message
     ON partner.message_suggestions (final_message_id, conversation_id);
 

@@ -233,6 +233,11 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
         &p.db.dump(),
         "after up and down --all as the migration role",
     );
+    // roles are cluster-wide: leave none behind on a shared TEST_DATABASE_URL server
+    p.db.execute(&format!(
+        "ALTER DATABASE \"{database}\" OWNER TO CURRENT_USER;
+         REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role};"
+    ));
 }
 
 /// Runs `tests/sql/rls_<domain>.sql` at head (it raises on a wrong count), then again after
