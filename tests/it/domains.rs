@@ -319,6 +319,27 @@ fn rls_counsel() {
     );
 }
 
+/// Before `0055`–`0059` (issue 11) clients could write what the documents give the backend:
+/// every domain's RLS script must fail on the migrations up to `0054`, naming its domain.
+#[test]
+fn rls_scripts_refuse_the_writes_clients_had_before_0055() {
+    let p = Project::with_repo_migrations("rls_before_0055");
+    p.migrate(&["up", "--to", "54"]).success();
+    let mut client = p.db.client();
+    for domain in DOMAINS {
+        let error = rolled_back_with_rls_helpers(
+            &mut client,
+            &fixture(&format!("tests/sql/rls_{domain}.sql")),
+        )
+        .expect_err("the client-write checks must fail before 0055");
+        let message = db_message(&error);
+        assert!(
+            message.contains(domain),
+            "rls_{domain}.sql before 0055 should fail on a {domain} check: {message}"
+        );
+    }
+}
+
 /// One line of `tests/fixtures/objects_<domain>.txt`: a kind and a dotted name.
 struct Named {
     kind: String,
