@@ -136,7 +136,8 @@ fn supabase_auth_is_left_exactly_as_it_was() {
         "SELECT count(*) FROM pg_constraint
          WHERE contype = 'f' AND confrelid = 'auth.users'::regclass",
     );
-    assert_eq!(foreign_keys, 7, "domain foreign keys to auth.users");
+    // seven tables' owners, and partner.message_suggestions.author_id (0057)
+    assert_eq!(foreign_keys, 8, "domain foreign keys to auth.users");
     let marker: Option<String> =
         p.db.scalar("SELECT obj_description('auth'::regnamespace, 'pg_namespace')");
     assert_eq!(
@@ -172,6 +173,71 @@ fn supabase_auth_is_left_exactly_as_it_was() {
     );
     p.migrate(&["up"]).success();
     assert_eq!(p.applied(), versions());
+}
+
+/// On hosted Supabase the migration role is no superuser and does not own `extensions`. A
+/// role that owns the database and holds exactly the privileges the README lists ("Hosted
+/// Supabase: the migration role") migrates up, its triggers serve clients, and it migrates
+/// down again.
+#[test]
+fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
+    let p = Project::with_repo_migrations("domains_hosted");
+    p.db.execute(&fixture("tests/fixtures/supabase_auth.sql"));
+    let role = format!("migrator_{}", std::process::id());
+    let database: String = p.db.scalar("SELECT current_database()");
+    p.db.execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         ALTER DATABASE \"{database}\" OWNER TO {role};
+         GRANT USAGE ON SCHEMA auth, extensions TO {role};
+         GRANT REFERENCES (id) ON auth.users TO {role};"
+    ));
+    let url = p.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, p.db.url, "the test server's URL names user postgres");
+    let before = p.db.dump();
+
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    assert_eq!(p.applied(), versions());
+    let superuser: bool = p.db.scalar(&format!(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'"
+    ));
+    assert!(!superuser);
+
+    // counsel's trigger fills a new profile's email from the client's token
+    p.db.execute(
+        "INSERT INTO auth.users (id, email) VALUES ('4057e000-0000-4000-8000-000000000001', 'hosted@example.com');",
+    );
+    let mut client = p.db.client();
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute(
+        r#"SELECT set_config('request.jwt.claims',
+               '{"sub":"4057e000-0000-4000-8000-000000000001","role":"authenticated",
+                 "email":"hosted@example.com"}', true);
+           SET LOCAL ROLE authenticated;
+           INSERT INTO counsel.users (id, full_name)
+               VALUES ('4057e000-0000-4000-8000-000000000001', 'Hosted');"#,
+    )
+    .unwrap_or_else(|e| panic!("counsel profile as a client: {}", db_message(&e)));
+    let email: String = tx
+        .query_one("SELECT email::text FROM counsel.users", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(email, "hosted@example.com");
+    tx.rollback().unwrap();
+    p.db.execute("DELETE FROM auth.users WHERE id = '4057e000-0000-4000-8000-000000000001';");
+
+    p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
+        .success();
+    assert_same_schema(
+        &before,
+        &p.db.dump(),
+        "after up and down --all as the migration role",
+    );
+    // roles are cluster-wide: leave none behind on a shared TEST_DATABASE_URL server
+    p.db.execute(&format!(
+        "ALTER DATABASE \"{database}\" OWNER TO CURRENT_USER;
+         REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role};"
+    ));
 }
 
 /// Runs `tests/sql/rls_<domain>.sql` at head (it raises on a wrong count), then again after
@@ -251,6 +317,27 @@ fn rls_counsel() {
              USING (true);",
         "counsel.coaching_conversations",
     );
+}
+
+/// Before `0055`–`0059` (issue 11) clients could write what the documents give the backend:
+/// every domain's RLS script must fail on the migrations up to `0054`, naming its domain.
+#[test]
+fn rls_scripts_refuse_the_writes_clients_had_before_0055() {
+    let p = Project::with_repo_migrations("rls_before_0055");
+    p.migrate(&["up", "--to", "54"]).success();
+    let mut client = p.db.client();
+    for domain in DOMAINS {
+        let error = rolled_back_with_rls_helpers(
+            &mut client,
+            &fixture(&format!("tests/sql/rls_{domain}.sql")),
+        )
+        .expect_err("the client-write checks must fail before 0055");
+        let message = db_message(&error);
+        assert!(
+            message.contains(domain),
+            "rls_{domain}.sql before 0055 should fail on a {domain} check: {message}"
+        );
+    }
 }
 
 /// One line of `tests/fixtures/objects_<domain>.txt`: a kind and a dotted name.

@@ -99,8 +99,8 @@ fn a_freshly_migrated_database_verifies_clean() {
     let json = run.json();
     assert_eq!(json["errors"], 0);
     assert_eq!(json["drift_compared"], true);
-    assert_eq!(json["head"], 54);
-    assert_eq!(json["lock_head"], 54);
+    assert_eq!(json["head"], 59);
+    assert_eq!(json["lock_head"], 59);
     // coach.job_queue is service-only on purpose (migrations/README.md).
     assert_eq!(
         at_level(&json, "warning"),
@@ -318,7 +318,7 @@ fn drift_is_skipped_with_a_warning_when_behind() {
         skipped["message"]
             .as_str()
             .unwrap()
-            .contains("15 migration(s) behind schema.lock (head 0012, lock head 0054)"),
+            .contains("20 migration(s) behind schema.lock (head 0012, lock head 0059)"),
         "{skipped}"
     );
 }
@@ -334,7 +334,7 @@ fn lock_is_deterministic_and_check_follows_the_files() {
     first.success();
     let json = first.json();
     assert_eq!(json["changed"], true);
-    assert_eq!(json["migrations"], 20);
+    assert_eq!(json["migrations"], 25);
     let bytes = std::fs::read(p.path().join("schema.lock")).unwrap();
     let again = lock(&p);
     again.success();

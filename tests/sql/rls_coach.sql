@@ -58,38 +58,63 @@ BEGIN
     ASSERT raised, 'coach.job_queue: authenticated should get permission denied';
 END $$;
 
--- UPDATE / DELETE of B's rows affect nothing; A's own profile can be updated.
-SELECT pg_temp.assert_no_rows_affected('UPDATE coach.users SET stage = 2 WHERE id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.users: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.users WHERE id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.users: A deleted B''s row');
-SELECT pg_temp.assert_affects('UPDATE coach.users SET stage = 2 WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''', 1, 'coach.users: A should update its own row');
+-- UPDATE / DELETE of B's rows affect nothing (or are refused outright where clients hold no
+-- privilege for the command); A's own profile fields can be updated.
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.users SET goals = ''{x}'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.users: A updated B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.users WHERE id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.users: A deleted B''s row', or_refused => true);
+SELECT pg_temp.assert_affects('UPDATE coach.users SET goals = ''{sleep,focus}'', profile = ''{"name":"A"}'', preferences = ''{"tone":"calm"}'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''', 1, 'coach.users: A should update its own profile fields');
 
-SELECT pg_temp.assert_no_rows_affected('UPDATE coach.conversations SET message_text = ''x'' WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.conversations: A updated B''s rows');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.conversations WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.conversations: A deleted B''s rows');
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.conversations SET message_text = ''x'' WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.conversations: A updated B''s rows', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.conversations WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.conversations: A deleted B''s rows', or_refused => true);
 
-SELECT pg_temp.assert_no_rows_affected('UPDATE coach.analysis_results SET chat_score = 1 WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.analysis_results: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.analysis_results WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.analysis_results: A deleted B''s row');
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.analysis_results SET chat_score = 1 WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.analysis_results: A updated B''s row', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.analysis_results WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.analysis_results: A deleted B''s row', or_refused => true);
 
-SELECT pg_temp.assert_no_rows_affected('UPDATE coach.crisis_events SET user_acknowledged = true WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.crisis_events: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.crisis_events WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.crisis_events: A deleted B''s row');
+SELECT pg_temp.assert_no_rows_affected('UPDATE coach.crisis_events SET user_acknowledged = true WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.crisis_events: A updated B''s row', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM coach.crisis_events WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000b''', 'coach.crisis_events: A deleted B''s row', or_refused => true);
 
 -- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies apply (no SELECT policy
 -- filters the rows), so these counts catch a too-broad UPDATE or DELETE policy. Each runs
--- in a subtransaction that is rolled back.
-SELECT pg_temp.assert_affects('UPDATE ' || tbl || ' SET ' || set_clause, want_update,
-                              tbl || ': UPDATE by A without WHERE', undo => true),
-       pg_temp.assert_affects('DELETE FROM ' || tbl, want_delete,
-                              tbl || ': DELETE by A without WHERE', undo => true)
-  FROM (VALUES
-    ('coach.users', 'stage = 3', 1, 0),
-    ('coach.conversations', 'analysis_included = true', 0, 0),
-    ('coach.analysis_results', 'triggered_milestone = true', 0, 0),
-    ('coach.crisis_events', 'user_acknowledged = true', 0, 0)
-  ) AS v(tbl, set_clause, want_update, want_delete);
+-- in a subtransaction that is rolled back. Where clients hold no privilege, it is refused.
+SELECT pg_temp.assert_affects('UPDATE coach.users SET goals = ''{}''', 1,
+                              'coach.users: UPDATE by A without WHERE', undo => true);
+SELECT pg_temp.assert_fails(stmt, 'coach: ' || stmt || ' by A should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'DELETE FROM coach.users',
+    'UPDATE coach.conversations SET message_text = ''x''',
+    'DELETE FROM coach.conversations',
+    'UPDATE coach.analysis_results SET triggered_milestone = true',
+    'DELETE FROM coach.analysis_results',
+    'UPDATE coach.crisis_events SET user_acknowledged = true',
+    'DELETE FROM coach.crisis_events'
+  ]) AS stmt;
 
--- The updated_at trigger ran for A's update.
+-- The backend's columns (issue 11): stage, graduation and the activity clock are assigned,
+-- the email comes from auth.users, assistant replies and the analysis bookkeeping are the
+-- backend's. A writes none of them, on its own rows either, and cannot hand its rows to B.
+SELECT pg_temp.assert_fails(stmt, 'coach: A''s ' || stmt || ' should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE coach.users SET stage = 3 WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.users SET graduation_date = now() WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.users SET last_active = ''2099-01-01'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.users SET email = ''coach-b@example.com'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.users SET id = ''c0ac0000-0000-4000-8000-00000000000b'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'INSERT INTO coach.conversations (user_id, message_text, sender_type) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''You are ready to graduate.'', ''assistant'')',
+    'INSERT INTO coach.conversations (user_id, message_text, sender_type, analysis_included) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''never scored'', ''user'', true)',
+    'INSERT INTO coach.conversations (user_id, message_text, sender_type, created_at) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''backdated'', ''user'', ''2020-01-01'')',
+    'UPDATE coach.conversations SET analysis_included = true WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.conversations SET user_id = ''c0ac0000-0000-4000-8000-00000000000b'' WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.crisis_events SET user_id = ''c0ac0000-0000-4000-8000-00000000000b'' WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.analysis_results SET user_id = ''c0ac0000-0000-4000-8000-00000000000b'' WHERE user_id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'INSERT INTO coach.analysis_results (user_id, chat_score, analysis_type, message_range, triggered_milestone) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', 14, ''graduation_assessment'', ''{}'', true)'
+  ]) AS stmt;
+
+-- The updated_at trigger ran for A's update; stage and graduation stayed the backend's.
 DO $$
 BEGIN
-    ASSERT (SELECT stage FROM coach.users) = 2, 'coach.users: A''s update should be visible';
+    ASSERT (SELECT goals FROM coach.users) = '{sleep,focus}', 'coach.users: A''s update should be visible';
+    ASSERT (SELECT stage FROM coach.users) = 1 AND (SELECT graduation_date FROM coach.users) IS NULL,
+        'coach.users: A''s stage and graduation should be unchanged';
 END $$;
 
 -- INSERT of rows owned by B fails (refused by a privilege, a policy or a CHECK).
@@ -122,6 +147,10 @@ SELECT pg_temp.anon_sees_nothing(ARRAY[
 
 -- ---------------------------------------------------------------- service_role
 SELECT pg_temp.act_as('service_role');
+
+-- The backend promotes, replies and marks messages analysed.
+SELECT pg_temp.assert_affects('UPDATE coach.users SET stage = 2, graduation_date = NULL WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''', 1, 'coach.users: service_role should set A''s stage');
+SELECT pg_temp.assert_affects('INSERT INTO coach.conversations (user_id, message_text, sender_type, analysis_included) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''Well done.'', ''assistant'', true)', 1, 'coach.conversations: service_role should insert an assistant reply', undo => true);
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$

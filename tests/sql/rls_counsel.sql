@@ -76,22 +76,22 @@ SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.users WHERE id = ''c
 SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_conversations SET status = ''completed'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_conversations: A updated B''s row');
 SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.coaching_conversations WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_conversations: A deleted B''s row');
 
-SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_messages SET content = ''x'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_messages: A updated B''s rows');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.coaching_messages WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_messages: A deleted B''s rows');
+SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_messages SET content = ''x'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_messages: A updated B''s rows', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.coaching_messages WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.coaching_messages: A deleted B''s rows', or_refused => true);
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.progress_tracking SET progress_percent = 100 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.progress_tracking: A updated B''s row');
 SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.progress_tracking WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.progress_tracking: A deleted B''s row');
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.personality_insights SET accuracy_rating = 1 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.personality_insights: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.personality_insights WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.personality_insights: A deleted B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM counsel.personality_insights WHERE user_id = ''c0c50000-0000-4000-8000-00000000000b''', 'counsel.personality_insights: A deleted B''s row', or_refused => true);
 
 -- A's own rows
-SELECT pg_temp.assert_affects('UPDATE counsel.users SET onboarding_status = ''completed'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.users: A should update its own row');
+SELECT pg_temp.assert_affects('UPDATE counsel.users SET full_name = ''Member A2'', birth_place = ''Lisbon'', coaching_goals = ''{clarity,focus}'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.users: A should update its own profile fields');
 SELECT pg_temp.assert_affects('UPDATE counsel.coaching_conversations SET satisfaction_rating = 5 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.coaching_conversations: A should update its own row');
 SELECT pg_temp.assert_affects('UPDATE counsel.progress_tracking SET progress_percent = 40 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.progress_tracking: A should update its own row');
 SELECT pg_temp.assert_affects('UPDATE counsel.personality_insights SET accuracy_rating = 4 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 1, 'counsel.personality_insights: A should update its own row');
--- messages are append-only: no UPDATE policy
-SELECT pg_temp.assert_no_rows_affected('UPDATE counsel.coaching_messages SET content = ''edited'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 'counsel.coaching_messages: messages should not be updatable');
+-- messages are append-only: no client UPDATE at all
+SELECT pg_temp.assert_fails('UPDATE counsel.coaching_messages SET content = ''edited'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''', 'counsel.coaching_messages: messages should not be updatable', '{42501}');
 
 -- The updated_at triggers ran for A's updates.
 DO $$
@@ -115,10 +115,18 @@ SELECT pg_temp.assert_affects('UPDATE ' || tbl || ' SET ' || set_clause, want_up
   FROM (VALUES
     ('counsel.users', 'full_name = ''x''', 1, 1),
     ('counsel.coaching_conversations', 'title = ''x''', 1, 1),
-    ('counsel.coaching_messages', 'content = ''x''', 0, 2),
-    ('counsel.progress_tracking', 'title = ''x''', 1, 1),
-    ('counsel.personality_insights', 'coaching_language = ''x''', 1, 1)
+    ('counsel.progress_tracking', 'title = ''x''', 1, 1)
   ) AS v(tbl, set_clause, want_update, want_delete);
+SELECT pg_temp.assert_affects('UPDATE counsel.personality_insights SET accuracy_rating = 2', 1,
+                              'counsel.personality_insights: UPDATE by A without WHERE', undo => true);
+SELECT pg_temp.assert_fails(stmt, 'counsel: ' || stmt || ' by A should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE counsel.coaching_messages SET content = ''x''',
+    'DELETE FROM counsel.coaching_messages',
+    'UPDATE counsel.personality_insights SET coaching_language = ''x''',
+    'DELETE FROM counsel.personality_insights'
+  ]) AS stmt;
+
 
 -- INSERT of rows owned by B fails (refused by a privilege, a policy or a CHECK); so does a
 -- message of A's in B's conversation (by the foreign key, and by nothing else).
@@ -128,6 +136,49 @@ SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_messages (conversation
 SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000b1'', ''c0c50000-0000-4000-8000-00000000000a'', ''user'', ''spoofed'')', 'counsel.coaching_messages: A''s message in B''s conversation should fail', sqlstates => '{23503}');
 SELECT pg_temp.assert_fails('INSERT INTO counsel.progress_tracking (user_id, title) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''spoofed'')', 'counsel.progress_tracking: insert for B should fail');
 SELECT pg_temp.assert_fails('INSERT INTO counsel.personality_insights (user_id, insight_type, insight_text) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''strength'', ''spoofed'')', 'counsel.personality_insights: insert for B should fail');
+
+-- The backend's rows and columns (issue 11): the coach's and the system's messages and the
+-- log's coaching metadata, the AI-generated insights (only their accuracy rating is the
+-- user's), the AI-derived personality profile, the onboarding status, server-timed columns,
+-- and the email (from auth.users: a chosen one would probe who is registered, in any case).
+-- The coaching log is append-only. A cannot hand its rows to B either.
+SELECT pg_temp.assert_fails(stmt, 'counsel: A''s ' || stmt || ' should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000a1'', ''c0c50000-0000-4000-8000-00000000000a'', ''coach'', ''You have completed onboarding.'')',
+    'INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000a1'', ''c0c50000-0000-4000-8000-00000000000a'', ''system'', ''Session approved.'')',
+    'INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content, metadata) VALUES (''c0c51000-0000-4000-8000-0000000000a1'', ''c0c50000-0000-4000-8000-00000000000a'', ''user'', ''x'', ''{"crisis_reviewed": true}'')',
+    'INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content, created_at) VALUES (''c0c51000-0000-4000-8000-0000000000a1'', ''c0c50000-0000-4000-8000-00000000000a'', ''user'', ''backdated'', ''2020-01-01'')',
+    'DELETE FROM counsel.coaching_messages WHERE sender = ''coach''',
+    'DELETE FROM counsel.coaching_messages WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'INSERT INTO counsel.personality_insights (user_id, insight_type, insight_text, confidence_score, is_disclosed, disclosed_at) VALUES (''c0c50000-0000-4000-8000-00000000000a'', ''strength'', ''Born leader'', 0.99, true, now())',
+    'UPDATE counsel.personality_insights SET insight_text = ''Born leader'', confidence_score = 0.99 WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.personality_insights SET is_disclosed = true, disclosed_at = now() WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'DELETE FROM counsel.personality_insights WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.users SET email = ''counsel-b@example.com'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.users SET personality_profile = ''{"type":"hero"}'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.users SET onboarding_status = ''completed'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.coaching_conversations SET duration_seconds = 99999, ended_at = now() WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.progress_tracking SET personality_metrics = ''{"grit": 10}'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.progress_tracking SET achieved_at = ''2000-01-01'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
+    -- hand your row to another user
+    'UPDATE counsel.users SET id = ''c0c50000-0000-4000-8000-00000000000b'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.coaching_conversations SET user_id = ''c0c50000-0000-4000-8000-00000000000b''',
+    'UPDATE counsel.progress_tracking SET user_id = ''c0c50000-0000-4000-8000-00000000000b''',
+    'UPDATE counsel.personality_insights SET user_id = ''c0c50000-0000-4000-8000-00000000000b'''
+  ]) AS stmt;
+
+-- A user without a profile creates it: the email comes from its access token (issued by the
+-- auth server from auth.users, here claims as PostgREST sets them), never chosen
+SELECT pg_temp.act_as('authenticated', 'c0c50000-0000-4000-8000-00000000000c');
+SELECT set_config('request.jwt.claims', '{"sub": "c0c50000-0000-4000-8000-00000000000c", "role": "authenticated", "email": "counsel-c@example.com"}', true);
+SELECT pg_temp.assert_fails('INSERT INTO counsel.users (id, email) VALUES (''c0c50000-0000-4000-8000-00000000000c'', ''COUNSEL-B@Example.COM'')', 'counsel.users: C chose its profile email', '{42501}');
+DO $$ BEGIN
+    INSERT INTO counsel.users (id, full_name, birth_date)
+    VALUES ('c0c50000-0000-4000-8000-00000000000c', 'Member C', '1990-04-01');
+    ASSERT (SELECT email::text FROM counsel.users) = 'counsel-c@example.com',
+        'counsel.users: C''s profile email should come from its token';
+END $$;
+SELECT pg_temp.act_as('authenticated', 'c0c50000-0000-4000-8000-00000000000a');
 
 -- A can add to its own data
 INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content)
@@ -154,6 +205,10 @@ SELECT pg_temp.anon_sees_nothing(ARRAY[
 
 -- ---------------------------------------------------------------- service_role
 SELECT pg_temp.act_as('service_role');
+
+-- The backend writes the coach's replies with their metadata, and the insights.
+SELECT pg_temp.assert_affects('INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content, metadata) VALUES (''c0c51000-0000-4000-8000-0000000000a1'', ''c0c50000-0000-4000-8000-00000000000a'', ''coach'', ''Great progress.'', ''{"model":"x"}'')', 1, 'counsel.coaching_messages: service_role should insert a coach reply', undo => true);
+SELECT pg_temp.assert_affects('INSERT INTO counsel.personality_insights (user_id, insight_type, insight_text, confidence_score) VALUES (''c0c50000-0000-4000-8000-00000000000a'', ''growth_area'', ''Patience'', 0.6)', 1, 'counsel.personality_insights: service_role should insert an insight', undo => true);
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$

@@ -117,14 +117,14 @@ BEGIN
 END $$;
 
 -- A cannot change RB's rows, nor A2's private or own-partner rows
-SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationships SET updated_at = now() WHERE id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationships: A updated RB');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.relationships WHERE id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationships: A deleted RB');
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationships SET updated_at = now() WHERE id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationships: A updated RB', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.relationships WHERE id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationships: A deleted RB', or_refused => true);
 -- relationships are read-only for members, their own included
-SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationships SET partner_b_id = ''00000000-0000-4000-8000-00000000b001'' WHERE id = ''10000000-0000-4000-8000-00000000000a''', 'partner.relationships: A changed its own relationship''s partner');
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationships SET partner_b_id = ''00000000-0000-4000-8000-00000000b001'' WHERE id = ''10000000-0000-4000-8000-00000000000a''', 'partner.relationships: A changed its own relationship''s partner', or_refused => true);
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_conversations SET is_active = false WHERE id = ''20000000-0000-4000-8000-00000000000b''', 'partner.partner_conversations: A updated RB''s conversation');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_conversations WHERE id = ''20000000-0000-4000-8000-00000000000b''', 'partner.partner_conversations: A deleted RB''s conversation');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_conversations WHERE id = ''20000000-0000-4000-8000-00000000000a''', 'partner.partner_conversations: a member hard-deleted the shared conversation');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_conversations WHERE id = ''20000000-0000-4000-8000-00000000000b''', 'partner.partner_conversations: A deleted RB''s conversation', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_conversations WHERE id = ''20000000-0000-4000-8000-00000000000a''', 'partner.partner_conversations: a member hard-deleted the shared conversation', or_refused => true);
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messages SET status = ''read'' WHERE id = ''30000000-0000-4000-8000-0000000000b1''', 'partner.partner_messages: A updated RB''s message');
 -- no client DELETE on messages at all: refused outright, or 0 rows
@@ -135,12 +135,12 @@ SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.partner_messaging_pr
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messaging_preferences SET suggestion_mode = ''off'' WHERE id = ''40000000-0000-4000-8000-0000000000a2''', 'partner.partner_messaging_preferences: A updated its partner A2''s preferences');
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.message_suggestions SET user_action = ''ignored'' WHERE id = ''50000000-0000-4000-8000-0000000000b1''', 'partner.message_suggestions: A updated B''s suggestion');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.message_suggestions WHERE id = ''50000000-0000-4000-8000-0000000000b1''', 'partner.message_suggestions: A deleted B''s suggestion');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.message_suggestions WHERE id = ''50000000-0000-4000-8000-0000000000b1''', 'partner.message_suggestions: A deleted B''s suggestion', or_refused => true);
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.message_suggestions SET user_action = ''ignored'' WHERE id = ''50000000-0000-4000-8000-0000000000a2''', 'partner.message_suggestions: A updated its partner A2''s suggestion');
 
-SELECT pg_temp.assert_no_rows_affected('UPDATE partner.escalation_events SET severity = ''low'' WHERE id = ''60000000-0000-4000-8000-00000000000b''', 'partner.escalation_events: A updated RB''s event');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WHERE id = ''60000000-0000-4000-8000-00000000000b''', 'partner.escalation_events: A deleted RB''s event');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WHERE id = ''60000000-0000-4000-8000-00000000000a''', 'partner.escalation_events: a member deleted its own relationship''s event');
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.escalation_events SET severity = ''low'' WHERE id = ''60000000-0000-4000-8000-00000000000b''', 'partner.escalation_events: A updated RB''s event', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WHERE id = ''60000000-0000-4000-8000-00000000000b''', 'partner.escalation_events: A deleted RB''s event', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WHERE id = ''60000000-0000-4000-8000-00000000000a''', 'partner.escalation_events: a member deleted its own relationship''s event', or_refused => true);
 
 -- relationship_members is read-only to clients: refused outright, or 0 rows
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationship_members SET role = role WHERE relationship_id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationship_members: A updated RB''s members', or_refused => true);
@@ -167,9 +167,12 @@ DO $$
 DECLARE
     n bigint;
 BEGIN
-    INSERT INTO partner.partner_messages (id, conversation_id, sender_id, content, sent_at)
+    INSERT INTO partner.partner_messages (id, conversation_id, sender_id, content, reply_to_id)
     VALUES ('30000000-0000-4000-8000-0000000000a3', '20000000-0000-4000-8000-00000000000a',
-            'partner_a', 'See you at eight.', '2024-01-01 10:10+00');
+            'partner_a', 'See you at eight.', '30000000-0000-4000-8000-0000000000a2');
+    ASSERT (select sent_at from partner.partner_messages
+            where id = '30000000-0000-4000-8000-0000000000a3') = now(),
+        'partner_messages: sent_at should be the server''s clock';
     ASSERT (select message_count from partner.partner_conversations
             where id = '20000000-0000-4000-8000-00000000000a') = 3,
         'partner_conversations: A''s message should be counted by the trigger';
@@ -187,15 +190,27 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     ASSERT n = 1, 'partner.partner_messaging_preferences: A should update its own preferences';
 
+    -- A answers Luna's suggestion: the response time is the server's
+    UPDATE partner.message_suggestions
+       SET user_action = 'accepted', final_message_id = '30000000-0000-4000-8000-0000000000a3'
+     WHERE id = '50000000-0000-4000-8000-0000000000a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'partner.message_suggestions: A should respond to its own suggestion';
+    ASSERT (select responded_at from partner.message_suggestions
+            where id = '50000000-0000-4000-8000-0000000000a1') = now(),
+        'partner.message_suggestions: responded_at should be the server''s clock';
+
+    -- Luna's suggestions and escalation records come from the backend
+    PERFORM pg_temp.act_as('service_role');
     INSERT INTO partner.message_suggestions
         (id, conversation_id, sender_id, original_message, risk_assessment,
          primary_suggestion, suggestion_rationale)
     VALUES ('50000000-0000-4000-8000-0000000000a3', '20000000-0000-4000-8000-00000000000a',
             'partner_a', 'Late again?', 'risky', 'I missed you.', 'soften start-up');
-
     INSERT INTO partner.escalation_events (id, relationship_id, source, severity)
     VALUES ('60000000-0000-4000-8000-0000000000a2', '10000000-0000-4000-8000-00000000000a',
             'conflict', 'low');
+    PERFORM pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a001');
 
     ASSERT (select count(*) from partner.message_suggestions) = 2,
         'partner.message_suggestions: A should now see its 2 suggestions';
@@ -279,6 +294,131 @@ BEGIN
     ASSERT (select count(*) from partner.escalation_events) = 1,
         'partner.escalation_events: authenticated B should see 1 row';
 END $$;
+
+-- =====================================================================
+-- Authority (issue 11): what the documents give the backend or the other party
+-- =====================================================================
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a001');
+
+-- A sender forges nothing on insert: analysis, Luna and receipt columns are the backend's,
+-- sent_at is the server's clock. Nor afterwards, on its own message.
+SELECT pg_temp.assert_fails(format('INSERT INTO partner.partner_messages (conversation_id, sender_id, content, %s) VALUES (''20000000-0000-4000-8000-00000000000a'', ''partner_a'', ''You never listen.'', %s)', col, val),
+                            'partner.partner_messages: A inserted its own message with ' || col, '{42501}')
+  FROM (VALUES ('sentiment_label', '''positive'''), ('sentiment_score', '0.9'),
+               ('escalation_risk', '''low'''), ('emotions', '''["joy"]'''),
+               ('gottman_markers', '''{}'''), ('detected_triggers', '''[]'''),
+               ('luna_intervened', 'true'), ('intervention_type', '''suggestion'''),
+               ('intervention_accepted', 'true'), ('original_content', '''x'''),
+               ('status', '''read'''), ('sent_at', '''2099-01-01'''),
+               ('delivered_at', 'now()'), ('read_at', 'now()'), ('deleted_at', 'now()'),
+               ('created_at', '''2099-01-01''')) AS v(col, val);
+SELECT pg_temp.assert_fails(stmt, 'partner: A''s ' || stmt || ' should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE partner.partner_messages SET sentiment_label = ''positive'', escalation_risk = ''low'' WHERE id = ''30000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.partner_messages SET content = ''rewritten'' WHERE id = ''30000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.partner_messages SET sent_at = ''2099-01-01'' WHERE id = ''30000000-0000-4000-8000-0000000000a1''',
+    -- receipts are the recipient's: A cannot mark its own message delivered or read
+    'UPDATE partner.partner_messages SET status = ''read'', read_at = now() WHERE id = ''30000000-0000-4000-8000-0000000000a1''',
+    -- and the recipient's receipt moves forward only
+    'UPDATE partner.partner_messages SET status = ''sent'' WHERE id = ''30000000-0000-4000-8000-0000000000a2''',
+    'UPDATE partner.partner_messages SET read_at = ''2000-01-01'' WHERE id = ''30000000-0000-4000-8000-0000000000a2''',
+    -- only the sender deletes: A cannot soft-delete A2's words
+    'UPDATE partner.partner_messages SET deleted_at = now() WHERE id = ''30000000-0000-4000-8000-0000000000a2''',
+    -- the conversation's counters and preview are the trigger's
+    'UPDATE partner.partner_conversations SET message_count = 0 WHERE id = ''20000000-0000-4000-8000-00000000000a''',
+    'UPDATE partner.partner_conversations SET last_message_preview = ''forged'', last_message_at = ''2099-01-01'' WHERE id = ''20000000-0000-4000-8000-00000000000a''',
+    'INSERT INTO partner.partner_conversations (relationship_id, message_count) VALUES (''10000000-0000-4000-8000-00000000000a'', 99)',
+    -- Luna's suggestions and the escalation records are the backend's, in A's own relationship too
+    'INSERT INTO partner.message_suggestions (conversation_id, sender_id, original_message, risk_assessment, primary_suggestion, suggestion_rationale) VALUES (''20000000-0000-4000-8000-00000000000a'', ''partner_a'', ''x'', ''safe'', ''x'', ''x'')',
+    'UPDATE partner.message_suggestions SET primary_suggestion = ''forged'', risk_assessment = ''safe'' WHERE id = ''50000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.message_suggestions SET responded_at = ''2000-01-01'' WHERE id = ''50000000-0000-4000-8000-0000000000a1''',
+    'DELETE FROM partner.message_suggestions WHERE id = ''50000000-0000-4000-8000-0000000000a1''',
+    'INSERT INTO partner.escalation_events (relationship_id, source, severity) VALUES (''10000000-0000-4000-8000-00000000000a'', ''conflict'', ''low'')',
+    -- hand your row to another user: a message, a suggestion or preferences to the partner
+    'UPDATE partner.partner_messages SET sender_id = ''partner_b'' WHERE id = ''30000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.message_suggestions SET sender_id = ''partner_b'' WHERE id = ''50000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.message_suggestions SET author_id = ''00000000-0000-4000-8000-00000000a002'' WHERE id = ''50000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.partner_messaging_preferences SET partner_id = ''partner_b'' WHERE id = ''40000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.partner_messaging_preferences SET relationship_id = ''10000000-0000-4000-8000-00000000000b'' WHERE id = ''40000000-0000-4000-8000-0000000000a1'''
+  ]) AS stmt;
+
+-- references stay inside the conversation: no reply to, or final message from, another one
+SELECT pg_temp.assert_fails('INSERT INTO partner.partner_messages (conversation_id, sender_id, content, reply_to_id) VALUES (''20000000-0000-4000-8000-00000000000a'', ''partner_a'', ''quoting RB'', ''30000000-0000-4000-8000-0000000000b1'')', 'partner.partner_messages: A replied to a message of RB''s conversation', '{23503}');
+SELECT pg_temp.assert_fails('UPDATE partner.message_suggestions SET final_message_id = ''30000000-0000-4000-8000-0000000000b1'' WHERE id = ''50000000-0000-4000-8000-0000000000a1''', 'partner.message_suggestions: A pointed its suggestion at RB''s message', '{23503}');
+
+-- A member may deactivate the conversation (and does not here, after all)
+SELECT pg_temp.assert_affects('UPDATE partner.partner_conversations SET is_active = false WHERE id = ''20000000-0000-4000-8000-00000000000a''', 1, 'partner.partner_conversations: A should deactivate its conversation', undo => true);
+
+-- soft delete: the sender deletes its own message once, stamped by the server; the partner
+-- no longer sees it and nobody un-deletes it
+DO $$
+DECLARE n bigint;
+BEGIN
+    UPDATE partner.partner_messages SET deleted_at = '2000-01-01'
+     WHERE id = '30000000-0000-4000-8000-0000000000a3';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'partner.partner_messages: A should soft-delete its own message';
+    ASSERT (select deleted_at from partner.partner_messages
+            where id = '30000000-0000-4000-8000-0000000000a3') = now(),
+        'partner.partner_messages: deleted_at should be the server''s clock';
+END $$;
+SELECT pg_temp.assert_fails('UPDATE partner.partner_messages SET deleted_at = NULL WHERE id = ''30000000-0000-4000-8000-0000000000a3''', 'partner.partner_messages: A un-deleted its message', '{42501}');
+
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a002');
+DO $$ BEGIN
+    ASSERT (select count(*) from partner.partner_messages) = 2
+       AND (select count(*) from partner.partner_messages
+            where id = '30000000-0000-4000-8000-0000000000a3') = 0,
+        'partner.partner_messages: A2 should no longer see the message A deleted';
+END $$;
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messages SET deleted_at = NULL WHERE id = ''30000000-0000-4000-8000-0000000000a3''', 'partner.partner_messages: A2 un-deleted A''s message');
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.partner_messages SET status = ''read'' WHERE id = ''30000000-0000-4000-8000-0000000000a3''', 'partner.partner_messages: A2 marked A''s deleted message read');
+-- the recipient's receipt is stamped by the server
+DO $$
+DECLARE n bigint;
+BEGIN
+    UPDATE partner.partner_messages SET status = 'delivered', delivered_at = '2000-01-01'
+     WHERE id = '30000000-0000-4000-8000-0000000000a1';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    ASSERT n = 1, 'partner.partner_messages: A2 should mark A''s message delivered';
+    ASSERT (select delivered_at from partner.partner_messages
+            where id = '30000000-0000-4000-8000-0000000000a1') = now(),
+        'partner.partner_messages: delivered_at should be the server''s clock';
+END $$;
+
+-- A also belongs to RC (with C, partner_b): re-pairing after a break-up is ordinary.
+RESET ROLE;
+INSERT INTO auth.users (id, email) VALUES
+    ('00000000-0000-4000-8000-00000000a003', 'partner-c@example.com');
+INSERT INTO partner.relationships (id, partner_a_id, partner_b_id) VALUES
+    ('10000000-0000-4000-8000-00000000000c',
+     '00000000-0000-4000-8000-00000000a001', '00000000-0000-4000-8000-00000000a003');
+
+-- A cannot move RA's conversation (A2's messages and drafts) into RC
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a001');
+SELECT pg_temp.assert_fails('UPDATE partner.partner_conversations SET relationship_id = ''10000000-0000-4000-8000-00000000000c'' WHERE id = ''20000000-0000-4000-8000-00000000000a''', 'partner.partner_conversations: A moved RA''s conversation into RC', '{42501}');
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a003');
+DO $$ BEGIN
+    ASSERT (select count(*) from partner.partner_messages) = 0
+       AND (select count(*) from partner.message_suggestions) = 0,
+        'partner.partner_messages: C should see none of RA''s messages or drafts';
+END $$;
+
+-- Drafts follow the person: when the backend re-pairs RA (C replaces A2 as partner_b), C
+-- takes over the label partner_b but not A2's private drafts.
+SELECT pg_temp.act_as('service_role');
+UPDATE partner.relationships SET partner_b_id = '00000000-0000-4000-8000-00000000a003'
+ WHERE id = '10000000-0000-4000-8000-00000000000a';
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a003');
+DO $$ BEGIN
+    ASSERT (select count(*) from partner.message_suggestions
+            where id = '50000000-0000-4000-8000-0000000000a2') = 0,
+        'partner.message_suggestions: C should not see A2''s draft after taking A2''s place';
+END $$;
+SELECT pg_temp.assert_no_rows_affected('UPDATE partner.message_suggestions SET user_action = ''ignored'' WHERE id = ''50000000-0000-4000-8000-0000000000a2''', 'partner.message_suggestions: C answered A2''s draft');
+SELECT pg_temp.act_as('service_role');
+UPDATE partner.relationships SET partner_b_id = '00000000-0000-4000-8000-00000000a002'
+ WHERE id = '10000000-0000-4000-8000-00000000000a';
 
 -- =====================================================================
 -- anon: nothing (no table privileges; permission denied counts as seeing none)

@@ -17,8 +17,9 @@
 -- owned through `id`, any other table through `user_id`. The listed ones follow ownership
 -- from the data, not the policies' own paths: partner through the relationship's
 -- partner_a_id / partner_b_id (relationship_members is derived from them by a trigger),
--- message suggestions through the sender's side; signify lesson content through the lesson
--- (active, or authored by the user); messages through their conversation.
+-- message suggestions through the sender's side, a soft-deleted partner message only to its
+-- sender; signify lesson content through the lesson (active, or authored by the user);
+-- messages through their conversation.
 
 DO $$
 DECLARE
@@ -38,8 +39,12 @@ DECLARE
         'partner.partner_messaging_preferences', 't.relationship_id IN ' || rels,
         'partner.escalation_events', 't.relationship_id IN ' || rels,
         'partner.partner_messages',
-            't.conversation_id IN (SELECT c.id FROM partner.partner_conversations c WHERE c.relationship_id IN '
-            || rels || ')',
+            'EXISTS (SELECT 1 FROM partner.partner_conversations c
+                     JOIN partner.relationships r ON r.id = c.relationship_id
+                     WHERE c.id = t.conversation_id AND $1 IN (r.partner_a_id, r.partner_b_id)
+                       AND (t.deleted_at IS NULL
+                            OR (t.sender_id = ''partner_a'' AND r.partner_a_id = $1)
+                            OR (t.sender_id = ''partner_b'' AND r.partner_b_id = $1)))',
         'partner.message_suggestions',
             'EXISTS (SELECT 1 FROM partner.partner_conversations c
                      JOIN partner.relationships r ON r.id = c.relationship_id

@@ -171,8 +171,9 @@ DO $$ BEGIN
     ASSERT (SELECT count(*) FROM signify.practice_sessions WHERE user_id <> '00000000-0000-4000-8000-0000000040a1') = 0, 'signify.practice_sessions: A sees a foreign row';
 END $$;
 
--- UPDATE / DELETE of B's rows (with WHERE) affect 0 rows
-SELECT pg_temp.assert_no_rows_affected(stmt, 'A changed B''s rows: ' || stmt)
+-- UPDATE / DELETE of B's rows (with WHERE) affect 0 rows, or are refused outright where
+-- clients hold no privilege for the command or column
+SELECT pg_temp.assert_no_rows_affected(stmt, 'A changed B''s rows: ' || stmt, or_refused => true)
   FROM unnest(ARRAY[
     'UPDATE signify.users SET full_name = ''x'' WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
     'DELETE FROM signify.users WHERE id = ''00000000-0000-4000-8000-0000000040b1''',
@@ -198,12 +199,12 @@ SELECT pg_temp.assert_no_rows_affected(stmt, 'A changed B''s rows: ' || stmt)
 
 -- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
 -- policies only join in when a statement reads columns): each runs in a subtransaction that
--- is rolled back and must touch exactly the rows A may change (0 where there is no policy).
+-- is rolled back and must touch exactly the rows A may change (0 where there is no policy);
+-- where clients hold no privilege for the command, it is refused.
 SELECT pg_temp.assert_affects(upd, n_upd, 'signify.' || tbl || ': unqualified UPDATE as A', undo => true),
        pg_temp.assert_affects(format('DELETE FROM signify.%I', tbl), n_del,
                               'signify.' || tbl || ': unqualified DELETE as A', undo => true)
   FROM (VALUES
-    ('users',             'UPDATE signify.users SET full_name = ''x''',                1, 0),
     ('user_settings',     'UPDATE signify.user_settings SET time_zone = ''UTC''',      1, 1),
     ('media_assets',      'UPDATE signify.media_assets SET media_type = ''x''',        2, 2),
     ('lessons',           'UPDATE signify.lessons SET title = ''x''',                  1, 0),
@@ -211,9 +212,12 @@ SELECT pg_temp.assert_affects(upd, n_upd, 'signify.' || tbl || ': unqualified UP
     ('tests',             'UPDATE signify.tests SET title = ''x''',                    1, 1),
     ('tests_content',     'UPDATE signify.tests_content SET test_options = ''[]''',    1, 1),
     ('chat_sessions',     'UPDATE signify.chat_sessions SET chat_name = ''x''',        1, 1),
-    ('chat_messages',     'UPDATE signify.chat_messages SET message_content = ''x''',  2, 2),
-    ('practice_sessions', 'UPDATE signify.practice_sessions SET feedback = ''{}''',    2, 2)
+    ('practice_sessions', 'UPDATE signify.practice_sessions SET raw_metrics = ''{}''', 2, 2)
   ) AS v(tbl, upd, n_upd, n_del);
+SELECT pg_temp.assert_affects('UPDATE signify.users SET full_name = ''x''', 1, 'signify.users: unqualified UPDATE as A', undo => true),
+       pg_temp.assert_affects('DELETE FROM signify.chat_messages', 2, 'signify.chat_messages: unqualified DELETE as A', undo => true);
+SELECT pg_temp.assert_fails(stmt, 'signify: ' || stmt || ' as A should be refused', '{42501}')
+  FROM unnest(ARRAY['DELETE FROM signify.users', 'UPDATE signify.chat_messages SET message_content = ''x''']) AS stmt;
 
 -- A can create own rows (each in a rolled-back subtransaction, so the counts stay put)
 SELECT pg_temp.assert_affects(stmt, 1, 'A could not insert an own row: ' || stmt, undo => true)
@@ -269,38 +273,45 @@ DO $$ BEGIN
     ASSERT (SELECT updated_at > '2001-01-01' FROM signify.lessons WHERE id = '00000000-0000-4000-8000-004002a00001'), 'signify.lessons: updated_at trigger did not run';
 END $$;
 
--- increment_xp: own XP only, validated delta
-DO $$
-DECLARE
-    stmt text;
-    raised text;
-BEGIN
-    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040a1', 100) = 600, 'increment_xp: A 500 + 100 should be 600';
-    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040a1', 1000) = 1600, 'increment_xp: A 600 + 1000 should be 1600';
-    ASSERT (SELECT level FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1') = 1, 'signify.users: level of 1600 xp should be 1';
+-- The backend's columns and functions (issue 11): XP comes from completed practice, decided
+-- by the backend, so increment_xp is not A's to call, for its own XP either; the practice
+-- evaluation, the tutor's and system's messages, tool calls and ordering, the tutor context,
+-- the activity clock and the email (from auth.users: a chosen one would probe who is
+-- registered) are not A's to write. References point only at what A may use.
+SELECT pg_temp.assert_fails(stmt, 'signify: A''s ' || stmt || ' should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 10000)',
+    'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040b1'', 10)',
+    -- the materialized view is not readable directly, nor refreshable by a user
+    'SELECT count(*) FROM signify.practice_metrics_daily',
+    'SELECT signify.refresh_practice_metrics_daily()',
+    'UPDATE signify.users SET email = ''signify-b@example.com'' WHERE id = ''00000000-0000-4000-8000-0000000040a1''',
+    'UPDATE signify.users SET last_active_at = now() WHERE id = ''00000000-0000-4000-8000-0000000040a1''',
+    'INSERT INTO signify.chat_messages (chat_id, sender, message_content) VALUES (''00000000-0000-4000-8000-004006a00001'', ''tutor'', ''Perfect signing!'')',
+    'INSERT INTO signify.chat_messages (chat_id, sender, message_content) VALUES (''00000000-0000-4000-8000-004006a00001'', ''system'', ''XP bonus granted'')',
+    'INSERT INTO signify.chat_messages (chat_id, sender, tool_calls) VALUES (''00000000-0000-4000-8000-004006a00001'', ''user'', ''[{"name":"award_xp"}]'')',
+    'INSERT INTO signify.chat_messages (chat_id, sender, sequence) VALUES (''00000000-0000-4000-8000-004006a00001'', ''user'', 1)',
+    'UPDATE signify.chat_messages SET message_content = ''rewritten'' WHERE id = ''00000000-0000-4000-8000-004007a00002''',
+    'UPDATE signify.chat_messages SET sender = ''user'' WHERE id = ''00000000-0000-4000-8000-004007a00002''',
+    'INSERT INTO signify.chat_sessions (user_id, context_snapshot) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''{"streak":99}'')',
+    'UPDATE signify.chat_sessions SET context_snapshot = ''{}'' WHERE user_id = ''00000000-0000-4000-8000-0000000040a1''',
+    'INSERT INTO signify.chat_sessions (user_id, source_lesson_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''00000000-0000-4000-8000-004002b00002'')',
+    'INSERT INTO signify.practice_sessions (user_id, mode, score) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''word'', 100)',
+    'INSERT INTO signify.practice_sessions (user_id, mode, xp_awarded) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''word'', 10000)',
+    'INSERT INTO signify.practice_sessions (user_id, mode, feedback) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''word'', ''{"summary":"flawless"}'')',
+    'INSERT INTO signify.practice_sessions (user_id, mode, started_at, completed_at) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''word'', now(), now())',
+    'UPDATE signify.practice_sessions SET score = 100, xp_awarded = 10000 WHERE user_id = ''00000000-0000-4000-8000-0000000040a1''',
+    'UPDATE signify.practice_sessions SET completed_at = now() WHERE user_id = ''00000000-0000-4000-8000-0000000040a1''',
+    -- B's private recording as A's practice capture, B's unpublished lesson as A's lesson
+    'INSERT INTO signify.practice_sessions (user_id, mode, media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''word'', ''00000000-0000-4000-8000-004001b00001'')',
+    'INSERT INTO signify.practice_sessions (user_id, mode, lesson_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''word'', ''00000000-0000-4000-8000-004002b00002'')',
+    'UPDATE signify.practice_sessions SET media_id = ''00000000-0000-4000-8000-004001b00001'' WHERE user_id = ''00000000-0000-4000-8000-0000000040a1''',
+    -- where an asset lives is fixed once registered
+    'UPDATE signify.media_assets SET path = ''b/1.mp4'' WHERE id = ''00000000-0000-4000-8000-004001a00001'''
+  ]) AS stmt;
 
-    FOREACH stmt IN ARRAY ARRAY[
-        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040b1'', 10)|42501',
-        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', -5)|22023',
-        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 0)|22023',
-        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 10001)|22023',
-        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', NULL)|22004',
-        'SELECT signify.increment_xp(NULL, 10)|22004',
-        -- the materialized view is not readable directly, nor refreshable by a user
-        'SELECT count(*) FROM signify.practice_metrics_daily|42501',
-        'SELECT signify.refresh_practice_metrics_daily()|42501'
-    ] LOOP
-        raised := NULL;
-        BEGIN
-            EXECUTE split_part(stmt, '|', 1);
-        EXCEPTION WHEN OTHERS THEN raised := SQLSTATE;
-        END;
-        ASSERT raised IS NOT DISTINCT FROM split_part(stmt, '|', 2),
-            format('%s: expected SQLSTATE %s, got %s', split_part(stmt, '|', 1), split_part(stmt, '|', 2), coalesce(raised, 'success'));
-    END LOOP;
-
-    ASSERT (SELECT xp FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1') = 1600, 'increment_xp: refused calls changed A''s xp';
-END $$;
+-- what A may do: start an attempt and attach its own capture
+SELECT pg_temp.assert_affects('INSERT INTO signify.practice_sessions (user_id, lesson_id, mode, raw_metrics, media_id) VALUES (''00000000-0000-4000-8000-0000000040a1'', ''00000000-0000-4000-8000-004002b00001'', ''sentence'', ''{"frames":120}'', ''00000000-0000-4000-8000-004001a00001'')', 1, 'signify.practice_sessions: A should start an attempt on a readable lesson with its own recording', undo => true);
 
 -- practice metrics: A's own rows only, through the function
 DO $$ BEGIN
@@ -362,6 +373,40 @@ BEGIN
     -- service_role may award XP to anyone and refresh the view
     ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040b1', 50) = 1550, 'increment_xp: service_role should award B 50 xp';
     PERFORM signify.refresh_practice_metrics_daily();
+END $$;
+
+-- A learner's XP grows through the backend: increment_xp validates every award
+DO $$
+DECLARE
+    stmt text;
+    raised text;
+BEGIN
+    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040a1', 100) = 600, 'increment_xp: A 500 + 100 should be 600';
+    ASSERT signify.increment_xp('00000000-0000-4000-8000-0000000040a1', 1000) = 1600, 'increment_xp: A 600 + 1000 should be 1600';
+    ASSERT (SELECT level FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1') = 1, 'signify.users: level of 1600 xp should be 1';
+
+    FOREACH stmt IN ARRAY ARRAY[
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', -5)|22023',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 0)|22023',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', 10001)|22023',
+        'SELECT signify.increment_xp(''00000000-0000-4000-8000-0000000040a1'', NULL)|22004',
+        'SELECT signify.increment_xp(NULL, 10)|22004'
+    ] LOOP
+        raised := NULL;
+        BEGIN
+            EXECUTE split_part(stmt, '|', 1);
+        EXCEPTION WHEN OTHERS THEN raised := SQLSTATE;
+        END;
+        ASSERT raised IS NOT DISTINCT FROM split_part(stmt, '|', 2),
+            format('%s: expected SQLSTATE %s, got %s', split_part(stmt, '|', 1), split_part(stmt, '|', 2), coalesce(raised, 'success'));
+    END LOOP;
+    ASSERT (SELECT xp FROM signify.users WHERE id = '00000000-0000-4000-8000-0000000040a1') = 1600, 'increment_xp: refused calls changed A''s xp';
+END $$;
+
+-- and A sees it
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-0000000040a1');
+DO $$ BEGIN
+    ASSERT (SELECT xp FROM signify.users) = 1600, 'signify.users: A should see the 1600 xp the backend awarded';
 END $$;
 
 RESET ROLE;

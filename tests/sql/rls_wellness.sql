@@ -85,7 +85,7 @@ END $$;
 
 -- UPDATE / DELETE of B's rows affect 0 rows
 SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.users SET full_name = ''hacked'' WHERE id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.users: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.users WHERE id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.users: A deleted B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.users WHERE id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.users: A deleted B''s row', or_refused => true);
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.wellness_entries SET sleep_hours = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.wellness_entries: A updated B''s row');
 SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.wellness_entries WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.wellness_entries: A deleted B''s row');
@@ -94,24 +94,47 @@ SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.module_progress SET prog
 SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.module_progress WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.module_progress: A deleted B''s row');
 
 SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.conversations SET topic = ''hacked'' WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.conversations: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.conversations WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.conversations: A deleted B''s row');
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.conversations WHERE user_id = ''00000000-0000-4000-8000-0000000020b1''', 'wellness.conversations: A deleted B''s row', or_refused => true);
 
-SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.messages SET content = ''hacked'' WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0b1''', 'wellness.messages: A updated B''s row');
-SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.messages WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0b1''', 'wellness.messages: A deleted B''s row');
+SELECT pg_temp.assert_no_rows_affected('UPDATE wellness.messages SET content = ''hacked'' WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0b1''', 'wellness.messages: A updated B''s row', or_refused => true);
+SELECT pg_temp.assert_no_rows_affected('DELETE FROM wellness.messages WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0b1''', 'wellness.messages: A deleted B''s row', or_refused => true);
 
 -- Statements without WHERE are checked against the UPDATE/DELETE policies alone (SELECT
 -- policies only join in when a statement reads columns): each runs in a subtransaction that
--- is rolled back, and must touch exactly the rows A owns (0 where the document gives no policy).
+-- is rolled back, and must touch exactly the rows A owns. Where the document gives no policy,
+-- clients hold no privilege either: refused outright.
 SELECT pg_temp.assert_affects(upd, n_upd, 'wellness.' || tbl || ': unqualified UPDATE as A', undo => true),
        pg_temp.assert_affects(format('DELETE FROM wellness.%I', tbl), n_del,
                               'wellness.' || tbl || ': unqualified DELETE as A', undo => true)
   FROM (VALUES
-    ('users',            'UPDATE wellness.users SET timezone = ''UTC''',                   1, 0),
     ('wellness_entries', 'UPDATE wellness.wellness_entries SET nutrition_notes = ''x''',   2, 2),
-    ('module_progress',  'UPDATE wellness.module_progress SET notes = ''x''',              1, 1),
-    ('conversations',    'UPDATE wellness.conversations SET topic = ''x''',                1, 0),
-    ('messages',         'UPDATE wellness.messages SET content = ''x''',                   0, 0)
+    ('module_progress',  'UPDATE wellness.module_progress SET notes = ''x''',              1, 1)
   ) AS v(tbl, upd, n_upd, n_del);
+SELECT pg_temp.assert_affects('UPDATE wellness.users SET timezone = ''UTC''', 1, 'wellness.users: unqualified UPDATE as A', undo => true),
+       pg_temp.assert_affects('UPDATE wellness.conversations SET topic = ''x''', 1, 'wellness.conversations: unqualified UPDATE as A', undo => true);
+SELECT pg_temp.assert_fails(stmt, 'wellness: ' || stmt || ' as A should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'DELETE FROM wellness.users',
+    'DELETE FROM wellness.conversations',
+    'UPDATE wellness.messages SET content = ''x''',
+    'DELETE FROM wellness.messages'
+  ]) AS stmt;
+
+-- The backend's columns (issue 11): the profile email comes from auth.users (setting it to
+-- B's address would tell A whether B is registered), the assistant's replies and their
+-- tokens_used, the conversation's message_count, and the server's timestamps.
+SELECT pg_temp.assert_fails(stmt, 'wellness: A''s ' || stmt || ' should be refused', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE wellness.users SET email = ''wellness-b@example.com'' WHERE id = ''00000000-0000-4000-8000-0000000020a1''',
+    'UPDATE wellness.users SET created_at = ''2000-01-01'' WHERE id = ''00000000-0000-4000-8000-0000000020a1''',
+    'INSERT INTO wellness.messages (conversation_id, role, content) VALUES (''00000000-0000-4000-8000-00000020c0a1'', ''assistant'', ''You slept perfectly.'')',
+    'INSERT INTO wellness.messages (conversation_id, role, content, tokens_used) VALUES (''00000000-0000-4000-8000-00000020c0a1'', ''user'', ''free tokens'', 0)',
+    'INSERT INTO wellness.messages (conversation_id, role, content, created_at) VALUES (''00000000-0000-4000-8000-00000020c0a1'', ''user'', ''backdated'', ''2020-01-01'')',
+    'UPDATE wellness.conversations SET message_count = 0 WHERE user_id = ''00000000-0000-4000-8000-0000000020a1''',
+    'INSERT INTO wellness.conversations (user_id, module_name, message_count) VALUES (''00000000-0000-4000-8000-0000000020a1'', ''sleep'', 500)',
+    'UPDATE wellness.wellness_entries SET created_at = ''2000-01-01'' WHERE user_id = ''00000000-0000-4000-8000-0000000020a1''',
+    'UPDATE wellness.messages SET conversation_id = ''00000000-0000-4000-8000-00000020c0b1'' WHERE conversation_id = ''00000000-0000-4000-8000-00000020c0a1'''
+  ]) AS stmt;
 
 -- A cannot hand an own row to B: refused by a privilege, a policy or a CHECK. Without WHERE,
 -- so that only the UPDATE policy's WITH CHECK can stop it.
@@ -180,6 +203,10 @@ END $$;
 
 -- ---------------------------------------------------------------- service_role
 SELECT pg_temp.act_as('service_role');
+
+-- The backend writes the assistant's replies, their token counts and the message counter.
+SELECT pg_temp.assert_affects('INSERT INTO wellness.messages (conversation_id, role, content, tokens_used) VALUES (''00000000-0000-4000-8000-00000020c0a1'', ''assistant'', ''Try a wind-down routine.'', 42)', 1, 'wellness.messages: service_role should insert an assistant reply', undo => true);
+SELECT pg_temp.assert_affects('UPDATE wellness.conversations SET message_count = 3 WHERE id = ''00000000-0000-4000-8000-00000020c0a1''', 1, 'wellness.conversations: service_role should set message_count', undo => true);
 
 -- Counted among this script's rows only: the database may also hold seed data.
 DO $$
