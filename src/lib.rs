@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conninfo;
 pub mod db;
 pub mod error;
 pub mod local;
@@ -44,13 +45,17 @@ pub fn main() -> ExitCode {
 /// Runs one command to completion and renders its report.
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if let Some(url) = &cli.global.database_url {
-        redact::register_url(url);
+        redact::register_connection_string(url);
     }
     if let Ok(url) = std::env::var("DATABASE_URL") {
-        redact::register_url(&url);
+        redact::register_connection_string(&url);
+    }
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        redact::register(password);
     }
     let cwd = std::env::current_dir()?;
     let project = Project::load(cli.global.config.as_deref(), &cwd)?;
+    target::load_dotenv(&project.root)?;
     let ctx = Context {
         project,
         global: cli.global,

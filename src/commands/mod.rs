@@ -62,7 +62,7 @@ impl Context {
     /// Resolves the target and opens a session to it.
     pub async fn connect(&self) -> anyhow::Result<(Client, Target)> {
         let target = self.target()?;
-        let client = db::connect(target.url()).await?;
+        let client = db::connect(target.conninfo()).await?;
         Ok((client, target))
     }
 

@@ -104,7 +104,9 @@ fn encrypted(url: &str) -> Result<bool, String> {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = migrate::db::connect(url)
+        let conninfo = migrate::conninfo::ConnInfo::new(url, migrate::conninfo::Env::Empty)
+            .map_err(|e| e.to_string())?;
+        let client = migrate::db::connect(&conninfo)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let row = client
