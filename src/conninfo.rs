@@ -354,8 +354,13 @@ fn keyword(word: &str, previous: Option<&Setting>, form: Form) -> Result<&'stati
     if let Some(known) = KEYWORDS.iter().find(|k| **k == word) {
         return Ok(known);
     }
-    if let Some(prev) = previous.filter(|p| is_secret(p.keyword) && !p.quoted) {
+    // After a secret, the word may be the secret's own tail: never quote it.
+    if let Some(prev) = previous.filter(|p| is_secret(p.keyword)) {
         let hint = match form {
+            Form::KeyValue if prev.quoted => {
+                "a quoted value ends at its first unescaped quote: write a quote inside it as \\'"
+                    .to_string()
+            }
             Form::KeyValue => format!(
                 "single-quote a value that holds blanks ({}='…')",
                 prev.keyword
@@ -407,6 +412,11 @@ fn parse_key_values(text: &str) -> Result<Vec<Setting>, ConnInfoError> {
                 None => "it is neither a postgres:// or postgresql:// URL nor key=value pairs \
                          (host=… dbname=…)"
                     .to_string(),
+                Some(prev) if prev.quoted => format!(
+                    "a word after the value of `{}` has no `=value`: a quoted value ends at its \
+                     first unescaped quote; write a quote inside it as \\'",
+                    prev.keyword
+                ),
                 Some(prev) => format!(
                     "a word after the value of `{}` has no `=value`: single-quote a value that \
                      holds blanks ({}='…')",
@@ -493,10 +503,11 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
     let first_slash = text[prefix..].find('/').map_or(b.len(), |i| prefix + i);
     if b.get(p) == Some(&b'@') {
         let userinfo = prefix..p;
-        if text[p + 1..first_slash].contains('@') {
+        let query = text[p + 1..].find('?').map_or(b.len(), |i| p + 1 + i);
+        if text[p + 1..query].contains('@') {
             return Err(ConnInfoError::new(
-                "the URL holds more than one `@` before its path: percent-encode an `@` in the \
-                 user name or password as %40",
+                "the URL holds more than one `@` before its query: percent-encode an `@` in the \
+                 user name or password as %40 (and a `/` as %2F)",
             ));
         }
         let colon = text[userinfo.clone()].find(':').map(|i| prefix + i);

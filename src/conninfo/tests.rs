@@ -184,7 +184,7 @@ fn bad_strings_say_which_part_is_wrong() {
     assert!(err("postgres://u@h/d?sslmode=verify").contains("sslmode=verify is not one of"));
     assert!(err("host=h sslcert=/c.pem").contains("`sslcert` is not supported"));
     assert!(err("host=h user=u bogus=1").contains("`bogus` is not a connection option"));
-    assert!(err("postgres://h/d?sslrootcert=system&sslmode=require")
+    assert!(err("postgres://u@h/d?sslrootcert=system&sslmode=require")
         .contains("cannot be used with sslrootcert=system"));
 }
 
