@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, SeedCommand};
+use cli::{Cli, Command, DatabaseCommand, SeedCommand};
 use commands::Context;
 use config::Project;
 use error::{exit_status, ExitStatus};
@@ -90,6 +90,12 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             }
             Command::Seed(SeedCommand::Status) => {
                 printer.emit(&commands::seed::status(&ctx).await?)
+            }
+            Command::Database(DatabaseCommand::Create) => {
+                printer.emit(&commands::database::create(&ctx).await?)
+            }
+            Command::Database(DatabaseCommand::Drop(args)) => {
+                printer.emit(&commands::database::drop(&ctx, args).await?)
             }
         })
     })
