@@ -87,7 +87,7 @@ fn advice(target: &ConnInfo, e: &tokio_postgres::Error) -> String {
     let code = e.code();
     let auth = code == Some(&SqlState::INVALID_PASSWORD)
         || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-        || e.to_string().contains("password missing");
+        || chain(e).contains("password missing");
     let mut notes = Vec::new();
     if auth {
         notes.push(target.password_source().describe());

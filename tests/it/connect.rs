@@ -47,11 +47,11 @@ fn password_server() -> &'static PasswordServer {
                 "SET password_encryption = 'scram-sha-256';
                  CREATE ROLE app LOGIN CREATEDB PASSWORD {};
                  CREATE ROLE crowded LOGIN PASSWORD 'crowded-pw' CONNECTION LIMIT 0;
-                 CREATE ROLE secret_keeper LOGIN;
-                 CREATE DATABASE app OWNER app;",
+                 CREATE ROLE secret_keeper LOGIN;",
                 literal(PASSWORD)
             ))
             .unwrap();
+        admin.batch_execute("CREATE DATABASE app OWNER app").unwrap();
         PasswordServer { port }
     })
 }
@@ -264,9 +264,9 @@ fn dotenv_supplies_database_url_without_overriding_the_environment() {
     p.write(
         ".env",
         &format!(
-            "# teams keep this out of git\nDATABASE_URL={}\nPGPASSWORD='{}'\n",
+            "# teams keep this out of git\nDATABASE_URL={}\nPGPASSWORD=\"{}\"\n",
             s.url(None, "app"),
-            PASSWORD.replace('\'', "\\'")
+            PASSWORD.replace('\\', "\\\\").replace('"', "\\\"")
         ),
     );
     let r = run(&p, &["status"], &[]);
