@@ -248,7 +248,10 @@ mod tests {
             .contains("lock_timeout"));
         let e = parse("[env.p]\nurl_env = \"X\"\nlock_timeout = \"99999999999999999999s\"\n")
             .unwrap_err();
-        assert!(e.contains("[env.p] lock_timeout") && e.contains("out of range"), "{e}");
+        assert!(
+            e.contains("[env.p] lock_timeout") && e.contains("out of range"),
+            "{e}"
+        );
         assert!(parse("[env.p]\nurl_env = \"X\"\nstatement_timeout = \"25d\"\n").is_err());
         assert!(parse("[env.p]\nurl_env = \"X\"\nstatement_timeout = \"24d\"\n").is_ok());
         assert!(parse("[schemas]\nmanaged = [\"Bad-Name\"]\n")

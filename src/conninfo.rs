@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use tokio_postgres::config::{ChannelBinding, LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
+use tokio_postgres::config::{
+    ChannelBinding, LoadBalanceHosts, SslNegotiation, TargetSessionAttrs,
+};
 use tokio_postgres::Config;
 
 use crate::db::tls::{RootCert, SslMode, TlsParams};
@@ -237,7 +239,10 @@ impl Parsed {
             }
         }
         if let Some((scheme, _)) = text.split_once("://") {
-            let plausible = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            let plausible = scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
                 && scheme
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
@@ -350,7 +355,11 @@ fn is_space(b: u8) -> bool {
 
 /// A keyword as libpq knows it, or an error that quotes the word only when it cannot be
 /// the tail of a secret whose value was not quoted.
-fn keyword(word: &str, previous: Option<&Setting>, form: Form) -> Result<&'static str, ConnInfoError> {
+fn keyword(
+    word: &str,
+    previous: Option<&Setting>,
+    form: Form,
+) -> Result<&'static str, ConnInfoError> {
     if let Some(known) = KEYWORDS.iter().find(|k| **k == word) {
         return Ok(known);
     }
@@ -531,7 +540,9 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
         p += 1;
     } else {
         p = prefix;
-        let path_end = text[first_slash..].find('?').map_or(b.len(), |i| first_slash + i);
+        let path_end = text[first_slash..]
+            .find('?')
+            .map_or(b.len(), |i| first_slash + i);
         if text[first_slash..path_end].contains('@') {
             return Err(ConnInfoError::new(
                 "an `@` follows a `/` in the URL: percent-encode a `/` in the user name or \
@@ -553,7 +564,9 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
                 ));
             };
             if close == start {
-                return Err(ConnInfoError::new("an IPv6 host address in the URL is empty"));
+                return Err(ConnInfoError::new(
+                    "an IPv6 host address in the URL is empty",
+                ));
             }
             host = start..close;
             p = close + 1;
@@ -826,11 +839,7 @@ impl ConnInfo {
 }
 
 /// The value of `keyword`: the string's, else its libpq variable's; and which variable.
-fn lookup(
-    parsed: &Parsed,
-    env: &Env,
-    keyword: &str,
-) -> Option<(String, Option<&'static str>)> {
+fn lookup(parsed: &Parsed, env: &Env, keyword: &str) -> Option<(String, Option<&'static str>)> {
     if let Some(v) = parsed.value(keyword) {
         return Some((v.to_string(), None));
     }
@@ -849,10 +858,8 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
         }
     }
     let get = |keyword: &str| lookup(&parsed, &env, keyword);
-    let fail = |variable: Option<&'static str>, message: String| ConnInfoError {
-        variable,
-        message,
-    };
+    let fail =
+        |variable: Option<&'static str>, message: String| ConnInfoError { variable, message };
     let mut config = Config::new();
 
     let hosts: Vec<String> = get("host")
@@ -1005,10 +1012,7 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
             Some((value, _)) if allowed.contains(&value.as_str()) => Ok(Some(value)),
             Some((value, variable)) => Err(fail(
                 variable,
-                format!(
-                    "{keyword}={value} is not one of {}",
-                    allowed.join(", ")
-                ),
+                format!("{keyword}={value} is not one of {}", allowed.join(", ")),
             )),
             None => Ok(None),
         }
@@ -1099,9 +1103,9 @@ type Get<'a> = dyn Fn(&str) -> Option<(String, Option<&'static str>)> + 'a;
 /// `sslmode` and `sslrootcert` as libpq reads them.
 fn tls_params(get: &Get<'_>, env: &Env) -> Result<TlsParams, ConnInfoError> {
     let requested = match get("sslmode") {
-        Some((value, variable)) => Some(SslMode::parse(&value).map_err(|message| {
-            ConnInfoError { variable, message }
-        })?),
+        Some((value, variable)) => {
+            Some(SslMode::parse(&value).map_err(|message| ConnInfoError { variable, message })?)
+        }
         None => None,
     };
     let root_cert = match get("sslrootcert") {

@@ -250,7 +250,9 @@ fn dotenv_error(shown: &str, e: dotenvy::Error) -> Error {
 
 /// Whether `.env` set the variable `name`.
 pub fn from_dotenv(name: &str) -> bool {
-    DOTENV.get().is_some_and(|d| d.set.iter().any(|k| k == name))
+    DOTENV
+        .get()
+        .is_some_and(|d| d.set.iter().any(|k| k == name))
 }
 
 fn dotenv_shown() -> String {

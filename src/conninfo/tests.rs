@@ -28,8 +28,14 @@ fn key_values_follow_libpq() {
         password(r"host=h user=u password = 'it\'s a s3cret'").as_deref(),
         Some("it's a s3cret")
     );
-    assert_eq!(password(r"host=h user=u password=a\ b\\c").as_deref(), Some(r"a b\c"));
-    assert_eq!(password("host=h user=u password=x#tail").as_deref(), Some("x#tail"));
+    assert_eq!(
+        password(r"host=h user=u password=a\ b\\c").as_deref(),
+        Some(r"a b\c")
+    );
+    assert_eq!(
+        password("host=h user=u password=x#tail").as_deref(),
+        Some("x#tail")
+    );
     let c = info("host = db.example.com port=6543 user=app dbname='my db'");
     assert_eq!(c.config().get_ports(), &[6543]);
     assert_eq!(c.config().get_user(), Some("app"));
@@ -41,9 +47,18 @@ fn key_values_follow_libpq() {
 #[test]
 fn urls_follow_libpq() {
     // Userinfo need not be percent-encoded: `#`, `?` and `:` may stand in a password.
-    assert_eq!(password("postgres://u:pa#ss?w:rd@h/d").as_deref(), Some("pa#ss?w:rd"));
-    assert_eq!(password("postgres://u:s3cr%40t@h/d").as_deref(), Some("s3cr@t"));
-    assert_eq!(password("postgresql://u@h/d?password=q%26p").as_deref(), Some("q&p"));
+    assert_eq!(
+        password("postgres://u:pa#ss?w:rd@h/d").as_deref(),
+        Some("pa#ss?w:rd")
+    );
+    assert_eq!(
+        password("postgres://u:s3cr%40t@h/d").as_deref(),
+        Some("s3cr@t")
+    );
+    assert_eq!(
+        password("postgresql://u@h/d?password=q%26p").as_deref(),
+        Some("q&p")
+    );
     let c = info("postgres://app@[::1]:6000,db2:6001/my%20db?application_name=x&sslmode=disable");
     assert_eq!(c.config().get_ports(), &[6000, 6001]);
     assert_eq!(c.dbname(), "my db");
@@ -51,7 +66,10 @@ fn urls_follow_libpq() {
     assert_eq!(c.tls().requested, Some(SslMode::Disable));
     // Query parameters override the path, as in libpq.
     assert_eq!(info("postgres://u@h/a?dbname=b").dbname(), "b");
-    assert_eq!(info("postgres://u@h?ssl=true").tls().requested, Some(SslMode::Require));
+    assert_eq!(
+        info("postgres://u@h?ssl=true").tls().requested,
+        Some(SslMode::Require)
+    );
 }
 
 #[test]
@@ -75,7 +93,10 @@ fn defaults_come_from_libpq_environment() {
     assert_eq!(c.tls().requested, Some(SslMode::Require));
     assert_eq!(c.config().get_application_name(), Some("deploy"));
     // libpq raises a 1-second timeout to 2.
-    assert_eq!(c.config().get_connect_timeout(), Some(&Duration::from_secs(2)));
+    assert_eq!(
+        c.config().get_connect_timeout(),
+        Some(&Duration::from_secs(2))
+    );
     // The string wins over the environment.
     let c = ConnInfo::new("postgres://me:pw12@h:5433/x?sslmode=disable", env).unwrap();
     assert_eq!(c.config().get_user(), Some("me"));
@@ -124,7 +145,10 @@ localhost:5432:*:*:socket
         passfile_password(file, "/var/run/postgresql", "5432", "d", "u"),
         Some(("socket".into(), 6))
     );
-    assert_eq!(passfile_password(file, "db.example.com", "5432", "app", "nobody"), None);
+    assert_eq!(
+        passfile_password(file, "db.example.com", "5432", "app", "nobody"),
+        None
+    );
     // The password ends at an unescaped `:`.
     assert_eq!(
         passfile_password("*:*:*:*:a:b", "h", "1", "d", "u"),
@@ -160,7 +184,11 @@ fn passfile_is_read_with_its_permission_rule() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let c = ConnInfo::new("host=h user=u dbname=d", env).unwrap();
     assert_eq!(c.config().get_password(), None);
-    assert!(c.notes()[0].contains("group or world access"), "{:?}", c.notes());
+    assert!(
+        c.notes()[0].contains("group or world access"),
+        "{:?}",
+        c.notes()
+    );
     // HOME's .pgpass is the default.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::rename(&path, dir.path().join(".pgpass")).unwrap();
@@ -174,7 +202,12 @@ fn passfile_is_read_with_its_permission_rule() {
 
 #[test]
 fn bad_strings_say_which_part_is_wrong() {
-    let err = |text: &str| Parsed::new(text).and_then(|p| resolve(p, fixed(&[]))).unwrap_err().message;
+    let err = |text: &str| {
+        Parsed::new(text)
+            .and_then(|p| resolve(p, fixed(&[])))
+            .unwrap_err()
+            .message
+    };
     assert!(err("not-a-url").contains("neither a postgres:// or postgresql:// URL nor key=value"));
     assert!(err("mysql://u:p@h/d").contains("scheme `mysql://`"));
     assert!(err("postgres:///db").contains("names no host"));
@@ -203,22 +236,40 @@ fn with_database_keeps_everything_else() {
         "postgres://u:p@h:5432/x%20y?sslmode=require"
     );
     assert_eq!(p("postgresql://h").with_database("x"), "postgresql://h/x");
-    assert_eq!(p("postgresql://h?sslmode=disable").with_database("x"), "postgresql://h/x?sslmode=disable");
-    assert_eq!(p("postgres://h/a?dbname=b").with_database("x"), "postgres://h/a?dbname=x");
+    assert_eq!(
+        p("postgresql://h?sslmode=disable").with_database("x"),
+        "postgresql://h/x?sslmode=disable"
+    );
+    assert_eq!(
+        p("postgres://h/a?dbname=b").with_database("x"),
+        "postgres://h/a?dbname=x"
+    );
     assert_eq!(
         p("host=h user=u dbname=postgres").with_database("it's"),
         "host=h user=u dbname=postgres dbname='it\\'s'"
     );
-    assert_eq!(info(&p("host=h user=u dbname=a").with_database("it's")).dbname(), "it's");
+    assert_eq!(
+        info(&p("host=h user=u dbname=a").with_database("it's")).dbname(),
+        "it's"
+    );
 }
 
 #[test]
 fn redaction_examples_from_issue_9() {
     let r = |t: &str| Parsed::new(t).unwrap().redacted();
-    assert_eq!(r(r"host=h password='it\'s a s3cret' user=u"), "host=h password=*** user=u");
-    assert_eq!(r("host=h password = 'x' user=u"), "host=h password = *** user=u");
+    assert_eq!(
+        r(r"host=h password='it\'s a s3cret' user=u"),
+        "host=h password=*** user=u"
+    );
+    assert_eq!(
+        r("host=h password = 'x' user=u"),
+        "host=h password = *** user=u"
+    );
     assert_eq!(r("host=h sslpassword=keyphrase"), "host=h sslpassword=***");
-    assert_eq!(r("host=h password=ab#cd user=u"), "host=h password=*** user=u");
+    assert_eq!(
+        r("host=h password=ab#cd user=u"),
+        "host=h password=*** user=u"
+    );
     assert_eq!(r("postgres://app:pa#ss@h/d"), "postgres://app:***@h/d");
     assert_eq!(
         r("postgres://h/d?user=a&password=hunter22&sslmode=disable"),

@@ -51,7 +51,9 @@ fn password_server() -> &'static PasswordServer {
                 literal(PASSWORD)
             ))
             .unwrap();
-        admin.batch_execute("CREATE DATABASE app OWNER app").unwrap();
+        admin
+            .batch_execute("CREATE DATABASE app OWNER app")
+            .unwrap();
         PasswordServer { port }
     })
 }
@@ -154,7 +156,11 @@ fn the_password_comes_from_the_url_or_libpq_environment_or_the_passfile() {
     let bare = s.url(None, "app");
 
     // In the URL (percent-encoded), and as key=value with quotes and escapes.
-    let r = run(&p, &["status", "--database-url", &s.url(Some(PASSWORD), "app")], &[]);
+    let r = run(
+        &p,
+        &["status", "--database-url", &s.url(Some(PASSWORD), "app")],
+        &[],
+    );
     r.success().stdout_has("postgres://app:***@127.0.0.1");
     never_shows(&r, PASSWORD);
     let kv = format!(
@@ -172,13 +178,21 @@ fn the_password_comes_from_the_url_or_libpq_environment_or_the_passfile() {
         .stderr_has("no password was given");
 
     // PGPASSWORD.
-    let r = run(&p, &["status", "--database-url", &bare], &[("PGPASSWORD", PASSWORD)]);
+    let r = run(
+        &p,
+        &["status", "--database-url", &bare],
+        &[("PGPASSWORD", PASSWORD)],
+    );
     r.success();
     never_shows(&r, PASSWORD);
 
     // A wrong PGPASSWORD: exit 3, naming the source, never the value.
     let wrong = "Wr0ngS3cret-pw";
-    let r = run(&p, &["status", "--database-url", &bare], &[("PGPASSWORD", wrong)]);
+    let r = run(
+        &p,
+        &["status", "--database-url", &bare],
+        &[("PGPASSWORD", wrong)],
+    );
     r.code(3)
         .stderr_has("password authentication failed")
         .stderr_has("the password came from PGPASSWORD");
@@ -188,7 +202,12 @@ fn the_password_comes_from_the_url_or_libpq_environment_or_the_passfile() {
     let passfile = p.path().join("passfile");
     write_private(&passfile, &passfile_line(s.port), 0o600);
     let file = passfile.to_str().unwrap();
-    run(&p, &["status", "--database-url", &bare], &[("PGPASSFILE", file)]).success();
+    run(
+        &p,
+        &["status", "--database-url", &bare],
+        &[("PGPASSFILE", file)],
+    )
+    .success();
     // The string's password and PGPASSWORD come before the file.
     run(
         &p,
@@ -198,9 +217,13 @@ fn the_password_comes_from_the_url_or_libpq_environment_or_the_passfile() {
     .code(3);
     // Readable by others: ignored, as libpq does, and the error says why.
     write_private(&passfile, &passfile_line(s.port), 0o644);
-    run(&p, &["status", "--database-url", &bare], &[("PGPASSFILE", file)])
-        .code(3)
-        .stderr_has("group or world access");
+    run(
+        &p,
+        &["status", "--database-url", &bare],
+        &[("PGPASSFILE", file)],
+    )
+    .code(3)
+    .stderr_has("group or world access");
 
     // ~/.pgpass (HOME is the project directory here).
     write_private(&p.path().join(".pgpass"), &passfile_line(s.port), 0o600);
@@ -270,7 +293,8 @@ fn dotenv_supplies_database_url_without_overriding_the_environment() {
         ),
     );
     let r = run(&p, &["status"], &[]);
-    r.success().stdout_has(&format!("postgres://app@127.0.0.1:{}/app", s.port));
+    r.success()
+        .stdout_has(&format!("postgres://app@127.0.0.1:{}/app", s.port));
     never_shows(&r, PASSWORD);
     // A variable already set wins over .env.
     run(&p, &["status"], &[("PGPASSWORD", "Wr0ngS3cret-pw")])
@@ -285,9 +309,7 @@ fn dotenv_supplies_database_url_without_overriding_the_environment() {
         .stderr_has("neither a postgres:// or postgresql:// URL nor key=value pairs");
     // A line that is not KEY=VALUE.
     p.write(".env", "DATABASE_URL postgres://h/d\n");
-    run(&p, &["status"], &[])
-        .code(2)
-        .stderr_has(".env: a line");
+    run(&p, &["status"], &[]).code(2).stderr_has(".env: a line");
 }
 
 #[test]
@@ -301,7 +323,11 @@ fn database_create_and_drop() {
         .code(3)
         .stderr_has("does not exist")
         .stderr_has("migrate database create");
-    let r = run(&p, &["database", "create", "--json", "--database-url", &url], &[]);
+    let r = run(
+        &p,
+        &["database", "create", "--json", "--database-url", &url],
+        &[],
+    );
     r.success();
     assert_eq!(r.json()["changed"], true);
     assert_eq!(r.json()["database"], name.as_str());
@@ -321,9 +347,13 @@ fn database_create_and_drop() {
         "[env.production]\nurl_env = \"PRODUCTION_DATABASE_URL\"\nprotected = true\n",
     );
     let prod = [("PRODUCTION_DATABASE_URL", url.as_str())];
-    run(&p, &["database", "drop", "--env", "production", "--yes"], &prod)
-        .code(1)
-        .stderr_has("--allow-destructive");
+    run(
+        &p,
+        &["database", "drop", "--env", "production", "--yes"],
+        &prod,
+    )
+    .code(1)
+    .stderr_has("--allow-destructive");
     let r = run(
         &p,
         &[
@@ -339,9 +369,13 @@ fn database_create_and_drop() {
     );
     r.success();
     assert_eq!(r.json()["changed"], true);
-    run(&p, &["database", "drop", "--yes", "--database-url", &url], &[])
-        .success()
-        .stdout_has("does not exist; nothing to do");
+    run(
+        &p,
+        &["database", "drop", "--yes", "--database-url", &url],
+        &[],
+    )
+    .success()
+    .stdout_has("does not exist; nothing to do");
     run(&p, &["status", "--database-url", &url], &[]).code(3);
 }
 
@@ -379,7 +413,8 @@ fn bad_connection_strings_are_usage_errors_naming_the_part_and_the_source() {
     .stderr_has("sslmode=on is not one of");
     // A password broken by a careless blank or `@`: refused without quoting it.
     let r = flag("host=127.0.0.1 user=app password=S3cr et-x");
-    r.code(2).stderr_has("single-quote a value that holds blanks");
+    r.code(2)
+        .stderr_has("single-quote a value that holds blanks");
     never_shows(&r, "S3cr et-x");
     let r = flag("postgres://app:S3cr@t-x@127.0.0.1/app");
     r.code(2).stderr_has("percent-encode an `@`");
@@ -393,11 +428,15 @@ fn an_out_of_range_lock_timeout_is_refused_at_load() {
         "migrate.toml",
         "[env.production]\nurl_env = \"PRODUCTION_DATABASE_URL\"\nlock_timeout = \"99999999999999999999s\"\n",
     );
-    run(&p, &["status", "--env", "production"], &[("PRODUCTION_DATABASE_URL", &p.db.url)])
-        .code(2)
-        .stderr_has("migrate.toml")
-        .stderr_has("[env.production] lock_timeout")
-        .stderr_has("out of range");
+    run(
+        &p,
+        &["status", "--env", "production"],
+        &[("PRODUCTION_DATABASE_URL", &p.db.url)],
+    )
+    .code(2)
+    .stderr_has("migrate.toml")
+    .stderr_has("[env.production] lock_timeout")
+    .stderr_has("out of range");
     assert!(p.applied().is_empty());
 }
 
@@ -420,11 +459,16 @@ fn generated_secrets_connect_and_are_never_shown() {
     let s = password_server();
     let p = Project::new("conn_secret_property");
     let mut admin = postgres::Client::connect(
-        &format!("host=127.0.0.1 port={} user=postgres dbname=postgres", s.port),
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            s.port
+        ),
         postgres::NoTls,
     )
     .unwrap();
-    let specials = [' ', '\'', '\\', '#', '@', ':', '/', '?', '&', '=', '%', '"', 'é'];
+    let specials = [
+        ' ', '\'', '\\', '#', '@', ':', '/', '?', '&', '=', '%', '"', 'é',
+    ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
