@@ -208,7 +208,7 @@ enum Form {
 }
 
 /// One `keyword = value` as written: the decoded value and where its raw text is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Setting {
     keyword: &'static str,
     value: String,
@@ -218,7 +218,8 @@ struct Setting {
 }
 
 /// A connection string split into libpq settings, with the position of each raw value.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the redacted text only.
+#[derive(Clone)]
 pub struct Parsed {
     text: String,
     form: Form,
@@ -227,6 +228,12 @@ pub struct Parsed {
     path: Option<Range<usize>>,
     /// URL only: where the host list ends (a database name would be inserted here).
     authority_end: usize,
+}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Parsed").field(&self.redacted()).finish()
+    }
 }
 
 impl Parsed {
@@ -359,6 +366,7 @@ fn keyword(
     word: &str,
     previous: Option<&Setting>,
     form: Form,
+    may_echo: bool,
 ) -> Result<&'static str, ConnInfoError> {
     if let Some(known) = KEYWORDS.iter().find(|k| **k == word) {
         return Ok(known);
@@ -381,7 +389,8 @@ fn keyword(
             prev.keyword
         )));
     }
-    let safe = word.len() <= 40
+    let safe = may_echo
+        && word.len() <= 40
         && word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let named = if safe {
@@ -486,7 +495,13 @@ fn parse_key_values(text: &str) -> Result<Vec<Setting>, ConnInfoError> {
                 }
             }
         }
-        let keyword = keyword(word, settings.last(), Form::KeyValue)?;
+        let keyword = keyword(
+            word,
+            settings.last(),
+            Form::KeyValue,
+            // An unquoted secret may have been cut at a blank: no later word is quoted.
+            !settings.iter().any(|s| is_secret(s.keyword) && !s.quoted),
+        )?;
         settings.push(Setting {
             keyword,
             value: String::from_utf8_lossy(&value).into_owned(),
@@ -551,6 +566,10 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
         }
     }
 
+    // An `@` that did not end user information may mean a password with an unencoded `@`
+    // or `/` was read as host, port or query: then no word of the URL is quoted in an error.
+    let userinfo_ats = usize::from(p > prefix);
+    let may_echo = text[prefix..].matches('@').count() <= userinfo_ats;
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
     let hosts_start = p;
@@ -634,6 +653,7 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
         terminator = b.get(p).copied();
     }
     if terminator == Some(b'?') {
+        let mut query_secret = false;
         let mut start = p + 1;
         while start <= b.len() {
             let end = text[start..].find('&').map_or(b.len(), |i| start + i);
@@ -668,10 +688,13 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
                     }
                     ("sslmode", "require".to_string())
                 } else {
-                    let keyword = keyword(&key, settings.last(), Form::Url)?;
+                    let keyword =
+                        keyword(&key, settings.last(), Form::Url, may_echo && !query_secret)?;
                     let what = format!("the value of `{keyword}`");
                     (keyword, decode(text, value.clone(), &what)?)
                 };
+                // A secret may have been cut at an unencoded `&`: no later word is quoted.
+                query_secret |= is_secret(keyword);
                 settings.push(Setting {
                     keyword,
                     value: value_text,
@@ -1010,10 +1033,7 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
     let choice = |keyword: &str, allowed: &[&str]| -> Result<Option<String>, ConnInfoError> {
         match get(keyword) {
             Some((value, _)) if allowed.contains(&value.as_str()) => Ok(Some(value)),
-            Some((value, variable)) => Err(fail(
-                variable,
-                format!("{keyword}={value} is not one of {}", allowed.join(", ")),
-            )),
+            Some((value, variable)) => Err(not_one_of(keyword, &value, variable, allowed)),
             None => Ok(None),
         }
     };
@@ -1098,14 +1118,44 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
     })
 }
 
+/// A value outside a keyword's fixed set. A value from the connection string is not quoted
+/// (after an unquoted password it may be the password's tail); a variable's is.
+fn not_one_of(
+    keyword: &str,
+    value: &str,
+    variable: Option<&'static str>,
+    allowed: &[&str],
+) -> ConnInfoError {
+    let what = match variable {
+        Some(_) => format!("{keyword}={value}"),
+        None => format!("the value of `{keyword}`"),
+    };
+    ConnInfoError {
+        variable,
+        message: format!("{what} is not one of {}", allowed.join(", ")),
+    }
+}
+
 type Get<'a> = dyn Fn(&str) -> Option<(String, Option<&'static str>)> + 'a;
 
 /// `sslmode` and `sslrootcert` as libpq reads them.
 fn tls_params(get: &Get<'_>, env: &Env) -> Result<TlsParams, ConnInfoError> {
     let requested = match get("sslmode") {
-        Some((value, variable)) => {
-            Some(SslMode::parse(&value).map_err(|message| ConnInfoError { variable, message })?)
-        }
+        Some((value, variable)) => Some(SslMode::parse(&value).map_err(|_| {
+            not_one_of(
+                "sslmode",
+                &value,
+                variable,
+                &[
+                    "disable",
+                    "allow",
+                    "prefer",
+                    "require",
+                    "verify-ca",
+                    "verify-full",
+                ],
+            )
+        })?),
         None => None,
     };
     let root_cert = match get("sslrootcert") {

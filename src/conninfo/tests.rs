@@ -214,7 +214,7 @@ fn bad_strings_say_which_part_is_wrong() {
     assert!(err("postgres://u@h/db%00x").contains("the database name in the URL holds %00"));
     assert!(err("postgres://u@h/db%zz").contains("does not start a percent-encoded byte"));
     assert!(err("postgres://u@h:port/db").contains("the port is not a number"));
-    assert!(err("postgres://u@h/d?sslmode=verify").contains("sslmode=verify is not one of"));
+    assert!(err("postgres://u@h/d?sslmode=verify").contains("the value of `sslmode` is not one of"));
     assert!(err("host=h sslcert=/c.pem").contains("`sslcert` is not supported"));
     assert!(err("host=h user=u bogus=1").contains("`bogus` is not a connection option"));
     assert!(err("postgres://u@h/d?sslrootcert=system&sslmode=require")
@@ -252,6 +252,15 @@ fn with_database_keeps_everything_else() {
         info(&p("host=h user=u dbname=a").with_database("it's")).dbname(),
         "it's"
     );
+}
+
+#[test]
+fn debug_output_is_redacted_too() {
+    let c = info("postgres://u:hunter22@h/d");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("hunter22"), "{shown}");
+    let p = Parsed::new("host=h sslpassword=hunter33").unwrap();
+    assert!(!format!("{p:?}").contains("hunter33"));
 }
 
 #[test]

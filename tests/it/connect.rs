@@ -410,7 +410,7 @@ fn bad_connection_strings_are_usage_errors_naming_the_part_and_the_source() {
     )
     .code(2)
     .stderr_has("$STAGING_DATABASE_URL (url_env of [env.staging] in migrate.toml)")
-    .stderr_has("sslmode=on is not one of");
+    .stderr_has("the value of `sslmode` is not one of");
     // A password broken by a careless blank or `@`: refused without quoting it.
     let r = flag("host=127.0.0.1 user=app password=S3cr et-x");
     r.code(2)

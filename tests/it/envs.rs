@@ -275,7 +275,7 @@ fn tls_parameter_errors_exit_2() {
         &[],
     )
     .code(2)
-    .stderr_has("sslmode=verify is not one of");
+    .stderr_has("the value of `sslmode` is not one of");
     p.migrate_raw(
         &[
             "status",
