@@ -83,6 +83,7 @@ fn defaults_come_from_libpq_environment() {
         ("PGSSLMODE", "require"),
         ("PGAPPNAME", "deploy"),
         ("PGCONNECT_TIMEOUT", "1"),
+        ("PGSSLROOTCERT", "/etc/ca.pem"),
     ]);
     let c = ConnInfo::new("postgres://", env.clone()).unwrap();
     assert_eq!(c.config().get_ports(), &[6432]);
@@ -91,6 +92,10 @@ fn defaults_come_from_libpq_environment() {
     assert_eq!(c.config().get_password(), Some(&b"from-env-pw"[..]));
     assert_eq!(c.password_source(), &PasswordSource::Variable);
     assert_eq!(c.tls().requested, Some(SslMode::Require));
+    assert_eq!(
+        c.tls().root_cert,
+        Some(RootCert::File(PathBuf::from("/etc/ca.pem")))
+    );
     assert_eq!(c.config().get_application_name(), Some("deploy"));
     // libpq raises a 1-second timeout to 2.
     assert_eq!(
