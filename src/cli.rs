@@ -9,8 +9,12 @@ use clap::{Args, Parser, Subcommand};
     name = "migrate",
     version,
     about = "Numbered UP/DOWN PostgreSQL migrations, checksummed history, verification and seeds",
-    after_help = "Target: --database-url, else --env NAME (migrate.toml), else $DATABASE_URL, \
-                  else the project's local cluster under .migrate/.\n\
+    after_help = "Target: --database-url, else --env NAME (migrate.toml), else $DATABASE_URL \
+                  (from the environment, or from .env in the project root, which never \
+                  overrides a variable already set), else the project's local cluster under \
+                  .migrate/. What the URL leaves out comes from libpq's variables (PGHOST, \
+                  PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ...) and the password \
+                  file (~/.pgpass or PGPASSFILE), as with psql.\n\
                   Exit codes: 0 success, 1 check or migration failed, 2 usage/config/input error, \
                   3 database unreachable or lock not acquired."
 )]
@@ -23,7 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Database to work on (overrides --env and $DATABASE_URL).
+    /// Database to work on: a postgres:// URL or libpq key=value pairs (overrides --env and
+    /// $DATABASE_URL).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// A named environment from migrate.toml, e.g. staging.
@@ -84,6 +89,26 @@ pub enum Command {
     /// Load a seed set idempotently (base, or test = base then test), or show what is loaded.
     #[command(subcommand)]
     Seed(SeedCommand),
+    /// Create or drop the target database itself.
+    #[command(subcommand)]
+    Database(DatabaseCommand),
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum DatabaseCommand {
+    /// Create the target's database (from the server's `postgres` database); nothing to do
+    /// when it exists.
+    Create,
+    /// Drop the target's database: asks first (--yes without a terminal); a protected
+    /// environment also needs --allow-destructive.
+    Drop(DropArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DropArgs {
+    /// End other sessions connected to it first (DROP DATABASE ... WITH (FORCE)).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

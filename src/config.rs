@@ -149,10 +149,19 @@ pub fn parse(text: &str) -> Result<Config, String> {
             ("statement_timeout", &env.statement_timeout),
         ] {
             if let Some(value) = value {
-                if !is_duration(value) {
-                    return Err(format!(
-                        "[env.{name}] {key} = \"{value}\" is not a duration such as \"500ms\", \"5s\", \"15min\", \"1h\""
-                    ));
+                match duration_ms(value) {
+                    None => {
+                        return Err(format!(
+                            "[env.{name}] {key} = \"{value}\" is not a duration such as \"500ms\", \"5s\", \"15min\", \"1h\""
+                        ))
+                    }
+                    Some(ms) if ms > MAX_TIMEOUT_MS => {
+                        return Err(format!(
+                            "[env.{name}] {key} = \"{value}\" is out of range: PostgreSQL takes at \
+                             most {MAX_TIMEOUT_MS}ms (about 24 days); use \"0\" for no limit"
+                        ))
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -206,14 +215,31 @@ fn is_identifier(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// PostgreSQL's time units for settings such as `lock_timeout`.
-fn is_duration(s: &str) -> bool {
+/// The largest `lock_timeout` / `statement_timeout` PostgreSQL accepts: an int of ms.
+const MAX_TIMEOUT_MS: u128 = i32::MAX as u128;
+
+/// A duration in PostgreSQL's time units for settings such as `lock_timeout`, in
+/// milliseconds (a number too long to hold counts as out of range); None when it is not one.
+fn duration_ms(s: &str) -> Option<u128> {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0
-        && matches!(
-            s[digits..].trim(),
-            "" | "us" | "ms" | "s" | "min" | "h" | "d"
-        )
+    if digits == 0 {
+        return None;
+    }
+    let per_unit: u128 = match s[digits..].trim() {
+        "us" => 0,
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    let n: u128 = s[..digits].parse().unwrap_or(u128::MAX);
+    Some(if per_unit == 0 {
+        n / 1000
+    } else {
+        n.saturating_mul(per_unit)
+    })
 }
 
 #[cfg(test)]
@@ -263,6 +289,14 @@ mod tests {
         assert!(parse("[env.p]\nurl_env = \"X\"\nlock_timeout = \"soon\"\n")
             .unwrap_err()
             .contains("lock_timeout"));
+        let e = parse("[env.p]\nurl_env = \"X\"\nlock_timeout = \"99999999999999999999s\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("[env.p] lock_timeout") && e.contains("out of range"),
+            "{e}"
+        );
+        assert!(parse("[env.p]\nurl_env = \"X\"\nstatement_timeout = \"25d\"\n").is_err());
+        assert!(parse("[env.p]\nurl_env = \"X\"\nstatement_timeout = \"24d\"\n").is_ok());
         assert!(parse("[schemas]\nmanaged = [\"Bad-Name\"]\n")
             .unwrap_err()
             .contains("Bad-Name"));

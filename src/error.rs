@@ -115,7 +115,7 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
         }
         if let Some(e) = cause.downcast_ref::<tokio_postgres::Error>() {
             return match e.code() {
-                Some(code) if is_connection_class(code.code()) => ExitStatus::Unavailable,
+                Some(code) if is_connection_class(code) => ExitStatus::Unavailable,
                 Some(_) => ExitStatus::Failure,
                 None if e.is_closed() => ExitStatus::Unavailable,
                 None => ExitStatus::Failure,
@@ -130,11 +130,13 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
 
 /// SQLSTATE classes that mean "could not get a usable session": connection exceptions (08),
 /// invalid authorization (28), unknown database (3D000), too many connections (53300),
-/// and the server shutting down (57P0x).
-fn is_connection_class(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("28")
-        || code == "3D000"
-        || code == "53300"
-        || code.starts_with("57P0")
+/// and the server shutting down (57P0x). The one classifier: `db::connect` uses it too.
+pub(crate) fn is_connection_class(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    let text = code.code();
+    text.starts_with("08")
+        || text.starts_with("28")
+        || *code == SqlState::INVALID_CATALOG_NAME
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+        || text.starts_with("57P0")
 }

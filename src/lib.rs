@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conninfo;
 pub mod db;
 pub mod error;
 pub mod local;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, SeedCommand};
+use cli::{Cli, Command, DatabaseCommand, SeedCommand};
 use commands::Context;
 use config::Project;
 use error::{exit_status, ExitStatus};
@@ -47,10 +48,13 @@ pub fn main() -> ExitCode {
 /// Runs one command to completion and renders its report.
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if let Some(url) = &cli.global.database_url {
-        redact::register_url(url);
+        redact::register_connection_string(url);
     }
     if let Ok(url) = std::env::var("DATABASE_URL") {
-        redact::register_url(&url);
+        redact::register_connection_string(&url);
+    }
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        redact::register(password);
     }
     if cli.global.verbose {
         // Read by every session when it filters the server's notices (db::verbose).
@@ -58,6 +62,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     }
     let cwd = std::env::current_dir()?;
     let project = Project::load(cli.global.config.as_deref(), &cwd)?;
+    target::load_dotenv(&project.root)?;
     let ctx = Context {
         project,
         global: cli.global,
@@ -93,6 +98,12 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             }
             Command::Seed(SeedCommand::Status) => {
                 printer.emit(&commands::seed::status(&ctx).await?)
+            }
+            Command::Database(DatabaseCommand::Create) => {
+                printer.emit(&commands::database::create(&ctx).await?)
+            }
+            Command::Database(DatabaseCommand::Drop(args)) => {
+                printer.emit(&commands::database::drop(&ctx, args).await?)
             }
         };
         // Interrupted: the command wound down cleanly; the exit status still says so.

@@ -1,47 +1,82 @@
 //! Where a run connects (DESIGN §6): `--database-url`, then `--env NAME` from `migrate.toml`,
-//! then `DATABASE_URL`, else the project's local cluster.
+//! then `DATABASE_URL` (which `.env` in the project root may set), else the project's local
+//! cluster. The connection string is completed from libpq's environment (see `conninfo`).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
 use crate::config::{Environment, Project};
+use crate::conninfo::{ConnInfo, ConnInfoError, Env};
 use crate::error::Error;
 use crate::local::{Cluster, ServerOptions, DATABASE};
-use crate::redact::{redact_url, register_url};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where the connection string came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
+    /// `--database-url`.
     Flag,
+    /// The variable `url_env` of `[env.NAME]` names.
     Environment,
+    /// `$DATABASE_URL`.
     DatabaseUrl,
+    /// The project's local cluster.
     Local,
 }
 
-/// A resolved database to work on. Its URL carries secrets: show `redacted()` only.
+/// A resolved database to work on. Its connection string carries secrets: show
+/// `redacted()` only.
 #[derive(Debug, Clone)]
 pub struct Target {
-    url: String,
+    conninfo: ConnInfo,
     pub source: Source,
     /// The `[env.NAME]` entry when the target came from `--env`.
     pub environment: Option<(String, Environment)>,
 }
 
 impl Target {
-    pub fn new(url: String, source: Source, environment: Option<(String, Environment)>) -> Target {
-        register_url(&url);
-        Target {
-            url,
+    /// Parses `text`, which came from `source`; a bad string is an input error (exit 2) that
+    /// names the part that is wrong and where the string came from.
+    pub fn new(
+        text: &str,
+        source: Source,
+        environment: Option<(String, Environment)>,
+    ) -> Result<Target, Error> {
+        let origin = origin(&source, environment.as_ref());
+        if text.trim().is_empty() {
+            return Err(Error::input(format!(
+                "{origin} is empty: give a postgres://USER@HOST:PORT/DATABASE URL"
+            )));
+        }
+        // The local cluster's URL is complete; the PG* variables are meant for other servers.
+        let env = if source == Source::Local {
+            Env::Empty
+        } else {
+            Env::Process
+        };
+        let conninfo = ConnInfo::new(text, env).map_err(|e| invalid(&origin, e))?;
+        Ok(Target {
+            conninfo,
             source,
             environment,
-        }
+        })
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The parsed connection: driver configuration, TLS parameters, redacted text.
+    pub fn conninfo(&self) -> &ConnInfo {
+        &self.conninfo
     }
 
+    /// The connection string with its secrets replaced by `***`.
     pub fn redacted(&self) -> String {
-        redact_url(&self.url)
+        self.conninfo.redacted()
+    }
+
+    /// Where the connection string came from, in words (`$DATABASE_URL (from .env)`).
+    pub fn origin(&self) -> String {
+        origin(&self.source, self.environment.as_ref())
     }
 
     pub fn protected(&self) -> bool {
@@ -64,6 +99,44 @@ impl Target {
     }
 }
 
+/// `--database-url`, `$DATABASE_URL (from .env)`, `$STAGING_DATABASE_URL (url_env of
+/// [env.staging] in migrate.toml)`.
+fn origin(source: &Source, environment: Option<&(String, Environment)>) -> String {
+    match (source, environment) {
+        (Source::Flag, _) => "--database-url".to_string(),
+        (Source::Environment, Some((name, env))) => format!(
+            "{} (url_env of [env.{name}] in migrate.toml)",
+            variable(&env.url_env)
+        ),
+        (Source::Environment, None) => "the environment's URL".to_string(),
+        (Source::DatabaseUrl, _) => variable("DATABASE_URL"),
+        (Source::Local, _) => "the local cluster's URL".to_string(),
+    }
+}
+
+/// `$NAME`, and `(from .env)` when `.env` set it.
+fn variable(name: &str) -> String {
+    if from_dotenv(name) {
+        format!("${name} (from {})", dotenv_shown())
+    } else {
+        format!("${name}")
+    }
+}
+
+fn invalid(origin: &str, e: ConnInfoError) -> Error {
+    match e.variable {
+        Some(var) => Error::input(format!(
+            "invalid {} (completing the connection string of {origin}): {}",
+            variable(var),
+            e.message
+        )),
+        None => Error::input(format!(
+            "invalid connection string in {origin}: {}",
+            e.message
+        )),
+    }
+}
+
 /// Resolves the target; starts the local cluster when nothing else is named.
 pub fn resolve(
     project: &Project,
@@ -71,21 +144,17 @@ pub fn resolve(
     env_name: Option<&str>,
 ) -> Result<Target, Error> {
     if let Some(url) = flag {
-        return Ok(Target::new(url.to_string(), Source::Flag, None));
+        return Target::new(url, Source::Flag, None);
     }
     if let Some(name) = env_name {
         return environment(project, name);
     }
     if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        return Ok(Target::new(url, Source::DatabaseUrl, None));
+        return Target::new(&url, Source::DatabaseUrl, None);
     }
     let cluster = Cluster::new(&project.local_dir())?;
     let port = cluster.ensure_running(ServerOptions::default())?;
-    Ok(Target::new(
-        cluster.url(port, DATABASE),
-        Source::Local,
-        None,
-    ))
+    Target::new(&cluster.url(port, DATABASE), Source::Local, None)
 }
 
 /// The target of `[env.NAME]`: its URL comes from the variable `url_env` names.
@@ -110,9 +179,84 @@ pub fn environment(project: &Project, name: &str) -> Result<Target, Error> {
                 env.url_env
             ))
         })?;
-    Ok(Target::new(
-        url,
+    Target::new(
+        &url,
         Source::Environment,
         Some((name.to_string(), env.clone())),
-    ))
+    )
+}
+
+/// The `.env` file read at start, and the variables it set.
+struct Dotenv {
+    path: PathBuf,
+    set: Vec<String>,
+}
+
+static DOTENV: OnceLock<Dotenv> = OnceLock::new();
+
+/// Reads `.env` in the project root, as dbmate and sqlx-cli do: each `KEY=VALUE` it holds
+/// becomes an environment variable unless that variable is already set (the environment
+/// wins). Call once, before any thread starts. A line that cannot be parsed is an input
+/// error naming the file (never the value, which may be a password).
+pub fn load_dotenv(root: &Path) -> Result<(), Error> {
+    let path = root.join(".env");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    let iter = dotenvy::from_path_iter(&path)
+        .map_err(|e| Error::input(format!("cannot read {shown}: {e}")))?;
+    let mut set = Vec::new();
+    for item in iter {
+        let (key, value) = item.map_err(|e| dotenv_error(&shown, e))?;
+        if std::env::var_os(&key).is_none() {
+            // Single-threaded here: run() calls this before the runtime starts.
+            std::env::set_var(&key, &value);
+            if key == "DATABASE_URL" || key == "PGPASSWORD" || key.ends_with("_URL") {
+                crate::redact::register_connection_string(&value);
+            }
+            if key == "PGPASSWORD" {
+                crate::redact::register(value);
+            }
+            set.push(key);
+        }
+    }
+    let _ = DOTENV.set(Dotenv { path, set });
+    Ok(())
+}
+
+fn dotenv_error(shown: &str, e: dotenvy::Error) -> Error {
+    match e {
+        dotenvy::Error::LineParse(line, _) => {
+            let key = line.split('=').next().unwrap_or("").trim();
+            let key_ok = !key.is_empty()
+                && key.len() <= 64
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ');
+            Error::input(format!(
+                "{shown}: a line {}cannot be parsed; write KEY=VALUE, quoting values with \
+                 blanks or # in them (KEY='a value')",
+                if key_ok {
+                    format!("starting `{key}` ")
+                } else {
+                    String::new()
+                }
+            ))
+        }
+        other => Error::input(format!("{shown}: {other}")),
+    }
+}
+
+/// Whether `.env` set the variable `name`.
+pub fn from_dotenv(name: &str) -> bool {
+    DOTENV
+        .get()
+        .is_some_and(|d| d.set.iter().any(|k| k == name))
+}
+
+fn dotenv_shown() -> String {
+    DOTENV
+        .get()
+        .map_or(".env".to_string(), |d| d.path.display().to_string())
 }

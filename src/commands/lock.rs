@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::runner::{Locking, Runner};
 use super::Context;
 use crate::cli::LockArgs;
+use crate::conninfo::{ConnInfo, Env};
 use crate::db::catalog::{self, Catalog};
 use crate::db::state::{self, Direction};
 use crate::db::{self, quote_ident};
@@ -18,7 +19,6 @@ use crate::error::Error;
 use crate::local::{Cluster, ServerOptions, DATABASE};
 use crate::lockfile::Lockfile;
 use crate::migrations::Migration;
-use crate::redact::{redact_url, register_url};
 
 #[derive(Debug, Serialize)]
 pub struct LockReport {
@@ -39,14 +39,14 @@ pub struct LockReport {
 pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> {
     let files = ctx.migrations()?;
     let server = match &args.scratch_url {
-        Some(url) => {
-            register_url(url);
-            url.clone()
-        }
+        Some(url) => ConnInfo::new(url, Env::Process).map_err(|e| {
+            Error::input(format!("invalid connection string in --scratch-url: {e}"))
+        })?,
         None => {
             let cluster = Cluster::new(&ctx.project.local_dir())?;
             let port = cluster.ensure_running(ServerOptions::default())?;
-            cluster.url(port, DATABASE)
+            ConnInfo::new(&cluster.url(port, DATABASE), Env::Empty)
+                .map_err(|e| Error::input(format!("the local cluster's URL: {e}")))?
         }
     };
     let mut admin = db::connect(&server).await?;
@@ -63,13 +63,15 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
             Error::refused(format!(
                 "cannot create a scratch database on {}: {} (the role needs CREATEDB there; \
                  name another server with --scratch-url)",
-                redact_url(&server),
+                server.redacted(),
                 db::chain(&e)
             ))
         })?;
     // Whatever happens while building, an interrupt included, the scratch database is
     // dropped before returning.
-    let scratch_url = db::with_database(&server, &name);
+    let scratch_url = server
+        .with_database(&name)
+        .map_err(|e| Error::input(format!("the scratch database's connection string: {e}")))?;
     let built = tokio::select! {
         built = build(ctx, &files, &scratch_url, &name) => built,
         signal = interrupted() => Err(Error::refused(format!(
@@ -96,7 +98,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
         let left = format!(
             "the scratch database {name} on {} was not dropped ({}); drop it by hand: \
              DROP DATABASE {} WITH (FORCE)",
-            redact_url(&server),
+            server.redacted(),
             db::chain(&e),
             quote_ident(&name)
         );
@@ -124,7 +126,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
     }
     Ok(LockReport {
         file: shown,
-        scratch_server: redact_url(&server),
+        scratch_server: server.redacted(),
         scratch_database: name,
         migrations: files.len(),
         head: lock.head(),
@@ -154,7 +156,7 @@ async fn interrupted() -> &'static str {
 async fn build(
     ctx: &Context,
     files: &[Migration],
-    url: &str,
+    url: &ConnInfo,
     name: &str,
 ) -> anyhow::Result<Catalog> {
     let mut client = db::connect(url).await?;

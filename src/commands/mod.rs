@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod check;
+pub mod database;
 pub mod local;
 pub mod lock;
 pub mod new;
@@ -61,7 +62,7 @@ impl Context {
     /// Resolves the target and opens a session to it.
     pub async fn connect(&self) -> anyhow::Result<(db::Session, Target)> {
         let target = self.target()?;
-        let client = db::connect(target.url()).await?;
+        let client = db::connect(target.conninfo()).await?;
         Ok((client, target))
     }
 
@@ -74,7 +75,7 @@ impl Context {
         target: &Target,
         command: &str,
     ) -> anyhow::Result<()> {
-        if db::pooler::is_transaction_pooler(target.url(), session).await? {
+        if db::pooler::is_transaction_pooler(target.conninfo(), session).await? {
             return Err(through_pooler(target, command).into());
         }
         self.take_session_lock(session).await
@@ -88,7 +89,7 @@ impl Context {
         session: &db::Session,
         target: &Target,
     ) -> anyhow::Result<Locking> {
-        if db::pooler::is_transaction_pooler(target.url(), session).await? {
+        if db::pooler::is_transaction_pooler(target.conninfo(), session).await? {
             return Ok(Locking::Transaction);
         }
         self.take_session_lock(session).await?;

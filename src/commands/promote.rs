@@ -117,7 +117,7 @@ struct Env {
 
 async fn open(ctx: &Context, name: &str) -> anyhow::Result<Env> {
     let target = target::environment(&ctx.project, name)?;
-    let client = db::connect(target.url()).await?;
+    let client = db::connect(target.conninfo()).await?;
     Ok(Env {
         name: name.to_string(),
         target,
@@ -135,7 +135,7 @@ async fn open_both(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<(Env, 
     }
     let from = open(ctx, &args.from).await?;
     let to = open(ctx, &args.to).await?;
-    if from.target.url() == to.target.url() {
+    if from.target.conninfo().same_database(to.target.conninfo()) {
         return Err(Error::input(format!(
             "`{}` and `{}` have the same URL ({}); promotion needs two databases",
             from.name,
@@ -234,7 +234,7 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
     let settings = ctx.migration_settings(&to.target);
     let outcome = Runner {
         session: &mut to.client,
-        url: to.target.url(),
+        url: to.target.conninfo(),
         settings: &settings,
         progress: ctx.progress.as_ref(),
         note: &note,

@@ -152,7 +152,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     let settings = ctx.migration_settings(&target);
     let mut runner = Runner {
         session: &mut client,
-        url: target.url(),
+        url: target.conninfo(),
         settings: &settings,
         progress: ctx.progress.as_ref(),
         note: &note,
@@ -281,7 +281,7 @@ async fn run_plan(
     let note = |_| None;
     Runner {
         session,
-        url: target.url(),
+        url: target.conninfo(),
         settings,
         progress: ctx.progress.as_ref(),
         note: &note,

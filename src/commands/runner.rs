@@ -94,7 +94,7 @@ pub struct Runner<'a> {
     pub session: &'a mut Session,
     /// The target, to reconnect after a lost connection and find out what became of the
     /// migration that was running.
-    pub url: &'a str,
+    pub url: &'a crate::conninfo::ConnInfo,
     /// Settings each migration starts with (`[session]`, lock_timeout, statement_timeout).
     pub settings: &'a [(String, String)],
     pub progress: &'a dyn Progress,

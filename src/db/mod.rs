@@ -7,10 +7,11 @@ pub mod session;
 pub mod state;
 pub mod tls;
 
-use tokio_postgres::{Client, Config};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
 
-use crate::error::Error;
-use crate::redact::redact_url;
+use crate::conninfo::{ConnInfo, PasswordSource};
+use crate::error::{is_connection_class, Error};
 use tls::SslMode;
 
 pub use tokio_postgres::Client as Connection;
@@ -61,21 +62,17 @@ pub fn verbose() -> bool {
     std::env::var_os("MIGRATE_VERBOSE").is_some_and(|v| v == "1")
 }
 
-/// Opens a session to `url`, with TLS as its `sslmode` says (see `tls`). Failures are
-/// "unavailable" (exit 3), name the target redacted, and say whether TLS was the problem.
-pub async fn connect(url: &str) -> anyhow::Result<Session> {
-    let invalid = |e: &dyn std::fmt::Display| {
-        Error::input(format!("invalid database URL {}: {e}", redact_url(url)))
-    };
-    let (rest, tls_params) = tls::split(url).map_err(|e| invalid(&e))?;
-    let mut config: Config = rest.parse().map_err(|e| invalid(&e))?;
-    config.application_name("migrate");
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(10));
-    }
+/// Opens a session to `target`, with TLS as its `sslmode` says (see `tls`). Failures are
+/// "unavailable" (exit 3) when the server could not be reached or refused the session,
+/// name the target redacted, and say whether TLS, the password or the database was the
+/// problem.
+pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
+    let shown = target.redacted();
+    let config = target.config().clone();
+    let tls_params = target.tls();
     let mode = tls_params.mode(tls::is_local(config.get_hosts()));
     let connector = tls::connector(tls_params.verification(mode), tls_params.root_cert.as_ref())
-        .map_err(|e| invalid(&e))?;
+        .map_err(|e| Error::input(format!("cannot connect to {shown}: {e}")))?;
     let attempt = |ssl_mode| {
         let mut config = config.clone();
         config.ssl_mode(ssl_mode);
@@ -103,13 +100,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Session> {
     };
     let (client, connection) = result.map_err(|e| {
         let kind = match e.code() {
-            Some(code)
-                if !code.code().starts_with("08")
-                    && !code.code().starts_with("28")
-                    && code.code() != "3D000" =>
-            {
-                Error::refused
-            }
+            Some(code) if !is_connection_class(code) => Error::refused,
             _ => Error::unavailable,
         };
         let why = tls::explain(&e, mode).map_or(String::new(), |w| format!("{w}: "));
@@ -121,9 +112,9 @@ pub async fn connect(url: &str) -> anyhow::Result<Session> {
                 format!(" (the attempt before it failed too: {first})")
             });
         kind(format!(
-            "cannot connect to {}: {why}{}{earlier}",
-            redact_url(url),
-            chain(&e)
+            "cannot connect to {shown}: {why}{}{earlier}{}",
+            chain(&e),
+            advice(target, &e)
         ))
     })?;
     let (notices, closed) = session::drive(connection);
@@ -143,6 +134,28 @@ pub async fn connect(url: &str) -> anyhow::Result<Session> {
         closed,
         _cancel: cancel,
     })
+}
+
+/// What to do about a failed connection, when the failure says: where the password came
+/// from (or that none was found), and `migrate database create` for a missing database.
+fn advice(target: &ConnInfo, e: &tokio_postgres::Error) -> String {
+    let code = e.code();
+    let auth = code == Some(&SqlState::INVALID_PASSWORD)
+        || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        || chain(e).contains("password missing");
+    let mut notes = Vec::new();
+    if auth {
+        notes.push(target.password_source().describe());
+        notes.extend(target.notes().iter().cloned());
+    } else if code == Some(&SqlState::INVALID_CATALOG_NAME) {
+        notes.push(format!(
+            "create it with `migrate database create` (database \"{}\")",
+            target.dbname()
+        ));
+    } else if matches!(target.password_source(), PasswordSource::Missing { .. }) {
+        notes.extend(target.notes().iter().cloned());
+    }
+    notes.iter().map(|n| format!("; {n}")).collect()
 }
 
 /// The whole chain of an error on one line: tokio-postgres hides causes behind "db error".
@@ -193,42 +206,4 @@ pub fn quote_ident(name: &str) -> String {
 /// Quotes an SQL string literal.
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
-}
-
-/// The connection string `server` with its database replaced by `database`.
-pub fn with_database(server: &str, database: &str) -> String {
-    let Some(scheme_end) = server.find("://").map(|i| i + 3) else {
-        // key=value form: a later key wins.
-        return format!("{server} dbname={database}");
-    };
-    let (base, query) = match server.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (server, None),
-    };
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn with_database_replaces_the_database() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/postgres?sslmode=require", "x"),
-            "postgres://u:p@h:5432/x?sslmode=require"
-        );
-        assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
-        assert_eq!(
-            with_database("host=h user=u dbname=postgres", "x"),
-            "host=h user=u dbname=postgres dbname=x"
-        );
-    }
 }

@@ -34,7 +34,7 @@ async fn backend_pid(client: &Client) -> Result<String, tokio_postgres::Error> {
 /// True when `first` (a session to `url`) reaches the server through a transaction-mode
 /// pooler. Opens a second session for the test; when that fails (the server is full), the
 /// answer is what `first` alone shows.
-pub async fn is_transaction_pooler(url: &str, first: &Client) -> anyhow::Result<bool> {
+pub async fn is_transaction_pooler(url: &crate::conninfo::ConnInfo, first: &Client) -> anyhow::Result<bool> {
     let before = backend_pid(first).await?;
     let Ok(second) = super::connect(url).await else {
         return Ok(backend_pid(first).await? != before);

@@ -1,6 +1,5 @@
-//! TLS as libpq defines it: `sslmode` and `sslrootcert` are read from the connection string
-//! here (tokio-postgres knows only disable/prefer/require and rejects `sslrootcert`), removed
-//! from it, and turned into a rustls connector.
+//! TLS as libpq defines it: the `sslmode` policy and `sslrootcert` (read by `conninfo`;
+//! tokio-postgres knows only disable/prefer/require) turned into a rustls connector.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -29,7 +28,8 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(value: &str) -> Result<SslMode, String> {
+    /// libpq's spelling; the error names the keyword and the allowed values.
+    pub(crate) fn parse(value: &str) -> Result<SslMode, String> {
         Ok(match value {
             "disable" => SslMode::Disable,
             "allow" => SslMode::Allow,
@@ -114,62 +114,6 @@ impl TlsParams {
     }
 }
 
-/// libpq TLS parameters that tokio-postgres does not know and migrate does not implement.
-const UNSUPPORTED: &[&str] = &[
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "sslcrl",
-    "sslcrldir",
-    "sslsni",
-    "sslcertmode",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-    "requiressl",
-];
-
-/// Splits the TLS parameters off a connection string (URL or `key=value` form); the rest is
-/// what tokio-postgres parses. Errors name the parameter, never the password.
-pub fn split(conninfo: &str) -> Result<(String, TlsParams), String> {
-    let mut params = TlsParams {
-        requested: None,
-        root_cert: None,
-    };
-    let mut take = |key: &str, value: String| -> Result<bool, String> {
-        match key {
-            "sslmode" => params.requested = Some(SslMode::parse(&value)?),
-            "sslrootcert" if value == "system" => params.root_cert = Some(RootCert::System),
-            "sslrootcert" => params.root_cert = Some(RootCert::File(PathBuf::from(value))),
-            k if UNSUPPORTED.contains(&k) => {
-                return Err(format!(
-                    "{k} is not supported by migrate (it supports sslmode and sslrootcert)"
-                ))
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    };
-    let rest = if is_url(conninfo) {
-        split_url(conninfo, &mut take)?
-    } else {
-        split_key_values(conninfo, &mut take)?
-    };
-    // libpq: the system's CAs vouch for host names, so they are trusted only with verify-full.
-    if let (Some(RootCert::System), Some(mode)) = (&params.root_cert, params.requested) {
-        if mode != SslMode::VerifyFull {
-            return Err(format!(
-                "sslmode={} cannot be used with sslrootcert=system: the system's CAs are \
-                 trusted only with sslmode=verify-full (as libpq); use it, or leave sslmode out",
-                mode.as_str()
-            ));
-        }
-    }
-    if params.root_cert.is_none() {
-        params.root_cert = default_root_cert();
-    }
-    Ok((rest, params))
-}
-
 /// Whether a failed attempt reached the server and failed there: it refused TLS, the TLS
 /// handshake failed, or it rejected the session (pg_hba). libpq's `prefer` and `allow` then
 /// try the other way; a host that cannot be reached is not tried twice.
@@ -180,104 +124,6 @@ pub fn server_answered(error: &tokio_postgres::Error) -> bool {
         || error
             .to_string()
             .starts_with("error performing TLS handshake")
-}
-
-fn is_url(s: &str) -> bool {
-    s.starts_with("postgres://") || s.starts_with("postgresql://")
-}
-
-/// libpq's default root certificate, `~/.postgresql/root.crt`, when it exists.
-fn default_root_cert() -> Option<RootCert> {
-    let home = std::env::var_os("HOME")?;
-    let path = PathBuf::from(home).join(".postgresql/root.crt");
-    path.is_file().then_some(RootCert::File(path))
-}
-
-type Take<'a> = dyn FnMut(&str, String) -> Result<bool, String> + 'a;
-
-fn split_url(url: &str, take: &mut Take<'_>) -> Result<String, String> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok(url.to_string());
-    };
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !take(key, percent_decode(value))? {
-            kept.push(pair);
-        }
-    }
-    Ok(if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    })
-}
-
-/// libpq's `key=value` form: values may be single-quoted, with `\'` and `\\` escapes.
-fn split_key_values(conninfo: &str, take: &mut Take<'_>) -> Result<String, String> {
-    let mut kept = Vec::new();
-    let mut chars = conninfo.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
-            key.push(c);
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.next() != Some('=') {
-            return Err(format!("`{key}` has no `=value` in the connection string"));
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if_eq(&'\'').is_some() {
-            loop {
-                match chars.next() {
-                    Some('\'') => break,
-                    Some('\\') => value.extend(chars.next()),
-                    Some(c) => value.push(c),
-                    None => return Err(format!("the value of `{key}` lacks its closing quote")),
-                }
-            }
-        } else {
-            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    c => value.push(c),
-                }
-            }
-        }
-        if !take(&key, value.clone())? {
-            let quoted = value.replace('\\', "\\\\").replace('\'', "\\'");
-            kept.push(format!("{key}='{quoted}'"));
-        }
-    }
-    Ok(kept.join(" "))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether every host of the configuration is this machine (loopback or a Unix socket).
@@ -300,20 +146,22 @@ pub fn connector(
     root_cert: Option<&RootCert>,
 ) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match verification {
-        Verification::None => Arc::new(AnyCertificate(provider.clone())),
+    let webpki = match verification {
+        Verification::None => None,
         Verification::Chain | Verification::Full => {
             let roots = Arc::new(roots(root_cert.unwrap_or(&RootCert::System))?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-                .build()
-                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
-            if verification == Verification::Full {
-                webpki
-            } else {
-                Arc::new(ChainOnly(webpki))
-            }
+            Some(
+                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                    .build()
+                    .map_err(|e| format!("cannot build the certificate verifier: {e}"))?,
+            )
         }
     };
+    let verifier = Arc::new(Verifier {
+        provider: provider.clone(),
+        webpki,
+        check_name: verification == Verification::Full,
+    });
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot configure TLS: {e}"))?
@@ -359,21 +207,37 @@ fn roots(root_cert: &RootCert) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// libpq's prefer/require: encrypt, accept any certificate, but still check the handshake
-/// signatures so the session key belongs to whoever sent the certificate.
+/// The one certificate verifier behind every `sslmode`: no WebPKI check for prefer/require
+/// (any certificate), the chain for verify-ca (a name mismatch is accepted: WebPKI checks
+/// the chain before the name, so a name error means the chain was good), chain and name for
+/// verify-full. Handshake signatures are always checked, so the session key belongs to
+/// whoever sent the certificate.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
+}
 
-impl ServerCertVerifier for AnyCertificate {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -386,7 +250,7 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -400,60 +264,14 @@ impl ServerCertVerifier for AnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// libpq's verify-ca: the full WebPKI check, except that a name mismatch is accepted.
-/// WebPKI checks the chain before the name, so a name error means the chain was good.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -521,61 +339,6 @@ mod tests {
     }
 
     #[test]
-    fn strips_tls_parameters_from_urls() {
-        let (rest, p) = split(
-            "postgres://app:pw@db.example.com:5432/app?sslmode=verify-full&application_name=x&sslrootcert=%2Fetc%2Fca.pem",
-        )
-        .unwrap();
-        assert_eq!(
-            rest,
-            "postgres://app:pw@db.example.com:5432/app?application_name=x"
-        );
-        assert_eq!(
-            p,
-            params(
-                Some(SslMode::VerifyFull),
-                Some(RootCert::File("/etc/ca.pem".into()))
-            )
-        );
-        let (rest, p) = split("postgresql://h/d?sslmode=require").unwrap();
-        assert_eq!(rest, "postgresql://h/d");
-        assert_eq!(p.requested, Some(SslMode::Require));
-        let (rest, p) = split("postgres://h/d?sslrootcert=system").unwrap();
-        assert_eq!(rest, "postgres://h/d");
-        assert_eq!(p.root_cert, Some(RootCert::System));
-        assert_eq!(split("postgres://h/d").unwrap().0, "postgres://h/d");
-    }
-
-    #[test]
-    fn strips_tls_parameters_from_key_values() {
-        let (rest, p) = split(
-            "host=db.example.com  sslmode = verify-ca password='a b\\'c' sslrootcert='/x y/ca.pem'",
-        )
-        .unwrap();
-        assert_eq!(rest, "host='db.example.com' password='a b\\'c'");
-        assert_eq!(
-            p,
-            params(
-                Some(SslMode::VerifyCa),
-                Some(RootCert::File("/x y/ca.pem".into()))
-            )
-        );
-        let config: tokio_postgres::Config = rest.parse().unwrap();
-        assert_eq!(config.get_password(), Some(&b"a b'c"[..]));
-    }
-
-    #[test]
-    fn bad_parameters_are_named() {
-        let e = split("postgres://h/d?sslmode=verify").unwrap_err();
-        assert!(e.contains("sslmode=verify is not one of"), "{e}");
-        let e = split("host=h sslcert=/c.pem").unwrap_err();
-        assert!(e.contains("sslcert is not supported"), "{e}");
-        let e = split("host=h password='open").unwrap_err();
-        assert!(e.contains("`password` lacks its closing quote"), "{e}");
-        assert!(!e.contains("open"), "{e}");
-    }
-
-    #[test]
     fn defaults_follow_the_host() {
         let p = params(None, None);
         assert_eq!(p.mode(true), SslMode::Disable);
@@ -594,24 +357,6 @@ mod tests {
             Host::Tcp("127.0.0.1".into()),
             Host::Tcp("db.example.com".into())
         ]));
-    }
-
-    #[test]
-    fn system_roots_mean_verify_full_as_in_libpq() {
-        let (_, p) = split("postgres://db.example.com/d?sslrootcert=system").unwrap();
-        assert_eq!(p.mode(false), SslMode::VerifyFull);
-        assert_eq!(p.mode(true), SslMode::VerifyFull);
-        assert!(split("postgres://h/d?sslrootcert=system&sslmode=verify-full").is_ok());
-        for weak in ["disable", "allow", "prefer", "require", "verify-ca"] {
-            let e =
-                split(&format!("postgres://h/d?sslmode={weak}&sslrootcert=system")).unwrap_err();
-            assert!(
-                e.starts_with(&format!(
-                    "sslmode={weak} cannot be used with sslrootcert=system"
-                )),
-                "{e}"
-            );
-        }
     }
 
     #[test]

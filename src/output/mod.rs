@@ -2,6 +2,7 @@
 //! bars (indicatif) on stderr only when stderr is a terminal, errors on stderr. Everything
 //! written passes through `redact::mask`.
 
+mod database;
 mod human;
 mod progress;
 mod promote;

@@ -551,7 +551,7 @@ fn unreachable_database_exits_3() {
         .stderr_has("does not exist");
     p.migrate_raw(&["status", "--database-url", "mysql://x"], &[])
         .code(2)
-        .stderr_has("invalid database URL");
+        .stderr_has("invalid connection string in --database-url");
 }
 
 #[test]

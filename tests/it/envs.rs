@@ -104,7 +104,9 @@ fn encrypted(url: &str) -> Result<bool, String> {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = migrate::db::connect(url)
+        let conninfo = migrate::conninfo::ConnInfo::new(url, migrate::conninfo::Env::Empty)
+            .map_err(|e| e.to_string())?;
+        let client = migrate::db::connect(&conninfo)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let row = client
@@ -273,7 +275,7 @@ fn tls_parameter_errors_exit_2() {
         &[],
     )
     .code(2)
-    .stderr_has("sslmode=verify is not one of");
+    .stderr_has("the value of `sslmode` is not one of");
     p.migrate_raw(
         &[
             "status",

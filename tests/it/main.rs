@@ -2,6 +2,7 @@
 
 mod support;
 
+mod connect;
 mod domains;
 mod engine;
 mod envs;

@@ -96,7 +96,9 @@ pub fn throwaway_cluster(
 
 /// `url` with its database replaced by `database`.
 pub fn with_database(url: &str, database: &str) -> String {
-    migrate::db::with_database(url, database)
+    migrate::conninfo::Parsed::new(url)
+        .expect("a valid connection string")
+        .with_database(database)
 }
 
 impl Server {
