@@ -321,13 +321,16 @@ pub struct Stale {
 }
 
 /// Every file that was added, removed, edited or renamed since the lock was written; `dir`
-/// is how the migrations directory is shown (for removed files).
+/// is how the migrations directory is shown (for removed files). A new file whose UP section
+/// is still empty is not counted.
 pub fn stale(files: &[Migration], lock: &Lockfile, dir: &str) -> Vec<Stale> {
     let locked: BTreeMap<i64, &LockedMigration> =
         lock.migrations.iter().map(|m| (m.version, m)).collect();
     let mut out = Vec::new();
     for file in files {
         let change = match locked.get(&file.version) {
+            // A skeleton from `migrate new` is not a migration yet: `lock` refuses it.
+            None if file.is_empty() => None,
             None => Some(Change::Added),
             Some(l) if l.name != file.name => Some(Change::Renamed),
             Some(l) if l.sha256 != file.checksum => Some(Change::Edited),

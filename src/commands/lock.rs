@@ -38,6 +38,9 @@ pub struct LockReport {
 
 pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> {
     let files = ctx.migrations()?;
+    if let Some(m) = files.iter().find(|m| m.is_empty()) {
+        return Err(m.empty_error().into());
+    }
     let server = match &args.scratch_url {
         Some(url) => {
             register_url(url);

@@ -6,6 +6,7 @@ use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 use super::{Report, Style};
 use crate::commands::baseline::BaselineReport;
 use crate::commands::check::CheckReport;
+use crate::commands::completions::{CompletionsReport, ManReport};
 use crate::commands::local::LocalReport;
 use crate::commands::new::NewReport;
 use crate::commands::repair::RepairReport;
@@ -19,9 +20,14 @@ pub fn table(style: &Style, header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if !style.color {
-        table.force_no_tty();
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        // Width and colour are decided once, by the Printer (--color, $COLUMNS, TERM).
+        .force_no_tty();
+    if style.color {
+        table.enforce_styling();
+    }
+    if let Some(width) = style.width {
+        table.set_width(width);
     }
     table.set_header(
         header
@@ -137,7 +143,12 @@ impl Report for StatusReport {
     fn human(&self, style: &Style) -> String {
         let mut t = table(style, &["version", "name", "domain", "state", "applied at"]);
         for row in &self.migrations {
-            let mut state = Cell::new(row.state.as_str());
+            let label = if row.empty {
+                "pending (empty)"
+            } else {
+                row.state.as_str()
+            };
+            let mut state = Cell::new(label);
             if style.color {
                 state = match row.state {
                     State::Applied => state.fg(Color::Green),
@@ -172,6 +183,12 @@ impl Report for StatusReport {
             if let Some(problem) = &row.problem {
                 out.push_str(&format!("! {problem}\n"));
             }
+            if row.empty {
+                out.push_str(&format!(
+                    "note: {} has an empty UP section; write it before `migrate up`\n",
+                    row.file.as_deref().unwrap_or(&row.name)
+                ));
+            }
         }
         out
     }
@@ -192,6 +209,11 @@ impl Report for CheckReport {
         );
         for path in &self.irreversible {
             out.push_str(&format!("note: {path} is irreversible (empty DOWN)\n"));
+        }
+        for path in &self.empty {
+            out.push_str(&format!(
+                "note: {path} has an empty UP section; write it before `migrate up`\n"
+            ));
         }
         if !self.lock_outdated() {
             out.push_str(&format!("{} is current\n", self.lock));
@@ -293,6 +315,25 @@ impl Report for LocalReport {
         );
         if let Some(url) = &c.url {
             out.push_str(&format!("url: {url}\n"));
+        }
+        out
+    }
+}
+
+impl Report for CompletionsReport {
+    fn human(&self, _: &Style) -> String {
+        self.script.clone()
+    }
+}
+
+impl Report for ManReport {
+    fn human(&self, _: &Style) -> String {
+        if self.files.is_empty() {
+            return self.page.clone();
+        }
+        let mut out = format!("wrote {} man page(s):\n", self.files.len());
+        for file in &self.files {
+            out.push_str(&format!("  {file}\n"));
         }
         out
     }
