@@ -2,6 +2,7 @@
 
 mod support;
 
+mod daily;
 mod domains;
 mod engine;
 mod envs;
