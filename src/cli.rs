@@ -272,3 +272,33 @@ const EXAMPLES_LOCAL_RESET: &str = "Examples:\n  migrate local reset          # 
 const EXAMPLES_SEED_BASE: &str = "Examples:\n  migrate seed base\n  migrate seed base --dry-run\n  migrate seed base --env staging";
 const EXAMPLES_SEED_TEST: &str = "Examples:\n  migrate seed test\n  migrate seed test --verbose  # counts per table and per file";
 const EXAMPLES_SEED_STATUS: &str = "Examples:\n  migrate seed status\n  migrate seed status --json";
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_ends_its_help_with_examples() {
+        fn walk(command: &clap::Command, path: &str) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let after = sub.get_after_help().map(|s| s.to_string());
+                assert!(
+                    after
+                        .is_some_and(|a| a.starts_with("Examples:\n  migrate ")
+                            || a.contains("\nExamples:\n  ")),
+                    "`{path} --help` does not end with examples"
+                );
+                walk(sub, &path);
+            }
+        }
+        walk(&Cli::command(), "migrate");
+    }
+}

@@ -367,7 +367,7 @@ mod tests {
             path: format!("migrations/{version:04}_{name}.sql"),
             checksum: checksum.into(),
             up: Section {
-                sql: String::new(),
+                sql: "select 1;".into(),
                 first_line: 2,
             },
             down: Section {
@@ -507,5 +507,18 @@ mod tests {
             ]
         );
         assert_eq!(stale(&files[..1], &lock, "migrations").len(), 3);
+        // A new skeleton whose UP is still empty does not make the lock stale.
+        let mut skeleton = file(5, "coach_e", "e");
+        skeleton.up.sql = "-- to do\n".into();
+        let files = [
+            file(1, "coach_a", "a"),
+            file(2, "coach_b", "b"),
+            file(3, "coach_c", "c"),
+        ];
+        let with_skeleton: Vec<Migration> = files.iter().cloned().chain([skeleton]).collect();
+        assert_eq!(
+            stale(&with_skeleton, &lock, "migrations").len(),
+            stale(&files, &lock, "migrations").len()
+        );
     }
 }

@@ -35,6 +35,9 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
     let managed: bool = client.query_one(MANAGED, &[]).await?.get(0);
+    // Inspected first all the same, so a broken schema.lock is reported as the input error
+    // it is (exit 2) whatever the database holds.
+    let report = inspect(ctx, &mut client, &files, target.redacted()).await?;
     if !managed {
         return Err(Error::refused(format!(
             "{} is not managed by migrate (no _migrate state); run `migrate up`, or \
@@ -43,7 +46,7 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
         ))
         .into());
     }
-    inspect(ctx, &mut client, &files, target.redacted()).await
+    Ok(report)
 }
 
 /// Whether migrate has ever recorded anything in this database.

@@ -39,7 +39,7 @@ impl Progress for Bar {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style =
-            ProgressStyle::with_template("{spinner} {prefix} {wide_msg} ({pos}/{len}) {elapsed}")
+            ProgressStyle::with_template("{spinner} {prefix} {msg} ({pos}/{len}) {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
         bar.set_prefix(verb.to_string());
