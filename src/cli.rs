@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+pub use clap::ColorChoice;
 use clap::{Args, Parser, Subcommand};
+pub use clap_complete::Shell;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,7 +18,11 @@ use clap::{Args, Parser, Subcommand};
                   PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE, ...) and the password \
                   file (~/.pgpass or PGPASSFILE), as with psql.\n\
                   Exit codes: 0 success, 1 check or migration failed, 2 usage/config/input error, \
-                  3 database unreachable or lock not acquired."
+                  3 database unreachable or lock not acquired.\n\n\
+                  Examples:\n  \
+                  migrate up\n  \
+                  migrate status\n  \
+                  migrate verify --env staging"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -43,9 +49,6 @@ pub struct GlobalArgs {
     /// Print only errors.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
-    /// Show more: the server's NOTICEs as migrations run (WARNINGs are always shown).
-    #[arg(long, short = 'v', global = true)]
-    pub verbose: bool,
     /// Seconds to wait for another run's migration lock before giving up (exit 3).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60)]
     pub lock_wait: u64,
@@ -55,40 +58,65 @@ pub struct GlobalArgs {
     /// Allow down, redo, repair, baseline, `seed test` and `local reset` on a protected environment.
     #[arg(long, global = true)]
     pub allow_destructive: bool,
+    /// Show more: long reports in full (seed counts per table and file, every verify
+    /// finding), and the server's NOTICEs as migrations run (WARNINGs are always shown).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+    /// Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations in order.
+    #[command(after_help = EXAMPLES_UP)]
     Up(UpArgs),
     /// Revert applied migrations, newest first (default: one).
+    #[command(after_help = EXAMPLES_DOWN)]
     Down(DownArgs),
     /// Revert migrations, then apply them again.
+    #[command(after_help = EXAMPLES_REDO)]
     Redo(RedoArgs),
     /// Show every migration: applied, pending, changed, missing or dirty.
+    #[command(after_help = EXAMPLES_STATUS)]
     Status,
     /// Create the next-numbered migration file with an UP/DOWN skeleton.
+    #[command(after_help = EXAMPLES_NEW)]
     New(NewArgs),
     /// Offline: files parse, versions are unique, schema.lock is current.
+    #[command(after_help = EXAMPLES_CHECK)]
     Check,
     /// Regenerate schema.lock from a temporary database on a scratch server.
+    #[command(after_help = EXAMPLES_LOCK)]
     Lock(LockArgs),
     /// Online: checksums, RLS, policies, functions, indexes, and drift from schema.lock.
+    #[command(after_help = EXAMPLES_VERIFY)]
     Verify,
     /// Record migrations up to VERSION as applied without running them.
+    #[command(after_help = EXAMPLES_BASELINE)]
     Baseline(BaselineArgs),
     /// Accept a migration's current checksum, or clear its dirty mark.
+    #[command(after_help = EXAMPLES_REPAIR)]
     Repair(RepairArgs),
     /// What promoting one environment's migrations to another would apply, and whether it may.
+    #[command(after_help = EXAMPLES_PLAN)]
     Plan(PromotionArgs),
     /// Apply the migrations staging has and production lacks, from the files staging ran.
+    #[command(after_help = EXAMPLES_PROMOTE)]
     Promote(PromotionArgs),
     /// The zero-setup local PostgreSQL cluster under .migrate/.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXAMPLES_LOCAL)]
     Local(LocalCommand),
     /// Load a seed set idempotently (base, or test = base then test), or show what is loaded.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXAMPLES_SEED)]
     Seed(SeedCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = EXAMPLES_COMPLETIONS)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one per command into a directory.
+    #[command(after_help = EXAMPLES_MAN)]
+    Man(ManArgs),
     /// Create or drop the target database itself.
     #[command(subcommand)]
     Database(DatabaseCommand),
@@ -109,6 +137,20 @@ pub struct DropArgs {
     /// End other sessions connected to it first (DROP DATABASE ... WITH (FORCE)).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write migrate.1 and migrate-<command>.1 for every command here instead of printing
+    /// migrate.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -190,24 +232,32 @@ pub struct PromotionArgs {
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum LocalCommand {
     /// Create (first time) and start the cluster.
+    #[command(after_help = EXAMPLES_LOCAL_START)]
     Start,
     /// Stop the cluster.
+    #[command(after_help = EXAMPLES_LOCAL_STOP)]
     Stop,
     /// Whether it exists and runs, and where.
+    #[command(after_help = EXAMPLES_LOCAL_STATUS)]
     Status,
     /// Print its URL (starting it if needed).
+    #[command(after_help = EXAMPLES_LOCAL_URL)]
     Url,
     /// Stop it, delete its data and start an empty one.
+    #[command(after_help = EXAMPLES_LOCAL_RESET)]
     Reset,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum SeedCommand {
     /// Load seeds/base: insert new rows, update differing ones, leave equal ones alone.
+    #[command(after_help = EXAMPLES_SEED_BASE)]
     Base(SeedArgs),
     /// Load seeds/base, then seeds/test (a protected environment needs --allow-destructive).
+    #[command(after_help = EXAMPLES_SEED_TEST)]
     Test(SeedArgs),
     /// Every seed file: loaded, changed since load, or never loaded.
+    #[command(after_help = EXAMPLES_SEED_STATUS)]
     Status,
 }
 
@@ -216,4 +266,65 @@ pub struct SeedArgs {
     /// Load inside a transaction that is rolled back: report the counts, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `--help` of every command ends with these examples.
+const EXAMPLES_UP: &str = "Examples:\n  migrate up                  # apply every pending migration\n  migrate up --to 0012        # stop after 0012\n  migrate up --dry-run        # print the plan and its SQL, change nothing";
+const EXAMPLES_DOWN: &str = "Examples:\n  migrate down                # revert the newest migration\n  migrate down --steps 3\n  migrate down --to 0012 --dry-run";
+const EXAMPLES_REDO: &str = "Examples:\n  migrate redo                # revert the newest migration and apply it again\n  migrate redo --steps 2";
+const EXAMPLES_STATUS: &str = "Examples:\n  migrate status\n  migrate status --env staging\n  migrate status --json | jq .counts";
+const EXAMPLES_NEW: &str = "Examples:\n  migrate new coach_add_streaks     # writes migrations/<next>_coach_add_streaks.sql\n  migrate new platform_audit_log";
+const EXAMPLES_CHECK: &str =
+    "Examples:\n  migrate check               # in CI, before the tests\n  migrate check --json";
+const EXAMPLES_LOCK: &str = "Examples:\n  migrate lock                # on the local cluster\n  migrate lock --scratch-url postgres://postgres@localhost:5432/postgres";
+const EXAMPLES_VERIFY: &str = "Examples:\n  migrate verify\n  migrate verify --env staging --verbose\n  migrate verify --json | jq '.findings[] | select(.level == \"error\")'";
+const EXAMPLES_BASELINE: &str = "Examples:\n  migrate baseline 12         # the database already has 0001..0012\n  migrate baseline 12 --env production --allow-destructive";
+const EXAMPLES_REPAIR: &str = "Examples:\n  migrate repair 12           # accept 0012's edited checksum, or clear its dirty mark\n  migrate repair 12 --forget  # after undoing a half-applied 0012 by hand";
+const EXAMPLES_PLAN: &str = "Examples:\n  migrate plan --from staging --to production\n  migrate plan --from staging --to production --json | jq -e .may_proceed";
+const EXAMPLES_PROMOTE: &str = "Examples:\n  migrate promote --from staging --to production\n  migrate promote --from staging --to production --yes --json";
+const EXAMPLES_LOCAL: &str = "Examples:\n  migrate local start\n  psql \"$(migrate local url)\"\n  migrate local reset --yes";
+const EXAMPLES_SEED: &str =
+    "Examples:\n  migrate seed base\n  migrate seed test --dry-run\n  migrate seed status";
+const EXAMPLES_COMPLETIONS: &str = "Examples:\n  migrate completions bash > ~/.local/share/bash-completion/completions/migrate\n  migrate completions zsh > ~/.zfunc/_migrate\n  migrate completions fish > ~/.config/fish/completions/migrate.fish";
+const EXAMPLES_MAN: &str =
+    "Examples:\n  migrate man | man -l -\n  migrate man --dir ~/.local/share/man/man1";
+const EXAMPLES_LOCAL_START: &str =
+    "Examples:\n  migrate local start\n  migrate local start && migrate up";
+const EXAMPLES_LOCAL_STOP: &str = "Examples:\n  migrate local stop\n  migrate local stop --json";
+const EXAMPLES_LOCAL_STATUS: &str =
+    "Examples:\n  migrate local status\n  migrate local status --json";
+const EXAMPLES_LOCAL_URL: &str = "Examples:\n  migrate local url\n  psql \"$(migrate local url)\"";
+const EXAMPLES_LOCAL_RESET: &str = "Examples:\n  migrate local reset          # asks first on a terminal\n  migrate local reset --yes    # in scripts";
+const EXAMPLES_SEED_BASE: &str = "Examples:\n  migrate seed base\n  migrate seed base --dry-run\n  migrate seed base --env staging";
+const EXAMPLES_SEED_TEST: &str = "Examples:\n  migrate seed test\n  migrate seed test --verbose  # counts per table and per file";
+const EXAMPLES_SEED_STATUS: &str = "Examples:\n  migrate seed status\n  migrate seed status --json";
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_ends_its_help_with_examples() {
+        fn walk(command: &clap::Command, path: &str) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let after = sub.get_after_help().map(|s| s.to_string());
+                assert!(
+                    after
+                        .is_some_and(|a| a.starts_with("Examples:\n  migrate ")
+                            || a.contains("\nExamples:\n  ")),
+                    "`{path} --help` does not end with examples"
+                );
+                walk(sub, &path);
+            }
+        }
+        walk(&Cli::command(), "migrate");
+    }
 }

@@ -24,6 +24,17 @@ pub struct Config {
     /// transaction, or for the session around a `transaction: none` migration.
     #[serde(default)]
     pub session: BTreeMap<String, String>,
+    #[serde(default)]
+    pub lock: Lock,
+}
+
+/// `[lock]`: how `migrate lock` prepares its scratch database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lock {
+    /// SQL files (relative to the project) run in order on the scratch database before the
+    /// migrations, e.g. to give it Supabase's `auth` and `extensions` schemas.
+    pub prelude: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +135,26 @@ impl Project {
     /// The local cluster's home, git-ignored.
     pub fn local_dir(&self) -> PathBuf {
         self.root.join(".migrate")
+    }
+
+    /// The `[lock] prelude` files: each as shown in messages, and its SQL. An unreadable file
+    /// is a configuration error naming the key.
+    pub fn lock_prelude(&self) -> Result<Vec<(String, String)>, Error> {
+        self.config
+            .lock
+            .prelude
+            .iter()
+            .map(|file| {
+                let shown = file.display().to_string();
+                std::fs::read_to_string(self.root.join(file))
+                    .map(|sql| (shown.clone(), sql))
+                    .map_err(|e| {
+                        Error::input(format!(
+                            "{FILE_NAME}: [lock] prelude names {shown}, which cannot be read: {e}"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     pub fn managed_schemas(&self) -> &[String] {

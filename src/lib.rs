@@ -30,7 +30,7 @@ use seeds::SeedSet;
 /// Parses the command line, runs the command, prints its report; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::new(cli.global.json, cli.global.quiet);
+    let printer = Printer::from_args(&cli.global);
     let status = match run(cli, &printer) {
         Ok(status) => status,
         Err(err) => {
@@ -59,6 +59,16 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if cli.global.verbose {
         // Read by every session when it filters the server's notices (db::verbose).
         std::env::set_var("MIGRATE_VERBOSE", "1");
+    }
+    // Generated from the command line definition alone: no project, no database.
+    match &cli.command {
+        Command::Completions(args) => {
+            return Ok(printer.emit(&commands::completions::completions(args.shell)))
+        }
+        Command::Man(args) => {
+            return Ok(printer.emit(&commands::completions::man(args.dir.as_deref())?))
+        }
+        _ => {}
     }
     let cwd = std::env::current_dir()?;
     let project = Project::load(cli.global.config.as_deref(), &cwd)?;
@@ -99,6 +109,11 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Seed(SeedCommand::Status) => {
                 printer.emit(&commands::seed::status(&ctx).await?)
             }
+            // Answered before the project was loaded; here for completeness.
+            Command::Completions(args) => {
+                printer.emit(&commands::completions::completions(args.shell))
+            }
+            Command::Man(args) => printer.emit(&commands::completions::man(args.dir.as_deref())?),
             Command::Database(DatabaseCommand::Create) => {
                 printer.emit(&commands::database::create(&ctx).await?)
             }

@@ -321,13 +321,16 @@ pub struct Stale {
 }
 
 /// Every file that was added, removed, edited or renamed since the lock was written; `dir`
-/// is how the migrations directory is shown (for removed files).
+/// is how the migrations directory is shown (for removed files). A new file whose UP section
+/// is still empty is not counted.
 pub fn stale(files: &[Migration], lock: &Lockfile, dir: &str) -> Vec<Stale> {
     let locked: BTreeMap<i64, &LockedMigration> =
         lock.migrations.iter().map(|m| (m.version, m)).collect();
     let mut out = Vec::new();
     for file in files {
         let change = match locked.get(&file.version) {
+            // A skeleton from `migrate new` is not a migration yet: `lock` refuses it.
+            None if file.is_empty() => None,
             None => Some(Change::Added),
             Some(l) if l.name != file.name => Some(Change::Renamed),
             Some(l) if l.sha256 != file.checksum => Some(Change::Edited),
@@ -364,7 +367,7 @@ mod tests {
             path: format!("migrations/{version:04}_{name}.sql"),
             checksum: checksum.into(),
             up: Section {
-                sql: String::new(),
+                sql: "select 1;".into(),
                 first_line: 2,
             },
             down: Section {
@@ -504,5 +507,18 @@ mod tests {
             ]
         );
         assert_eq!(stale(&files[..1], &lock, "migrations").len(), 3);
+        // A new skeleton whose UP is still empty does not make the lock stale.
+        let mut skeleton = file(5, "coach_e", "e");
+        skeleton.up.sql = "-- to do\n".into();
+        let files = [
+            file(1, "coach_a", "a"),
+            file(2, "coach_b", "b"),
+            file(3, "coach_c", "c"),
+        ];
+        let with_skeleton: Vec<Migration> = files.iter().cloned().chain([skeleton]).collect();
+        assert_eq!(
+            stale(&with_skeleton, &lock, "migrations").len(),
+            stale(&files, &lock, "migrations").len()
+        );
     }
 }

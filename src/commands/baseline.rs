@@ -23,6 +23,9 @@ pub struct Recorded {
 
 pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineReport> {
     let files = ctx.migrations()?;
+    if let Some(m) = files.iter().find(|m| m.version <= version && m.is_empty()) {
+        return Err(m.empty_error().into());
+    }
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "baseline")?;
     ctx.lock(&client, &target, "baseline").await?;
@@ -38,6 +41,7 @@ pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineRep
         .into());
     }
     let chosen: Vec<_> = files.iter().filter(|m| m.version <= version).collect();
+
     if chosen.is_empty() {
         return Err(Error::input(format!(
             "no migration file has a version at or below {version}"

@@ -12,6 +12,9 @@ pub struct CheckReport {
     pub head: Option<i64>,
     pub irreversible: Vec<String>,
     pub no_transaction: Vec<String>,
+    /// Files whose UP section is still empty (skeletons from `migrate new`): not in the lock
+    /// check, and `up` refuses them.
+    pub empty: Vec<String>,
     /// The lock file, as configured.
     pub lock: String,
     pub lock_missing: bool,
@@ -38,12 +41,17 @@ pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
         head: files.last().map(|m| m.version),
         irreversible: files
             .iter()
-            .filter(|m| !m.reversible())
+            .filter(|m| !m.reversible() && !m.is_empty())
             .map(|m| m.path.clone())
             .collect(),
         no_transaction: files
             .iter()
             .filter(|m| !m.transactional)
+            .map(|m| m.path.clone())
+            .collect(),
+        empty: files
+            .iter()
+            .filter(|m| m.is_empty())
             .map(|m| m.path.clone())
             .collect(),
         lock_missing: lock.is_none(),

@@ -38,6 +38,9 @@ pub fn local(ctx: &Context, command: LocalCommand) -> Result<LocalReport, Error>
             {
                 ctx.guard_destructive_env(name, env, "local reset")?;
             }
+            if cluster.status().initialized {
+                confirm_reset(ctx, &cluster)?;
+            }
             cluster.reset(ServerOptions::default())?;
             ("reset", true)
         }
@@ -47,4 +50,25 @@ pub fn local(ctx: &Context, command: LocalCommand) -> Result<LocalReport, Error>
         changed,
         cluster: cluster.status(),
     })
+}
+
+/// `local reset` deletes data: `--yes`, or a person's yes at the terminal. Without a terminal
+/// and without `--yes` it is a usage error (exit 2); answering no is a refusal (exit 1).
+fn confirm_reset(ctx: &Context, cluster: &Cluster) -> Result<(), Error> {
+    if ctx.global.yes {
+        return Ok(());
+    }
+    let data = cluster.status().data_dir;
+    let question =
+        format!("Delete every database of the local cluster ({data}) and start it empty?");
+    match ctx.confirm.ask(&question) {
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::refused(
+            "not confirmed; the local cluster was left as it was",
+        )),
+        None => Err(Error::input(format!(
+            "`local reset` deletes every database of the local cluster ({data}) and stdin is \
+             not a terminal, so nobody can confirm: pass --yes"
+        ))),
+    }
 }

@@ -38,6 +38,10 @@ pub struct LockReport {
 
 pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> {
     let files = ctx.migrations()?;
+    if let Some(m) = files.iter().find(|m| m.is_empty()) {
+        return Err(m.empty_error().into());
+    }
+    let prelude = ctx.project.lock_prelude()?;
     let server = match &args.scratch_url {
         Some(url) => ConnInfo::new(url, Env::Process).map_err(|e| {
             Error::input(format!("invalid connection string in --scratch-url: {e}"))
@@ -73,7 +77,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
         .with_database(&name)
         .map_err(|e| Error::input(format!("the scratch database's connection string: {e}")))?;
     let built = tokio::select! {
-        built = build(ctx, &files, &scratch_url, &name) => built,
+        built = build(ctx, &prelude, &files, &scratch_url, &name) => built,
         signal = interrupted() => Err(Error::refused(format!(
             "interrupted by {signal}; schema.lock was not written"
         ))
@@ -152,14 +156,25 @@ async fn interrupted() -> &'static str {
     }
 }
 
-/// Applies every migration to the scratch database at `url` and reads its catalog.
+/// Runs the `[lock] prelude` files, then applies every migration to the scratch database at
+/// `url`, and reads its catalog.
 async fn build(
     ctx: &Context,
+    prelude: &[(String, String)],
     files: &[Migration],
     url: &ConnInfo,
     name: &str,
 ) -> anyhow::Result<Catalog> {
     let mut client = db::connect(url).await?;
+    for (file, sql) in prelude {
+        client.batch_execute(sql).await.map_err(|e| {
+            Error::refused(format!(
+                "the lock prelude {file} failed on the scratch database {name}: {}\n\
+                 schema.lock was not written",
+                db::chain(&e)
+            ))
+        })?;
+    }
     state::ensure(&client).await?;
     let all: Vec<&Migration> = files.iter().collect();
     let note = |_: i64| None;

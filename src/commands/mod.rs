@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod check;
+pub mod completions;
 pub mod database;
 pub mod local;
 pub mod lock;
@@ -148,13 +149,25 @@ impl Context {
     /// the terminal. Without a terminal and without `--yes` it is a usage error (exit 2);
     /// answering no is a refusal (exit 1). `action` reads like "Apply 3 migrations".
     pub fn confirm_protected(&self, target: &Target, action: &str) -> Result<(), Error> {
+        self.confirm_protected_listing(target, action, &[])
+    }
+
+    /// `confirm_protected`, showing `items` (one per line, e.g. "0002 coach_t2") above the
+    /// question, so a person sees what they agree to.
+    pub fn confirm_protected_listing(
+        &self,
+        target: &Target,
+        action: &str,
+        items: &[String],
+    ) -> Result<(), Error> {
         let Some((name, env)) = &target.environment else {
             return Ok(());
         };
         if !env.protected || self.global.yes {
             return Ok(());
         }
-        let question = format!("{action} to {name} ({})?", target.redacted());
+        let mut question: String = items.iter().map(|i| format!("  {i}\n")).collect();
+        question.push_str(&format!("{action} to {name} ({})?", target.redacted()));
         match self.confirm.ask(&question) {
             Some(true) => Ok(()),
             Some(false) => Err(Error::refused(format!(
@@ -166,6 +179,14 @@ impl Context {
             ))),
         }
     }
+}
+
+/// "0002 coach_t2": how a confirmation lists a migration.
+pub fn listed(migrations: &[&Migration]) -> Vec<String> {
+    migrations
+        .iter()
+        .map(|m| format!("{:04} {}", m.version, m.name))
+        .collect()
 }
 
 /// The refusal for a command that needs a session of its own, through a transaction pooler.

@@ -40,7 +40,13 @@ pub fn new(ctx: &Context, name: &str) -> Result<NewReport, Error> {
         })
         .max()
         .unwrap_or(0);
-    let version = highest + 1;
+    let version = highest.checked_add(1).ok_or_else(|| {
+        Error::input(format!(
+            "the highest version in {} is {highest}, the largest a version can be; there is \
+             no next number (renumber the files)",
+            ctx.project.config.paths.migrations.display()
+        ))
+    })?;
     let file_name = format!("{version:04}_{name}.sql");
     parse_file_name(&file_name, &domains).map_err(|e| Error::input(format!("`{name}`: {e}")))?;
     let path = dir.join(&file_name);

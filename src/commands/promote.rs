@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::run::applied_read_only;
 use super::runner::{Failure, Locking, Runner, Step};
-use super::{count, Context};
+use super::{count, listed, Context};
 use crate::cli::PromotionArgs;
 use crate::db::{self, state};
 use crate::error::Error;
@@ -220,13 +220,14 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
     if !report.plan.may_proceed || to_apply.is_empty() {
         return Ok(report);
     }
-    ctx.confirm_protected(
+    ctx.confirm_protected_listing(
         &to.target,
         &format!(
             "Apply {} promoted from {}",
             count(to_apply.len(), "migration"),
             from.name
         ),
+        &listed(&to_apply),
     )?;
     state::ensure(&to.client).await?;
     let note_text = promoted_note(&from.name);

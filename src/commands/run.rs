@@ -4,12 +4,12 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::runner::{Failure, Locking, Outcome, Runner, Step};
-use super::{count, through_pooler, Context};
+use super::{count, listed, through_pooler, Context};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::db::state::{self, Direction};
 use crate::db::Session;
 use crate::error::Error;
-use crate::migrations::plan::{self, reconcile, DownTarget, Refusal};
+use crate::migrations::plan::{self, reconcile, DownTarget, Entry, Refusal};
 use crate::migrations::Migration;
 use crate::target::Target;
 
@@ -108,6 +108,27 @@ pub(crate) async fn applied_read_only(
     Ok(applied)
 }
 
+/// `--to` must name a migration: a file, or an applied version (a typo would otherwise apply
+/// everything below it).
+fn check_to(ctx: &Context, to: Option<i64>, entries: &[Entry]) -> Result<(), Error> {
+    match to {
+        Some(to) if !entries.iter().any(|e| e.version == to) => Err(Error::input(format!(
+            "--to {to:04}: no migration has that version (no file {}/{to:04}_*.sql, and it is \
+             not applied); `migrate status` lists the versions",
+            ctx.project.config.paths.migrations.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A migration whose UP section is still empty (a skeleton from `migrate new`) is not run.
+fn refuse_empty(plan: &[&Migration]) -> Result<(), Error> {
+    match plan.iter().find(|m| m.is_empty()) {
+        Some(m) => Err(m.empty_error()),
+        None => Ok(()),
+    }
+}
+
 pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
@@ -115,7 +136,9 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     if args.dry_run {
         let applied = applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
+        check_to(ctx, args.to, &entries)?;
         let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
+        refuse_empty(&plan.migrations)?;
         report.planned = planned(&plan.migrations, Direction::Up);
         report.out_of_order = plan.out_of_order;
         report.head = applied.last().map(|a| a.version);
@@ -125,7 +148,9 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     let locking = ctx.lock_migrations(&client, &target).await?;
     let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
+    check_to(ctx, args.to, &entries)?;
     let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
+    refuse_empty(&plan.migrations)?;
     refuse_outside_transaction_through_pooler(&target, locking, &plan.migrations)?;
     if args.atomic {
         if let Some(m) = plan.migrations.iter().find(|m| !m.transactional) {
@@ -139,7 +164,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     }
     if !plan.migrations.is_empty() {
         let action = format!("Apply {}", count(plan.migrations.len(), "migration"));
-        ctx.confirm_protected(&target, &action)?;
+        ctx.confirm_protected_listing(&target, &action, &listed(&plan.migrations))?;
     }
     // Created only once confirmed, so a refused run leaves the database untouched.
     ensure_state(&client, locking).await?;

@@ -23,6 +23,8 @@ pub struct StatusRow {
     pub state: State,
     pub applied_at: Option<String>,
     pub file: Option<String>,
+    /// A pending file whose UP section is still empty (a skeleton from `migrate new`).
+    pub empty: bool,
     /// What is wrong and what to do, for changed, missing and dirty rows.
     pub problem: Option<String>,
 }
@@ -59,6 +61,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
                 state: e.state,
                 applied_at: e.applied.map(|a| a.applied_at.clone()),
                 file: e.file.map(|f| f.path.clone()),
+                empty: e.state == State::Pending && e.file.is_some_and(|f| f.is_empty()),
                 problem: e.problem(),
             }
         })

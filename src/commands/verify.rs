@@ -9,6 +9,7 @@ use tokio_postgres::{Client, IsolationLevel};
 use super::Context;
 use crate::db::catalog;
 use crate::db::state;
+use crate::error::Error;
 use crate::lockfile::{self, Lockfile};
 use crate::migrations::plan::reconcile;
 use crate::migrations::version_label as version;
@@ -33,8 +34,23 @@ pub struct VerifyReport {
 pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
     let files = ctx.migrations()?;
     let (mut client, target) = ctx.connect().await?;
-    inspect(ctx, &mut client, &files, target.redacted()).await
+    let managed: bool = client.query_one(MANAGED, &[]).await?.get(0);
+    // Inspected first all the same, so a broken schema.lock is reported as the input error
+    // it is (exit 2) whatever the database holds.
+    let report = inspect(ctx, &mut client, &files, target.redacted()).await?;
+    if !managed {
+        return Err(Error::refused(format!(
+            "{} is not managed by migrate (no _migrate state); run `migrate up`, or \
+             `migrate baseline VERSION` to adopt an existing schema",
+            target.redacted()
+        ))
+        .into());
+    }
+    Ok(report)
 }
+
+/// Whether migrate has ever recorded anything in this database.
+const MANAGED: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
 
 /// Verifies the database behind `client` (`target` names it, redacted); shared with
 /// `plan`/`promote`, which verify both sides.

@@ -65,6 +65,22 @@ impl Migration {
         has_code(&self.down.sql)
     }
 
+    /// An UP section with only comments or blanks: a skeleton from `migrate new` not written
+    /// yet. Read-only commands list it; `up` and `lock` refuse it.
+    pub fn is_empty(&self) -> bool {
+        !has_code(&self.up.sql)
+    }
+
+    /// The input error `up` and `lock` give for an empty migration, naming its `-- UP` line.
+    pub fn empty_error(&self) -> Error {
+        Error::input(format!(
+            "{}:{}: the UP section is empty; write the forward SQL below `-- UP` (or delete \
+             the file)",
+            self.path,
+            self.up.first_line.saturating_sub(1)
+        ))
+    }
+
     pub fn file_name(&self) -> String {
         format!("{:04}_{}.sql", self.version, self.name)
     }
@@ -326,12 +342,6 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
     };
     let up = section(up_at, down_at - 1);
     let down = section(down_at, lines.len());
-    if !has_code(&up.sql) {
-        return Err(problem(
-            Some(up_at),
-            "the UP section is empty; write the forward SQL below `-- UP`".into(),
-        ));
-    }
     // Only the SQL counts: COPY rows may hold quotes that open nothing.
     let check_section_closed = |section: &Section, name: &str| {
         let statements = section
@@ -737,10 +747,15 @@ mod tests {
     }
 
     #[test]
-    fn empty_up_section() {
-        let (line, message) = error("-- UP\n-- nothing yet\n\n-- DOWN\n");
-        assert_eq!(line, Some(1));
-        assert!(message.contains("UP section is empty"));
+    fn empty_up_section_parses_as_an_empty_migration() {
+        let m = parse_text("-- header\n-- UP\n-- nothing yet\n\n-- DOWN\n").unwrap();
+        assert!(m.is_empty());
+        assert!(!m.reversible());
+        let message = m.empty_error().message;
+        assert!(message.contains(":2: the UP section is empty"), "{message}");
+        assert!(!parse_text("-- UP\nselect 1;\n-- DOWN\n")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -251,10 +251,21 @@ pub fn plan_down<'a>(
             .file
             .expect("an applied entry without problems has its file");
         if !file.reversible() && problems.is_empty() {
+            // Suggest a command only when it would revert something: what is newer than it.
+            let way_out = if plan.is_empty() {
+                "it is the newest applied migration, so nothing can be reverted (to undo it, \
+                 write a new migration)"
+                    .to_string()
+            } else {
+                format!(
+                    "`migrate down --to {}` reverts only the {} newer one(s)",
+                    file.version,
+                    plan.len()
+                )
+            };
             problems.push(format!(
-                "{} is irreversible (its DOWN section is empty); down stops before it: \
-                 use `migrate down --to {}` to revert only what is newer",
-                file.path, file.version
+                "{} is irreversible (its DOWN section is empty); down stops before it: {way_out}",
+                file.path
             ));
         }
         plan.push(file);
@@ -392,7 +403,15 @@ mod tests {
         let entries = reconcile(&files, &applied);
         let refusal = plan_down(&entries, DownTarget::All).unwrap_err();
         assert!(refusal.0[0].contains("irreversible"), "{refusal}");
-        assert!(refusal.0[0].contains("--to 2"), "{refusal}");
+        assert!(refusal.0[0].contains("`migrate down --to 2`"), "{refusal}");
         assert!(plan_down(&entries, DownTarget::Steps(1)).is_ok());
+        // The irreversible one is the head: no command would help, so none is suggested.
+        let entries = reconcile(&files[..2], &applied[..2]);
+        let refusal = plan_down(&entries, DownTarget::Steps(1)).unwrap_err();
+        assert!(!refusal.0[0].contains("--to"), "{refusal}");
+        assert!(
+            refusal.0[0].contains("nothing can be reverted"),
+            "{refusal}"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! Human renderings of each report.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
+use comfy_table::{Attribute, Cell, Color, ColumnConstraint, ContentArrangement, Table};
 
 use super::{Report, Style};
 use crate::commands::baseline::BaselineReport;
 use crate::commands::check::CheckReport;
+use crate::commands::completions::{CompletionsReport, ManReport};
 use crate::commands::local::LocalReport;
 use crate::commands::new::NewReport;
 use crate::commands::repair::RepairReport;
@@ -19,9 +20,14 @@ pub fn table(style: &Style, header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if !style.color {
-        table.force_no_tty();
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        // Width and colour are decided once, by the Printer (--color, $COLUMNS, TERM).
+        .force_no_tty();
+    if style.color {
+        table.enforce_styling();
+    }
+    if let Some(width) = style.width {
+        table.set_width(width);
     }
     table.set_header(
         header
@@ -29,6 +35,18 @@ pub fn table(style: &Style, header: &[&str]) -> Table {
             .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
     );
     table
+}
+
+/// Whether a table fits the width without wrapping any cell.
+pub(crate) fn fits(t: &Table, style: &Style) -> bool {
+    let Some(width) = style.width else {
+        return true;
+    };
+    let columns = t.column_max_content_widths();
+    // "│ " + " ┆ " between columns + " │", and a cell's padding is in its content width.
+    let natural: usize =
+        columns.iter().map(|&w| usize::from(w)).sum::<usize>() + 3 * columns.len() + 1;
+    natural <= usize::from(width)
 }
 
 impl Report for RunReport {
@@ -136,27 +154,11 @@ impl Report for RunReport {
 
 impl Report for StatusReport {
     fn human(&self, style: &Style) -> String {
-        let mut t = table(style, &["version", "name", "domain", "state", "applied at"]);
-        for row in &self.migrations {
-            let mut state = Cell::new(row.state.as_str());
-            if style.color {
-                state = match row.state {
-                    State::Applied => state.fg(Color::Green),
-                    State::Pending => state.fg(Color::Yellow),
-                    State::Changed | State::Missing | State::Dirty => {
-                        state.fg(Color::Red).add_attribute(Attribute::Bold)
-                    }
-                };
-            } else if row.state.is_problem() {
-                state = Cell::new(format!("{} !", row.state.as_str().to_uppercase()));
-            }
-            t.add_row(vec![
-                Cell::new(format!("{:04}", row.version)),
-                Cell::new(&row.name),
-                Cell::new(row.domain.as_deref().unwrap_or("-")),
-                state,
-                Cell::new(row.applied_at.as_deref().unwrap_or("-")),
-            ]);
+        let mut t = self.table(style, true);
+        if !fits(&t, style) {
+            // The name starts with the domain: the column is the first to go on a narrow
+            // terminal, so names are not split mid-word.
+            t = self.table(style, false);
         }
         let c = &self.counts;
         let mut out = format!("target: {}\n{t}\n", self.target);
@@ -173,8 +175,72 @@ impl Report for StatusReport {
             if let Some(problem) = &row.problem {
                 out.push_str(&format!("! {problem}\n"));
             }
+            if row.empty {
+                out.push_str(&format!(
+                    "note: {} has an empty UP section; write it before `migrate up`\n",
+                    row.file.as_deref().unwrap_or(&row.name)
+                ));
+            }
         }
         out
+    }
+}
+
+impl StatusReport {
+    fn table(&self, style: &Style, with_domain: bool) -> Table {
+        let header: &[&str] = if with_domain {
+            &["version", "name", "domain", "state", "applied at (UTC)"]
+        } else {
+            &["version", "name", "state", "applied at (UTC)"]
+        };
+        let mut t = table(style, header);
+        for row in &self.migrations {
+            let label = if row.empty {
+                "pending\n(empty)"
+            } else {
+                row.state.as_str()
+            };
+            let mut state = Cell::new(label);
+            if style.color {
+                state = match row.state {
+                    State::Applied => state.fg(Color::Green),
+                    State::Pending => state.fg(Color::Yellow),
+                    State::Changed | State::Missing | State::Dirty => {
+                        state.fg(Color::Red).add_attribute(Attribute::Bold)
+                    }
+                };
+            } else if row.state.is_problem() {
+                state = Cell::new(format!("{} !", row.state.as_str().to_uppercase()));
+            }
+            let mut cells = vec![
+                Cell::new(format!("{:04}", row.version)),
+                Cell::new(&row.name),
+            ];
+            if with_domain {
+                cells.push(Cell::new(row.domain.as_deref().unwrap_or("-")));
+            }
+            cells.push(state);
+            cells.push(Cell::new(
+                row.applied_at.as_deref().map_or("-".into(), seconds),
+            ));
+            t.add_row(cells);
+        }
+        // Only the name may wrap; versions, states and times stay whole.
+        let name = 1;
+        for (i, column) in t.column_iter_mut().enumerate() {
+            if i != name {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+        t
+    }
+}
+
+/// `2026-11-30T18:48:03.133Z` as `2026-11-30 18:48:03`: a table cell that fits 80 columns.
+fn seconds(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..19)) {
+        (Some(date), Some(time)) => format!("{date} {time}"),
+        _ => rfc3339.to_string(),
     }
 }
 
@@ -193,6 +259,11 @@ impl Report for CheckReport {
         );
         for path in &self.irreversible {
             out.push_str(&format!("note: {path} is irreversible (empty DOWN)\n"));
+        }
+        for path in &self.empty {
+            out.push_str(&format!(
+                "note: {path} has an empty UP section; write it before `migrate up`\n"
+            ));
         }
         if !self.lock_outdated() {
             out.push_str(&format!("{} is current\n", self.lock));
@@ -294,6 +365,25 @@ impl Report for LocalReport {
         );
         if let Some(url) = &c.url {
             out.push_str(&format!("url: {url}\n"));
+        }
+        out
+    }
+}
+
+impl Report for CompletionsReport {
+    fn human(&self, _: &Style) -> String {
+        self.script.clone()
+    }
+}
+
+impl Report for ManReport {
+    fn human(&self, _: &Style) -> String {
+        if self.files.is_empty() {
+            return self.page.clone();
+        }
+        let mut out = format!("wrote {} man page(s):\n", self.files.len());
+        for file in &self.files {
+            out.push_str(&format!("  {file}\n"));
         }
         out
     }

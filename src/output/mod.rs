@@ -14,6 +14,7 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+use crate::cli::{ColorChoice, GlobalArgs};
 use crate::error::ExitStatus;
 use crate::redact::mask;
 pub use progress::{Bar, NoProgress, Progress};
@@ -35,9 +36,14 @@ pub trait Report: Serialize {
 }
 
 /// How human output looks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Style {
     pub color: bool,
+    /// The width tables must fit: `$COLUMNS`, else the terminal's; None (no limit) when
+    /// stdout is a pipe or a file.
+    pub width: Option<u16>,
+    /// `--verbose`: long reports in full instead of summarised.
+    pub verbose: bool,
 }
 
 pub struct Printer {
@@ -49,18 +55,29 @@ pub struct Printer {
 impl Printer {
     pub fn new(json: bool, quiet: bool) -> Printer {
         progress::QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
-        let color = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Printer {
             json,
             quiet,
-            style: Style { color },
+            style: Style {
+                color: colour(ColorChoice::Auto),
+                width: width(),
+                verbose: false,
+            },
         }
     }
 
-    /// Progress bars only for a person watching: stderr a terminal, no --json or --quiet.
+    /// The printer the global options ask for: `--json`, `--quiet`, `--verbose`, `--color`.
+    pub fn from_args(global: &GlobalArgs) -> Printer {
+        let mut printer = Printer::new(global.json, global.quiet);
+        printer.style.color = colour(global.color);
+        printer.style.verbose = global.verbose;
+        printer
+    }
+
+    /// Progress only for a person watching: stderr a terminal that can redraw a line
+    /// (not `TERM=dumb`), no --json or --quiet.
     pub fn progress(&self) -> Box<dyn Progress> {
-        if !self.json && !self.quiet && std::io::stderr().is_terminal() {
+        if !self.json && !self.quiet && std::io::stderr().is_terminal() && !dumb_terminal() {
             Box::new(Bar::default())
         } else {
             Box::new(NoProgress)
@@ -98,6 +115,41 @@ impl Printer {
         }
         write_err(&format!("error: {message}"));
     }
+}
+
+/// Whether to colour: `always`, `never`, or (auto) when stdout is a terminal that is not
+/// `TERM=dumb` and `NO_COLOR` is unset or empty.
+fn colour(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal()
+                && !dumb_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+fn dumb_terminal() -> bool {
+    std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
+/// `$COLUMNS` when set (as `ls` and clap honour it), else the terminal's width when stdout
+/// is one.
+fn width() -> Option<u16> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c > 0)
+    {
+        return Some(columns);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    // comfy-table asks the terminal (crossterm) when stdout is one.
+    comfy_table::Table::new().width()
 }
 
 fn to_json(value: &serde_json::Value) -> String {

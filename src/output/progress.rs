@@ -1,6 +1,7 @@
 //! Progress of a run, reported by the runner and drawn (or not) here.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use std::io::Write;
 
@@ -8,8 +9,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::db::session::ServerMessage;
 
+/// What a run reports while it works. The runner calls `migration` as each migration starts.
 pub trait Progress {
     fn start(&self, total: u64, verb: &str);
+    /// The migration `name` (its file name) starts now.
     fn migration(&self, name: &str);
     fn finish(&self);
 
@@ -52,9 +55,15 @@ impl Progress for NoProgress {
     fn finish(&self) {}
 }
 
-/// An indicatif bar on stderr.
+/// A spinner line on stderr naming the migration that is running, which of how many it is,
+/// and how long it has been running: `⠹ up 0056_coach_jobs.sql (20/22) 6s`. It redraws on a
+/// steady tick, so the line is never older than a tenth of a second (a bar redrawn only on
+/// updates kept showing a migration that had finished long before).
 #[derive(Default)]
 pub struct Bar(Mutex<Option<ProgressBar>>);
+
+/// How often the line is redrawn.
+const TICK: Duration = Duration::from_millis(100);
 
 impl Progress for Bar {
     fn start(&self, total: u64, verb: &str) {
@@ -62,20 +71,21 @@ impl Progress for Bar {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{prefix:>4} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{spinner} {prefix} {msg} ({pos}/{len}) {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
         bar.set_prefix(verb.to_string());
+        bar.enable_steady_tick(TICK);
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
     }
 
     fn migration(&self, name: &str) {
         if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if bar.position() > 0 || !bar.message().is_empty() {
-                bar.inc(1);
-            }
+            // The position is the migration now running (1-based); the clock is its own.
+            bar.inc(1);
             bar.set_message(name.to_string());
+            bar.reset_elapsed();
         }
     }
 

@@ -1,12 +1,12 @@
 //! Human renderings of `plan` and `promote`.
 
-use comfy_table::Cell;
+use comfy_table::{Cell, Table};
 
-use super::human::table;
+use super::human::{fits, table};
 use super::{Report, Style};
 use crate::commands::promote::{PlanReport, PromoteReport, Side, VerifyCheck};
 use crate::error::ExitStatus;
-use crate::migrations::version_label as version;
+use crate::migrations::{short, version_label as version};
 
 fn side(label: &str, s: &Side) -> String {
     format!(
@@ -64,14 +64,10 @@ impl Report for PlanReport {
                 self.to.environment, self.from.environment
             ));
         } else {
-            let mut t = table(style, &["version", "name", "file", "checksum"]);
-            for m in &self.missing {
-                t.add_row(vec![
-                    Cell::new(format!("{:04}", m.version)),
-                    Cell::new(&m.name),
-                    Cell::new(m.file.as_deref().unwrap_or("(missing)")),
-                    Cell::new(&m.checksum[..m.checksum.len().min(12)]),
-                ]);
+            let mut t = self.missing_table(style, true);
+            if !fits(&t, style) {
+                // The file name holds the name: on a narrow terminal, the column goes.
+                t = self.missing_table(style, false);
             }
             out.push_str(&format!(
                 "{} lacks {} migration(s):\n{t}\n",
@@ -106,6 +102,27 @@ impl Report for PlanReport {
                 reasons(self)
             )
         })
+    }
+}
+
+impl PlanReport {
+    fn missing_table(&self, style: &Style, with_name: bool) -> Table {
+        let header: &[&str] = if with_name {
+            &["version", "name", "file", "checksum"]
+        } else {
+            &["version", "file", "checksum"]
+        };
+        let mut t = table(style, header);
+        for m in &self.missing {
+            let mut cells = vec![Cell::new(format!("{:04}", m.version))];
+            if with_name {
+                cells.push(Cell::new(&m.name));
+            }
+            cells.push(Cell::new(m.file.as_deref().unwrap_or("(missing)")));
+            cells.push(Cell::new(short(&m.checksum)));
+            t.add_row(cells);
+        }
+        t
     }
 }
 

@@ -18,7 +18,12 @@ fn counts_cells(c: &Counts) -> Vec<Cell> {
 impl Report for SeedReport {
     fn human(&self, style: &Style) -> String {
         let mut out = format!("target: {}\n", self.target);
-        if !self.tables.is_empty() {
+        if !style.verbose {
+            // One row per schema, so the report fits a screen; --verbose gives every table
+            // and file.
+            out.push_str(&schema_summary(self, style));
+        }
+        if style.verbose && !self.tables.is_empty() {
             let mut t = table(style, &["table", "inserted", "updated", "unchanged"]);
             for row in &self.tables {
                 let mut cells = vec![Cell::new(&row.table)];
@@ -27,7 +32,7 @@ impl Report for SeedReport {
             }
             out.push_str(&format!("{t}\n"));
         }
-        if !self.files.is_empty() {
+        if style.verbose && !self.files.is_empty() {
             let mut t = table(style, &["set", "file", "inserted", "updated", "unchanged"]);
             for f in &self.files {
                 let mut cells = vec![Cell::new(f.seed_set.as_str()), Cell::new(&f.file)];
@@ -58,6 +63,38 @@ impl Report for SeedReport {
         }
         out
     }
+}
+
+/// Counts per schema (summed over its tables), and how to see more.
+fn schema_summary(report: &SeedReport, style: &Style) -> String {
+    let mut schemas: Vec<(&str, usize, Counts)> = Vec::new();
+    for row in &report.tables {
+        let schema = row.table.split_once('.').map_or("", |(s, _)| s);
+        match schemas.iter_mut().find(|(s, _, _)| *s == schema) {
+            Some((_, tables, counts)) => {
+                *tables += 1;
+                counts.add(row.counts);
+            }
+            None => schemas.push((schema, 1, row.counts)),
+        }
+    }
+    if schemas.is_empty() {
+        return String::new();
+    }
+    let mut t = table(
+        style,
+        &["schema", "tables", "inserted", "updated", "unchanged"],
+    );
+    for (schema, tables, counts) in &schemas {
+        let mut cells = vec![Cell::new(schema), Cell::new(tables)];
+        cells.extend(counts_cells(counts));
+        t.add_row(cells);
+    }
+    format!(
+        "{t}\n(--verbose: counts per table and per file, {} tables in {} files)\n",
+        report.tables.len(),
+        report.files.len()
+    )
 }
 
 impl Report for SeedStatusReport {

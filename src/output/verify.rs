@@ -1,14 +1,14 @@
 //! Human renderings of `lock` and `verify`.
 
-use comfy_table::{Attribute, Cell, Color};
+use comfy_table::{Attribute, Cell, Color, Table};
 
-use super::human::table;
+use super::human::{fits, table};
 use super::{Report, Style};
 use crate::commands::lock::LockReport;
 use crate::commands::verify::VerifyReport;
 use crate::error::ExitStatus;
 use crate::migrations::version_label as version;
-use crate::verify::Level;
+use crate::verify::{Finding, Level};
 
 impl Report for LockReport {
     fn human(&self, _: &Style) -> String {
@@ -40,26 +40,22 @@ impl Report for VerifyReport {
                 "not compared"
             }
         );
-        if !self.findings.is_empty() {
-            let mut t = table(style, &["level", "rule", "object", "finding"]);
-            for f in &self.findings {
-                let mut level = Cell::new(f.level.as_str());
-                if style.color {
-                    level = match f.level {
-                        Level::Error => level.fg(Color::Red).add_attribute(Attribute::Bold),
-                        Level::Warning => level.fg(Color::Yellow),
-                    };
-                } else if f.level == Level::Error {
-                    level = Cell::new("ERROR");
-                }
-                t.add_row(vec![
-                    level,
-                    Cell::new(f.rule.as_str()),
-                    Cell::new(f.location()),
-                    Cell::new(format!("{}\n→ {}", f.message, f.remedy)),
-                ]);
+        let shown = if style.verbose {
+            &self.findings[..]
+        } else {
+            &self.findings[..self.findings.len().min(SUMMARY_LIMIT)]
+        };
+        if !shown.is_empty() {
+            let t = findings_table(style, shown);
+            if fits(&t, style) {
+                out.push_str(&format!("{t}\n"));
+            } else {
+                out.push_str(&findings_list(style, shown));
             }
-            out.push_str(&format!("{t}\n"));
+        }
+        let rest = &self.findings[shown.len()..];
+        if !rest.is_empty() {
+            out.push_str(&rest_summary(style, rest));
         }
         out.push_str(&format!(
             "{} error(s), {} warning(s)\n",
@@ -74,5 +70,127 @@ impl Report for VerifyReport {
         } else {
             ExitStatus::Success
         }
+    }
+}
+
+/// How many findings the report shows in full without --verbose; the rest are counted per rule.
+const SUMMARY_LIMIT: usize = 25;
+
+fn level_cell(style: &Style, level: Level) -> Cell {
+    let cell = Cell::new(level.as_str());
+    if style.color {
+        match level {
+            Level::Error => cell.fg(Color::Red).add_attribute(Attribute::Bold),
+            Level::Warning => cell.fg(Color::Yellow),
+        }
+    } else if level == Level::Error {
+        Cell::new("ERROR")
+    } else {
+        cell
+    }
+}
+
+fn findings_table(style: &Style, findings: &[Finding]) -> Table {
+    let mut t = table(style, &["level", "rule", "object", "finding"]);
+    for f in findings {
+        t.add_row(vec![
+            level_cell(style, f.level),
+            Cell::new(f.rule.as_str()),
+            Cell::new(f.location()),
+            Cell::new(format!("{}\n→ {}", f.message, f.remedy)),
+        ]);
+    }
+    t
+}
+
+/// The findings as blocks of lines wrapped at spaces, for a terminal too narrow for the
+/// table without splitting object names and identifiers mid-word:
+///
+/// ```text
+/// warning rls_enabled_no_policy coach.job_queue
+///   row level security is enabled but no policy exists: only service_role and the
+///   owner reach its rows
+///   → add policies for the roles that need it, or keep it service-only on purpose
+/// ```
+fn findings_list(style: &Style, findings: &[Finding]) -> String {
+    let width = usize::from(style.width.unwrap_or(u16::MAX));
+    let mut out = String::new();
+    for f in findings {
+        let level = match (style.color, f.level) {
+            (true, Level::Error) => format!("\x1b[31;1m{}\x1b[0m", f.level.as_str()),
+            (true, Level::Warning) => format!("\x1b[33m{}\x1b[0m", f.level.as_str()),
+            (false, Level::Error) => "ERROR".to_string(),
+            (false, Level::Warning) => f.level.as_str().to_string(),
+        };
+        out.push_str(&format!("{level} {} {}\n", f.rule.as_str(), f.location()));
+        out.push_str(&wrap(&f.message, "  ", width));
+        out.push_str(&wrap(&format!("→ {}", f.remedy), "  ", width));
+    }
+    out
+}
+
+/// Findings past the summary limit, counted per rule and level.
+fn rest_summary(style: &Style, rest: &[Finding]) -> String {
+    let mut counts: Vec<(Level, &str, usize)> = Vec::new();
+    for f in rest {
+        match counts
+            .iter_mut()
+            .find(|(l, r, _)| *l == f.level && *r == f.rule.as_str())
+        {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((f.level, f.rule.as_str(), 1)),
+        }
+    }
+    let mut t = table(style, &["level", "rule", "more findings"]);
+    for (level, rule, n) in &counts {
+        t.add_row(vec![
+            level_cell(style, *level),
+            Cell::new(rule),
+            Cell::new(n),
+        ]);
+    }
+    format!(
+        "{} more finding(s), not shown (--verbose or --json lists every one):\n{t}\n",
+        rest.len()
+    )
+}
+
+/// `text` wrapped at spaces to `width` columns, each line after `indent`. A word longer than
+/// a line is put on a line of its own, whole: identifiers are never split.
+pub(crate) fn wrap(text: &str, indent: &str, width: usize) -> String {
+    let room = width.saturating_sub(indent.chars().count()).max(20);
+    let mut out = String::new();
+    for paragraph in text.split('\n') {
+        let mut line = String::new();
+        for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
+            let needed =
+                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+            if !line.is_empty() && needed > room {
+                out.push_str(&format!("{indent}{line}\n"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push_str(&format!("{indent}{line}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_keeps_long_words_whole() {
+        let text = "the index coach.conversation_messages_user_id_created_at_idx is missing here";
+        let wrapped = wrap(text, "  ", 30);
+        assert_eq!(
+            wrapped,
+            "  the index\n  coach.conversation_messages_user_id_created_at_idx\n  is missing here\n"
+        );
+        assert_eq!(wrap("a b", "", 80), "a b\n");
     }
 }

@@ -95,7 +95,7 @@ fn local_cluster_lifecycle_and_default_target() {
         .stdout_has("1 applied");
 
     // reset: an empty cluster.
-    p.migrate_raw(&["local", "reset"], &[]).success();
+    p.migrate_raw(&["local", "reset", "--yes"], &[]).success();
     p.migrate_raw(&["status"], &[])
         .success()
         .stdout_has("0 applied, 1 pending");

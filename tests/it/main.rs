@@ -3,6 +3,7 @@
 mod support;
 
 mod connect;
+mod daily;
 mod domains;
 mod engine;
 mod envs;

@@ -230,7 +230,12 @@ fn loading_twice_writes_nothing_the_second_time() {
 fn human_report_is_a_table_per_table_and_per_file() {
     let p = fixture("seed_human");
     p.write("seeds/base/010_users.toml", &users_file());
-    p.migrate(&["seed", "base"])
+    // By default one row per schema; --verbose gives every table and file.
+    p.migrate(&["seed", "base", "--dry-run"])
+        .success()
+        .stdout_has("│ coach  ┆ 1      ┆ 2        ┆ 0       ┆ 0         │")
+        .stdout_has("--verbose: counts per table and per file");
+    p.migrate(&["seed", "base", "--verbose"])
         .success()
         .stdout_has("│ coach.users ┆ 2        ┆ 0       ┆ 0         │")
         .stdout_has("│ base ┆ seeds/base/010_users.toml ┆ 2        ┆ 0       ┆ 0         │")
