@@ -44,10 +44,18 @@ impl Report for VerifyReport {
             let mut t = table(style, &["level", "rule", "object", "finding"]);
             for f in &self.findings {
                 let mut level = Cell::new(f.level.as_str());
-                if style.color {
+                let mut text = format!("{}\n→ {}", f.message, f.remedy);
+                if let Some(reason) = &f.acknowledged {
+                    level = Cell::new("acknowledged");
+                    text.push_str(&format!(
+                        "\nacknowledged ({}) in migrate.toml: {reason}",
+                        f.level.as_str()
+                    ));
+                } else if style.color {
                     level = match f.level {
                         Level::Error => level.fg(Color::Red).add_attribute(Attribute::Bold),
                         Level::Warning => level.fg(Color::Yellow),
+                        Level::Info => level.fg(Color::Blue),
                     };
                 } else if f.level == Level::Error {
                     level = Cell::new("ERROR");
@@ -56,14 +64,20 @@ impl Report for VerifyReport {
                     level,
                     Cell::new(f.rule.as_str()),
                     Cell::new(f.location()),
-                    Cell::new(format!("{}\n→ {}", f.message, f.remedy)),
+                    Cell::new(text),
                 ]);
             }
             out.push_str(&format!("{t}\n"));
         }
+        for a in &self.unmatched_acknowledgements {
+            out.push_str(&format!(
+                "migrate.toml acknowledges {} on {}, which verify no longer finds: remove it\n",
+                a.rule, a.object
+            ));
+        }
         out.push_str(&format!(
-            "{} error(s), {} warning(s)\n",
-            self.errors, self.warnings
+            "{} error(s), {} warning(s), {} info, {} acknowledged\n",
+            self.errors, self.warnings, self.info, self.acknowledged
         ));
         out
     }
