@@ -368,7 +368,7 @@ objects AS (
   SELECT c.relnamespace AS nsp,
          CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'relation' END AS kind,
          c.relname::text AS name, NULL::text AS column_name, c.relowner AS owner,
-         coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END,
+         coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\",
                                        c.relowner)) AS acl
   FROM pg_class c
   WHERE c.relnamespace IN (SELECT oid FROM managed) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')

@@ -10,3 +10,4 @@ mod local;
 mod seed_data;
 mod seeds;
 mod verify;
+mod verify_authority;
