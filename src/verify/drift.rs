@@ -159,7 +159,9 @@ fn fields(pairs: &[(&str, String, String)]) -> String {
 }
 
 fn schema(name: &str, lock: &SchemaLock, db: &SchemaLock, out: &mut Vec<Finding>) {
-    let on = |kind: &'static str, object: &str| format!("{kind} {}.{}", sql_name(name), sql_name(object));
+    let on = |kind: &'static str, object: &str| {
+        format!("{kind} {}.{}", sql_name(name), sql_name(object))
+    };
     grants(
         &Granted {
             schema: name,
@@ -217,11 +219,19 @@ fn schema(name: &str, lock: &SchemaLock, db: &SchemaLock, out: &mut Vec<Finding>
         if let Some((l, d)) = both(name, None, signature, "function", l, d, out) {
             let what = function(l, d);
             if !what.is_empty() {
-                out.push(found(name, None, signature, "function", Side::Different(what)));
+                out.push(found(
+                    name,
+                    None,
+                    signature,
+                    "function",
+                    Side::Different(what),
+                ));
             }
             let routine = signature
                 .split_once('(')
-                .map_or(signature.to_string(), |(n, args)| format!("{}({args}", sql_name(n)));
+                .map_or(signature.to_string(), |(n, args)| {
+                    format!("{}({args}", sql_name(n))
+                });
             let at = Granted {
                 schema: name,
                 table: None,
@@ -293,10 +303,18 @@ fn grants(at: &Granted, lock: &Grants, db: &Grants, out: &mut Vec<Finding>) {
         };
         let mut remedy = Vec::new();
         if !extra.is_empty() {
-            remedy.push(format!("REVOKE {} ON {} FROM {grantee}", extra.join(", "), at.sql));
+            remedy.push(format!(
+                "REVOKE {} ON {} FROM {grantee}",
+                extra.join(", "),
+                at.sql
+            ));
         }
         if !missing.is_empty() {
-            remedy.push(format!("GRANT {} ON {} TO {grantee}", missing.join(", "), at.sql));
+            remedy.push(format!(
+                "GRANT {} ON {} TO {grantee}",
+                missing.join(", "),
+                at.sql
+            ));
         }
         let show = |p: &Vec<String>| {
             if p.is_empty() {

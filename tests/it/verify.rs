@@ -139,7 +139,10 @@ fn a_freshly_migrated_database_verifies_clean() {
                 "multiple_permissive_policies",
                 "partner.partner_messaging_preferences.partner_messaging_preferences"
             ),
-            ("multiple_permissive_policies", "signify.media_assets.media_assets"),
+            (
+                "multiple_permissive_policies",
+                "signify.media_assets.media_assets"
+            ),
             ("multiple_permissive_policies", "signify.notes.notes"),
             ("multiple_permissive_policies", "signify.tests.tests"),
         ])

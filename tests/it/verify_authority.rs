@@ -197,10 +197,9 @@ fn a_definer_function_granted_to_anon_is_an_error_and_drift() {
     );
     let rule = first(&json, "anon_security_definer_function_executable");
     assert!(
-        rule["remedy"]
-            .as_str()
-            .unwrap()
-            .starts_with("REVOKE EXECUTE ON FUNCTION coach.grant_bonus(p_user uuid) FROM PUBLIC, anon"),
+        rule["remedy"].as_str().unwrap().starts_with(
+            "REVOKE EXECUTE ON FUNCTION coach.grant_bonus(p_user uuid) FROM PUBLIC, anon"
+        ),
         "{rule}"
     );
     p.migrate(&["verify"])
@@ -234,7 +233,10 @@ fn a_definer_function_executable_by_signed_in_users_is_an_error() {
                 "authenticated_security_definer_function_executable",
                 "coach.on_signup()",
             ),
-            ("anon_security_definer_function_executable", "coach.on_signup()"),
+            (
+                "anon_security_definer_function_executable",
+                "coach.on_signup()",
+            ),
         ],
     );
     // SECURITY INVOKER runs with the caller's rights: nothing to report.
@@ -284,8 +286,10 @@ fn two_permissive_policies_for_one_role_and_command_are_reported() {
         .collect();
     assert_eq!(
         about,
-        ["2 permissive policies apply to authenticated for UPDATE: \"everyone_updates_mood\", \
-          \"own_profile\"; each runs for every row, and the most lenient decides"],
+        [
+            "2 permissive policies apply to authenticated for UPDATE: \"everyone_updates_mood\", \
+          \"own_profile\"; each runs for every row, and the most lenient decides"
+        ],
         "{json:#}"
     );
 }
