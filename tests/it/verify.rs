@@ -29,7 +29,7 @@ fn repo_lock() -> &'static str {
 /// (issue 11, 0055+) are merged: acknowledged here so each test still sees only its own
 /// breakage. Once they are merged, verify reports these acknowledgements as unmatched and
 /// `a_freshly_migrated_database_verifies_clean` fails: delete them then.
-const HEAD_HOLES: &str = r#"
+pub(crate) const HEAD_HOLES: &str = r#"
 [[verify.acknowledge]]
 rule = "authenticated_security_definer_function_executable"
 object = "signify.increment_xp(user_id uuid, delta integer)"
