@@ -279,3 +279,62 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_one_name_that_finds_it() {
+        let mut names: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+        for rule in Rule::ALL {
+            assert_eq!(Rule::from_name(rule.as_str()), Some(rule));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Rule::ALL.len());
+        assert_eq!(Rule::from_name("unindexed_foreign_key"), None);
+    }
+
+    #[test]
+    fn acknowledgements_match_rule_and_location() {
+        let finding = |rule: Rule, table: Option<&str>, object: &str| Finding {
+            rule,
+            level: Level::Error,
+            schema: Some("signify".into()),
+            table: table.map(String::from),
+            object: object.into(),
+            message: String::new(),
+            remedy: String::new(),
+            acknowledged: None,
+        };
+        let mut findings = vec![
+            finding(Rule::MultiplePermissivePolicies, Some("notes"), "notes"),
+            finding(Rule::MultiplePermissivePolicies, Some("notes"), "notes"),
+            finding(Rule::RlsDisabled, Some("notes"), "notes"),
+            finding(Rule::AnonSecurityDefinerFunctionExecutable, None, "f(uuid)"),
+        ];
+        let config: VerifyConfig = toml::from_str(
+            r#"
+            levels = { rls_disabled = "warning" }
+            [[acknowledge]]
+            rule = "multiple_permissive_policies"
+            object = "signify.notes"
+            reason = "later"
+            [[acknowledge]]
+            rule = "anon_security_definer_function_executable"
+            object = "signify.f()"
+            reason = "wrong arguments"
+            "#,
+        )
+        .unwrap();
+        let unmatched = triage(&mut findings, &config);
+        assert_eq!(findings[0].acknowledged.as_deref(), Some("later"));
+        assert_eq!(findings[1].acknowledged.as_deref(), Some("later"));
+        assert_eq!(findings[2].level, Level::Warning);
+        assert!(!findings[2].fails());
+        assert!(findings[3].fails());
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].object, "signify.f()");
+    }
+}
