@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::verify::{Level, Rule};
 
 pub const FILE_NAME: &str = "migrate.toml";
 
@@ -26,6 +27,8 @@ pub struct Config {
     pub session: BTreeMap<String, String>,
     #[serde(default)]
     pub lock: Lock,
+    #[serde(default)]
+    pub verify: VerifyConfig,
 }
 
 /// `[lock]`: how `migrate lock` prepares its scratch database.
@@ -35,6 +38,29 @@ pub struct Lock {
     /// SQL files (relative to the project) run in order on the scratch database before the
     /// migrations, e.g. to give it Supabase's `auth` and `extensions` schemas.
     pub prelude: Vec<PathBuf>,
+}
+
+/// `[verify]`: levels per rule, and findings the project accepts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// `[verify.levels]`: rule name → `error`, `warning` or `info`.
+    pub levels: BTreeMap<String, Level>,
+    /// `[[verify.acknowledge]]`: one finding of one rule on one object, with the reason.
+    pub acknowledge: Vec<Acknowledgement>,
+}
+
+/// A finding the project accepts: shown as acknowledged, it does not fail `verify`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// The rule name, e.g. `multiple_permissive_policies`.
+    pub rule: String,
+    /// The object as verify names it: `schema.table.object`, e.g. `signify.notes` or
+    /// `signify.increment_xp(uuid, integer)`.
+    pub object: String,
+    /// Why it is accepted; recorded and shown with the finding.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +228,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
             ));
         }
     }
+    check_verify(&config.verify)?;
     Ok(config)
 }
 
@@ -233,6 +260,49 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
         }
         if value.contains('\0') {
             return Err(format!("{table} `{name}` holds a NUL character"));
+        }
+    }
+    Ok(())
+}
+
+/// Rules and acknowledgements must name rules verify has; the applied history's rules
+/// (edited, missing or dirty migrations) are not for lowering: `migrate repair` settles them.
+fn check_verify(verify: &VerifyConfig) -> Result<(), String> {
+    let rule = |key: &str, name: &str| -> Result<(), String> {
+        match Rule::from_name(name) {
+            None => Err(format!(
+                "{key}: `{name}` is not a verify rule (rules: {})",
+                Rule::ALL.map(Rule::as_str).join(", ")
+            )),
+            Some(r) if r.is_history() && r != Rule::LockStale => Err(format!(
+                "{key}: `{name}` is about the applied history and cannot be lowered or \
+                 acknowledged; restore the file or run `migrate repair`"
+            )),
+            Some(_) => Ok(()),
+        }
+    };
+    for name in verify.levels.keys() {
+        rule(&format!("[verify.levels] {name}"), name)?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, ack) in verify.acknowledge.iter().enumerate() {
+        let key = format!("[[verify.acknowledge]] #{}", i + 1);
+        rule(&format!("{key} rule"), &ack.rule)?;
+        if ack.object.trim().is_empty() {
+            return Err(format!(
+                "{key} object: name the object as verify shows it, e.g. \"signify.notes\""
+            ));
+        }
+        if ack.reason.trim().is_empty() {
+            return Err(format!(
+                "{key} reason: say why the finding is accepted (it is shown with the finding)"
+            ));
+        }
+        if !seen.insert((ack.rule.as_str(), ack.object.as_str())) {
+            return Err(format!(
+                "{key}: {} on {} is acknowledged twice",
+                ack.rule, ack.object
+            ));
         }
     }
     Ok(())
@@ -313,6 +383,48 @@ mod tests {
         assert!(e.contains("unknown field `migration`"), "{e}");
         let e = parse("[env.staging]\nurl_env = \"X\"\nurl = \"postgres://\"\n").unwrap_err();
         assert!(e.contains("unknown field `url`"), "{e}");
+    }
+
+    #[test]
+    fn verify_levels_and_acknowledgements() {
+        let c = parse(
+            r#"
+            [verify.levels]
+            unindexed_foreign_keys = "error"
+            multiple_permissive_policies = "info"
+            [[verify.acknowledge]]
+            rule = "authenticated_security_definer_function_executable"
+            object = "signify.increment_xp(uuid, integer)"
+            reason = "the app's XP endpoint"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.verify.levels["unindexed_foreign_keys"], Level::Error);
+        assert_eq!(c.verify.acknowledge[0].reason, "the app's XP endpoint");
+
+        let e = parse("[verify.levels]\nunindexed_foreign_key = \"info\"\n").unwrap_err();
+        assert!(
+            e.starts_with("[verify.levels] unindexed_foreign_key: `unindexed_foreign_key` is not a verify rule"),
+            "{e}"
+        );
+        let e = parse("[verify.levels]\nno_primary_key = \"fatal\"\n").unwrap_err();
+        assert!(e.contains("unknown variant `fatal`"), "{e}");
+        let e = parse("[verify.levels]\nchecksum_mismatch = \"info\"\n").unwrap_err();
+        assert!(e.contains("migrate repair"), "{e}");
+        let ack = |rule: &str, object: &str, reason: &str| {
+            format!(
+                "[[verify.acknowledge]]\nrule = \"{rule}\"\nobject = \"{object}\"\nreason = \"{reason}\"\n"
+            )
+        };
+        let e = parse(&ack("no_such_rule", "a.b", "r")).unwrap_err();
+        assert!(e.starts_with("[[verify.acknowledge]] #1 rule:"), "{e}");
+        let e = parse(&ack("no_primary_key", "a.b", " ")).unwrap_err();
+        assert!(e.contains("reason"), "{e}");
+        let twice = ack("no_primary_key", "a.b", "r").repeat(2);
+        assert!(parse(&twice).unwrap_err().contains("acknowledged twice"));
+        let e = parse("[[verify.acknowledge]]\nrule = \"no_primary_key\"\nobject = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("missing field `reason`"), "{e}");
     }
 
     #[test]

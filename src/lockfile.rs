@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::catalog::{self, Catalog};
+use crate::db::catalog::{self, Catalog, Grants};
 use crate::error::Error;
 use crate::migrations::{self, Migration};
 
@@ -27,7 +27,14 @@ pub struct Lockfile {
     pub managed_schemas: Vec<String>,
     pub migrations: Vec<LockedMigration>,
     pub schemas: BTreeMap<String, SchemaLock>,
+    /// Triggers the migrations put on tables outside the managed schemas (such as
+    /// `auth.users`): schema → table → trigger name → `pg_get_triggerdef`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outside_triggers: OutsideTriggers,
 }
+
+/// schema → table → trigger name → `pg_get_triggerdef` (with ` -- DISABLED` when disabled).
+pub type OutsideTriggers = BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,16 +47,24 @@ pub struct LockedMigration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchemaLock {
+    /// Privileges on the schema (`USAGE`, `CREATE`) per role.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: Grants,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tables: BTreeMap<String, TableLock>,
-    /// View name → `pg_get_viewdef`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub views: BTreeMap<String, String>,
+    pub views: BTreeMap<String, ViewLock>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub materialized_views: BTreeMap<String, MaterializedViewLock>,
+    /// Sequence name → its privileges per role.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequences: BTreeMap<String, SequenceLock>,
     /// Keyed by signature, `name(arguments)`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub functions: BTreeMap<String, FunctionLock>,
+    /// Enums, domains, composite and range types.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, TypeLock>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,6 +85,42 @@ pub struct TableLock {
     /// Trigger name → `pg_get_triggerdef`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub triggers: BTreeMap<String, String>,
+    /// Table privileges per role.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: Grants,
+    /// Column name → column privileges per role (`GRANT UPDATE (col)`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_grants: BTreeMap<String, Grants>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewLock {
+    /// `pg_get_viewdef`.
+    pub definition: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: Grants,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceLock {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: Grants,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeLock {
+    /// `enum`, `domain`, `composite` or `range`.
+    pub kind: String,
+    /// An enum's labels in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// A domain's base type, NOT NULL, DEFAULT and constraints; a composite's attributes; a
+    /// range's subtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +139,8 @@ pub struct MaterializedViewLock {
     pub definition: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub indexes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: Grants,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,14 +153,18 @@ pub struct FunctionLock {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<String>,
     pub body_sha256: String,
+    /// EXECUTE per role; PostgreSQL grants it to PUBLIC unless revoked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: Grants,
 }
 
 impl Lockfile {
     /// The lock for `migrations` and the catalog they produced in the `managed` schemas.
     pub fn new(migrations: &[Migration], managed: &[String], catalog: &Catalog) -> Lockfile {
         let schemas = lock_catalog(catalog);
+        let outside_triggers = outside_triggers(catalog);
         Lockfile {
-            fingerprint: fingerprint(&schemas),
+            fingerprint: fingerprint(&schemas, &outside_triggers),
             managed_schemas: schema_list(managed),
             migrations: migrations
                 .iter()
@@ -118,6 +175,7 @@ impl Lockfile {
                 })
                 .collect(),
             schemas,
+            outside_triggers,
         }
     }
 
@@ -145,7 +203,7 @@ impl Lockfile {
             Err(e) => return Err(Error::input(format!("cannot read {shown}: {e}"))),
         };
         let lock = Lockfile::parse(&text).map_err(|e| invalid(&e))?;
-        if lock.fingerprint != fingerprint(&lock.schemas) {
+        if lock.fingerprint != fingerprint(&lock.schemas, &lock.outside_triggers) {
             return Err(Error::input(format!(
                 "{shown}: the fingerprint does not match the catalog it holds (edited by hand?); \
                  regenerate it with `migrate lock`"
@@ -174,14 +232,31 @@ pub fn schema_list(managed: &[String]) -> Vec<String> {
     list
 }
 
-/// SHA-256 over the canonical serialization of the catalog part.
-pub fn fingerprint(schemas: &BTreeMap<String, SchemaLock>) -> String {
-    let canonical = serde_json::to_vec(schemas).expect("the lock model always serializes");
+/// SHA-256 over the canonical serialization of the catalog part (the outside triggers
+/// appended when there are any, so a lock without them keeps its fingerprint).
+pub fn fingerprint(schemas: &BTreeMap<String, SchemaLock>, outside: &OutsideTriggers) -> String {
+    let mut canonical = serde_json::to_vec(schemas).expect("the lock model always serializes");
+    if !outside.is_empty() {
+        canonical.extend(serde_json::to_vec(outside).expect("the lock model always serializes"));
+    }
     migrations::hex(&Sha256::digest(&canonical))
 }
 
-/// The lock's view of a catalog: what drift compares. Validity, grants and column numbers are
-/// left out (verify checks them on the live database).
+/// The lock's view of the triggers on tables outside the managed schemas.
+pub fn outside_triggers(catalog: &Catalog) -> OutsideTriggers {
+    let mut out = OutsideTriggers::new();
+    for t in &catalog.outside_triggers {
+        out.entry(t.schema.clone())
+            .or_default()
+            .entry(t.table.clone())
+            .or_default()
+            .insert(t.trigger.name.clone(), trigger_definition(&t.trigger));
+    }
+    out
+}
+
+/// The lock's view of a catalog: what drift compares. Validity, column numbers and which
+/// roles RLS applies to are left out (verify checks them on the live database).
 pub fn lock_catalog(catalog: &Catalog) -> BTreeMap<String, SchemaLock> {
     catalog
         .schemas
@@ -192,6 +267,33 @@ pub fn lock_catalog(catalog: &Catalog) -> BTreeMap<String, SchemaLock> {
 
 fn lock_schema(schema: &catalog::Schema) -> SchemaLock {
     SchemaLock {
+        grants: schema.grants.clone(),
+        sequences: schema
+            .sequences
+            .iter()
+            .map(|(name, s)| {
+                (
+                    name.clone(),
+                    SequenceLock {
+                        grants: s.grants.clone(),
+                    },
+                )
+            })
+            .collect(),
+        types: schema
+            .types
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    TypeLock {
+                        kind: t.kind.clone(),
+                        values: t.values.clone(),
+                        definition: t.definition.clone(),
+                    },
+                )
+            })
+            .collect(),
         tables: schema
             .tables
             .iter()
@@ -200,7 +302,15 @@ fn lock_schema(schema: &catalog::Schema) -> SchemaLock {
         views: schema
             .views
             .iter()
-            .map(|(name, v)| (name.clone(), v.definition.clone()))
+            .map(|(name, v)| {
+                (
+                    name.clone(),
+                    ViewLock {
+                        definition: v.definition.clone(),
+                        grants: v.grants.clone(),
+                    },
+                )
+            })
             .collect(),
         materialized_views: schema
             .materialized_views
@@ -211,6 +321,7 @@ fn lock_schema(schema: &catalog::Schema) -> SchemaLock {
                     MaterializedViewLock {
                         definition: v.definition.clone(),
                         indexes: indexes(&v.indexes),
+                        grants: v.grants.clone(),
                     },
                 )
             })
@@ -228,6 +339,7 @@ fn lock_schema(schema: &catalog::Schema) -> SchemaLock {
                         volatility: f.volatility.clone(),
                         config: f.config.clone(),
                         body_sha256: f.body_sha256.clone(),
+                        grants: f.grants.clone(),
                     },
                 )
             })
@@ -269,15 +381,24 @@ fn lock_table(table: &catalog::Table) -> TableLock {
         triggers: table
             .triggers
             .iter()
-            .map(|t| {
-                let definition = if t.enabled {
-                    t.definition.clone()
-                } else {
-                    format!("{} -- DISABLED", t.definition)
-                };
-                (t.name.clone(), definition)
-            })
+            .map(|t| (t.name.clone(), trigger_definition(t)))
             .collect(),
+        grants: table.grants.clone(),
+        column_grants: table
+            .columns
+            .iter()
+            .filter(|c| !c.grants.is_empty())
+            .map(|c| (c.name.clone(), c.grants.clone()))
+            .collect(),
+    }
+}
+
+/// `pg_get_triggerdef`, marked when the trigger is disabled.
+fn trigger_definition(t: &catalog::Trigger) -> String {
+    if t.enabled {
+        t.definition.clone()
+    } else {
+        format!("{} -- DISABLED", t.definition)
     }
 }
 
@@ -399,13 +520,35 @@ mod tests {
         );
         let mut schema = SchemaLock::default();
         schema.tables.insert("users".into(), table);
-        schema
-            .views
-            .insert("v".into(), " SELECT users.id\n   FROM coach.users;".into());
+        schema.views.insert(
+            "v".into(),
+            ViewLock {
+                definition: " SELECT users.id\n   FROM coach.users;".into(),
+                grants: Grants::from([("anon".into(), vec!["SELECT".into()])]),
+            },
+        );
+        schema.types.insert(
+            "mood".into(),
+            TypeLock {
+                kind: "enum".into(),
+                values: vec!["low".into(), "high".into()],
+                definition: None,
+            },
+        );
         let mut schemas = BTreeMap::new();
         schemas.insert("coach".into(), schema);
+        let outside_triggers = OutsideTriggers::from([(
+            "auth".to_string(),
+            BTreeMap::from([(
+                "users".to_string(),
+                BTreeMap::from([(
+                    "on_signup".to_string(),
+                    "CREATE TRIGGER on_signup AFTER INSERT ON auth.users ...".to_string(),
+                )]),
+            )]),
+        )]);
         Lockfile {
-            fingerprint: fingerprint(&schemas),
+            fingerprint: fingerprint(&schemas, &outside_triggers),
             managed_schemas: vec!["coach".into(), "wellness".into()],
             migrations: vec![LockedMigration {
                 version: 1,
@@ -413,6 +556,7 @@ mod tests {
                 sha256: "aa".into(),
             }],
             schemas,
+            outside_triggers,
         }
     }
 
@@ -449,7 +593,8 @@ mod tests {
         let mut lock = sample();
         let before = lock.fingerprint.clone();
         lock.migrations[0].sha256 = "bb".into();
-        assert_eq!(fingerprint(&lock.schemas), before);
+        let of = |lock: &Lockfile| fingerprint(&lock.schemas, &lock.outside_triggers);
+        assert_eq!(of(&lock), before);
         lock.schemas
             .get_mut("coach")
             .unwrap()
@@ -457,7 +602,16 @@ mod tests {
             .get_mut("users")
             .unwrap()
             .rls_forced = true;
-        assert_ne!(fingerprint(&lock.schemas), before);
+        assert_ne!(of(&lock), before);
+        let mut lock = sample();
+        lock.outside_triggers.clear();
+        assert_ne!(of(&lock), before, "the outside triggers are covered");
+        let schemas_only = serde_json::to_vec(&lock.schemas).unwrap();
+        assert_eq!(
+            of(&lock),
+            migrations::hex(&Sha256::digest(&schemas_only)),
+            "a lock without them keeps the fingerprint it had before they were recorded"
+        );
     }
 
     #[test]

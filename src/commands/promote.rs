@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::migrations::promotion::{self, Obstacle, Reason};
 use crate::migrations::Migration;
 use crate::target::{self, Target};
-use crate::verify::{Finding, Level};
+use crate::verify::Finding;
 
 /// One side of a promotion, as it stood when planned.
 #[derive(Debug, Serialize)]
@@ -92,7 +92,7 @@ fn drift_reasons(side: &str, check: &VerifyCheck) -> Vec<Reason> {
         .findings
         .iter()
         // The plan compares histories and files itself; verify adds what the catalog shows.
-        .filter(|f| f.level == Level::Error && !f.rule.is_history())
+        .filter(|f| f.fails() && !f.rule.is_history())
         .map(|f| {
             Reason::new(
                 Obstacle::Drift,

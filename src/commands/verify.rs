@@ -14,7 +14,7 @@ use crate::lockfile::{self, Lockfile};
 use crate::migrations::plan::reconcile;
 use crate::migrations::version_label as version;
 use crate::migrations::Migration;
-use crate::verify::{self, drift, rules, Finding, Level, Rule};
+use crate::verify::{self, drift, rules, Finding, Level, Rule, UnmatchedAcknowledgement};
 
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
@@ -25,10 +25,17 @@ pub struct VerifyReport {
     pub lock_head: Option<i64>,
     /// Whether the live catalog was compared with schema.lock.
     pub drift_compared: bool,
+    /// Errors nobody acknowledged: the run fails when there is one.
     pub errors: usize,
     pub warnings: usize,
-    /// Errors first, then by schema, table and object.
+    pub info: usize,
+    /// Findings `migrate.toml` acknowledges (`[[verify.acknowledge]]`).
+    pub acknowledged: usize,
+    /// Errors first, then by schema, table and object; acknowledged ones last.
     pub findings: Vec<Finding>,
+    /// Acknowledgements in `migrate.toml` that matched no finding: remove them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_acknowledgements: Vec<UnmatchedAcknowledgement>,
 }
 
 pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
@@ -88,16 +95,25 @@ pub async fn inspect(
     );
     findings.extend(lock_findings);
     findings.extend(rules::lint(&live));
+    let unmatched_acknowledgements = verify::triage(&mut findings, &ctx.project.config.verify);
     verify::sort(&mut findings);
-    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    let open = |level: Level| {
+        findings
+            .iter()
+            .filter(|f| f.acknowledged.is_none() && f.level == level)
+            .count()
+    };
     Ok(VerifyReport {
         target,
         head: applied.last().map(|a| a.version),
         lock_head: lock.as_ref().and_then(Lockfile::head),
         drift_compared,
-        errors,
-        warnings: findings.len() - errors,
+        errors: open(Level::Error),
+        warnings: open(Level::Warning),
+        info: open(Level::Info),
+        acknowledged: findings.iter().filter(|f| f.acknowledged.is_some()).count(),
         findings,
+        unmatched_acknowledgements,
     })
 }
 
@@ -149,6 +165,10 @@ fn against_lock(
         let mut actual = lockfile::lock_catalog(live);
         actual.retain(|schema, _| both(schema));
         out.extend(drift::drift(&expected, &actual));
+        out.extend(drift::outside_triggers(
+            &lock.outside_triggers,
+            &lockfile::outside_triggers(live),
+        ));
         return (out, true);
     }
     out.push(if applied.is_subset(&locked) {
@@ -194,5 +214,6 @@ fn notice(rule: Rule, object: &str, message: String, remedy: &str) -> Finding {
         object: object.to_string(),
         message,
         remedy: remedy.to_string(),
+        acknowledged: None,
     }
 }

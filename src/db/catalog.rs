@@ -9,25 +9,85 @@ use tokio_postgres::{Row, Transaction};
 /// The API roles whose access the rules look at (Supabase's names); `PUBLIC` includes them.
 pub const API_ROLES: [&str; 2] = ["anon", "authenticated"];
 
+/// Supabase's own schemas (splinter's list, plus PostgreSQL's): their objects are the
+/// platform's, not the project's.
+pub const PLATFORM_SCHEMAS: [&str; 28] = [
+    "_timescaledb_cache",
+    "_timescaledb_catalog",
+    "_timescaledb_config",
+    "_timescaledb_internal",
+    "auth",
+    "cron",
+    "extensions",
+    "graphql",
+    "graphql_public",
+    "information_schema",
+    "net",
+    "pgmq",
+    "pgroonga",
+    "pgsodium",
+    "pgsodium_masks",
+    "pgtle",
+    "pgbouncer",
+    "pg_catalog",
+    "realtime",
+    "repack",
+    "storage",
+    "supabase_functions",
+    "supabase_migrations",
+    "tiger",
+    "topology",
+    "vault",
+    "pg_toast",
+    "_migrate",
+];
+
+/// Privileges per grantee other than the object's owner: role name (`PUBLIC` for everyone)
+/// → sorted privilege names, e.g. `SELECT` or `EXECUTE WITH GRANT OPTION`.
+pub type Grants = BTreeMap<String, Vec<String>>;
+
 /// Everything `lock` records and `verify` checks, per managed schema that exists.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     pub schemas: BTreeMap<String, Schema>,
+    /// The roles row level security applies to, sorted: neither `pg_*`, nor
+    /// `supabase*admin`, nor `BYPASSRLS` (splinter's `multiple_permissive_policies` set).
+    pub rls_roles: Vec<String>,
+    /// Triggers the project put on tables outside the managed schemas (such as
+    /// `auth.users`): those calling a function in a managed schema, and those on a platform
+    /// table (`PLATFORM_SCHEMAS`) calling a function outside the platform's schemas.
+    pub outside_triggers: Vec<OutsideTrigger>,
+}
+
+/// A trigger on a table outside the managed schemas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutsideTrigger {
+    pub schema: String,
+    pub table: String,
+    pub trigger: Trigger,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Schema {
+    /// Privileges on the schema itself (`USAGE`, `CREATE`).
+    pub grants: Grants,
     pub tables: BTreeMap<String, Table>,
     pub views: BTreeMap<String, View>,
     pub materialized_views: BTreeMap<String, View>,
+    pub sequences: BTreeMap<String, Sequence>,
     /// Keyed by signature: `name(identity arguments)`.
     pub functions: BTreeMap<String, Function>,
+    /// Enums, domains, composite and range types (not the row types of tables).
+    pub types: BTreeMap<String, Type>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
     pub rls_enabled: bool,
     pub rls_forced: bool,
+    /// A partitioned table (`relkind = 'p'`) rather than a regular one.
+    pub partitioned: bool,
+    pub grants: Grants,
     /// In column order.
     pub columns: Vec<Column>,
     pub constraints: Vec<Constraint>,
@@ -48,6 +108,8 @@ pub struct Column {
     /// `a` (always) or `d` (by default) for identity columns.
     pub identity: Option<char>,
     pub generated: bool,
+    /// Column-level privileges (`GRANT UPDATE (col) ...`).
+    pub grants: Grants,
 }
 
 impl Column {
@@ -142,6 +204,24 @@ pub struct View {
     pub readers: Vec<String>,
     /// Materialized views only.
     pub indexes: Vec<Index>,
+    pub grants: Grants,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sequence {
+    pub grants: Grants,
+}
+
+/// A user-defined type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Type {
+    /// `enum`, `domain`, `composite` or `range`.
+    pub kind: String,
+    /// An enum's labels in their sort order.
+    pub values: Vec<String>,
+    /// A domain's `base type [NOT NULL] [DEFAULT ...] [CONSTRAINT name CHECK (...)]...`, a
+    /// composite type's `(attribute type, ...)`, a range's `range of subtype`.
+    pub definition: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +241,10 @@ pub struct Function {
     pub volatility: String,
     /// SHA-256 (hex) of `prosrc`.
     pub body_sha256: String,
+    pub grants: Grants,
+    /// Which of `anon` and `authenticated` may execute it (`has_function_privilege`: direct
+    /// grants, PUBLIC's, and inherited ones).
+    pub executable_by: Vec<String>,
 }
 
 impl Function {
@@ -205,7 +289,7 @@ SELECT n.nspname, c.relname, c.relkind::text, c.relrowsecurity, c.relforcerowsec
              WHERE a.privilege_type = 'SELECT'
                AND (a.grantee = 0 OR r.rolname IN ('anon', 'authenticated')))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm')
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')";
 
@@ -264,13 +348,98 @@ SELECT n.nspname, p.proname, p.prokind::text, pg_get_function_identity_arguments
        CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END,
        l.lanname, p.prosecdef, coalesce(p.proconfig, '{}'),
        CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END,
-       encode(sha256(convert_to(coalesce(p.prosrc, ''), 'UTF8')), 'hex')
+       encode(sha256(convert_to(coalesce(p.prosrc, ''), 'UTF8')), 'hex'),
+       ARRAY(SELECT r.rolname::text FROM pg_roles r
+             WHERE r.rolname IN ('anon', 'authenticated')
+               AND has_function_privilege(r.oid, p.oid, 'EXECUTE'))
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_language l ON l.oid = p.prolang
 WHERE n.nspname = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ORDER BY 1, 2, 3";
+
+// Every ACL entry on the managed schemas' objects but the owner's own, with PostgreSQL's
+// defaults where the ACL is NULL (EXECUTE to PUBLIC for functions).
+const PRIVILEGES: &str = "
+WITH managed AS (SELECT oid, nspname FROM pg_namespace WHERE nspname = ANY($1)),
+objects AS (
+  SELECT c.relnamespace AS nsp,
+         CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'relation' END AS kind,
+         c.relname::text AS name, NULL::text AS column_name, c.relowner AS owner,
+         coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\",
+                                       c.relowner)) AS acl
+  FROM pg_class c
+  WHERE c.relnamespace IN (SELECT oid FROM managed) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+  UNION ALL
+  SELECT c.relnamespace, 'column', c.relname::text, a.attname::text, c.relowner, a.attacl
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  WHERE c.relnamespace IN (SELECT oid FROM managed) AND c.relkind IN ('r', 'p')
+    AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+  UNION ALL
+  SELECT p.pronamespace, 'function',
+         p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', NULL,
+         p.proowner, coalesce(p.proacl, acldefault('f', p.proowner))
+  FROM pg_proc p
+  WHERE p.pronamespace IN (SELECT oid FROM managed)
+  UNION ALL
+  SELECT m.oid, 'schema', m.nspname::text, NULL, n.nspowner,
+         coalesce(n.nspacl, acldefault('n', n.nspowner))
+  FROM managed m JOIN pg_namespace n ON n.oid = m.oid
+)
+SELECT m.nspname, o.kind, o.name, o.column_name,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END,
+       a.privilege_type || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+FROM objects o
+JOIN managed m ON m.oid = o.nsp
+CROSS JOIN LATERAL aclexplode(o.acl) a
+WHERE a.grantee <> o.owner";
+
+const TYPES: &str = "
+SELECT n.nspname, t.typname, t.typtype::text,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder),
+       CASE t.typtype
+         WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod)
+           || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+           || coalesce(' DEFAULT ' || t.typdefault, '')
+           || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' '
+                                          || pg_get_constraintdef(k.oid), '' ORDER BY k.conname)
+                        FROM pg_constraint k WHERE k.contypid = t.oid), '')
+         WHEN 'c' THEN '(' || coalesce((SELECT string_agg(quote_ident(a.attname) || ' '
+                                          || format_type(a.atttypid, a.atttypmod), ', '
+                                          ORDER BY a.attnum)
+                                        FROM pg_attribute a
+                                        WHERE a.attrelid = t.typrelid AND a.attnum > 0
+                                          AND NOT a.attisdropped), '') || ')'
+         WHEN 'r' THEN (SELECT 'range of ' || format_type(r.rngsubtype, NULL)
+                        FROM pg_range r WHERE r.rngtypid = t.oid)
+       END
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = ANY($1) AND t.typtype IN ('e', 'd', 'c', 'r')
+  AND (t.typtype <> 'c'
+       OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+ORDER BY 1, 2";
+
+// splinter's set for multiple_permissive_policies: `LIKE 'pg_%'` as it writes it.
+const RLS_ROLES: &str = "
+SELECT rolname::text FROM pg_roles
+WHERE rolname NOT LIKE 'pg_%' AND rolname NOT LIKE 'supabase%admin' AND NOT rolbypassrls";
+
+// $1 the managed schemas, $2 the platform's.
+const OUTSIDE_TRIGGERS: &str = "
+SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
+FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+JOIN pg_namespace fn ON fn.oid = p.pronamespace
+WHERE NOT t.tgisinternal AND NOT (n.nspname = ANY($1)) AND n.nspname NOT LIKE 'pg\\_%'
+  AND n.nspname <> ALL(ARRAY['information_schema', '_migrate'])
+  AND (fn.nspname = ANY($1) OR (n.nspname = ANY($2) AND NOT (fn.nspname = ANY($2))))
 ORDER BY 1, 2, 3";
 
 /// Reads `schemas` (those that exist) from the catalog. Takes a transaction because the
@@ -281,6 +450,8 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
         .await
         .context("pinning the settings the catalog is read with")?;
     let p: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&schemas];
+    let platform = PLATFORM_SCHEMAS.to_vec();
+    let outside: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&schemas, &platform];
     // tokio-postgres pipelines these on the one session: one round trip's latency in all.
     let (names, relations, columns, constraints, indexes, policies, triggers, functions) =
         tokio::try_join!(
@@ -294,8 +465,30 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
             client.query(FUNCTIONS, p),
         )
         .context("reading the catalog")?;
+    let (privileges, types, rls_roles, outside_triggers) = tokio::try_join!(
+        client.query(PRIVILEGES, p),
+        client.query(TYPES, p),
+        client.query(RLS_ROLES, &[]),
+        client.query(OUTSIDE_TRIGGERS, outside),
+    )
+    .context("reading privileges, types and roles from the catalog")?;
 
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        rls_roles: sorted(rls_roles.iter().map(|r| r.get(0)).collect()),
+        outside_triggers: outside_triggers
+            .iter()
+            .map(|row| OutsideTrigger {
+                schema: row.get(0),
+                table: row.get(1),
+                trigger: Trigger {
+                    name: row.get(2),
+                    definition: row.get(3),
+                    enabled: row.get(4),
+                },
+            })
+            .collect(),
+        ..Catalog::default()
+    };
     for row in &names {
         catalog.schemas.insert(row.get(0), Schema::default());
     }
@@ -313,6 +506,7 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
                 .any(|o| matches!(o.as_str(), "security_invoker=true" | "security_invoker=on")),
             readers: sorted(row.get(7)),
             indexes: Vec::new(),
+            grants: Grants::new(),
         };
         match kind {
             "v" => {
@@ -321,12 +515,16 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
             "m" => {
                 schema.materialized_views.insert(name, view());
             }
+            "S" => {
+                schema.sequences.insert(name, Sequence::default());
+            }
             _ => {
                 schema.tables.insert(
                     name,
                     Table {
                         rls_enabled: row.get(3),
                         rls_forced: row.get(4),
+                        partitioned: kind == "p",
                         ..Table::default()
                     },
                 );
@@ -345,6 +543,7 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
                 default: row.get(6),
                 identity: identity.chars().next(),
                 generated: !generated.is_empty(),
+                grants: Grants::new(),
             });
         }
     }
@@ -432,10 +631,63 @@ pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resul
             config: row.get(7),
             volatility: row.get(8),
             body_sha256: row.get(9),
+            grants: Grants::new(),
+            executable_by: sorted(row.get(10)),
         };
         schema.functions.insert(function.signature(), function);
     }
+    for row in &types {
+        let Some(schema) = catalog.schemas.get_mut(row.get::<_, &str>(0)) else {
+            continue;
+        };
+        let kind = match row.get::<_, &str>(2) {
+            "e" => "enum",
+            "d" => "domain",
+            "c" => "composite",
+            _ => "range",
+        };
+        schema.types.insert(
+            row.get(1),
+            Type {
+                kind: kind.to_string(),
+                values: row.get(3),
+                definition: row.get(4),
+            },
+        );
+    }
+    for row in &privileges {
+        if let Some(grants) = grants_mut(&mut catalog, row) {
+            let privileges = grants.entry(row.get(4)).or_default();
+            privileges.push(row.get(5));
+            privileges.sort();
+        }
+    }
     Ok(catalog)
+}
+
+/// The grants of the object a PRIVILEGES row names (schema, kind, name, column), if we read it.
+fn grants_mut<'a>(catalog: &'a mut Catalog, row: &Row) -> Option<&'a mut Grants> {
+    let schema = catalog.schemas.get_mut(row.get::<_, &str>(0))?;
+    let name: &str = row.get(2);
+    Some(match row.get::<_, &str>(1) {
+        "schema" => &mut schema.grants,
+        "sequence" => &mut schema.sequences.get_mut(name)?.grants,
+        "function" => &mut schema.functions.get_mut(name)?.grants,
+        "column" => {
+            let column: &str = row.get(3);
+            let table = schema.tables.get_mut(name)?;
+            &mut table.columns.iter_mut().find(|c| c.name == column)?.grants
+        }
+        _ => {
+            if let Some(table) = schema.tables.get_mut(name) {
+                &mut table.grants
+            } else if let Some(view) = schema.views.get_mut(name) {
+                &mut view.grants
+            } else {
+                &mut schema.materialized_views.get_mut(name)?.grants
+            }
+        }
+    })
 }
 
 /// Names sorted bytewise here, not by the database's collation (which varies by server).
@@ -466,6 +718,7 @@ mod tests {
             default: default.map(String::from),
             identity: None,
             generated: false,
+            grants: Grants::new(),
         }
     }
 

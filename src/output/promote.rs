@@ -170,7 +170,7 @@ impl Report for PromoteReport {
             .verify
             .findings
             .iter()
-            .any(|f| f.level == crate::verify::Level::Error);
+            .any(crate::verify::Finding::fails);
         if !self.plan.may_proceed || self.failure.is_some() || verify_failed {
             ExitStatus::Failure
         } else {
@@ -199,7 +199,7 @@ impl Report for PromoteReport {
         self.verify
             .findings
             .iter()
-            .any(|f| f.level == crate::verify::Level::Error)
+            .any(crate::verify::Finding::fails)
             .then(|| format!("verify found errors on {}", self.plan.to.environment))
     }
 }

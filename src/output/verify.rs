@@ -57,9 +57,15 @@ impl Report for VerifyReport {
         if !rest.is_empty() {
             out.push_str(&rest_summary(style, rest));
         }
+        for a in &self.unmatched_acknowledgements {
+            out.push_str(&format!(
+                "migrate.toml acknowledges {} on {}, which verify no longer finds: remove it\n",
+                a.rule, a.object
+            ));
+        }
         out.push_str(&format!(
-            "{} error(s), {} warning(s)\n",
-            self.errors, self.warnings
+            "{} error(s), {} warning(s), {} info, {} acknowledged\n",
+            self.errors, self.warnings, self.info, self.acknowledged
         ));
         out
     }
@@ -82,6 +88,7 @@ fn level_cell(style: &Style, level: Level) -> Cell {
         match level {
             Level::Error => cell.fg(Color::Red).add_attribute(Attribute::Bold),
             Level::Warning => cell.fg(Color::Yellow),
+            Level::Info => cell.fg(Color::Blue),
         }
     } else if level == Level::Error {
         Cell::new("ERROR")
@@ -90,14 +97,30 @@ fn level_cell(style: &Style, level: Level) -> Cell {
     }
 }
 
+/// A finding's text: message, remedy, and the acknowledgement's reason when it has one.
+fn finding_text(f: &Finding) -> String {
+    let mut text = format!("{}\n→ {}", f.message, f.remedy);
+    if let Some(reason) = &f.acknowledged {
+        text.push_str(&format!(
+            "\nacknowledged ({}) in migrate.toml: {reason}",
+            f.level.as_str()
+        ));
+    }
+    text
+}
+
 fn findings_table(style: &Style, findings: &[Finding]) -> Table {
     let mut t = table(style, &["level", "rule", "object", "finding"]);
     for f in findings {
+        let level = match &f.acknowledged {
+            Some(_) => Cell::new("acknowledged"),
+            None => level_cell(style, f.level),
+        };
         t.add_row(vec![
-            level_cell(style, f.level),
+            level,
             Cell::new(f.rule.as_str()),
             Cell::new(f.location()),
-            Cell::new(format!("{}\n→ {}", f.message, f.remedy)),
+            Cell::new(finding_text(f)),
         ]);
     }
     t
@@ -116,15 +139,16 @@ fn findings_list(style: &Style, findings: &[Finding]) -> String {
     let width = usize::from(style.width.unwrap_or(u16::MAX));
     let mut out = String::new();
     for f in findings {
-        let level = match (style.color, f.level) {
-            (true, Level::Error) => format!("\x1b[31;1m{}\x1b[0m", f.level.as_str()),
-            (true, Level::Warning) => format!("\x1b[33m{}\x1b[0m", f.level.as_str()),
-            (false, Level::Error) => "ERROR".to_string(),
-            (false, Level::Warning) => f.level.as_str().to_string(),
+        let level = match (style.color, f.level, &f.acknowledged) {
+            (_, _, Some(_)) => "acknowledged".to_string(),
+            (true, Level::Error, _) => format!("\x1b[31;1m{}\x1b[0m", f.level.as_str()),
+            (true, Level::Warning, _) => format!("\x1b[33m{}\x1b[0m", f.level.as_str()),
+            (true, Level::Info, _) => format!("\x1b[34m{}\x1b[0m", f.level.as_str()),
+            (false, Level::Error, _) => "ERROR".to_string(),
+            (false, _, _) => f.level.as_str().to_string(),
         };
         out.push_str(&format!("{level} {} {}\n", f.rule.as_str(), f.location()));
-        out.push_str(&wrap(&f.message, "  ", width));
-        out.push_str(&wrap(&format!("→ {}", f.remedy), "  ", width));
+        out.push_str(&wrap(&finding_text(f), "  ", width));
     }
     out
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::rules::sql_name;
 use super::{Finding, Level, Rule};
-use crate::lockfile::{FunctionLock, PolicyLock, SchemaLock, TableLock};
+use crate::db::catalog::Grants;
+use crate::lockfile::{FunctionLock, OutsideTriggers, PolicyLock, SchemaLock, TableLock, TypeLock};
 use crate::migrations::short;
 
 const MISSING: &str = "re-create it as its migration does, and find out who dropped it";
@@ -24,6 +25,21 @@ pub fn drift(
         if let Some((lock, db)) = both(name, None, name, "schema", lock, db, &mut out) {
             schema(name, lock, db, &mut out);
         }
+    });
+    out
+}
+
+/// Differences in the triggers the migrations put on tables outside the managed schemas.
+pub fn outside_triggers(locked: &OutsideTriggers, live: &OutsideTriggers) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let no_tables = BTreeMap::new();
+    let no_triggers = BTreeMap::new();
+    each(locked, live, |schema, lock, db| {
+        let (lock, db) = (lock.unwrap_or(&no_tables), db.unwrap_or(&no_tables));
+        each(lock, db, |table, lock, db| {
+            let (lock, db) = (lock.unwrap_or(&no_triggers), db.unwrap_or(&no_triggers));
+            compare(schema, Some(table), "trigger", lock, db, text, &mut out);
+        });
     });
     out
 }
@@ -70,6 +86,7 @@ fn found(schema: &str, table: Option<&str>, object: &str, kind: &str, side: Side
         object: object.to_string(),
         message,
         remedy: remedy.to_string(),
+        acknowledged: None,
     }
 }
 
@@ -142,20 +159,44 @@ fn fields(pairs: &[(&str, String, String)]) -> String {
 }
 
 fn schema(name: &str, lock: &SchemaLock, db: &SchemaLock, out: &mut Vec<Finding>) {
+    let on = |kind: &'static str, object: &str| {
+        format!("{kind} {}.{}", sql_name(name), sql_name(object))
+    };
+    grants(
+        &Granted {
+            schema: name,
+            table: None,
+            object: name,
+            kind: "schema",
+            sql: format!("SCHEMA {}", sql_name(name)),
+            column: None,
+        },
+        &lock.grants,
+        &db.grants,
+        out,
+    );
     each(&lock.tables, &db.tables, |table, l, d| {
         if let Some((l, d)) = both(name, Some(table), table, "table", l, d, out) {
             self::table(name, table, l, d, out);
         }
     });
-    compare(
-        name,
-        None,
-        "view",
-        &lock.views,
-        &db.views,
-        |_, _| "its definition changed".into(),
-        out,
-    );
+    each(&lock.views, &db.views, |view, l, d| {
+        if let Some((l, d)) = both(name, None, view, "view", l, d, out) {
+            if l.definition != d.definition {
+                let what = Side::Different("its definition changed".into());
+                out.push(found(name, None, view, "view", what));
+            }
+            let at = Granted::relation(name, None, view, "view", on("TABLE", view));
+            grants(&at, &l.grants, &d.grants, out);
+        }
+    });
+    each(&lock.sequences, &db.sequences, |sequence, l, d| {
+        if let Some((l, d)) = both(name, None, sequence, "sequence", l, d, out) {
+            let at = Granted::relation(name, None, sequence, "sequence", on("SEQUENCE", sequence));
+            grants(&at, &l.grants, &d.grants, out);
+        }
+    });
+    compare(name, None, "type", &lock.types, &db.types, type_fields, out);
     // A materialized view differs by its definition; its indexes are compared one by one.
     let kind = "materialized view";
     each(
@@ -168,18 +209,153 @@ fn schema(name: &str, lock: &SchemaLock, db: &SchemaLock, out: &mut Vec<Finding>
                     out.push(found(name, None, view, kind, what));
                 }
                 compare(name, Some(view), "index", &l.indexes, &d.indexes, text, out);
+                let at = Granted::relation(name, None, view, kind, on("TABLE", view));
+                grants(&at, &l.grants, &d.grants, out);
             }
         },
     );
-    compare(
-        name,
-        None,
-        "function",
-        &lock.functions,
-        &db.functions,
-        function,
-        out,
-    );
+    // A function differs by its definition; its privileges are compared role by role.
+    each(&lock.functions, &db.functions, |signature, l, d| {
+        if let Some((l, d)) = both(name, None, signature, "function", l, d, out) {
+            let what = function(l, d);
+            if !what.is_empty() {
+                out.push(found(
+                    name,
+                    None,
+                    signature,
+                    "function",
+                    Side::Different(what),
+                ));
+            }
+            let routine = signature
+                .split_once('(')
+                .map_or(signature.to_string(), |(n, args)| {
+                    format!("{}({args}", sql_name(n))
+                });
+            let at = Granted {
+                schema: name,
+                table: None,
+                object: signature,
+                kind: "function",
+                sql: format!("FUNCTION {}.{routine}", sql_name(name)),
+                column: None,
+            };
+            grants(&at, &l.grants, &d.grants, out);
+        }
+    });
+}
+
+/// An object privileges are granted on, for drift findings about them.
+struct Granted<'a> {
+    schema: &'a str,
+    table: Option<&'a str>,
+    /// The finding's object: the table, view, sequence, column, function or schema name.
+    object: &'a str,
+    /// `table`, `view`, `column`, ...
+    kind: &'a str,
+    /// The object as GRANT names it: `TABLE coach.users`, `FUNCTION coach.f(uuid)`.
+    sql: String,
+    /// For column privileges: the column (GRANT writes `UPDATE (col) ON TABLE t`).
+    column: Option<&'a str>,
+}
+
+impl<'a> Granted<'a> {
+    fn relation(
+        schema: &'a str,
+        table: Option<&'a str>,
+        object: &'a str,
+        kind: &'a str,
+        sql: String,
+    ) -> Self {
+        Granted {
+            schema,
+            table,
+            object,
+            kind,
+            sql,
+            column: None,
+        }
+    }
+}
+
+/// Compares the privileges each role holds on one object; the remedy is the GRANT or REVOKE
+/// that brings the database back to the lock.
+fn grants(at: &Granted, lock: &Grants, db: &Grants, out: &mut Vec<Finding>) {
+    let none = Vec::new();
+    each(lock, db, |role, l, d| {
+        let (l, d) = (l.unwrap_or(&none), d.unwrap_or(&none));
+        if l == d {
+            return;
+        }
+        let privilege = |p: &String| {
+            let base = p.trim_end_matches(" WITH GRANT OPTION");
+            match at.column {
+                Some(column) => format!("{base} ({})", sql_name(column)),
+                None => base.to_string(),
+            }
+        };
+        let extra: Vec<String> = d.iter().filter(|p| !l.contains(p)).map(privilege).collect();
+        let missing: Vec<String> = l.iter().filter(|p| !d.contains(p)).map(privilege).collect();
+        let grantee = if role == "PUBLIC" {
+            role.to_string()
+        } else {
+            sql_name(role)
+        };
+        let mut remedy = Vec::new();
+        if !extra.is_empty() {
+            remedy.push(format!(
+                "REVOKE {} ON {} FROM {grantee}",
+                extra.join(", "),
+                at.sql
+            ));
+        }
+        if !missing.is_empty() {
+            remedy.push(format!(
+                "GRANT {} ON {} TO {grantee}",
+                missing.join(", "),
+                at.sql
+            ));
+        }
+        let show = |p: &Vec<String>| {
+            if p.is_empty() {
+                "(none)".to_string()
+            } else {
+                p.join(", ")
+            }
+        };
+        let name = if at.kind == "function" {
+            at.object.to_string()
+        } else {
+            sql_name(at.object)
+        };
+        out.push(Finding {
+            rule: Rule::Drift,
+            level: Level::Error,
+            schema: Some(at.schema.to_string()),
+            table: at.table.map(String::from),
+            object: at.object.to_string(),
+            message: format!(
+                "privileges of {role} on {} {name} differ: lock `{}`, database `{}`",
+                at.kind,
+                show(l),
+                show(d)
+            ),
+            remedy: format!(
+                "{}; or make the change in a new migration and run `migrate lock`",
+                remedy.join("; ")
+            ),
+            acknowledged: None,
+        });
+    });
+}
+
+fn type_fields(lock: &TypeLock, db: &TypeLock) -> String {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    fields(&[
+        ("kind", lock.kind.clone(), db.kind.clone()),
+        ("values", lock.values.join(", "), db.values.join(", ")),
+        ("definition", opt(&lock.definition), opt(&db.definition)),
+    ])
 }
 
 fn table(schema: &str, name: &str, lock: &TableLock, db: &TableLock, out: &mut Vec<Finding>) {
@@ -228,6 +404,17 @@ fn table(schema: &str, name: &str, lock: &TableLock, db: &TableLock, out: &mut V
         text,
         out,
     );
+    let on = format!("TABLE {}.{}", sql_name(schema), sql_name(name));
+    let at = Granted::relation(schema, t, name, "table", on.clone());
+    grants(&at, &lock.grants, &db.grants, out);
+    let none = Grants::new();
+    each(&lock.column_grants, &db.column_grants, |column, l, d| {
+        let at = Granted {
+            column: Some(column),
+            ..Granted::relation(schema, t, column, "column", on.clone())
+        };
+        grants(&at, l.unwrap_or(&none), d.unwrap_or(&none), out);
+    });
 }
 
 fn policy(lock: &PolicyLock, db: &PolicyLock) -> String {
@@ -317,6 +504,7 @@ mod tests {
                         .iter()
                         .map(|i| (i.to_string(), format!("CREATE INDEX {i} ...")))
                         .collect(),
+                    grants: Grants::new(),
                 },
             );
             BTreeMap::from([("signify".to_string(), schema)])

@@ -4,17 +4,21 @@
 pub mod drift;
 pub mod rules;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::config::VerifyConfig;
 use crate::migrations::plan::{Entry, State};
 use crate::migrations::short;
 
-/// How serious a finding is: errors make `verify` exit 1, warnings do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// How serious a finding is: errors make `verify` exit 1, warnings and info do not.
+/// `migrate.toml` may set a rule's level (`[verify.levels]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Error,
     Warning,
+    /// Worth knowing, nothing to fix by default (splinter's INFO).
+    Info,
 }
 
 impl Level {
@@ -22,6 +26,7 @@ impl Level {
         match self {
             Level::Error => "error",
             Level::Warning => "warning",
+            Level::Info => "info",
         }
     }
 }
@@ -46,10 +51,42 @@ pub enum Rule {
     NoPrimaryKey,
     DuplicateIndex,
     AuthRlsInitplan,
+    MultiplePermissivePolicies,
+    AnonSecurityDefinerFunctionExecutable,
+    AuthenticatedSecurityDefinerFunctionExecutable,
     Drift,
 }
 
 impl Rule {
+    /// Every rule, in report order.
+    pub const ALL: [Rule; 20] = [
+        Rule::ChecksumMismatch,
+        Rule::FileMissing,
+        Rule::MigrationDirty,
+        Rule::LockStale,
+        Rule::RlsDisabled,
+        Rule::RlsEnabledNoPolicy,
+        Rule::RlsPolicyAlwaysTrue,
+        Rule::FunctionSearchPathMutable,
+        Rule::SecurityDefinerView,
+        Rule::MaterializedViewInApi,
+        Rule::IndexMissing,
+        Rule::IndexInvalid,
+        Rule::UnindexedForeignKeys,
+        Rule::NoPrimaryKey,
+        Rule::DuplicateIndex,
+        Rule::AuthRlsInitplan,
+        Rule::MultiplePermissivePolicies,
+        Rule::AnonSecurityDefinerFunctionExecutable,
+        Rule::AuthenticatedSecurityDefinerFunctionExecutable,
+        Rule::Drift,
+    ];
+
+    /// The rule with this stable name.
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// Rules about the applied history and the files rather than the live catalog.
     pub fn is_history(self) -> bool {
         matches!(
@@ -76,6 +113,13 @@ impl Rule {
             Rule::NoPrimaryKey => "no_primary_key",
             Rule::DuplicateIndex => "duplicate_index",
             Rule::AuthRlsInitplan => "auth_rls_initplan",
+            Rule::MultiplePermissivePolicies => "multiple_permissive_policies",
+            Rule::AnonSecurityDefinerFunctionExecutable => {
+                "anon_security_definer_function_executable"
+            }
+            Rule::AuthenticatedSecurityDefinerFunctionExecutable => {
+                "authenticated_security_definer_function_executable"
+            }
             Rule::Drift => "drift",
         }
     }
@@ -95,9 +139,18 @@ pub struct Finding {
     pub message: String,
     /// One line: what to do.
     pub remedy: String,
+    /// The reason `migrate.toml` gives for accepting this finding (`[[verify.acknowledge]]`):
+    /// it is shown but does not fail the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<String>,
 }
 
 impl Finding {
+    /// Whether the finding fails the run: an error nobody acknowledged.
+    pub fn fails(&self) -> bool {
+        self.level == Level::Error && self.acknowledged.is_none()
+    }
+
     /// `schema.table.object`, skipping the parts that are absent or repeated.
     pub fn location(&self) -> String {
         let mut parts: Vec<&str> = Vec::new();
@@ -115,11 +168,59 @@ impl Finding {
 }
 
 /// Errors first, then by place, then by rule: the order the report lists them in.
+/// Acknowledged findings come after the rest.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.level, &a.schema, &a.table, &a.object, a.rule, &a.message)
-            .cmp(&(b.level, &b.schema, &b.table, &b.object, b.rule, &b.message))
+        let key = |f: &Finding| {
+            (
+                f.acknowledged.is_some(),
+                f.level,
+                f.schema.clone(),
+                f.table.clone(),
+                f.object.clone(),
+                f.rule,
+                f.message.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
     });
+}
+
+/// An acknowledgement in `migrate.toml` that matched no finding (the object was fixed or
+/// renamed): it should be removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmatchedAcknowledgement {
+    pub rule: String,
+    pub object: String,
+}
+
+/// Applies `migrate.toml`'s `[verify]` settings: each configured rule's level, then the
+/// acknowledgements (a rule on an object, as `Finding::location` names it). Returns the
+/// acknowledgements that matched nothing.
+pub fn triage(findings: &mut [Finding], config: &VerifyConfig) -> Vec<UnmatchedAcknowledgement> {
+    for finding in findings.iter_mut() {
+        if let Some(level) = config.levels.get(finding.rule.as_str()) {
+            finding.level = *level;
+        }
+    }
+    let mut unmatched = Vec::new();
+    for ack in &config.acknowledge {
+        let mut matched = false;
+        for finding in findings
+            .iter_mut()
+            .filter(|f| f.rule.as_str() == ack.rule && f.location() == ack.object)
+        {
+            finding.acknowledged = Some(ack.reason.clone());
+            matched = true;
+        }
+        if !matched {
+            unmatched.push(UnmatchedAcknowledgement {
+                rule: ack.rule.clone(),
+                object: ack.object.clone(),
+            });
+        }
+    }
+    unmatched
 }
 
 /// Applied migrations whose file changed, is missing, or failed part way (Flyway's `validate`);
@@ -173,7 +274,67 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
                 },
                 message,
                 remedy,
+                acknowledged: None,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_one_name_that_finds_it() {
+        let mut names: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+        for rule in Rule::ALL {
+            assert_eq!(Rule::from_name(rule.as_str()), Some(rule));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Rule::ALL.len());
+        assert_eq!(Rule::from_name("unindexed_foreign_key"), None);
+    }
+
+    #[test]
+    fn acknowledgements_match_rule_and_location() {
+        let finding = |rule: Rule, table: Option<&str>, object: &str| Finding {
+            rule,
+            level: Level::Error,
+            schema: Some("signify".into()),
+            table: table.map(String::from),
+            object: object.into(),
+            message: String::new(),
+            remedy: String::new(),
+            acknowledged: None,
+        };
+        let mut findings = vec![
+            finding(Rule::MultiplePermissivePolicies, Some("notes"), "notes"),
+            finding(Rule::MultiplePermissivePolicies, Some("notes"), "notes"),
+            finding(Rule::RlsDisabled, Some("notes"), "notes"),
+            finding(Rule::AnonSecurityDefinerFunctionExecutable, None, "f(uuid)"),
+        ];
+        let config: VerifyConfig = toml::from_str(
+            r#"
+            levels = { rls_disabled = "warning" }
+            [[acknowledge]]
+            rule = "multiple_permissive_policies"
+            object = "signify.notes"
+            reason = "later"
+            [[acknowledge]]
+            rule = "anon_security_definer_function_executable"
+            object = "signify.f()"
+            reason = "wrong arguments"
+            "#,
+        )
+        .unwrap();
+        let unmatched = triage(&mut findings, &config);
+        assert_eq!(findings[0].acknowledged.as_deref(), Some("later"));
+        assert_eq!(findings[1].acknowledged.as_deref(), Some("later"));
+        assert_eq!(findings[2].level, Level::Warning);
+        assert!(!findings[2].fails());
+        assert!(findings[3].fails());
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].object, "signify.f()");
+    }
 }

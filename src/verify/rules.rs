@@ -18,6 +18,7 @@ pub fn lint(catalog: &Catalog) -> Vec<Finding> {
             };
             let holds_user_data = user_data.contains(&(schema_name.as_str(), table_name.as_str()));
             row_level_security(&at, table, holds_user_data, &mut out);
+            multiple_permissive_policies(&at, table, &catalog.rls_roles, &mut out);
             keys_and_indexes(&at, table, &mut out);
         }
         for (name, view) in &schema.views {
@@ -37,6 +38,7 @@ pub fn lint(catalog: &Catalog) -> Vec<Finding> {
         }
         for function in schema.functions.values() {
             search_path(schema_name, function, &mut out);
+            executable_security_definer(schema_name, function, &mut out);
         }
     }
     out
@@ -65,6 +67,7 @@ impl Place<'_> {
             object: object.to_string(),
             message,
             remedy,
+            acknowledged: None,
         }
     }
 
@@ -305,7 +308,7 @@ fn keys_and_indexes(at: &Place, table: &Table, out: &mut Vec<Finding>) {
                 .collect();
             out.push(at.finding(
                 Rule::UnindexedForeignKeys,
-                Level::Error,
+                Level::Info,
                 &fk.name,
                 format!(
                     "foreign key {} ({}) has no index whose leading columns cover it: deleting \
@@ -462,7 +465,117 @@ fn search_path(schema: &str, function: &Function, out: &mut Vec<Finding>) {
             sql_name(&function.name),
             function.arguments
         ),
+        acknowledged: None,
     });
+}
+
+/// splinter's `multiple_permissive_policies`: on a regular table, two or more permissive
+/// policies apply to one role for one command, so each runs for every row of every query
+/// (and the most lenient decides). A policy for PUBLIC applies to every role in `rls_roles`;
+/// `ALL` counts for each of SELECT, INSERT, UPDATE and DELETE. One finding per role and
+/// command, as splinter reports them.
+fn multiple_permissive_policies(
+    at: &Place,
+    table: &Table,
+    rls_roles: &[String],
+    out: &mut Vec<Finding>,
+) {
+    if table.partitioned {
+        return;
+    }
+    let mut by_role: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for policy in table.policies.iter().filter(|p| p.permissive) {
+        let roles: Vec<&str> = if policy.roles == ["public"] {
+            rls_roles.iter().map(String::as_str).collect()
+        } else {
+            policy
+                .roles
+                .iter()
+                .map(String::as_str)
+                .filter(|r| rls_roles.iter().any(|x| x == r))
+                .collect()
+        };
+        let commands: Vec<&str> = match policy.command.as_str() {
+            "ALL" => vec!["SELECT", "INSERT", "UPDATE", "DELETE"],
+            one => vec![one],
+        };
+        for role in roles {
+            for command in &commands {
+                by_role
+                    .entry((role, command))
+                    .or_default()
+                    .push(&policy.name);
+            }
+        }
+    }
+    for ((role, command), mut policies) in by_role.into_iter().filter(|(_, p)| p.len() > 1) {
+        policies.sort_unstable();
+        let names: Vec<String> = policies.iter().map(|p| format!("\"{p}\"")).collect();
+        out.push(at.finding(
+            Rule::MultiplePermissivePolicies,
+            Level::Warning,
+            at.table,
+            format!(
+                "{} permissive policies apply to {role} for {command}: {}; each runs for every \
+                 row, and the most lenient decides",
+                policies.len(),
+                names.join(", ")
+            ),
+            format!(
+                "combine them into one permissive policy for {role} FOR {command} on {} whose \
+                 condition ORs theirs (or make the ones meant to narrow it RESTRICTIVE)",
+                at.sql()
+            ),
+        ));
+    }
+}
+
+/// splinter's `anon_security_definer_function_executable` and
+/// `authenticated_security_definer_function_executable`: a SECURITY DEFINER function in an
+/// exposed (managed) schema that the API role may execute, so any caller — through
+/// `/rest/v1/rpc/<name>` — runs it with its owner's rights, past RLS.
+fn executable_security_definer(schema: &str, function: &Function, out: &mut Vec<Finding>) {
+    if !function.security_definer {
+        return;
+    }
+    let routine = if function.kind == 'p' {
+        "PROCEDURE"
+    } else {
+        "FUNCTION"
+    };
+    for role in &function.executable_by {
+        let (rule, who) = match role.as_str() {
+            "anon" => (
+                Rule::AnonSecurityDefinerFunctionExecutable,
+                "anyone, signed in or not",
+            ),
+            "authenticated" => (
+                Rule::AuthenticatedSecurityDefinerFunctionExecutable,
+                "every signed-in user",
+            ),
+            _ => continue,
+        };
+        out.push(Finding {
+            rule,
+            level: Level::Error,
+            schema: Some(schema.to_string()),
+            table: None,
+            object: function.signature(),
+            message: format!(
+                "SECURITY DEFINER function executable by {role}: {who} can call it (through \
+                 /rest/v1/rpc/{}) and it runs with its owner's rights, past row level security",
+                function.name
+            ),
+            remedy: format!(
+                "REVOKE EXECUTE ON {routine} {}.{}({}) FROM PUBLIC, {role}; or make it SECURITY \
+                 INVOKER, or move it to a schema the API does not expose",
+                sql_name(schema),
+                sql_name(&function.name),
+                function.arguments
+            ),
+            acknowledged: None,
+        });
+    }
 }
 
 #[cfg(test)]

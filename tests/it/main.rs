@@ -14,3 +14,4 @@ mod seed_data;
 mod seeds;
 mod truth;
 mod verify;
+mod verify_authority;
