@@ -118,7 +118,7 @@ pub enum Command {
     #[command(after_help = EXAMPLES_MAN)]
     Man(ManArgs),
     /// Create or drop the target database itself.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXAMPLES_DATABASE)]
     Database(DatabaseCommand),
 }
 
@@ -126,9 +126,11 @@ pub enum Command {
 pub enum DatabaseCommand {
     /// Create the target's database (from the server's `postgres` database); nothing to do
     /// when it exists.
+    #[command(after_help = EXAMPLES_DATABASE_CREATE)]
     Create,
     /// Drop the target's database: asks first (--yes without a terminal); a protected
     /// environment also needs --allow-destructive.
+    #[command(after_help = EXAMPLES_DATABASE_DROP)]
     Drop(DropArgs),
 }
 
@@ -286,6 +288,10 @@ const EXAMPLES_LOCAL: &str = "Examples:\n  migrate local start\n  psql \"$(migra
 const EXAMPLES_SEED: &str =
     "Examples:\n  migrate seed base\n  migrate seed test --dry-run\n  migrate seed status";
 const EXAMPLES_COMPLETIONS: &str = "Examples:\n  migrate completions bash > ~/.local/share/bash-completion/completions/migrate\n  migrate completions zsh > ~/.zfunc/_migrate\n  migrate completions fish > ~/.config/fish/completions/migrate.fish";
+const EXAMPLES_DATABASE: &str = "Examples:\n  migrate database create\n  DATABASE_URL=postgres://app@db/app_test migrate database create && migrate up";
+const EXAMPLES_DATABASE_CREATE: &str =
+    "Examples:\n  migrate database create\n  migrate database create --env staging";
+const EXAMPLES_DATABASE_DROP: &str = "Examples:\n  migrate database drop            # asks first on a terminal\n  migrate database drop --yes --force";
 const EXAMPLES_MAN: &str =
     "Examples:\n  migrate man | man -l -\n  migrate man --dir ~/.local/share/man/man1";
 const EXAMPLES_LOCAL_START: &str =

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::error::Error;
@@ -37,7 +38,9 @@ pub async fn acquire_xact(client: &Client) -> anyhow::Result<()> {
 
 /// The lock's holder in a sentence, or "another session" when it is gone already.
 pub async fn holder(client: &Client) -> anyhow::Result<String> {
-    let row = client.query_opt(HOLDER, &[&KEYS.0, &KEYS.1]).await?;
+    let row = client
+        .query_typed_opt(HOLDER, &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)])
+        .await?;
     Ok(match row {
         Some(row) => {
             let state: String = row.get(5);
@@ -75,7 +78,10 @@ pub async fn acquire(
     waiting: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
     let row = client
-        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&KEYS.0, &KEYS.1])
+        .query_typed_one(
+            "SELECT pg_try_advisory_lock($1, $2)",
+            &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
+        )
         .await?;
     if row.get::<_, bool>(0) {
         return Ok(());
@@ -93,7 +99,10 @@ pub async fn acquire(
             .batch_execute(&format!("SET lock_timeout = {millis}"))
             .await?;
         let result = client
-            .query_one("SELECT pg_advisory_lock($1, $2)", &[&KEYS.0, &KEYS.1])
+            .query_typed_one(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
+            )
             .await;
         client.batch_execute("RESET lock_timeout").await?;
         match result {
@@ -116,7 +125,10 @@ pub async fn acquire(
 /// Releases the lock (closing the session releases it too).
 pub async fn release(client: &Client) -> anyhow::Result<()> {
     client
-        .execute("SELECT pg_advisory_unlock($1, $2)", &[&KEYS.0, &KEYS.1])
+        .query_typed(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
+        )
         .await?;
     Ok(())
 }

@@ -23,6 +23,8 @@ pub struct Session {
     pub client: Client,
     pub notices: session::Notices,
     pub closed: session::CloseReason,
+    /// When the connection attempt began (for telling a pooled backend from our own).
+    pub connected_at: std::time::Instant,
     _cancel: session::CancelRegistration,
 }
 
@@ -67,6 +69,7 @@ pub fn verbose() -> bool {
 /// name the target redacted, and say whether TLS, the password or the database was the
 /// problem.
 pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
+    let started = std::time::Instant::now();
     let shown = target.redacted();
     let config = target.config().clone();
     let tls_params = target.tls();
@@ -132,6 +135,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         client,
         notices,
         closed,
+        connected_at: started,
         _cancel: cancel,
     })
 }
