@@ -52,6 +52,8 @@ pub struct FileReport {
 pub enum FileKind {
     /// Rows, counted.
     Toml,
+    /// Rows of one table, counted.
+    Csv,
     /// Run as it is, not counted.
     Sql,
 }
@@ -107,7 +109,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
 
     let mut names: Vec<(String, String)> = Vec::new();
     for file in &files {
-        if let Body::Toml(tables) = &file.body {
+        if let Body::Rows(tables) = &file.body {
             for t in tables {
                 let name = (t.schema.clone(), t.table.clone());
                 if !names.contains(&name) {
@@ -176,7 +178,7 @@ async fn load_files(
                     .map_err(|e| sql_failure(file, sql, &e))?;
                 (FileKind::Sql, Vec::new())
             }
-            Body::Toml(_) => {
+            Body::Rows(_) => {
                 let mut tables: Vec<TableReport> = Vec::new();
                 for batch in batches {
                     add(
@@ -185,7 +187,12 @@ async fn load_files(
                         load_batch(tx, file, batch).await?,
                     );
                 }
-                (FileKind::Toml, tables)
+                let kind = if file.name.ends_with(".csv") {
+                    FileKind::Csv
+                } else {
+                    FileKind::Toml
+                };
+                (kind, tables)
             }
         };
         let mut counts = Counts::default();

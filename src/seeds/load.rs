@@ -63,7 +63,7 @@ async fn run(
     batch: &Batch,
     rows: usize,
 ) -> Result<(i64, i64), tokio_postgres::Error> {
-    let sliced: Vec<&[String]> = batch.values.iter().map(|v| &v[..rows]).collect();
+    let sliced: Vec<&[Option<String>]> = batch.values.iter().map(|v| &v[..rows]).collect();
     let params: Vec<&(dyn ToSql + Sync)> =
         sliced.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     let row = tx.query_one(sql, &params).await?;
@@ -103,7 +103,10 @@ async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postg
             if c > 0 {
                 chunk.push('\t');
             }
-            copy_escape(&values[row], &mut chunk);
+            match &values[row] {
+                Some(text) => copy_escape(text, &mut chunk),
+                None => chunk.push_str("\\N"),
+            }
         }
         chunk.push('\n');
         if chunk.len() >= COPY_CHUNK {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::catalog::TableShape;
 use super::value::Kind;
-use super::{Body, SeedFile, TableRows};
+use super::{Body, SeedFile, TableRows, Value};
 use crate::error::FileProblem;
 
 /// Rows of one table that give the same columns: loaded by one statement.
@@ -15,8 +15,8 @@ pub struct Batch {
     pub table: TableShape,
     /// Indexes into `table.columns`, in `attnum` order.
     pub columns: Vec<usize>,
-    /// Per column (parallel to `columns`), one text per row.
-    pub values: Vec<Vec<String>>,
+    /// Per column (parallel to `columns`), one text per row; `None` is NULL (CSV only).
+    pub values: Vec<Vec<Option<String>>>,
     /// Each row's 1-based index among the table's rows in the file, and its line.
     pub rows: Vec<(usize, usize)>,
 }
@@ -66,7 +66,7 @@ pub fn prepare(
     let mut prepared = Vec::with_capacity(files.len());
     for file in files.iter_mut() {
         let mut batches = Vec::new();
-        if let Body::Toml(tables) = &mut file.body {
+        if let Body::Rows(tables) = &mut file.body {
             let tables = std::mem::take(tables);
             for rows in tables {
                 batches.extend(table_batches(file, rows, shapes, &mut problems));
@@ -129,7 +129,7 @@ fn table_batches(
     let mut seen_keys: HashMap<String, usize> = HashMap::with_capacity(rows.rows.len());
     for row in rows.rows {
         let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
-        let mut cells: Vec<(usize, String)> = Vec::with_capacity(row.values.len());
+        let mut cells: Vec<(usize, Option<String>)> = Vec::with_capacity(row.values.len());
         let mut given: Vec<usize> = Vec::with_capacity(row.values.len());
         let mut ok = true;
         for (name, value) in row.values {
@@ -173,8 +173,24 @@ fn table_batches(
                 ok = false;
                 continue;
             }
+            if value == Value::Null {
+                if shape.primary_key.iter().any(|k| k == name) {
+                    problems.push(
+                        file,
+                        row.line,
+                        format!(
+                            "{}: primary-key value is NULL (an empty unquoted field); give it",
+                            at(name)
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    cells.push((i, None));
+                }
+                continue;
+            }
             match column.kind.text(&column.type_name, value) {
-                Ok(text) => cells.push((i, text)),
+                Ok(text) => cells.push((i, Some(text))),
                 Err(e) => {
                     problems.push(file, row.line, format!("{}: {e}", at(name)));
                     ok = false;
@@ -235,10 +251,14 @@ fn table_batches(
 }
 
 /// A row's primary key as one string, for spotting the same key twice in a file.
-fn key_text(shape: &TableShape, key_columns: &[usize], cells: &[(usize, String)]) -> String {
+fn key_text(
+    shape: &TableShape,
+    key_columns: &[usize],
+    cells: &[(usize, Option<String>)],
+) -> String {
     let mut key = String::new();
     for &k in key_columns {
-        if let Some((_, text)) = cells.iter().find(|(i, _)| *i == k) {
+        if let Some((_, Some(text))) = cells.iter().find(|(i, _)| *i == k) {
             if shape.columns[k].kind == Kind::Uuid {
                 key.push_str(&text.to_ascii_lowercase().replace(['-', '{', '}'], ""));
             } else {
@@ -293,7 +313,7 @@ mod tests {
             name: "010_x.toml".into(),
             path: "seeds/base/010_x.toml".into(),
             checksum: String::new(),
-            body: Body::Toml(parse_toml(text).unwrap()),
+            body: Body::Rows(parse_toml(text).unwrap()),
         }
     }
 
@@ -314,7 +334,10 @@ mod tests {
         assert_eq!(batches.len(), 3);
         assert_eq!(batches[0].columns, vec![0, 1]);
         assert_eq!(batches[0].rows, vec![(1, 1), (2, 4)]);
-        assert_eq!(batches[0].values[1], vec!["a@example.com", "b@example.com"]);
+        assert_eq!(
+            batches[0].values[1],
+            vec![Some("a@example.com".into()), Some("b@example.com".into())]
+        );
         assert_eq!(batches[1].columns, vec![0]);
         assert_eq!(batches[1].rows, vec![(3, 7)]);
         assert_eq!(batches[2].rows, vec![(4, 9)]);
