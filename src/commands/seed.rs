@@ -13,7 +13,7 @@ use crate::db::state;
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
-use crate::seeds::load::{self, Counts, Failure};
+use crate::seeds::load::{self, Counts, Failure, SequenceMove};
 use crate::seeds::prepare::{prepare, Batch};
 use crate::seeds::{self, catalog, runs, Body, SeedFile, SeedSet};
 
@@ -27,6 +27,8 @@ pub struct SeedReport {
     pub tables: Vec<TableReport>,
     pub files: Vec<FileReport>,
     pub totals: Counts,
+    /// Sequences moved past explicit ids loaded into identity or serial columns.
+    pub sequences: Vec<SequenceMove>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,6 +130,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         tables: Vec::new(),
         files: Vec::new(),
         totals: Counts::default(),
+        sequences: Vec::new(),
     };
     if !args.dry_run {
         let action = format!(
@@ -151,6 +154,8 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         report.totals.add(file_report.counts);
         report.files.push(file_report);
     }
+    let all: Vec<&Batch> = batches.iter().flatten().collect();
+    report.sequences = load::follow_sequences(&tx, &all, args.dry_run).await?;
     if args.dry_run {
         tx.rollback().await?;
     } else {
@@ -226,10 +231,13 @@ async fn load_batch(
             tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
             Ok(counts)
         }
+        Err(e) if e.session_unusable => {
+            Err(batch_failure(file, batch, load::unlocated(&e.error), e.rls).into())
+        }
         Err(e) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
-            let failure = load::locate(tx, batch, e).await?;
-            Err(batch_failure(file, batch, failure).into())
+            let failure = load::locate(tx, batch, e.error).await?;
+            Err(batch_failure(file, batch, failure, e.rls).into())
         }
     }
 }
@@ -246,21 +254,30 @@ fn add(tables: &mut Vec<TableReport>, table: &str, counts: Counts) {
 
 const ROLLED_BACK: &str = "the whole seed set was rolled back; nothing was written";
 
-fn batch_failure(file: &SeedFile, batch: &Batch, failure: Failure) -> Error {
+fn batch_failure(file: &SeedFile, batch: &Batch, failure: Failure, rls: bool) -> Error {
     let table = batch.table.qualified();
     let (location, row) = match failure.row {
         Some((index, line)) => (
             format!("{}:{line}", file.path),
             format!("{table} row {index}"),
         ),
-        None => (file.path.clone(), table),
+        None => (file.path.clone(), table.clone()),
     };
     let column = failure
         .column
         .map(|c| format!(", column `{c}`"))
         .unwrap_or_default();
+    let hint = if rls {
+        format!(
+            "\nrow-level security applies to the loading role on {table} (it is not the owner \
+             and has no BYPASSRLS, or the table has FORCE ROW LEVEL SECURITY), so the rows \
+             went through its policies; seed as a role that bypasses them"
+        )
+    } else {
+        String::new()
+    };
     let message = format!(
-        "{location}: {row}{column}: {}\n{ROLLED_BACK}",
+        "{location}: {row}{column}: {}{hint}\n{ROLLED_BACK}",
         failure.message
     );
     if failure.bad_input {

@@ -40,6 +40,13 @@ impl Report for SeedReport {
             }
             out.push_str(&format!("{t}\n"));
         }
+        for m in &self.sequences {
+            let verb = if self.dry_run { "would move" } else { "moved" };
+            out.push_str(&format!(
+                "sequence {} {verb} to {} (the largest {})\n",
+                m.sequence, m.value, m.column
+            ));
+        }
         let c = &self.totals;
         let what = format!(
             "{} inserted, {} updated, {} unchanged from {} file(s)",

@@ -178,7 +178,10 @@ mod tests {
         assert_eq!(rows[0].values[2].1, Value::Text("{a,b}".into()));
         assert_eq!(rows[0].values[3].1, Value::Text(String::new()));
         assert_eq!(rows[1].values[1].1, Value::Text("say \"hi\", ok".into()));
-        assert_eq!(quoted_fields(b"\"\",,\"a\"\"\",", 4), [true, false, true, false]);
+        assert_eq!(
+            quoted_fields(b"\"\",,\"a\"\"\",", 4),
+            [true, false, true, false]
+        );
     }
 
     #[test]

@@ -220,11 +220,11 @@ fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProb
         parse_toml(&text)
     };
     let body = Body::Rows(parsed.map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|(line, message)| problem(line, message))
-                .collect::<Vec<_>>()
-        })?);
+        problems
+            .into_iter()
+            .map(|(line, message)| problem(line, message))
+            .collect::<Vec<_>>()
+    })?);
     Ok(SeedFile {
         set,
         name,

@@ -289,6 +289,7 @@ mod tests {
             kind: Kind::of(type_name, category, None),
             generated: name == "level",
             identity_always: false,
+            sequence: None,
         }
     }
 

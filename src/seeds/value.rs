@@ -27,11 +27,11 @@ impl Value {
     pub fn from_toml(value: DeValue<'_>) -> Result<Value, String> {
         Ok(match value {
             DeValue::String(s) => Value::String(s.into_owned()),
-            DeValue::Integer(i) => Value::Integer(
-                i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| {
+            DeValue::Integer(i) => {
+                Value::Integer(i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| {
                     format!("{i} does not fit a 64-bit integer; write it as a string")
-                })?,
-            ),
+                })?)
+            }
             DeValue::Float(f) => Value::Float(
                 f.as_str()
                     .parse()
@@ -46,7 +46,12 @@ impl Value {
             ),
             DeValue::Table(t) => Value::Table(
                 t.into_iter()
-                    .map(|(k, v)| Ok((k.into_inner().into_owned(), Value::from_toml(v.into_inner())?)))
+                    .map(|(k, v)| {
+                        Ok((
+                            k.into_inner().into_owned(),
+                            Value::from_toml(v.into_inner())?,
+                        ))
+                    })
                     .collect::<Result<_, String>>()?,
             ),
         })

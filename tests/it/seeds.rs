@@ -708,9 +708,9 @@ fn a_missing_seed_directory_or_stray_file_is_an_input_error() {
         .code(2)
         .stderr_has("seeds/test");
     p.write("seeds/base/020_users.tml", "");
-    p.migrate(&["seed", "base"])
-        .code(2)
-        .stderr_has("020_users.tml: a seed file is .toml (rows per table) or .sql");
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "020_users.tml: a seed file is .toml (rows per table), .csv (rows of one table) or .sql",
+    );
     assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
 }
 
@@ -807,4 +807,229 @@ fn a_value_its_type_calls_equal_but_written_otherwise_is_updated() {
         "River@example.com 7.50 24:00:00"
     );
     assert_eq!(totals(&p.migrate(&["seed", "base", "--json"])), (0, 0, 1));
+}
+
+#[test]
+fn a_csv_file_with_nulls_arrays_json_quotes_and_commas_loads_twice() {
+    let p = fixture("seed_csv");
+    // An empty unquoted field is NULL (score of A, born of B); `""` is an empty string (role).
+    p.write(
+        "seeds/base/010_coach.users.csv",
+        &format!(
+            "id,email,goals,profile,score,born\n\
+             {A},river@example.com,\"{{sleep,\"\"focus, daily\"\"}}\",\"{{\"\"tone\"\": \"\"gentle, calm\"\"}}\",,1990-04-01\n\
+             {B},\"sky@example.com\",{{}},{{}},7.5,\n"
+        ),
+    );
+    p.write(
+        "seeds/base/020_coach.memberships.csv",
+        &format!("group_id,user_id,role\n{C},{A},\"\"\n{C},{B},\"owner, \"\"lead\"\"\"\n"),
+    );
+    let first = p.migrate(&["seed", "base", "--json"]);
+    first.success();
+    assert_eq!(totals(&first), (4, 0, 0));
+    assert_eq!(first.json()["files"][0]["kind"], "csv");
+    let client = &mut p.db.client();
+    let row = client
+        .query_one(
+            "SELECT goals, profile->>'tone', score IS NULL, born::text FROM coach.users WHERE id = $1::text::uuid",
+            &[&A],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, Vec<String>>(0), vec!["sleep", "focus, daily"]);
+    assert_eq!(row.get::<_, String>(1), "gentle, calm");
+    assert!(row.get::<_, bool>(2), "an empty unquoted field is NULL");
+    assert_eq!(row.get::<_, String>(3), "1990-04-01");
+    let row = client
+        .query_one(
+            "SELECT score::text, born IS NULL FROM coach.users WHERE id = $1::text::uuid",
+            &[&B],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "7.5");
+    assert!(row.get::<_, bool>(1));
+    let roles: Vec<String> = client
+        .query("SELECT role FROM coach.memberships ORDER BY user_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        roles,
+        vec!["", "owner, \"lead\""],
+        "\"\" is an empty string"
+    );
+
+    let dump = p.db.dump_data(&["coach"]);
+    let second = p.migrate(&["seed", "base", "--json"]);
+    second.success();
+    assert_eq!(totals(&second), (0, 0, 4));
+    assert_eq!(p.db.dump_data(&["coach"]), dump);
+
+    // A ragged row is an input error naming file and line; a badly named file too.
+    p.write(
+        "seeds/base/020_coach.memberships.csv",
+        &format!("group_id,user_id,role\n{C},{A}\n"),
+    );
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "seeds/base/020_coach.memberships.csv:2: has 2 field(s) where the header row has 3",
+    );
+    std::fs::remove_file(p.path().join("seeds/base/020_coach.memberships.csv")).unwrap();
+    p.write("seeds/base/020_memberships.csv", "group_id\n");
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("<order>_<schema>.<table>.csv");
+}
+
+#[test]
+fn sequences_follow_explicit_ids_and_never_go_back() {
+    let p = fixture("seed_sequences");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write(
+        "seeds/base/020_events.toml",
+        &format!(
+            "[[coach.events]]\nid = 1\nuser_id = \"{A}\"\nkind = \"joined\"\n\n\
+             [[coach.events]]\nid = 5\nuser_id = \"{A}\"\nkind = \"left\"\n"
+        ),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(run.json()["sequences"][0]["column"], "coach.events.id");
+    assert_eq!(run.json()["sequences"][0]["value"], 5);
+    let next: i64 = p.db.scalar(&format!(
+        "INSERT INTO coach.events (user_id, kind) VALUES ('{A}', 'app') RETURNING id"
+    ));
+    assert_eq!(
+        next, 6,
+        "the application's next insert collides with a seeded id"
+    );
+    // Never backwards: the sequence is past the seeded ids now.
+    p.db.execute("SELECT setval(pg_get_serial_sequence('coach.events', 'id'), 100)");
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(run.json()["sequences"], serde_json::json!([]));
+    let next: i64 = p.db.scalar(&format!(
+        "INSERT INTO coach.events (user_id, kind) VALUES ('{A}', 'app') RETURNING id"
+    ));
+    assert_eq!(next, 101);
+}
+
+/// A non-superuser role that owns the test database: row-level security applies to it on a
+/// table with FORCE ROW LEVEL SECURITY (superusers always bypass it).
+fn owner_role(p: &Project, label: &str) -> String {
+    let role = format!("seed_{label}_{}", std::process::id());
+    let admin =
+        &mut postgres::Client::connect(crate::support::server().admin_url(), postgres::NoTls)
+            .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS;
+             ALTER DATABASE \"{}\" OWNER TO {role};",
+            p.db.url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+        ))
+        .unwrap();
+    let url = p.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        url, p.db.url,
+        "the test server's URL names the postgres user"
+    );
+    url
+}
+
+const FORCED_RLS: &str = r#"-- UP
+CREATE SCHEMA coach;
+CREATE TABLE coach.notes (
+    id   uuid PRIMARY KEY,
+    note text NOT NULL
+);
+ALTER TABLE coach.notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE coach.notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY notes_all ON coach.notes USING (true) WITH CHECK (note <> 'forbidden');
+-- DOWN
+DROP SCHEMA coach CASCADE;
+"#;
+
+#[test]
+fn rows_under_forced_rls_go_through_the_policies_and_a_refusal_shows_the_servers_error() {
+    let p = Project::new("seed_forced_rls");
+    let url = owner_role(&p, "rls");
+    p.migration("0001_coach_notes.sql", FORCED_RLS);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    p.write(
+        "seeds/base/010_notes.toml",
+        &format!("[[coach.notes]]\nid = \"{A}\"\nnote = \"fine\"\n"),
+    );
+    // COPY FROM refuses to run under RLS: the rows go in with INSERT, through the policy.
+    let run = p.migrate_raw(&["seed", "base", "--json", "--database-url", &url], &[]);
+    run.success();
+    assert_eq!(totals(&run), (1, 0, 0));
+    let run = p.migrate_raw(&["seed", "base", "--json", "--database-url", &url], &[]);
+    run.success();
+    assert_eq!(totals(&run), (0, 0, 1));
+    // A row the policy refuses: the server's error, with file, line, table and row; exit 2.
+    p.write(
+        "seeds/base/010_notes.toml",
+        &format!(
+            "[[coach.notes]]\nid = \"{A}\"\nnote = \"fine\"\n\n\
+             [[coach.notes]]\nid = \"{B}\"\nnote = \"forbidden\"\n"
+        ),
+    );
+    p.migrate_raw(&["seed", "base", "--database-url", &url], &[])
+        .code(2)
+        .stderr_has("seeds/base/010_notes.toml:5: coach.notes row 2: ERROR: new row violates row-level security policy for table \"notes\" (SQLSTATE 42501)")
+        .stderr_has("row-level security applies to the loading role on coach.notes");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.notes"), 1);
+}
+
+#[test]
+fn a_copy_the_server_refuses_shows_the_servers_error() {
+    // The loading role may read the table but not insert into it: the server refuses the COPY
+    // before it starts.
+    let p = Project::new("seed_copy_refused");
+    let url = owner_role(&p, "copy");
+    p.migration(
+        "0001_coach_notes.sql",
+        "-- UP\nCREATE SCHEMA coach;\nCREATE TABLE coach.notes (id uuid PRIMARY KEY, note text);\n\
+         REVOKE INSERT ON coach.notes FROM CURRENT_USER;\n-- DOWN\nDROP SCHEMA coach CASCADE;\n",
+    );
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    p.write(
+        "seeds/base/010_notes.toml",
+        &format!("[[coach.notes]]\nid = \"{A}\"\nnote = \"fine\"\n"),
+    );
+    p.migrate_raw(&["seed", "base", "--database-url", &url], &[])
+        .code(2)
+        .stderr_has("seeds/base/010_notes.toml: coach.notes: ERROR: permission denied for table notes (SQLSTATE 42501)");
+}
+
+#[test]
+fn a_value_nested_ten_thousand_deep_is_an_input_error_on_one_line_or_many() {
+    let p = fixture("seed_deep");
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (label, value) in [
+        ("one line", deep.clone()),
+        ("wrapped", deep.replace('[', "[\n")),
+    ] {
+        p.write(
+            "seeds/base/010_users.toml",
+            &format!(
+                "[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\nprofile = {value}\n"
+            ),
+        );
+        let run = p.migrate(&["seed", "base"]);
+        run.code(2).stderr_has("seeds/base/010_users.toml:");
+        assert!(
+            run.stderr.contains("max recursion depth"),
+            "{label}: {}",
+            run.stderr
+        );
+    }
 }
