@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,7 +44,8 @@ pub struct GlobalArgs {
     /// Path to migrate.toml (default: the nearest one in this directory or its parents).
     #[arg(long, global = true, value_name = "PATH", env = "MIGRATE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Allow down, redo, repair, baseline, `seed test` and `local reset` on a protected environment.
+    /// Allow down, redo, repair, baseline, `seed test`, `seed clear` and `local reset` on a
+    /// protected environment.
     #[arg(long, global = true)]
     pub allow_destructive: bool,
 }
@@ -81,6 +82,22 @@ pub enum Command {
     /// Load a seed set idempotently (base, or test = base then test), or show what is loaded.
     #[command(subcommand)]
     Seed(SeedCommand),
+    /// Apply pending migrations, then load a seed set: one command for CI and new developers.
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SetupArgs {
+    /// The seed set loaded after `up` (test = base, then test).
+    #[arg(long, value_enum, value_name = "SET", default_value = "base")]
+    pub seed: SeedSetName,
+}
+
+/// A seed set named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeedSetName {
+    Base,
+    Test,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -179,8 +196,21 @@ pub enum SeedCommand {
     Base(SeedArgs),
     /// Load seeds/base, then seeds/test (a protected environment needs --allow-destructive).
     Test(SeedArgs),
-    /// Every seed file: loaded, changed since load, or never loaded.
+    /// Every seed file: loaded, changed since load, never loaded, cleared, or its tables
+    /// recreated since.
     Status,
+    /// Remove exactly the rows the seed files define (default: test's, then base's).
+    Clear(SeedClearArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SeedClearArgs {
+    /// The set whose rows to remove; default both, test first.
+    #[arg(value_enum)]
+    pub set: Option<SeedSetName>,
+    /// Delete inside a transaction that is rolled back: report the counts, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Args)]

@@ -8,8 +8,8 @@ use tokio_postgres::{Client, Transaction};
 
 use super::runner::set_local;
 use super::{count, Context};
-use crate::cli::SeedArgs;
-use crate::db::state;
+use crate::cli::{SeedArgs, SeedClearArgs};
+use crate::db::{quote_ident, state};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
@@ -141,6 +141,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         ctx.confirm_protected(&target, &action)?;
         // Only now: a set refused for bad input or left unconfirmed creates nothing.
         state::ensure(&client).await?;
+        runs::ensure(&client).await?;
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
@@ -203,7 +204,24 @@ async fn load_files(
         let mut counts = Counts::default();
         tables.iter().for_each(|t| counts.add(t.counts));
         if !dry_run {
-            runs::record(tx, file, counts).await?;
+            let relations = match &file.body {
+                Body::Sql(sql) => runs::names_in_sql(sql),
+                Body::Rows(_) => {
+                    let mut names: Vec<String> = Vec::new();
+                    for b in batches {
+                        let name = format!(
+                            "{}.{}",
+                            quote_ident(&b.table.schema),
+                            quote_ident(&b.table.name)
+                        );
+                        if !names.contains(&name) {
+                            names.push(name);
+                        }
+                    }
+                    names
+                }
+            };
+            runs::record(tx, file, counts, &relations).await?;
         }
         reports.push(FileReport {
             seed_set: file.set,
@@ -345,6 +363,11 @@ pub enum SeedState {
     Loaded,
     ChangedSinceLoad,
     NeverLoaded,
+    /// Its rows were removed by `seed clear`.
+    Cleared,
+    /// Loaded before a table it fills was dropped and recreated (`down`, then `up`): its
+    /// rows are gone with the old table.
+    TablesRecreated,
     /// Loaded once, but the file is gone.
     Missing,
 }
@@ -355,6 +378,8 @@ impl SeedState {
             SeedState::Loaded => "loaded",
             SeedState::ChangedSinceLoad => "changed since load",
             SeedState::NeverLoaded => "never loaded",
+            SeedState::Cleared => "not loaded (cleared)",
+            SeedState::TablesRecreated => "not loaded (tables recreated since)",
             SeedState::Missing => "file missing",
         }
     }
@@ -378,6 +403,8 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
             let run = latest.remove(&(set.as_str().to_string(), name.clone()));
             let state = match &run {
                 None => SeedState::NeverLoaded,
+                Some(r) if r.cleared => SeedState::Cleared,
+                Some(r) if r.tables_recreated => SeedState::TablesRecreated,
                 Some(r) if r.checksum == checksum => SeedState::Loaded,
                 Some(_) => SeedState::ChangedSinceLoad,
             };
@@ -416,4 +443,181 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
         target: target.redacted(),
         files: rows,
     })
+}
+
+/// What `seed clear` removed, or with `--dry-run` would remove.
+#[derive(Debug, Serialize)]
+pub struct ClearReport {
+    pub target: String,
+    /// The sets cleared, in the order cleared.
+    pub sets: Vec<SeedSet>,
+    pub dry_run: bool,
+    /// Per table, children before parents.
+    pub tables: Vec<ClearedTable>,
+    pub files: Vec<ClearedFile>,
+    /// Rows the seed files define that were removed.
+    pub deleted: i64,
+    /// Rows that went with them through `ON DELETE CASCADE` (or a trigger).
+    pub cascaded: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClearedTable {
+    pub table: String,
+    pub deleted: i64,
+    pub cascaded: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClearedFile {
+    pub seed_set: SeedSet,
+    pub file: String,
+    pub kind: FileKind,
+    pub deleted: i64,
+}
+
+const DELETED_PER_TABLE: &str = "
+SELECT schemaname || '.' || relname, n_tup_del
+FROM pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0";
+
+/// `seed clear [base|test]`: deletes, by primary key, exactly the rows the sets' files define
+/// (the files on disk), newest file first and within a file the last table first, so children
+/// go before parents; in one transaction, under the migration lock. `.sql` files are not
+/// undone (they are recorded as cleared, so the next load runs them again).
+pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearReport> {
+    let sets: Vec<SeedSet> = match args.set {
+        Some(name) => vec![SeedSet::from(name)],
+        None => vec![SeedSet::Base, SeedSet::Test],
+    };
+    let migrations = ctx.migrations()?;
+    let dir = ctx.project.seeds_dir();
+    let mut paths = Vec::new();
+    for &s in &sets {
+        match seeds::list_set(&dir, s)? {
+            Some(found) => paths.extend(found.into_iter().map(|p| (s, p))),
+            None if args.set.is_none() => {}
+            None => {
+                return Err(Error::input(format!(
+                    "no seed directory {}",
+                    dir.join(s.as_str()).display()
+                ))
+                .into())
+            }
+        }
+    }
+    let mut files = seeds::read_all(&paths, &ctx.project.root)?;
+    let (mut client, target) = ctx.connect().await?;
+    if !args.dry_run {
+        ctx.guard_destructive(&target, "seed clear")?;
+        ctx.lock(&client).await?;
+    }
+    require_head(&migrations, &client).await?;
+    let shapes = catalog::tables(&client, &table_names(&files)).await?;
+    let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
+    if !args.dry_run {
+        let action = format!("Delete the rows of {}", count(files.len(), "seed file"));
+        ctx.confirm_protected(&target, &action)?;
+        state::ensure(&client).await?;
+        runs::ensure(&client).await?;
+    }
+    let tx = client.transaction().await?;
+    set_local(&tx, &target.settings()).await?;
+    let mut tables: Vec<ClearedTable> = Vec::new();
+    let mut cleared: Vec<ClearedFile> = Vec::new();
+    for (file, batches) in files.iter().zip(&batches).rev() {
+        let mut deleted = 0;
+        for batch in batches.iter().rev() {
+            let n = load::delete(&tx, batch)
+                .await
+                .map_err(|e| clear_failure(file, batch, &e))? as i64;
+            deleted += n;
+            let table = batch.table.qualified();
+            match tables.iter_mut().find(|t| t.table == table) {
+                Some(t) => t.deleted += n,
+                None => tables.push(ClearedTable {
+                    table,
+                    deleted: n,
+                    cascaded: 0,
+                }),
+            }
+        }
+        if !args.dry_run {
+            runs::record_clear(&tx, file, deleted).await?;
+        }
+        cleared.push(ClearedFile {
+            seed_set: file.set,
+            file: file.path.clone(),
+            kind: file_kind(file),
+            deleted,
+        });
+    }
+    // What the database removed besides (ON DELETE CASCADE, triggers), from its own counts.
+    for row in tx.query(DELETED_PER_TABLE, &[]).await? {
+        let (table, all): (String, i64) = (row.get(0), row.get(1));
+        if table == "_migrate.seed_runs" {
+            continue;
+        }
+        match tables.iter_mut().find(|t| t.table == table) {
+            Some(t) => t.cascaded = all - t.deleted,
+            None => tables.push(ClearedTable {
+                table,
+                deleted: 0,
+                cascaded: all,
+            }),
+        }
+    }
+    if args.dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(ClearReport {
+        target: target.redacted(),
+        sets: sets.into_iter().rev().collect(),
+        dry_run: args.dry_run,
+        deleted: tables.iter().map(|t| t.deleted).sum(),
+        cascaded: tables.iter().map(|t| t.cascaded).sum(),
+        tables,
+        files: cleared,
+    })
+}
+
+fn file_kind(file: &SeedFile) -> FileKind {
+    match &file.body {
+        Body::Sql(_) => FileKind::Sql,
+        Body::Rows(_) if file.name.ends_with(".csv") => FileKind::Csv,
+        Body::Rows(_) => FileKind::Toml,
+    }
+}
+
+/// The tables the files' rows go to, each once.
+fn table_names(files: &[SeedFile]) -> Vec<(String, String)> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    for file in files {
+        if let Body::Rows(tables) = &file.body {
+            for t in tables {
+                let name = (t.schema.clone(), t.table.clone());
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// A delete refused: most often rows no seed file defines still refer to seed rows.
+fn clear_failure(file: &SeedFile, batch: &Batch, e: &tokio_postgres::Error) -> Error {
+    let hint = if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+        "\nrows that no seed file of this set defines refer to these rows: remove them first \
+         (clear `test` before `base`)"
+    } else {
+        ""
+    };
+    Error::refused(format!(
+        "{}: {}: {}{hint}\nthe clear was rolled back; nothing was deleted",
+        file.path,
+        batch.table.qualified(),
+        crate::db::chain(e)
+    ))
 }

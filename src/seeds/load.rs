@@ -179,6 +179,43 @@ fn copy_escape(text: &str, out: &mut String) {
     }
 }
 
+/// Deletes the batch's rows by primary key; the rows deleted.
+pub async fn delete(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postgres::Error> {
+    let table = &batch.table;
+    let keys: Vec<(usize, &ColumnShape)> = batch
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(slot, &i)| (slot, &table.columns[i]))
+        .filter(|(_, c)| table.primary_key.contains(&c.name))
+        .collect();
+    let casts: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, (_, c))| format!("u.c{}::{} AS {}", n + 1, c.cast_type, quote_ident(&c.name)))
+        .collect();
+    let params: Vec<String> = (1..=keys.len()).map(|n| format!("${n}::text[]")).collect();
+    let aliases: Vec<String> = (1..=keys.len()).map(|n| format!("c{n}")).collect();
+    let key_match = table
+        .primary_key
+        .iter()
+        .map(|k| format!("t.{k} = s.{k}", k = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!(
+        "DELETE FROM {} AS t USING (SELECT {} FROM unnest({}) AS u({})) AS s WHERE {key_match}",
+        target(batch),
+        casts.join(", "),
+        params.join(", "),
+        aliases.join(", ")
+    );
+    let values: Vec<&Vec<Option<String>>> =
+        keys.iter().map(|(slot, _)| &batch.values[*slot]).collect();
+    let params: Vec<&(dyn ToSql + Sync)> =
+        values.iter().map(|v| *v as &(dyn ToSql + Sync)).collect();
+    tx.execute(&sql, &params).await
+}
+
 /// The statement for a batch: `$n` is the n-th column's values as `text[]`.
 pub fn upsert_sql(batch: &Batch) -> String {
     let table = &batch.table;

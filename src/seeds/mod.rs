@@ -26,6 +26,15 @@ pub enum SeedSet {
     Test,
 }
 
+impl From<crate::cli::SeedSetName> for SeedSet {
+    fn from(name: crate::cli::SeedSetName) -> SeedSet {
+        match name {
+            crate::cli::SeedSetName::Base => SeedSet::Base,
+            crate::cli::SeedSetName::Test => SeedSet::Test,
+        }
+    }
+}
+
 impl SeedSet {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1033,3 +1033,188 @@ fn a_value_nested_ten_thousand_deep_is_an_input_error_on_one_line_or_many() {
         );
     }
 }
+
+/// `seed status --json` as (set/file, state) pairs.
+fn seed_states(p: &Project) -> Vec<(String, String)> {
+    p.migrate(&["seed", "status", "--json"]).success().json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                format!(
+                    "{}/{}",
+                    f["seed_set"].as_str().unwrap(),
+                    f["file"].as_str().unwrap()
+                ),
+                f["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn all_in(states: &[(String, String)], state: &str) -> bool {
+    !states.is_empty() && states.iter().all(|(_, s)| s == state)
+}
+
+#[test]
+fn clear_removes_exactly_the_seeded_rows_and_leaves_a_foreign_one() {
+    let p = fixture("seed_clear");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    p.migrate(&["seed", "test"]).success();
+    // Rows no seed file defines, in seeded tables; one refers to a seeded user.
+    let d = "00000000-0000-4000-8000-00000000a004";
+    p.db.execute(&format!(
+        "INSERT INTO coach.users (id, email) VALUES ('{d}', 'own@example.com');
+         INSERT INTO coach.memberships (group_id, user_id) VALUES ('{C}', '{d}');"
+    ));
+    let before = fixture_counts(&p);
+
+    let dry = p.migrate(&["seed", "clear", "--dry-run", "--json"]);
+    dry.success();
+    assert_eq!(dry.json()["deleted"], 5);
+    assert_eq!(fixture_counts(&p), before, "a dry run deleted rows");
+
+    // base alone cannot go while test's rows refer to it: refused, nothing deleted.
+    p.migrate(&["seed", "clear", "base"])
+        .code(1)
+        .stderr_has("violates foreign key constraint")
+        .stderr_has("clear `test` before `base`");
+    assert_eq!(fixture_counts(&p), before);
+
+    let run = p.migrate(&["seed", "clear", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["deleted"], 5);
+    assert_eq!(json["cascaded"], 0);
+    let tables: Vec<(String, i64)> = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["deleted"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tables,
+        vec![
+            ("coach.events".to_string(), 1),
+            ("coach.memberships".to_string(), 2),
+            ("coach.users".to_string(), 2)
+        ]
+    );
+    let users: Vec<String> =
+        p.db.client()
+            .query("SELECT id::text FROM coach.users", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(users, vec![d.to_string()], "only the foreign user stays");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.memberships"), 1);
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM coach.audit"),
+        before[3],
+        "rows of a table no seed file names stay"
+    );
+    assert!(all_in(&seed_states(&p), "cleared"), "{:?}", seed_states(&p));
+    p.migrate(&["seed", "status"])
+        .success()
+        .stdout_has("not loaded (cleared)");
+
+    // Loading again puts them back.
+    let again = p.migrate(&["seed", "test", "--json"]);
+    again.success();
+    assert_eq!(totals(&again), (5, 0, 0));
+    assert!(all_in(&seed_states(&p), "loaded"));
+}
+
+#[test]
+fn clear_on_a_protected_environment_needs_allow_destructive() {
+    let p = fixture("seed_clear_protected");
+    p.write(
+        "migrate.toml",
+        "[env.production]\nurl_env = \"SEED_CLEAR_PRODUCTION_URL\"\nprotected = true\n",
+    );
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"]).success();
+    let env = [("SEED_CLEAR_PRODUCTION_URL", p.db.url.as_str())];
+    p.migrate_raw(&["seed", "clear", "--env", "production", "--yes"], &env)
+        .code(1)
+        .stderr_has(
+            "environment `production` is protected: `seed clear` needs --allow-destructive",
+        );
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 2);
+    p.migrate_raw(
+        &[
+            "seed",
+            "clear",
+            "--env",
+            "production",
+            "--yes",
+            "--allow-destructive",
+        ],
+        &env,
+    )
+    .success();
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 0);
+}
+
+#[test]
+fn setup_migrates_an_empty_database_and_loads_the_seed_set() {
+    let p = Project::new("seed_setup");
+    p.migration("0001_coach_fixture.sql", FIXTURE);
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    let run = p.migrate(&["setup", "--seed", "test", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["up"]["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(json["seed"]["totals"]["inserted"], 5);
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(p.applied(), vec![1]);
+    // Again: nothing to apply, nothing to write.
+    let run = p.migrate(&["setup", "--seed", "test", "--json"]);
+    run.success();
+    assert_eq!(run.json()["up"]["steps"], serde_json::json!([]));
+    assert_eq!(run.json()["seed"]["totals"]["inserted"], 0);
+    p.migrate(&["setup"])
+        .success()
+        .stdout_has("seed base: 0 inserted, 0 updated, 2 unchanged from 1 file(s)");
+
+    // A seed problem after `up`: the seed's exit code; the migrations stay applied.
+    let q = Project::new("seed_setup_bad");
+    q.migration("0001_coach_fixture.sql", FIXTURE);
+    q.write("seeds/base/010_users.toml", "[[coach.users]]\nid = \"x\"\n");
+    q.migrate(&["setup"])
+        .code(2)
+        .stderr_has("`up` applied 1 migration(s) (they stay applied)")
+        .stderr_has("seeds/base/010_users.toml:1: coach.users row 1, column `id`");
+    assert_eq!(q.applied(), vec![1]);
+}
+
+#[test]
+fn status_after_down_and_up_shows_the_files_not_loaded() {
+    let p = fixture("seed_status_recreated");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    p.write(
+        "seeds/test/020_refresh.sql",
+        "-- the audit log of the seed run\nINSERT INTO coach.audit (what) VALUES ('seeded');\n",
+    );
+    p.migrate(&["seed", "test"]).success();
+    assert!(all_in(&seed_states(&p), "loaded"));
+    p.migrate(&["down", "--all"]).success();
+    p.migrate(&["up"]).success();
+    let states = seed_states(&p);
+    assert!(all_in(&states, "tables_recreated"), "{states:?}");
+    p.migrate(&["seed", "status"])
+        .success()
+        .stdout_has("not loaded (tables recreated since)");
+    p.migrate(&["seed", "test"]).success();
+    assert!(all_in(&seed_states(&p), "loaded"));
+}
