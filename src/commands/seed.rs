@@ -60,8 +60,8 @@ pub enum FileKind {
     Sql,
 }
 
-/// Reads the sets `set` loads (base, then test), every file parsed.
-fn read_sets(ctx: &Context, set: SeedSet) -> Result<Vec<SeedFile>, Error> {
+/// The files of the sets `set` loads (base, then test), in order.
+fn set_paths(ctx: &Context, set: SeedSet) -> Result<Vec<(SeedSet, std::path::PathBuf)>, Error> {
     let dir = ctx.project.seeds_dir();
     let mut paths = Vec::new();
     for &s in set.with_prerequisites() {
@@ -75,7 +75,7 @@ fn read_sets(ctx: &Context, set: SeedSet) -> Result<Vec<SeedFile>, Error> {
         };
         paths.extend(found.into_iter().map(|p| (s, p)));
     }
-    seeds::read_all(&paths, &ctx.project.root)
+    Ok(paths)
 }
 
 /// Refuses (exit 1) unless every migration file is applied, unchanged and clean.
@@ -99,7 +99,7 @@ async fn require_head(migrations: &[Migration], client: &Client) -> anyhow::Resu
 
 pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Result<SeedReport> {
     let migrations = ctx.migrations()?;
-    let mut files = read_sets(ctx, set)?;
+    let paths = set_paths(ctx, set)?;
     let (mut client, target) = ctx.connect().await?;
     if set == SeedSet::Test && !args.dry_run {
         ctx.guard_destructive(&target, "seed test")?;
@@ -108,19 +108,11 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         ctx.lock(&client).await?;
     }
     require_head(&migrations, &client).await?;
-
-    let mut names: Vec<(String, String)> = Vec::new();
-    for file in &files {
-        if let Body::Rows(tables) = &file.body {
-            for t in tables {
-                let name = (t.schema.clone(), t.table.clone());
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-    }
-    let shapes = catalog::tables(&client, &names).await?;
+    // A file byte-identical to its last load, whose tables nothing has written since, would
+    // load as all unchanged: it is not parsed (parsing is most of a large file's load).
+    let unchanged = runs::unchanged(&client).await?;
+    let mut files = seeds::read_all(&paths, &ctx.project.root, &unchanged)?;
+    let shapes = catalog::tables(&client, &table_names(&files)).await?;
     let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
 
     let mut report = SeedReport {
@@ -146,7 +138,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
     ctx.progress.start(files.len() as u64, "seed");
-    let loaded = load_files(ctx, &tx, &files, &batches, args.dry_run).await;
+    let loaded = load_files(ctx, &tx, &files, &batches).await;
     ctx.progress.finish();
     for file_report in loaded? {
         for t in &file_report.tables {
@@ -157,6 +149,9 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     }
     let all: Vec<&Batch> = batches.iter().flatten().collect();
     report.sequences = load::follow_sequences(&tx, &all, args.dry_run).await?;
+    if !args.dry_run {
+        record_runs(&tx, &files, &report.files).await?;
+    }
     if args.dry_run {
         tx.rollback().await?;
     } else {
@@ -165,14 +160,13 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     Ok(report)
 }
 
-/// Runs every file in `tx`, recording each in `seed_runs` unless `dry_run`. Stops at the
-/// first failure; the caller's transaction then rolls back.
+/// Runs every file in `tx` (a file unchanged since its last load only reports its rows
+/// unchanged). Stops at the first failure; the caller's transaction then rolls back.
 async fn load_files(
     ctx: &Context,
     tx: &Transaction<'_>,
     files: &[SeedFile],
     batches: &[Vec<Batch>],
-    dry_run: bool,
 ) -> anyhow::Result<Vec<FileReport>> {
     let mut reports = Vec::with_capacity(files.len());
     for (file, batches) in files.iter().zip(batches) {
@@ -184,6 +178,19 @@ async fn load_files(
                     .map_err(|e| sql_failure(file, sql, &e))?;
                 (FileKind::Sql, Vec::new())
             }
+            Body::Unchanged(tables) => {
+                let tables = tables
+                    .iter()
+                    .map(|(table, rows)| TableReport {
+                        table: table.clone(),
+                        counts: Counts {
+                            unchanged: *rows,
+                            ..Counts::default()
+                        },
+                    })
+                    .collect();
+                (file_kind(file), tables)
+            }
             Body::Rows(_) => {
                 let mut tables: Vec<TableReport> = Vec::new();
                 for batch in batches {
@@ -193,36 +200,11 @@ async fn load_files(
                         load_batch(tx, file, batch).await?,
                     );
                 }
-                let kind = if file.name.ends_with(".csv") {
-                    FileKind::Csv
-                } else {
-                    FileKind::Toml
-                };
-                (kind, tables)
+                (file_kind(file), tables)
             }
         };
         let mut counts = Counts::default();
         tables.iter().for_each(|t| counts.add(t.counts));
-        if !dry_run {
-            let relations = match &file.body {
-                Body::Sql(sql) => runs::names_in_sql(sql),
-                Body::Rows(_) => {
-                    let mut names: Vec<String> = Vec::new();
-                    for b in batches {
-                        let name = format!(
-                            "{}.{}",
-                            quote_ident(&b.table.schema),
-                            quote_ident(&b.table.name)
-                        );
-                        if !names.contains(&name) {
-                            names.push(name);
-                        }
-                    }
-                    names
-                }
-            };
-            runs::record(tx, file, counts, &relations).await?;
-        }
         reports.push(FileReport {
             seed_set: file.set,
             file: file.path.clone(),
@@ -233,6 +215,46 @@ async fn load_files(
         });
     }
     Ok(reports)
+}
+
+/// Records every file of a load in `seed_runs`, with the tables it filled and their
+/// fingerprint as the load leaves them (what lets the next load skip it if nothing changed).
+async fn record_runs(
+    tx: &Transaction<'_>,
+    files: &[SeedFile],
+    reports: &[FileReport],
+) -> anyhow::Result<()> {
+    let mut cache = HashMap::new();
+    for (file, report) in files.iter().zip(reports) {
+        if let Body::Sql(sql) = &file.body {
+            runs::record(tx, file, report.counts, &runs::names_in_sql(sql), &[], None).await?;
+            continue;
+        }
+        let relations: Vec<String> = report
+            .tables
+            .iter()
+            .map(|t| match t.table.split_once('.') {
+                Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+                None => quote_ident(&t.table),
+            })
+            .collect();
+        let rows: Vec<i64> = report
+            .tables
+            .iter()
+            .map(|t| t.counts.inserted + t.counts.updated + t.counts.unchanged)
+            .collect();
+        let fingerprint = runs::fingerprint(tx, &relations, &mut cache).await?;
+        runs::record(
+            tx,
+            file,
+            report.counts,
+            &relations,
+            &rows,
+            Some(&fingerprint),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
@@ -505,7 +527,7 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
             }
         }
     }
-    let mut files = seeds::read_all(&paths, &ctx.project.root)?;
+    let mut files = seeds::read_all(&paths, &ctx.project.root, &Default::default())?;
     let (mut client, target) = ctx.connect().await?;
     if !args.dry_run {
         ctx.guard_destructive(&target, "seed clear")?;
@@ -585,8 +607,8 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
 fn file_kind(file: &SeedFile) -> FileKind {
     match &file.body {
         Body::Sql(_) => FileKind::Sql,
-        Body::Rows(_) if file.name.ends_with(".csv") => FileKind::Csv,
-        Body::Rows(_) => FileKind::Toml,
+        _ if file.name.ends_with(".csv") => FileKind::Csv,
+        _ => FileKind::Toml,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::migrations::checksum;
 pub use value::Value;
 
 /// A named directory of seed files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SeedSet {
     Base,
@@ -72,7 +72,15 @@ pub enum Body {
     Rows(Vec<TableRows>),
     /// Run as it is; it must be idempotent itself.
     Sql(String),
+    /// Byte-identical to its last load, and nothing has written to its tables since: not
+    /// parsed again. Its tables and row counts, from that load.
+    Unchanged(Vec<(String, i64)>),
 }
+
+/// Files that need not be parsed: by set and file name, the checksum of their last load and
+/// the rows per table it left, for those whose tables nothing has written since.
+pub type UnchangedFiles =
+    std::collections::HashMap<(SeedSet, String), (String, Vec<(String, i64)>)>;
 
 /// The rows a file gives for one table.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +126,11 @@ pub fn checksums(seeds_dir: &Path, set: SeedSet) -> Result<Vec<(String, String)>
 
 /// Reads and parses files, in the order given, on as many threads as there are cores:
 /// parsing large TOML files is most of a cold load's client time.
-pub fn read_all(files: &[(SeedSet, PathBuf)], root: &Path) -> Result<Vec<SeedFile>, Error> {
+pub fn read_all(
+    files: &[(SeedSet, PathBuf)],
+    root: &Path,
+    unchanged: &UnchangedFiles,
+) -> Result<Vec<SeedFile>, Error> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len());
@@ -136,7 +148,7 @@ pub fn read_all(files: &[(SeedSet, PathBuf)], root: &Path) -> Result<Vec<SeedFil
                 return done;
             };
             let (set, path) = &files[i];
-            done.push((i, read(path, &display(path, root), *set)));
+            done.push((i, read(path, &display(path, root), *set, unchanged)));
         }
     };
     let mut results: Vec<(usize, Result<SeedFile, Vec<FileProblem>>)> = if workers > 1 {
@@ -203,7 +215,12 @@ fn display(path: &Path, root: &Path) -> String {
         .into_owned()
 }
 
-fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProblem>> {
+fn read(
+    path: &Path,
+    shown: &str,
+    set: SeedSet,
+    unchanged: &UnchangedFiles,
+) -> Result<SeedFile, Vec<FileProblem>> {
     let problem = |line: Option<usize>, message: String| FileProblem {
         file: shown.to_string(),
         line,
@@ -215,6 +232,17 @@ fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProb
     let text =
         String::from_utf8(bytes).map_err(|_| vec![problem(None, "is not valid UTF-8".into())])?;
     let name = file_name(path);
+    if let Some((loaded, tables)) = unchanged.get(&(set, name.clone())) {
+        if *loaded == checksum && !shown.ends_with(".sql") {
+            return Ok(SeedFile {
+                set,
+                name,
+                path: shown.to_string(),
+                checksum,
+                body: Body::Unchanged(tables.clone()),
+            });
+        }
+    }
     let parsed = if shown.ends_with(".sql") {
         return Ok(SeedFile {
             set,

@@ -5,24 +5,30 @@
 //! values), so that `seed status` can tell a file whose tables were dropped and recreated
 //! since, or cleared, from one whose rows are there.
 
+use std::collections::HashMap;
+
 use tokio_postgres::GenericClient;
 
 use super::load::Counts;
-use super::SeedFile;
+use super::{SeedFile, SeedSet, UnchangedFiles};
 
 /// Adds the columns this version records to a `seed_runs` table created by an older one.
 const ENSURE: &str = "
 ALTER TABLE _migrate.seed_runs
     ADD COLUMN IF NOT EXISTS action text NOT NULL DEFAULT 'load',
     ADD COLUMN IF NOT EXISTS deleted bigint NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS relations regclass[]";
+    ADD COLUMN IF NOT EXISTS relations regclass[],
+    ADD COLUMN IF NOT EXISTS table_rows bigint[],
+    ADD COLUMN IF NOT EXISTS fingerprint text";
 
 const INSERT: &str = "
 INSERT INTO _migrate.seed_runs
-    (seed_set, file, checksum, inserted, updated, unchanged, action, deleted, relations)
+    (seed_set, file, checksum, inserted, updated, unchanged, action, deleted, relations,
+     table_rows, fingerprint)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        ARRAY(SELECT r FROM unnest($9::text[]) AS n, to_regclass(n) AS r
-              WHERE r IS NOT NULL))";
+        ARRAY(SELECT r FROM unnest($9::text[]) WITH ORDINALITY AS u(n, i), to_regclass(u.n) AS r
+              WHERE r IS NOT NULL ORDER BY u.i),
+        $10, $11)";
 
 const EXISTS: &str = "
 SELECT to_regclass('_migrate.seed_runs') IS NOT NULL,
@@ -49,15 +55,26 @@ pub async fn ensure(client: &impl GenericClient) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records a load of `file`, which filled `relations` (schema-qualified names; names that
-/// resolve to no table are left out).
+/// Records a load of `file`, which filled `relations` (quoted schema-qualified names; names
+/// that resolve to no table are left out) with `table_rows` rows each, and left them with
+/// `fingerprint`.
 pub async fn record(
     client: &impl GenericClient,
     file: &SeedFile,
     counts: Counts,
     relations: &[String],
+    table_rows: &[i64],
+    fingerprint: Option<&str>,
 ) -> anyhow::Result<()> {
-    insert(client, file, counts, "load", 0, relations).await
+    insert(
+        client,
+        file,
+        counts,
+        "load",
+        0,
+        (relations, table_rows, fingerprint),
+    )
+    .await
 }
 
 /// Records that `seed clear` removed `deleted` rows of `file`: it counts as not loaded.
@@ -66,7 +83,15 @@ pub async fn record_clear(
     file: &SeedFile,
     deleted: i64,
 ) -> anyhow::Result<()> {
-    insert(client, file, Counts::default(), "clear", deleted, &[]).await
+    insert(
+        client,
+        file,
+        Counts::default(),
+        "clear",
+        deleted,
+        (&[], &[], None),
+    )
+    .await
 }
 
 async fn insert(
@@ -75,7 +100,7 @@ async fn insert(
     counts: Counts,
     action: &str,
     deleted: i64,
-    relations: &[String],
+    (relations, table_rows, fingerprint): (&[String], &[i64], Option<&str>),
 ) -> anyhow::Result<()> {
     client
         .execute(
@@ -90,6 +115,8 @@ async fn insert(
                 &action,
                 &deleted,
                 &relations,
+                &table_rows,
+                &fingerprint,
             ],
         )
         .await?;
@@ -148,6 +175,95 @@ pub async fn latest(client: &impl GenericClient) -> anyhow::Result<Vec<SeedRun>>
             tables_recreated: r.get(9),
         })
         .collect())
+}
+
+/// The state of a table's rows, cheap to read: its oid, its row count, and an XOR of a hash
+/// of every row version's (ctid, xmin). Any insert, update or delete since (and a table
+/// dropped and recreated, or rewritten) changes it.
+const TABLE_FINGERPRINT: &str = "
+SELECT $1::text::regclass::oid::bigint, count(*),
+       coalesce(bit_xor(pg_catalog.hashtextextended(ctid::text || ':' || xmin::text, 0)), 0)
+FROM {}";
+
+/// The fingerprint of `relations` (quoted schema-qualified names), one table at a time,
+/// each read once per `cache`.
+pub async fn fingerprint(
+    client: &impl GenericClient,
+    relations: &[String],
+    cache: &mut HashMap<String, String>,
+) -> anyhow::Result<String> {
+    let mut parts = Vec::with_capacity(relations.len());
+    for name in relations {
+        if !cache.contains_key(name) {
+            let row = client
+                .query_one(&TABLE_FINGERPRINT.replace("{}", name), &[name])
+                .await?;
+            let (oid, rows, hash): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            cache.insert(name.clone(), format!("{oid}:{rows}:{hash:x}"));
+        }
+        parts.push(cache[name].clone());
+    }
+    Ok(parts.join(";"))
+}
+
+const LAST_LOADS: &str = "
+SELECT seed_set, file, checksum, fingerprint, table_rows,
+       ARRAY(SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+             FROM unnest(relations) WITH ORDINALITY AS u(r, i)
+             JOIN pg_catalog.pg_class c ON c.oid = u.r
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             ORDER BY u.i),
+       ARRAY(SELECT n.nspname || '.' || c.relname
+             FROM unnest(relations) WITH ORDINALITY AS u(r, i)
+             JOIN pg_catalog.pg_class c ON c.oid = u.r
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             ORDER BY u.i)
+FROM (SELECT DISTINCT ON (seed_set, file) *
+      FROM _migrate.seed_runs ORDER BY seed_set, file, ran_at DESC, id DESC) AS latest
+WHERE action = 'load' AND fingerprint IS NOT NULL
+  AND cardinality(relations) = cardinality(table_rows)";
+
+/// The files whose last load's tables nothing has written since (same fingerprint): loading
+/// them again, if they are byte-identical, would change nothing.
+pub async fn unchanged(client: &impl GenericClient) -> anyhow::Result<UnchangedFiles> {
+    let row = client.query_one(EXISTS, &[]).await?;
+    let mut files = UnchangedFiles::new();
+    if !(row.get::<_, bool>(0) && row.get::<_, bool>(1)) {
+        return Ok(files);
+    }
+    let has_fingerprints: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute \
+             WHERE attrelid = '_migrate.seed_runs'::regclass AND attname = 'fingerprint' \
+             AND NOT attisdropped)",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !has_fingerprints {
+        return Ok(files);
+    }
+    let mut cache = HashMap::new();
+    for row in client.query(LAST_LOADS, &[]).await? {
+        let set = match row.get::<_, &str>(0) {
+            "test" => SeedSet::Test,
+            _ => SeedSet::Base,
+        };
+        let recorded: String = row.get(3);
+        let rows: Vec<i64> = row.get(4);
+        let quoted: Vec<String> = row.get(5);
+        let names: Vec<String> = row.get(6);
+        if quoted.len() != rows.len() {
+            continue; // a table it filled is gone
+        }
+        if fingerprint(client, &quoted, &mut cache).await? == recorded {
+            files.insert(
+                (set, row.get(1)),
+                (row.get(2), names.into_iter().zip(rows).collect()),
+            );
+        }
+    }
+    Ok(files)
 }
 
 /// The schema-qualified names a `.sql` seed file mentions (`signify.practice_metrics_daily`),

@@ -1218,3 +1218,36 @@ fn status_after_down_and_up_shows_the_files_not_loaded() {
     p.migrate(&["seed", "test"]).success();
     assert!(all_in(&seed_states(&p), "loaded"));
 }
+
+#[test]
+fn an_unchanged_file_is_skipped_only_while_nothing_wrote_to_its_tables() {
+    let p = fixture("seed_unchanged_skip");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/base/020_memberships.toml", &memberships_file());
+    p.migrate(&["seed", "base"]).success();
+    // Unchanged file, untouched tables: reported unchanged, table by table.
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (0, 0, 5));
+    assert_eq!(run.json()["tables"][1]["table"], "coach.memberships");
+    assert_eq!(run.json()["tables"][1]["unchanged"], 2);
+    // A seeded row edited and another deleted in the database: the same file restores both.
+    p.db.execute(&format!(
+        "UPDATE coach.users SET email = 'edited@example.com' WHERE id = '{B}';
+         DELETE FROM coach.memberships WHERE user_id = '{B}';"
+    ));
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (1, 1, 3));
+    assert_eq!(
+        p.db.scalar::<String>(&format!("SELECT email FROM coach.users WHERE id = '{B}'")),
+        "sky@example.com"
+    );
+    // A row no seed file defines, added to a seeded table: loaded in full again, unchanged.
+    p.db.execute(
+        "INSERT INTO coach.users (id, email) VALUES ('00000000-0000-4000-8000-00000000a009', 'own@example.com')",
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (0, 0, 5));
+}
