@@ -58,7 +58,7 @@ db="seed_bench_$$"
 url=$(printf '%s' "$admin_url" | sed -E "s#^([a-z]+://[^/]*)/[^?]*#\1/$db#")
 export DATABASE_URL=$url
 
-cat > migrations/0001_bench_items.sql <<'SQL'
+cat > migrations/0001_platform_bench.sql <<'SQL'
 -- UP
 CREATE SCHEMA bench;
 CREATE TABLE bench.items (

@@ -191,7 +191,7 @@ async fn load_files(
                     .collect();
                 (file_kind(file), tables)
             }
-            Body::Rows(_) => {
+            Body::Rows(_) | Body::Csv(_) => {
                 let mut tables: Vec<TableReport> = Vec::new();
                 for batch in batches {
                     add(
@@ -616,13 +616,19 @@ fn file_kind(file: &SeedFile) -> FileKind {
 fn table_names(files: &[SeedFile]) -> Vec<(String, String)> {
     let mut names: Vec<(String, String)> = Vec::new();
     for file in files {
-        if let Body::Rows(tables) = &file.body {
-            for t in tables {
-                let name = (t.schema.clone(), t.table.clone());
-                if !names.contains(&name) {
-                    names.push(name);
+        let mut add = |name: (String, String)| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        };
+        match &file.body {
+            Body::Rows(tables) => {
+                for t in tables {
+                    add((t.schema.clone(), t.table.clone()));
                 }
             }
+            Body::Csv(source) => add((source.schema.clone(), source.table.clone())),
+            Body::Sql(_) | Body::Unchanged(_) => {}
         }
     }
     names

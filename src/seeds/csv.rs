@@ -18,16 +18,67 @@ pub fn table_of(file_name: &str) -> Option<(&str, &str)> {
     (fine(order) && fine(schema) && fine(table)).then_some((schema, table))
 }
 
-/// Reads a CSV seed file into the rows of its one table. Problems carry their line.
-pub fn parse_csv(file_name: &str, text: &str) -> Result<Vec<TableRows>, Problems> {
+/// A CSV seed file, checked for shape (header, one field per column on every row) but not
+/// split into values: into an empty table its text goes to the server as it is, with
+/// `COPY ... (FORMAT csv, HEADER)`, which reads values and NULLs exactly as described above.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvSource {
+    pub schema: String,
+    pub table: String,
+    pub header: Vec<String>,
+    /// The whole text, header included, without a byte-order mark.
+    pub text: String,
+    /// The line each row starts on.
+    pub lines: Vec<usize>,
+}
+
+/// Checks a CSV seed file's name, header and rows. Problems carry their line.
+pub fn scan(file_name: &str, text: String) -> Result<CsvSource, Problems> {
     let Some((schema, table)) = table_of(file_name) else {
         return Err(vec![(None, format!("`{file_name}`: {NAMING}"))]);
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (schema, table) = (schema.to_string(), table.to_string());
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
-    let line_of = |e: &csv::Error| e.position().map(|p| p.line() as usize);
+    let header = header(&mut reader)?;
+    let mut problems: Problems = Vec::new();
+    let mut lines = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => lines.push(record.position().map_or(0, |p| p.line() as usize)),
+            Err(e) => {
+                problems.push((line_of(&e), csv_message(&e)));
+                if problems.len() >= 50 {
+                    break;
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(CsvSource {
+        schema,
+        table,
+        header,
+        text,
+        lines,
+    })
+}
+
+fn line_of(e: &csv::Error) -> Option<usize> {
+    e.position().map(|p| p.line() as usize)
+}
+
+/// The header row's names; an empty or repeated name is a problem.
+fn header(reader: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, Problems> {
     let header: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => return Err(vec![(line_of(&e).or(Some(1)), csv_message(&e))]),
@@ -46,59 +97,79 @@ pub fn parse_csv(file_name: &str, text: &str) -> Result<Vec<TableRows>, Problems
             problems.push((Some(1), format!("header names column `{name}` twice")));
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok(header)
+    } else {
+        Err(problems)
     }
-    let mut rows = Vec::new();
+}
+
+/// Per row, the fields of the columns at `positions` in the header: `None` for an empty
+/// unquoted field (NULL). Only for a source `scan` accepted.
+pub fn columns(source: &CsvSource, positions: &[usize]) -> Vec<Vec<Option<String>>> {
+    let mut out: Vec<Vec<Option<String>>> = positions
+        .iter()
+        .map(|_| Vec::with_capacity(source.lines.len()))
+        .collect();
+    let text = source.text.as_str();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                problems.push((line_of(&e), csv_message(&e)));
-                if problems.len() >= 50 {
-                    break;
-                }
-                continue;
-            }
-        }
-        let Some(position) = record.position() else {
-            continue;
-        };
-        let start = position.byte() as usize;
-        let end = (reader.position().byte() as usize).min(text.len());
-        let raw = &text.as_bytes()[start..end];
-        let quoted = if record.iter().any(str::is_empty) {
-            quoted_fields(raw, record.len())
+    while let Ok(true) = reader.read_record(&mut record) {
+        let quoted = if positions.iter().any(|&p| record.get(p) == Some("")) {
+            let start = record.position().map_or(0, |p| p.byte() as usize);
+            let end = (reader.position().byte() as usize).min(text.len());
+            quoted_fields(&text.as_bytes()[start..end], record.len())
         } else {
             Vec::new()
         };
-        let values = header
-            .iter()
-            .zip(record.iter())
-            .enumerate()
-            .map(|(i, (name, field))| {
-                let value = if field.is_empty() && !quoted.get(i).copied().unwrap_or(false) {
-                    Value::Null
+        for (slot, &p) in positions.iter().enumerate() {
+            let field = record.get(p).unwrap_or("");
+            out[slot].push(
+                if field.is_empty() && !quoted.get(p).copied().unwrap_or(false) {
+                    None
                 } else {
-                    Value::Text(field.to_string())
-                };
-                (name.clone(), value)
-            })
-            .collect();
-        rows.push(Row {
-            index: rows.len() + 1,
-            line: position.line() as usize,
-            values,
-        });
+                    Some(field.to_string())
+                },
+            );
+        }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    out
+}
+
+/// Reads a CSV seed file into the rows of its one table (values as text, NULL as `Null`).
+pub fn parse_csv(file_name: &str, text: &str) -> Result<Vec<TableRows>, Problems> {
+    let source = scan(file_name, text.to_string())?;
+    let positions: Vec<usize> = (0..source.header.len()).collect();
+    let mut columns: Vec<std::vec::IntoIter<Option<String>>> = columns(&source, &positions)
+        .into_iter()
+        .map(Vec::into_iter)
+        .collect();
+    let rows = source
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, &line)| Row {
+            index: i + 1,
+            line,
+            values: source
+                .header
+                .iter()
+                .zip(columns.iter_mut())
+                .map(|(name, column)| {
+                    let value = match column.next().flatten() {
+                        Some(text) => Value::Text(text),
+                        None => Value::Null,
+                    };
+                    (name.clone(), value)
+                })
+                .collect(),
+        })
+        .collect();
     Ok(vec![TableRows {
-        schema: schema.to_string(),
-        table: table.to_string(),
+        schema: source.schema,
+        table: source.table,
         rows,
     }])
 }

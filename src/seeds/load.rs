@@ -12,6 +12,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::catalog::ColumnShape;
+use super::csv::CsvSource;
 use super::prepare::Batch;
 use crate::db::{describe_db_error, quote_ident};
 
@@ -69,14 +70,18 @@ pub async fn upsert(tx: &Transaction<'_>, batch: &Batch) -> Result<Counts, LoadE
     // Under row-level security a table can look empty while it is not, and COPY FROM refuses
     // to run at all: the statement goes through the policies like any INSERT.
     if empty && !rls {
-        let inserted = copy_in(tx, batch).await?;
+        let inserted = match &batch.csv {
+            Some((source, _)) => copy_csv(tx, batch, source).await?,
+            None => copy_in(tx, batch).await?,
+        };
         return Ok(Counts {
             inserted: inserted as i64,
             updated: 0,
             unchanged: batch.len() as i64 - inserted as i64,
         });
     }
-    let (inserted, updated) = run(tx, &upsert_sql(batch), batch, batch.len())
+    let batch = batch.materialized();
+    let (inserted, updated) = run(tx, &upsert_sql(&batch), &batch, batch.len())
         .await
         .map_err(|e| LoadError::query(e, rls))?;
     Ok(Counts {
@@ -106,6 +111,58 @@ fn target(batch: &Batch) -> String {
         quote_ident(&batch.table.schema),
         quote_ident(&batch.table.name)
     )
+}
+
+/// `COPY ... FROM STDIN (FORMAT csv, HEADER)` of a CSV file's text as it is: for an empty
+/// table. The server reads values and NULLs as the file's rules say, as `psql \copy` would.
+async fn copy_csv(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    source: &CsvSource,
+) -> Result<u64, LoadError> {
+    let names: Vec<String> = source.header.iter().map(|n| quote_ident(n)).collect();
+    let sink = tx
+        .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
+            "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)",
+            target(batch),
+            names.join(", ")
+        ))
+        .await
+        .map_err(|error| LoadError {
+            error,
+            rls: false,
+            session_unusable: true,
+        })?;
+    futures_util::pin_mut!(sink);
+    for chunk in source.text.as_bytes().chunks(COPY_CHUNK) {
+        sink.send(std::io::Cursor::new(chunk.to_vec()))
+            .await
+            .map_err(|e| LoadError::query(e, false))?;
+    }
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|e| LoadError::query(e, false))
+}
+
+/// The row and column a failed CSV `COPY` names in its context (`COPY items, line 3, column
+/// price: "x"`): line 1 is the header, so line n is row n - 1.
+fn copy_context(batch: &Batch, error: &tokio_postgres::Error) -> Option<Failure> {
+    batch.csv.as_ref()?;
+    let context = error.as_db_error()?.where_()?;
+    let rest = &context[context.find(", line ")? + ", line ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let line: usize = digits.parse().ok()?;
+    let row = *batch.rows.get(line.checked_sub(2)?)?;
+    let column = rest
+        .split_once(", column ")
+        .and_then(|(_, c)| c.split_once(':').map(|(name, _)| name.to_string()));
+    Some(Failure {
+        row: Some(row),
+        column,
+        message: message(error),
+        bad_input: is_bad_input(error),
+    })
 }
 
 /// What the rows of a COPY are sent in.
@@ -181,6 +238,7 @@ fn copy_escape(text: &str, out: &mut String) {
 
 /// Deletes the batch's rows by primary key; the rows deleted.
 pub async fn delete(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postgres::Error> {
+    let batch = &*batch.materialized();
     let table = &batch.table;
     let keys: Vec<(usize, &ColumnShape)> = batch
         .columns
@@ -402,6 +460,10 @@ pub async fn locate(
     if !is_bad_input(&error) || batch.is_empty() {
         return Ok(unlocated(&error));
     }
+    if let Some(failure) = copy_context(batch, &error) {
+        return Ok(failure);
+    }
+    let batch = &*batch.materialized();
     let sql = upsert_sql(batch);
     let (mut good, mut bad, mut error) = (0, batch.len(), error);
     while bad - good > 1 {
@@ -480,6 +542,7 @@ mod tests {
             values: vec![Vec::new(); columns.len()],
             columns,
             rows: Vec::new(),
+            csv: None,
         }
     }
 

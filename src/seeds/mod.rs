@@ -72,6 +72,8 @@ pub enum Body {
     Rows(Vec<TableRows>),
     /// Run as it is; it must be idempotent itself.
     Sql(String),
+    /// A `.csv` file: rows of one table, checked for shape, split into values only if needed.
+    Csv(csv::CsvSource),
     /// Byte-identical to its last load, and nothing has written to its tables since: not
     /// parsed again. Its tables and row counts, from that load.
     Unchanged(Vec<(String, i64)>),
@@ -252,7 +254,19 @@ fn read(
             body: Body::Sql(text),
         });
     } else if shown.ends_with(".csv") {
-        csv::parse_csv(&name, &text)
+        let source = csv::scan(&name, text).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(line, message)| problem(line, message))
+                .collect::<Vec<_>>()
+        })?;
+        return Ok(SeedFile {
+            set,
+            name,
+            path: shown.to_string(),
+            checksum,
+            body: Body::Csv(source),
+        });
     } else {
         parse_toml(&text)
     };

@@ -2,9 +2,12 @@
 //! with the same set of columns, each column's values as text. Pure; every problem is found
 //! before anything is written.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::catalog::TableShape;
+use super::csv::{self, CsvSource};
 use super::value::Kind;
 use super::{Body, SeedFile, TableRows, Value};
 use crate::error::FileProblem;
@@ -19,6 +22,10 @@ pub struct Batch {
     pub values: Vec<Vec<Option<String>>>,
     /// Each row's 1-based index among the table's rows in the file, and its line.
     pub rows: Vec<(usize, usize)>,
+    /// For a CSV file: its text, and per column (parallel to `columns`) the field's position
+    /// in the header. `values` stay empty until `materialized` (an empty table gets the text
+    /// as it is).
+    pub csv: Option<(Arc<CsvSource>, Vec<usize>)>,
 }
 
 impl Batch {
@@ -28,6 +35,18 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// The batch with its values: a CSV batch's fields are read from its text now.
+    pub fn materialized(&self) -> Cow<'_, Batch> {
+        match &self.csv {
+            Some((source, positions)) if self.values.is_empty() => {
+                let mut batch = self.clone();
+                batch.values = csv::columns(source, positions);
+                Cow::Owned(batch)
+            }
+            _ => Cow::Borrowed(self),
+        }
     }
 }
 
@@ -71,6 +90,9 @@ pub fn prepare(
             for rows in tables {
                 batches.extend(table_batches(file, rows, shapes, &mut problems));
             }
+        }
+        if let Body::Csv(source) = &file.body {
+            batches.extend(csv_batch(file, source, shapes, &mut problems));
         }
         prepared.push(batches);
     }
@@ -239,6 +261,7 @@ fn table_batches(
                 values: vec![Vec::new(); columns.len()],
                 columns,
                 rows: Vec::new(),
+                csv: None,
             });
         }
         let batch = batches.last_mut().expect("a batch was just pushed");
@@ -248,6 +271,155 @@ fn table_batches(
         batch.rows.push((row.index, row.line));
     }
     batches
+}
+
+/// The one batch of a CSV file: its header checked against the table, and every row's key
+/// (given, not NULL, not twice); the other values are PostgreSQL's to judge.
+fn csv_batch(
+    file: &SeedFile,
+    source: &CsvSource,
+    shapes: &HashMap<String, TableShape>,
+    problems: &mut Problems,
+) -> Option<Batch> {
+    let qualified = format!("{}.{}", source.schema, source.table);
+    let Some(shape) = shapes.get(&qualified) else {
+        problems.push(
+            file,
+            1,
+            format!(
+                "table `{qualified}` (from the file name) does not exist (or is not a table); \
+                 check the schema and table name"
+            ),
+        );
+        return None;
+    };
+    if shape.primary_key.is_empty() {
+        problems.push(
+            file,
+            1,
+            format!(
+                "table `{qualified}` has no primary key, and seed rows are upserted by primary \
+                 key; load it from a .sql seed file instead"
+            ),
+        );
+        return None;
+    }
+    let before = problems.list.len() + problems.more;
+    let mut columns: Vec<(usize, usize)> = Vec::new(); // (column index, header position)
+    for (position, name) in source.header.iter().enumerate() {
+        let at = format!("{qualified} header, column `{name}`");
+        match shape.column(name) {
+            None => problems.push(
+                file,
+                1,
+                format!(
+                    "{at}: unknown column; `{qualified}` has {}",
+                    column_list(shape)
+                ),
+            ),
+            Some((_, c)) if c.generated => problems.push(
+                file,
+                1,
+                format!(
+                    "{at}: is a generated column (GENERATED ALWAYS AS ...); PostgreSQL computes \
+                     it, leave it out"
+                ),
+            ),
+            Some((_, c)) if c.identity_always && !shape.primary_key.contains(&c.name) => problems
+                .push(
+                    file,
+                    1,
+                    format!(
+                        "{at}: is an identity column (GENERATED ALWAYS AS IDENTITY); leave it out"
+                    ),
+                ),
+            Some((i, _)) => columns.push((i, position)),
+        }
+    }
+    let key_positions: Vec<usize> = shape
+        .primary_key
+        .iter()
+        .filter_map(|k| source.header.iter().position(|h| h == k))
+        .collect();
+    if key_positions.len() < shape.primary_key.len() {
+        problems.push(
+            file,
+            1,
+            format!(
+                "{qualified} header: primary-key column(s) missing; seed rows are upserted by \
+                 primary key ({}), so the header names every one",
+                shape.primary_key.join(", ")
+            ),
+        );
+    }
+    if problems.list.len() + problems.more > before {
+        return None;
+    }
+    let keys = csv::columns(source, &key_positions);
+    let uuid: Vec<bool> = key_positions
+        .iter()
+        .map(|&p| {
+            shape
+                .column(&source.header[p])
+                .is_some_and(|(_, c)| c.kind == Kind::Uuid)
+        })
+        .collect();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(source.lines.len());
+    for (row, &line) in source.lines.iter().enumerate() {
+        let mut key = String::new();
+        let mut null = None;
+        for (slot, column) in keys.iter().enumerate() {
+            match &column[row] {
+                None => null = Some(&source.header[key_positions[slot]]),
+                Some(text) if uuid[slot] => {
+                    key.push_str(&text.to_ascii_lowercase().replace(['-', '{', '}'], ""))
+                }
+                Some(text) => key.push_str(text),
+            }
+            key.push('\u{0}');
+        }
+        if let Some(name) = null {
+            problems.push(
+                file,
+                line,
+                format!(
+                    "{qualified} row {}, column `{name}`: primary-key value is NULL (an empty \
+                     unquoted field); give it",
+                    row + 1
+                ),
+            );
+        } else if let Some(first) = seen.insert(key, row + 1) {
+            problems.push(
+                file,
+                line,
+                format!(
+                    "{qualified} row {}: same primary key ({}) as row {first} of this file; \
+                     give each row once",
+                    row + 1,
+                    shape.primary_key.join(", ")
+                ),
+            );
+        }
+    }
+    if problems.list.len() + problems.more > before {
+        return None;
+    }
+    columns.sort();
+    Some(Batch {
+        table: shape.clone(),
+        columns: columns.iter().map(|(i, _)| *i).collect(),
+        values: Vec::new(),
+        rows: source
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, &line)| (i + 1, line))
+            .collect(),
+        csv: Some((
+            Arc::new(source.clone()),
+            columns.iter().map(|(_, p)| *p).collect(),
+        )),
+    })
 }
 
 /// A row's primary key as one string, for spotting the same key twice in a file.

@@ -1251,3 +1251,40 @@ fn an_unchanged_file_is_skipped_only_while_nothing_wrote_to_its_tables() {
     run.success();
     assert_eq!(totals(&run), (0, 0, 5));
 }
+
+#[test]
+fn a_bad_value_in_a_csv_file_names_its_line_and_column_on_an_empty_or_filled_table() {
+    let p = fixture("seed_csv_bad_value");
+    let file = format!(
+        "id,email,born\n{A},river@example.com,1990-04-01\n\"{B}\",sky@example.com,\"yesterday-ish\"\n"
+    );
+    p.write("seeds/base/010_coach.users.csv", &file);
+    // Empty table: the text goes to COPY, and the server's context gives the row.
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `born`: ERROR: invalid input syntax for type date: \"yesterday-ish\"");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 0);
+    // A filled table: the upsert statement, and the row found by bisection.
+    p.db.execute(&format!(
+        "INSERT INTO coach.users (id, email) VALUES ('{C}', 'own@example.com')"
+    ));
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `born`: ERROR: invalid input syntax for type date");
+    // Header and key problems are found before anything runs.
+    p.write(
+        "seeds/base/010_coach.users.csv",
+        &format!("id,email,level\n{A},a@example.com,1\n,b@example.com,2\n"),
+    );
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:1: coach.users header, column `level`: is a generated column");
+    p.write(
+        "seeds/base/010_coach.users.csv",
+        &format!("id,email\n{A},a@example.com\n,b@example.com\n{A},c@example.com\n"),
+    );
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `id`: primary-key value is NULL")
+        .stderr_has("seeds/base/010_coach.users.csv:4: coach.users row 3: same primary key (id) as row 1");
+}
