@@ -314,8 +314,110 @@ type Problems = Vec<(Option<usize>, String)>;
 
 /// Parses a `.toml` seed file into rows per table, with the `toml` crate (which also bounds
 /// nesting: a value nested deeper than it allows is an error with its line, not a crash).
-/// Problems carry their line.
+/// Problems carry their line. A large file made only of `[[schema.table]]` rows is parsed in
+/// pieces on all cores (see `split_rows`); any doubt, and any error, goes to one parse of the
+/// whole file.
 pub fn parse_toml(text: &str) -> Result<Vec<TableRows>, Problems> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(pieces) = split_rows(text, workers) {
+        let parsed: Vec<Result<Vec<TableRows>, Problems>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .iter()
+                .map(|&(start, end, line)| {
+                    scope.spawn(move || {
+                        parse_whole(&text[start..end]).map(|mut tables| {
+                            for t in &mut tables {
+                                t.rows.iter_mut().for_each(|r| r.line += line - 1);
+                            }
+                            tables
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        if parsed.iter().all(Result::is_ok) {
+            let mut tables: Vec<TableRows> = Vec::new();
+            for piece in parsed.into_iter().flatten() {
+                for t in piece {
+                    match tables
+                        .iter_mut()
+                        .find(|m| m.schema == t.schema && m.table == t.table)
+                    {
+                        Some(m) => {
+                            let offset = m.rows.len();
+                            m.rows.extend(t.rows.into_iter().map(|mut r| {
+                                r.index += offset;
+                                r
+                            }));
+                        }
+                        None => tables.push(t),
+                    }
+                }
+            }
+            return Ok(tables);
+        }
+    }
+    parse_whole(text)
+}
+
+/// Below this size a file is parsed in one piece.
+const SPLIT_BYTES: usize = 1 << 20;
+
+/// Where a file can be cut into pieces that parse alone to the same rows as the whole: at
+/// lines that start a `[[schema.table]]` row. Only when nothing but comments and blank lines
+/// precede the first such line, and no line starts another kind of header (`[table]`, or a
+/// `[[a.b.c]]` that would nest in the row before it): then each piece holds whole rows, and
+/// a cut inside a multi-line string leaves the piece before it unparsable, which sends the
+/// file to one whole parse. `(start, end, first line)` of each piece.
+fn split_rows(text: &str, pieces: usize) -> Option<Vec<(usize, usize, usize)>> {
+    if pieces < 2 || text.len() < SPLIT_BYTES {
+        return None;
+    }
+    let mut starts: Vec<(usize, usize)> = Vec::new(); // (byte, line) of each row header
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.starts_with('[') {
+            let header = line.strip_prefix("[[")?;
+            let (name, _) = header.split_once("]]")?;
+            if name.split('.').count() != 2 {
+                return None;
+            }
+            starts.push((offset, n + 1));
+        } else if starts.is_empty() {
+            let content = line.trim();
+            if !(content.is_empty() || content.starts_with('#')) {
+                return None;
+            }
+        }
+        offset += line.len();
+    }
+    let target = text.len() / pieces;
+    let mut cuts = vec![(0, 1)];
+    for &(byte, line) in &starts {
+        if byte >= cuts.last()?.0 + target && cuts.len() < pieces {
+            cuts.push((byte, line));
+        }
+    }
+    if cuts.len() < 2 {
+        return None;
+    }
+    Some(
+        cuts.iter()
+            .enumerate()
+            .map(|(i, &(start, line))| {
+                let end = cuts.get(i + 1).map_or(text.len(), |c| c.0);
+                (start, end, line)
+            })
+            .collect(),
+    )
+}
+
+/// One parse of a whole TOML text.
+fn parse_whole(text: &str) -> Result<Vec<TableRows>, Problems> {
     let lines = Lines::new(text);
     let line_of = |span: std::ops::Range<usize>| lines.line(span.start);
     let doc = DeTable::parse(text).map_err(|e| {
@@ -469,6 +571,29 @@ id = 1
         let problems = parse_toml("[[coach.users]]\nid = \n").unwrap_err();
         assert_eq!(problems[0].0, Some(2), "{problems:?}");
         assert!(problems[0].1.starts_with("invalid TOML"));
+    }
+
+    #[test]
+    fn a_large_file_parsed_in_pieces_gives_the_rows_of_one_parse() {
+        let mut text = String::from("# rows\n\n");
+        for i in 0..40_000 {
+            let table = if i % 3 == 0 {
+                "auth.users"
+            } else {
+                "coach.users"
+            };
+            text.push_str(&format!(
+                "[[{table}]]\nid = \"{i}\"\nnote = \"\"\"\nline [[x.y]]\n\"\"\"\n\n"
+            ));
+        }
+        assert!(split_rows(&text, 2).is_some_and(|p| p.len() == 2));
+        assert_eq!(parse_toml(&text).unwrap(), parse_whole(&text).unwrap());
+        // Another kind of header, or a key before the first row: one piece.
+        assert!(split_rows(&format!("[coach]\n{text}"), 2).is_none());
+        assert!(split_rows(&format!("title = 1\n{text}"), 2).is_none());
+        // A cut inside a multi-line string: the whole file's parse decides.
+        let tricky = text.replace("line [[x.y]]", "[[x.y]]");
+        assert_eq!(parse_toml(&tricky), parse_whole(&tricky));
     }
 
     #[test]

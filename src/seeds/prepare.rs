@@ -254,8 +254,11 @@ fn table_batches(
         }
         // A batch is a run of consecutive rows with the same columns: rows load in file
         // order, so a row may refer to an earlier row of the same table (a reply to a message).
-        let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
-        if batches.last().is_none_or(|b| b.columns != columns) {
+        if batches
+            .last()
+            .is_none_or(|b| !b.columns.iter().eq(cells.iter().map(|(i, _)| i)))
+        {
+            let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
             batches.push(Batch {
                 table: shape.clone(),
                 values: vec![Vec::new(); columns.len()],
