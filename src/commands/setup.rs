@@ -18,6 +18,7 @@ pub struct SetupReport {
     pub seed: Option<SeedReport>,
 }
 
+/// Runs `up`; if every migration applied, loads the seed set `--seed` names.
 pub async fn setup(ctx: &Context, args: &SetupArgs) -> anyhow::Result<SetupReport> {
     let up_args = UpArgs {
         to: None,

@@ -2,8 +2,6 @@
 //! the header row names the columns, every value is PostgreSQL text input, and an empty
 //! unquoted field is NULL while `""` is an empty string, as in `COPY ... CSV`.
 
-use super::{Row, TableRows, Value};
-
 type Problems = Vec<(Option<usize>, String)>;
 
 const NAMING: &str = "a CSV seed file is named <order>_<schema>.<table>.csv, e.g. \
@@ -139,7 +137,9 @@ pub fn columns(source: &CsvSource, positions: &[usize]) -> Vec<Vec<Option<String
 }
 
 /// Reads a CSV seed file into the rows of its one table (values as text, NULL as `Null`).
-pub fn parse_csv(file_name: &str, text: &str) -> Result<Vec<TableRows>, Problems> {
+#[cfg(test)]
+pub fn parse_csv(file_name: &str, text: &str) -> Result<Vec<super::TableRows>, Problems> {
+    use super::{Row, TableRows, Value};
     let source = scan(file_name, text.to_string())?;
     let positions: Vec<usize> = (0..source.header.len()).collect();
     let mut columns: Vec<std::vec::IntoIter<Option<String>>> = columns(&source, &positions)
@@ -224,6 +224,7 @@ fn quoted_fields(raw: &[u8], fields: usize) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seeds::Value;
 
     #[test]
     fn names_give_schema_and_table() {
