@@ -177,12 +177,19 @@ pub async fn latest(client: &impl GenericClient) -> anyhow::Result<Vec<SeedRun>>
         .collect())
 }
 
-/// The state of a table's rows, cheap to read: its oid, its row count, and an XOR of a hash
-/// of every row version's (ctid, xmin). Any insert, update or delete since (and a table
-/// dropped and recreated, or rewritten) changes it.
+/// The state of a table's rows, cheap to read: its oid, its row count, an XOR of a hash of
+/// every row version's (ctid, xmin), and a hash of its columns (names, types, generated or
+/// identity). Any insert, update or delete since, a table dropped and recreated or
+/// rewritten, and a column added, dropped, renamed or retyped (the file might no longer fit
+/// it) change it.
 const TABLE_FINGERPRINT: &str = "
 SELECT $1::text::regclass::oid::bigint, count(*),
-       coalesce(bit_xor(pg_catalog.hashtextextended(ctid::text || ':' || xmin::text, 0)), 0)
+       coalesce(bit_xor(pg_catalog.hashtextextended(ctid::text || ':' || xmin::text, 0)), 0),
+       (SELECT pg_catalog.hashtextextended(string_agg(
+                   a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod) || ' '
+                   || a.attgenerated::text || a.attidentity::text, ',' ORDER BY a.attnum), 0)
+        FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped)
 FROM {}";
 
 /// The fingerprint of `relations` (quoted schema-qualified names), one table at a time,
@@ -198,8 +205,9 @@ pub async fn fingerprint(
             let row = client
                 .query_one(&TABLE_FINGERPRINT.replace("{}", name), &[name])
                 .await?;
-            let (oid, rows, hash): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            cache.insert(name.clone(), format!("{oid}:{rows}:{hash:x}"));
+            let (oid, rows, hash, columns): (i64, i64, i64, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            cache.insert(name.clone(), format!("{oid}:{rows}:{hash:x}:{columns:x}"));
         }
         parts.push(cache[name].clone());
     }

@@ -1288,3 +1288,21 @@ fn a_bad_value_in_a_csv_file_names_its_line_and_column_on_an_empty_or_filled_tab
         .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `id`: primary-key value is NULL")
         .stderr_has("seeds/base/010_coach.users.csv:4: coach.users row 3: same primary key (id) as row 1");
 }
+
+#[test]
+fn an_unchanged_file_is_checked_again_after_its_table_changed_shape() {
+    let p = fixture("seed_unchanged_reshaped");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"]).success();
+    // A migration renames a column the file gives: the file no longer fits the table, and
+    // saying "unchanged" would hide that.
+    p.migration(
+        "0002_coach_rename.sql",
+        "-- UP\nALTER TABLE coach.users RENAME COLUMN born TO birthday;\n\
+         -- DOWN\nALTER TABLE coach.users RENAME COLUMN birthday TO born;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "seeds/base/010_users.toml:2: coach.users row 1, column `born`: unknown column",
+    );
+}
