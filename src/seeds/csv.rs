@@ -113,9 +113,10 @@ pub fn columns(source: &CsvSource, positions: &[usize]) -> Vec<Vec<Option<String
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
-    let mut record = csv::StringRecord::new();
-    while let Ok(true) = reader.read_record(&mut record) {
-        let quoted = if positions.iter().any(|&p| record.get(p) == Some("")) {
+    // Bytes, not strings: the text is UTF-8 already, and only the wanted fields are copied.
+    let mut record = csv::ByteRecord::new();
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        let quoted = if positions.iter().any(|&p| record.get(p) == Some(b"")) {
             let start = record.position().map_or(0, |p| p.byte() as usize);
             let end = (reader.position().byte() as usize).min(text.len());
             quoted_fields(&text.as_bytes()[start..end], record.len())
@@ -123,12 +124,12 @@ pub fn columns(source: &CsvSource, positions: &[usize]) -> Vec<Vec<Option<String
             Vec::new()
         };
         for (slot, &p) in positions.iter().enumerate() {
-            let field = record.get(p).unwrap_or("");
+            let field = record.get(p).unwrap_or(b"");
             out[slot].push(
                 if field.is_empty() && !quoted.get(p).copied().unwrap_or(false) {
                     None
                 } else {
-                    Some(field.to_string())
+                    Some(String::from_utf8_lossy(field).into_owned())
                 },
             );
         }

@@ -73,7 +73,7 @@ pub enum Body {
     /// Run as it is; it must be idempotent itself.
     Sql(String),
     /// A `.csv` file: rows of one table, checked for shape, split into values only if needed.
-    Csv(csv::CsvSource),
+    Csv(std::sync::Arc<csv::CsvSource>),
     /// Byte-identical to its last load, and nothing has written to its tables since: not
     /// parsed again. Its tables and row counts, from that load.
     Unchanged(Vec<(String, i64)>),
@@ -265,7 +265,7 @@ fn read(
             name,
             path: shown.to_string(),
             checksum,
-            body: Body::Csv(source),
+            body: Body::Csv(std::sync::Arc::new(source)),
         });
     } else {
         parse_toml(&text)

@@ -280,7 +280,7 @@ fn table_batches(
 /// (given, not NULL, not twice); the other values are PostgreSQL's to judge.
 fn csv_batch(
     file: &SeedFile,
-    source: &CsvSource,
+    source: &Arc<CsvSource>,
     shapes: &HashMap<String, TableShape>,
     problems: &mut Problems,
 ) -> Option<Batch> {
@@ -419,7 +419,7 @@ fn csv_batch(
             .map(|(i, &line)| (i + 1, line))
             .collect(),
         csv: Some((
-            Arc::new(source.clone()),
+            Arc::clone(source),
             columns.iter().map(|(_, p)| *p).collect(),
         )),
     })
