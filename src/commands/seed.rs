@@ -265,14 +265,8 @@ async fn load_batch(
     file: &SeedFile,
     batch: &Batch,
 ) -> anyhow::Result<Counts> {
-    let state = load::table_state(tx, batch).await?;
-    if state == (true, false) && batch.csv.is_some() {
-        return load::copy_csv_into_empty(tx, batch)
-            .await
-            .map_err(|failure| batch_failure(file, batch, failure, false).into());
-    }
     tx.batch_execute("SAVEPOINT seed_batch").await?;
-    match load::upsert(tx, batch, state).await {
+    match load::upsert(tx, batch).await {
         Ok(counts) => {
             tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
             Ok(counts)

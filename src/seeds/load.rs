@@ -59,43 +59,14 @@ impl LoadError {
 const EMPTY_AND_RLS: &str =
     "SELECT NOT EXISTS (SELECT FROM {}), row_security_active($1::text::regclass)";
 
-/// Whether the batch's table is empty, and whether row-level security applies to the
-/// loading role there (it then may only look empty, and COPY FROM refuses to run at all).
-pub async fn table_state(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-) -> Result<(bool, bool), tokio_postgres::Error> {
+/// Loads one batch; the counts, or PostgreSQL's error.
+pub async fn upsert(tx: &Transaction<'_>, batch: &Batch) -> Result<Counts, LoadError> {
     let target = target(batch);
     let row = tx
         .query_one(&EMPTY_AND_RLS.replace("{}", &target), &[&target])
-        .await?;
-    Ok((row.get(0), row.get(1)))
-}
-
-/// Loads a CSV batch into an empty table with COPY, outside any savepoint (a subtransaction
-/// makes a large COPY measurably slower): a failure's row and column come from the server's
-/// context, so nothing more is asked of the transaction, which the caller rolls back.
-pub async fn copy_csv_into_empty(tx: &Transaction<'_>, batch: &Batch) -> Result<Counts, Failure> {
-    let Some((source, _)) = &batch.csv else {
-        unreachable!("only CSV batches are copied as they are");
-    };
-    match copy_csv(tx, batch, source).await {
-        Ok(inserted) => Ok(Counts {
-            inserted: inserted as i64,
-            updated: 0,
-            unchanged: batch.len() as i64 - inserted as i64,
-        }),
-        Err(e) => Err(copy_context(batch, &e.error).unwrap_or_else(|| unlocated(&e.error))),
-    }
-}
-
-/// Loads one batch into a table in the state `table_state` gave; the counts, or
-/// PostgreSQL's error.
-pub async fn upsert(
-    tx: &Transaction<'_>,
-    batch: &Batch,
-    (empty, rls): (bool, bool),
-) -> Result<Counts, LoadError> {
+        .await
+        .map_err(|e| LoadError::query(e, false))?;
+    let (empty, rls): (bool, bool) = (row.get(0), row.get(1));
     // Under row-level security a table can look empty while it is not, and COPY FROM refuses
     // to run at all: the statement goes through the policies like any INSERT.
     if empty && !rls {
