@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 pub use clap::ColorChoice;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use clap_complete::Shell;
 
 #[derive(Debug, Parser)]
@@ -55,7 +55,8 @@ pub struct GlobalArgs {
     /// Path to migrate.toml (default: the nearest one in this directory or its parents).
     #[arg(long, global = true, value_name = "PATH", env = "MIGRATE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Allow down, redo, repair, baseline, `seed test` and `local reset` on a protected environment.
+    /// Allow down, redo, repair, baseline, `seed test`, `seed clear` and `local reset` on a
+    /// protected environment.
     #[arg(long, global = true)]
     pub allow_destructive: bool,
     /// Show more: long reports in full (seed counts per table and file, every verify
@@ -111,6 +112,9 @@ pub enum Command {
     /// Load a seed set idempotently (base, or test = base then test), or show what is loaded.
     #[command(subcommand, after_help = EXAMPLES_SEED)]
     Seed(SeedCommand),
+    /// Apply pending migrations, then load a seed set: one command for CI and new developers.
+    #[command(after_help = EXAMPLES_SETUP)]
+    Setup(SetupArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -153,6 +157,20 @@ pub struct ManArgs {
     /// migrate.1.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SetupArgs {
+    /// The seed set loaded after `up` (test = base, then test).
+    #[arg(long, value_enum, value_name = "SET", default_value = "base")]
+    pub seed: SeedSetName,
+}
+
+/// A seed set named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeedSetName {
+    Base,
+    Test,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -258,9 +276,23 @@ pub enum SeedCommand {
     /// Load seeds/base, then seeds/test (a protected environment needs --allow-destructive).
     #[command(after_help = EXAMPLES_SEED_TEST)]
     Test(SeedArgs),
-    /// Every seed file: loaded, changed since load, or never loaded.
+    /// Every seed file: loaded, changed since load, never loaded, cleared, or its tables
+    /// recreated since.
     #[command(after_help = EXAMPLES_SEED_STATUS)]
     Status,
+    /// Remove exactly the rows the seed files define (default: test's, then base's).
+    #[command(after_help = EXAMPLES_SEED_CLEAR)]
+    Clear(SeedClearArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SeedClearArgs {
+    /// The set whose rows to remove; default both, test first.
+    #[arg(value_enum)]
+    pub set: Option<SeedSetName>,
+    /// Delete inside a transaction that is rolled back: report the counts, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -303,6 +335,8 @@ const EXAMPLES_LOCAL_URL: &str = "Examples:\n  migrate local url\n  psql \"$(mig
 const EXAMPLES_LOCAL_RESET: &str = "Examples:\n  migrate local reset          # asks first on a terminal\n  migrate local reset --yes    # in scripts";
 const EXAMPLES_SEED_BASE: &str = "Examples:\n  migrate seed base\n  migrate seed base --dry-run\n  migrate seed base --env staging";
 const EXAMPLES_SEED_TEST: &str = "Examples:\n  migrate seed test\n  migrate seed test --verbose  # counts per table and per file";
+const EXAMPLES_SEED_CLEAR: &str = "Examples:\n  migrate seed clear --dry-run    # count what would go\n  migrate seed clear test         # the test set's rows, base stays";
+const EXAMPLES_SETUP: &str = "Examples:\n  migrate setup                   # up, then seeds/base\n  migrate setup --seed test --json   # in CI, before the test suite";
 const EXAMPLES_SEED_STATUS: &str = "Examples:\n  migrate seed status\n  migrate seed status --json";
 
 #[cfg(test)]

@@ -109,6 +109,10 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Seed(SeedCommand::Status) => {
                 printer.emit(&commands::seed::status(&ctx).await?)
             }
+            Command::Seed(SeedCommand::Clear(args)) => {
+                printer.emit(&commands::seed::clear(&ctx, args).await?)
+            }
+            Command::Setup(args) => printer.emit(&commands::setup::setup(&ctx, args).await?),
             // Answered before the project was loaded; here for completeness.
             Command::Completions(args) => {
                 printer.emit(&commands::completions::completions(args.shell))

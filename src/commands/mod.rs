@@ -12,6 +12,7 @@ pub mod repair;
 pub mod run;
 pub mod runner;
 pub mod seed;
+pub mod setup;
 pub mod status;
 pub mod verify;
 

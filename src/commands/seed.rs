@@ -8,12 +8,12 @@ use tokio_postgres::{Client, Transaction};
 
 use super::runner::set_local;
 use super::{count, Context};
-use crate::cli::SeedArgs;
-use crate::db::state;
+use crate::cli::{SeedArgs, SeedClearArgs};
+use crate::db::{quote_ident, state};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
-use crate::seeds::load::{self, Counts, Failure};
+use crate::seeds::load::{self, Counts, Failure, SequenceMove};
 use crate::seeds::prepare::{prepare, Batch};
 use crate::seeds::{self, catalog, runs, Body, SeedFile, SeedSet};
 
@@ -27,6 +27,8 @@ pub struct SeedReport {
     pub tables: Vec<TableReport>,
     pub files: Vec<FileReport>,
     pub totals: Counts,
+    /// Sequences moved past explicit ids loaded into identity or serial columns.
+    pub sequences: Vec<SequenceMove>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,12 +54,14 @@ pub struct FileReport {
 pub enum FileKind {
     /// Rows, counted.
     Toml,
+    /// Rows of one table, counted.
+    Csv,
     /// Run as it is, not counted.
     Sql,
 }
 
-/// Reads the sets `set` loads (base, then test), every file parsed.
-fn read_sets(ctx: &Context, set: SeedSet) -> Result<Vec<SeedFile>, Error> {
+/// The files of the sets `set` loads (base, then test), in order.
+fn set_paths(ctx: &Context, set: SeedSet) -> Result<Vec<(SeedSet, std::path::PathBuf)>, Error> {
     let dir = ctx.project.seeds_dir();
     let mut paths = Vec::new();
     for &s in set.with_prerequisites() {
@@ -71,7 +75,7 @@ fn read_sets(ctx: &Context, set: SeedSet) -> Result<Vec<SeedFile>, Error> {
         };
         paths.extend(found.into_iter().map(|p| (s, p)));
     }
-    seeds::read_all(&paths, &ctx.project.root)
+    Ok(paths)
 }
 
 /// Refuses (exit 1) unless every migration file is applied, unchanged and clean.
@@ -95,7 +99,7 @@ async fn require_head(migrations: &[Migration], client: &Client) -> anyhow::Resu
 
 pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Result<SeedReport> {
     let migrations = ctx.migrations()?;
-    let mut files = read_sets(ctx, set)?;
+    let paths = set_paths(ctx, set)?;
     let (mut client, target) = ctx.connect().await?;
     if set == SeedSet::Test && !args.dry_run {
         ctx.guard_destructive(&target, "seed test")?;
@@ -104,19 +108,11 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         ctx.lock(&client, &target, "seed").await?;
     }
     require_head(&migrations, &client).await?;
-
-    let mut names: Vec<(String, String)> = Vec::new();
-    for file in &files {
-        if let Body::Toml(tables) = &file.body {
-            for t in tables {
-                let name = (t.schema.clone(), t.table.clone());
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-    }
-    let shapes = catalog::tables(&*client, &names).await?;
+    // A file byte-identical to its last load, whose tables nothing has written since, would
+    // load as all unchanged: it is not parsed (parsing is most of a large file's load).
+    let unchanged = runs::unchanged(&*client).await?;
+    let mut files = seeds::read_all(&paths, &ctx.project.root, &unchanged)?;
+    let shapes = catalog::tables(&*client, &table_names(&files)).await?;
     let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
 
     let mut report = SeedReport {
@@ -126,6 +122,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         tables: Vec::new(),
         files: Vec::new(),
         totals: Counts::default(),
+        sequences: Vec::new(),
     };
     if !args.dry_run {
         let action = format!(
@@ -135,12 +132,13 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         );
         ctx.confirm_protected(&target, &action)?;
         // Only now: a set refused for bad input or left unconfirmed creates nothing.
-        state::ensure(&client).await?;
+        state::ensure(&*client).await?;
+        runs::ensure(&*client).await?;
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
     ctx.progress.start(files.len() as u64, "seed");
-    let loaded = load_files(ctx, &tx, &files, &batches, args.dry_run).await;
+    let loaded = load_files(ctx, &tx, &files, &batches).await;
     ctx.progress.finish();
     for file_report in loaded? {
         for t in &file_report.tables {
@@ -148,6 +146,11 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         }
         report.totals.add(file_report.counts);
         report.files.push(file_report);
+    }
+    let all: Vec<&Batch> = batches.iter().flatten().collect();
+    report.sequences = load::follow_sequences(&tx, &all, args.dry_run).await?;
+    if !args.dry_run {
+        record_runs(&tx, &files, &report.files).await?;
     }
     if args.dry_run {
         tx.rollback().await?;
@@ -157,14 +160,13 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     Ok(report)
 }
 
-/// Runs every file in `tx`, recording each in `seed_runs` unless `dry_run`. Stops at the
-/// first failure; the caller's transaction then rolls back.
+/// Runs every file in `tx` (a file unchanged since its last load only reports its rows
+/// unchanged). Stops at the first failure; the caller's transaction then rolls back.
 async fn load_files(
     ctx: &Context,
     tx: &Transaction<'_>,
     files: &[SeedFile],
     batches: &[Vec<Batch>],
-    dry_run: bool,
 ) -> anyhow::Result<Vec<FileReport>> {
     let mut reports = Vec::with_capacity(files.len());
     for (file, batches) in files.iter().zip(batches) {
@@ -176,7 +178,20 @@ async fn load_files(
                     .map_err(|e| sql_failure(file, sql, &e))?;
                 (FileKind::Sql, Vec::new())
             }
-            Body::Toml(_) => {
+            Body::Unchanged(tables) => {
+                let tables = tables
+                    .iter()
+                    .map(|(table, rows)| TableReport {
+                        table: table.clone(),
+                        counts: Counts {
+                            unchanged: *rows,
+                            ..Counts::default()
+                        },
+                    })
+                    .collect();
+                (file_kind(file), tables)
+            }
+            Body::Rows(_) | Body::Csv(_) => {
                 let mut tables: Vec<TableReport> = Vec::new();
                 for batch in batches {
                     add(
@@ -185,14 +200,11 @@ async fn load_files(
                         load_batch(tx, file, batch).await?,
                     );
                 }
-                (FileKind::Toml, tables)
+                (file_kind(file), tables)
             }
         };
         let mut counts = Counts::default();
         tables.iter().for_each(|t| counts.add(t.counts));
-        if !dry_run {
-            runs::record(tx, file, counts).await?;
-        }
         reports.push(FileReport {
             seed_set: file.set,
             file: file.path.clone(),
@@ -203,6 +215,46 @@ async fn load_files(
         });
     }
     Ok(reports)
+}
+
+/// Records every file of a load in `seed_runs`, with the tables it filled and their
+/// fingerprint as the load leaves them (what lets the next load skip it if nothing changed).
+async fn record_runs(
+    tx: &Transaction<'_>,
+    files: &[SeedFile],
+    reports: &[FileReport],
+) -> anyhow::Result<()> {
+    let mut cache = HashMap::new();
+    for (file, report) in files.iter().zip(reports) {
+        if let Body::Sql(sql) = &file.body {
+            runs::record(tx, file, report.counts, &runs::names_in_sql(sql), &[], None).await?;
+            continue;
+        }
+        let relations: Vec<String> = report
+            .tables
+            .iter()
+            .map(|t| match t.table.split_once('.') {
+                Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+                None => quote_ident(&t.table),
+            })
+            .collect();
+        let rows: Vec<i64> = report
+            .tables
+            .iter()
+            .map(|t| t.counts.inserted + t.counts.updated + t.counts.unchanged)
+            .collect();
+        let fingerprint = runs::fingerprint(tx, &relations, &mut cache).await?;
+        runs::record(
+            tx,
+            file,
+            report.counts,
+            &relations,
+            &rows,
+            Some(&fingerprint),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
@@ -219,10 +271,13 @@ async fn load_batch(
             tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
             Ok(counts)
         }
+        Err(e) if e.session_unusable => {
+            Err(batch_failure(file, batch, load::unlocated(&e.error), e.rls).into())
+        }
         Err(e) => {
             tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
-            let failure = load::locate(tx, batch, e).await?;
-            Err(batch_failure(file, batch, failure).into())
+            let failure = load::locate(tx, batch, e.error).await?;
+            Err(batch_failure(file, batch, failure, e.rls).into())
         }
     }
 }
@@ -239,21 +294,30 @@ fn add(tables: &mut Vec<TableReport>, table: &str, counts: Counts) {
 
 const ROLLED_BACK: &str = "the whole seed set was rolled back; nothing was written";
 
-fn batch_failure(file: &SeedFile, batch: &Batch, failure: Failure) -> Error {
+fn batch_failure(file: &SeedFile, batch: &Batch, failure: Failure, rls: bool) -> Error {
     let table = batch.table.qualified();
     let (location, row) = match failure.row {
         Some((index, line)) => (
             format!("{}:{line}", file.path),
             format!("{table} row {index}"),
         ),
-        None => (file.path.clone(), table),
+        None => (file.path.clone(), table.clone()),
     };
     let column = failure
         .column
         .map(|c| format!(", column `{c}`"))
         .unwrap_or_default();
+    let hint = if rls {
+        format!(
+            "\nrow-level security applies to the loading role on {table} (it is not the owner \
+             and has no BYPASSRLS, or the table has FORCE ROW LEVEL SECURITY), so the rows \
+             went through its policies; seed as a role that bypasses them"
+        )
+    } else {
+        String::new()
+    };
     let message = format!(
-        "{location}: {row}{column}: {}\n{ROLLED_BACK}",
+        "{location}: {row}{column}: {}{hint}\n{ROLLED_BACK}",
         failure.message
     );
     if failure.bad_input {
@@ -321,6 +385,11 @@ pub enum SeedState {
     Loaded,
     ChangedSinceLoad,
     NeverLoaded,
+    /// Its rows were removed by `seed clear`.
+    Cleared,
+    /// Loaded before a table it fills was dropped and recreated (`down`, then `up`): its
+    /// rows are gone with the old table.
+    TablesRecreated,
     /// Loaded once, but the file is gone.
     Missing,
 }
@@ -331,6 +400,8 @@ impl SeedState {
             SeedState::Loaded => "loaded",
             SeedState::ChangedSinceLoad => "changed since load",
             SeedState::NeverLoaded => "never loaded",
+            SeedState::Cleared => "not loaded (cleared)",
+            SeedState::TablesRecreated => "not loaded (tables recreated since)",
             SeedState::Missing => "file missing",
         }
     }
@@ -354,6 +425,8 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
             let run = latest.remove(&(set.as_str().to_string(), name.clone()));
             let state = match &run {
                 None => SeedState::NeverLoaded,
+                Some(r) if r.cleared => SeedState::Cleared,
+                Some(r) if r.tables_recreated => SeedState::TablesRecreated,
                 Some(r) if r.checksum == checksum => SeedState::Loaded,
                 Some(_) => SeedState::ChangedSinceLoad,
             };
@@ -392,4 +465,187 @@ pub async fn status(ctx: &Context) -> anyhow::Result<SeedStatusReport> {
         target: target.redacted(),
         files: rows,
     })
+}
+
+/// What `seed clear` removed, or with `--dry-run` would remove.
+#[derive(Debug, Serialize)]
+pub struct ClearReport {
+    pub target: String,
+    /// The sets cleared, in the order cleared.
+    pub sets: Vec<SeedSet>,
+    pub dry_run: bool,
+    /// Per table, children before parents.
+    pub tables: Vec<ClearedTable>,
+    pub files: Vec<ClearedFile>,
+    /// Rows the seed files define that were removed.
+    pub deleted: i64,
+    /// Rows that went with them through `ON DELETE CASCADE` (or a trigger).
+    pub cascaded: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClearedTable {
+    pub table: String,
+    pub deleted: i64,
+    pub cascaded: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClearedFile {
+    pub seed_set: SeedSet,
+    pub file: String,
+    pub kind: FileKind,
+    pub deleted: i64,
+}
+
+const DELETED_PER_TABLE: &str = "
+SELECT schemaname || '.' || relname, n_tup_del
+FROM pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0";
+
+/// `seed clear [base|test]`: deletes, by primary key, exactly the rows the sets' files define
+/// (the files on disk), newest file first and within a file the last table first, so children
+/// go before parents; in one transaction, under the migration lock. `.sql` files are not
+/// undone (they are recorded as cleared, so the next load runs them again).
+pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearReport> {
+    let sets: Vec<SeedSet> = match args.set {
+        Some(name) => vec![SeedSet::from(name)],
+        None => vec![SeedSet::Base, SeedSet::Test],
+    };
+    let migrations = ctx.migrations()?;
+    let dir = ctx.project.seeds_dir();
+    let mut paths = Vec::new();
+    for &s in &sets {
+        match seeds::list_set(&dir, s)? {
+            Some(found) => paths.extend(found.into_iter().map(|p| (s, p))),
+            None if args.set.is_none() => {}
+            None => {
+                return Err(Error::input(format!(
+                    "no seed directory {}",
+                    dir.join(s.as_str()).display()
+                ))
+                .into())
+            }
+        }
+    }
+    let mut files = seeds::read_all(&paths, &ctx.project.root, &Default::default())?;
+    let (mut client, target) = ctx.connect().await?;
+    if !args.dry_run {
+        ctx.guard_destructive(&target, "seed clear")?;
+        ctx.lock(&client, &target, "seed").await?;
+    }
+    require_head(&migrations, &client).await?;
+    let shapes = catalog::tables(&*client, &table_names(&files)).await?;
+    let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
+    if !args.dry_run {
+        let action = format!("Delete the rows of {}", count(files.len(), "seed file"));
+        ctx.confirm_protected(&target, &action)?;
+        state::ensure(&*client).await?;
+        runs::ensure(&*client).await?;
+    }
+    let tx = client.transaction().await?;
+    set_local(&tx, &target.settings()).await?;
+    let mut tables: Vec<ClearedTable> = Vec::new();
+    let mut cleared: Vec<ClearedFile> = Vec::new();
+    for (file, batches) in files.iter().zip(&batches).rev() {
+        let mut deleted = 0;
+        for batch in batches.iter().rev() {
+            let n = load::delete(&tx, batch)
+                .await
+                .map_err(|e| clear_failure(file, batch, &e))? as i64;
+            deleted += n;
+            let table = batch.table.qualified();
+            match tables.iter_mut().find(|t| t.table == table) {
+                Some(t) => t.deleted += n,
+                None => tables.push(ClearedTable {
+                    table,
+                    deleted: n,
+                    cascaded: 0,
+                }),
+            }
+        }
+        if !args.dry_run {
+            runs::record_clear(&tx, file, deleted).await?;
+        }
+        cleared.push(ClearedFile {
+            seed_set: file.set,
+            file: file.path.clone(),
+            kind: file_kind(file),
+            deleted,
+        });
+    }
+    // What the database removed besides (ON DELETE CASCADE, triggers), from its own counts.
+    for row in tx.query(DELETED_PER_TABLE, &[]).await? {
+        let (table, all): (String, i64) = (row.get(0), row.get(1));
+        if table == "_migrate.seed_runs" {
+            continue;
+        }
+        match tables.iter_mut().find(|t| t.table == table) {
+            Some(t) => t.cascaded = all - t.deleted,
+            None => tables.push(ClearedTable {
+                table,
+                deleted: 0,
+                cascaded: all,
+            }),
+        }
+    }
+    if args.dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(ClearReport {
+        target: target.redacted(),
+        sets: sets.into_iter().rev().collect(),
+        dry_run: args.dry_run,
+        deleted: tables.iter().map(|t| t.deleted).sum(),
+        cascaded: tables.iter().map(|t| t.cascaded).sum(),
+        tables,
+        files: cleared,
+    })
+}
+
+fn file_kind(file: &SeedFile) -> FileKind {
+    match &file.body {
+        Body::Sql(_) => FileKind::Sql,
+        _ if file.name.ends_with(".csv") => FileKind::Csv,
+        _ => FileKind::Toml,
+    }
+}
+
+/// The tables the files' rows go to, each once.
+fn table_names(files: &[SeedFile]) -> Vec<(String, String)> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    for file in files {
+        let mut add = |name: (String, String)| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        };
+        match &file.body {
+            Body::Rows(tables) => {
+                for t in tables {
+                    add((t.schema.clone(), t.table.clone()));
+                }
+            }
+            Body::Csv(source) => add((source.schema.clone(), source.table.clone())),
+            Body::Sql(_) | Body::Unchanged(_) => {}
+        }
+    }
+    names
+}
+
+/// A delete refused: most often rows no seed file defines still refer to seed rows.
+fn clear_failure(file: &SeedFile, batch: &Batch, e: &tokio_postgres::Error) -> Error {
+    let hint = if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
+        "\nrows that no seed file of this set defines refer to these rows: remove them first \
+         (clear `test` before `base`)"
+    } else {
+        ""
+    };
+    Error::refused(format!(
+        "{}: {}: {}{hint}\nthe clear was rolled back; nothing was deleted",
+        file.path,
+        batch.table.qualified(),
+        crate::db::chain(e)
+    ))
 }

@@ -4,7 +4,9 @@ use comfy_table::{Attribute, Cell, Color};
 
 use super::human::table;
 use super::{Report, Style};
-use crate::commands::seed::{FileKind, SeedReport, SeedState, SeedStatusReport};
+use crate::commands::seed::{ClearReport, FileKind, SeedReport, SeedState, SeedStatusReport};
+use crate::commands::setup::SetupReport;
+use crate::error::ExitStatus;
 use crate::seeds::load::Counts;
 
 fn counts_cells(c: &Counts) -> Vec<Cell> {
@@ -44,6 +46,13 @@ impl Report for SeedReport {
                 t.add_row(cells);
             }
             out.push_str(&format!("{t}\n"));
+        }
+        for m in &self.sequences {
+            let verb = if self.dry_run { "would move" } else { "moved" };
+            out.push_str(&format!(
+                "sequence {} {verb} to {} (the largest {})\n",
+                m.sequence, m.value, m.column
+            ));
         }
         let c = &self.totals;
         let what = format!(
@@ -110,7 +119,9 @@ impl Report for SeedStatusReport {
             if style.color {
                 state = match row.state {
                     SeedState::Loaded => state.fg(Color::Green),
-                    SeedState::NeverLoaded => state.fg(Color::Yellow),
+                    SeedState::NeverLoaded | SeedState::Cleared | SeedState::TablesRecreated => {
+                        state.fg(Color::Yellow)
+                    }
                     SeedState::ChangedSinceLoad | SeedState::Missing => {
                         state.fg(Color::Red).add_attribute(Attribute::Bold)
                     }
@@ -127,12 +138,75 @@ impl Report for SeedStatusReport {
         out.push_str(&format!("{t}\n"));
         let count = |s: SeedState| self.files.iter().filter(|r| r.state == s).count();
         out.push_str(&format!(
-            "{} loaded, {} changed since load, {} never loaded, {} file missing\n",
+            "{} loaded, {} changed since load, {} never loaded, {} file missing",
             count(SeedState::Loaded),
             count(SeedState::ChangedSinceLoad),
             count(SeedState::NeverLoaded),
             count(SeedState::Missing)
         ));
+        let not_loaded = count(SeedState::Cleared) + count(SeedState::TablesRecreated);
+        if not_loaded > 0 {
+            out.push_str(&format!(
+                ", {not_loaded} not loaded any more (cleared or tables recreated)"
+            ));
+        }
+        out.push('\n');
         out
+    }
+}
+
+impl Report for ClearReport {
+    fn human(&self, style: &Style) -> String {
+        let mut out = format!("target: {}\n", self.target);
+        if !self.tables.is_empty() {
+            let mut t = table(style, &["table", "deleted", "cascaded"]);
+            for row in &self.tables {
+                t.add_row(vec![
+                    Cell::new(&row.table),
+                    Cell::new(row.deleted),
+                    Cell::new(row.cascaded),
+                ]);
+            }
+            out.push_str(&format!("{t}\n"));
+        }
+        let sets: Vec<&str> = self.sets.iter().map(|s| s.as_str()).collect();
+        let what = format!(
+            "{} row(s) the seed files define, {} more by ON DELETE CASCADE, from {} file(s) of {}",
+            self.deleted,
+            self.cascaded,
+            self.files.len(),
+            sets.join(" and ")
+        );
+        if self.dry_run {
+            out.push_str(&format!(
+                "dry run: seed clear would delete {what}; nothing was deleted\n"
+            ));
+        } else {
+            out.push_str(&format!("seed clear: deleted {what}\n"));
+        }
+        out
+    }
+}
+
+impl Report for SetupReport {
+    fn human(&self, style: &Style) -> String {
+        let mut out = self.up.human(style);
+        if let Some(seed) = &self.seed {
+            let text = seed.human(style);
+            // One target line for both.
+            let text = text
+                .split_once('\n')
+                .map_or(text.as_str(), |(_, rest)| rest);
+            out.push_str(text);
+        }
+        out
+    }
+
+    fn status(&self) -> ExitStatus {
+        self.up.status()
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.up.problem()
     }
 }

@@ -32,6 +32,8 @@ pub struct ColumnShape {
     pub generated: bool,
     /// `GENERATED ALWAYS AS IDENTITY`: written only with `OVERRIDING SYSTEM VALUE`.
     pub identity_always: bool,
+    /// The sequence of an identity or serial column, as `pg_get_serial_sequence` names it.
+    pub sequence: Option<String>,
 }
 
 impl TableShape {
@@ -58,7 +60,8 @@ SELECT q.nsp, q.rel, a.attname::text,
        coalesce(pg_catalog.array_position(pk.conkey, a.attnum), 0),
        CASE WHEN t.typcategory = 'S' OR et.typcategory = 'S'
             THEN pg_catalog.format_type(a.atttypid, NULL)
-            ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END
+            ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+       pg_catalog.pg_get_serial_sequence(pg_catalog.format('%I.%I', q.nsp, q.rel), a.attname)
 FROM unnest($1::text[], $2::text[]) AS q(nsp, rel)
 JOIN pg_catalog.pg_namespace n ON n.nspname = q.nsp
 JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = q.rel
@@ -116,6 +119,7 @@ pub async fn tables(
                 kind,
                 generated: row.get(7),
                 identity_always: row.get(8),
+                sequence: row.get(11),
             });
     }
     for (table, mut key) in keys {

@@ -12,6 +12,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::catalog::ColumnShape;
+use super::csv::CsvSource;
 use super::prepare::Batch;
 use crate::db::{describe_db_error, quote_ident};
 
@@ -31,24 +32,58 @@ impl Counts {
     }
 }
 
+/// Why a batch did not load.
+#[derive(Debug)]
+pub struct LoadError {
+    pub error: tokio_postgres::Error,
+    /// Row-level security applies to the loading role on this table (it is not the owner and
+    /// has no BYPASSRLS, or the table has FORCE ROW LEVEL SECURITY).
+    pub rls: bool,
+    /// The server refused to start a COPY. tokio-postgres then ends the COPY it never began
+    /// with a CopyFail and a second Sync, whose ReadyForQuery answers the *next* request: the
+    /// session's replies are out of step, so nothing more may be sent on it (the caller
+    /// reports this error and drops the connection, which rolls the transaction back).
+    pub session_unusable: bool,
+}
+
+impl LoadError {
+    fn query(error: tokio_postgres::Error, rls: bool) -> LoadError {
+        LoadError {
+            error,
+            rls,
+            session_unusable: false,
+        }
+    }
+}
+
+const EMPTY_AND_RLS: &str =
+    "SELECT NOT EXISTS (SELECT FROM {}), row_security_active($1::text::regclass)";
+
 /// Loads one batch; the counts, or PostgreSQL's error.
-pub async fn upsert(tx: &Transaction<'_>, batch: &Batch) -> Result<Counts, tokio_postgres::Error> {
-    let empty: bool = tx
-        .query_one(
-            &format!("SELECT NOT EXISTS (SELECT FROM {})", target(batch)),
-            &[],
-        )
-        .await?
-        .get(0);
-    if empty {
-        let inserted = copy_in(tx, batch).await?;
+pub async fn upsert(tx: &Transaction<'_>, batch: &Batch) -> Result<Counts, LoadError> {
+    let target = target(batch);
+    let row = tx
+        .query_one(&EMPTY_AND_RLS.replace("{}", &target), &[&target])
+        .await
+        .map_err(|e| LoadError::query(e, false))?;
+    let (empty, rls): (bool, bool) = (row.get(0), row.get(1));
+    // Under row-level security a table can look empty while it is not, and COPY FROM refuses
+    // to run at all: the statement goes through the policies like any INSERT.
+    if empty && !rls {
+        let inserted = match &batch.csv {
+            Some((source, _)) => copy_csv(tx, batch, source).await?,
+            None => copy_in(tx, batch).await?,
+        };
         return Ok(Counts {
             inserted: inserted as i64,
             updated: 0,
             unchanged: batch.len() as i64 - inserted as i64,
         });
     }
-    let (inserted, updated) = run(tx, &upsert_sql(batch), batch, batch.len()).await?;
+    let batch = batch.materialized();
+    let (inserted, updated) = run(tx, &upsert_sql(&batch), &batch, batch.len())
+        .await
+        .map_err(|e| LoadError::query(e, rls))?;
     Ok(Counts {
         inserted,
         updated,
@@ -63,7 +98,7 @@ async fn run(
     batch: &Batch,
     rows: usize,
 ) -> Result<(i64, i64), tokio_postgres::Error> {
-    let sliced: Vec<&[String]> = batch.values.iter().map(|v| &v[..rows]).collect();
+    let sliced: Vec<&[Option<String>]> = batch.values.iter().map(|v| &v[..rows]).collect();
     let params: Vec<&(dyn ToSql + Sync)> =
         sliced.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     let row = tx.query_one(sql, &params).await?;
@@ -78,12 +113,64 @@ fn target(batch: &Batch) -> String {
     )
 }
 
+/// `COPY ... FROM STDIN (FORMAT csv, HEADER)` of a CSV file's text as it is: for an empty
+/// table. The server reads values and NULLs as the file's rules say, as `psql \copy` would.
+async fn copy_csv(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    source: &CsvSource,
+) -> Result<u64, LoadError> {
+    let names: Vec<String> = source.header.iter().map(|n| quote_ident(n)).collect();
+    let sink = tx
+        .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
+            "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)",
+            target(batch),
+            names.join(", ")
+        ))
+        .await
+        .map_err(|error| LoadError {
+            error,
+            rls: false,
+            session_unusable: true,
+        })?;
+    futures_util::pin_mut!(sink);
+    for chunk in source.text.as_bytes().chunks(COPY_CHUNK) {
+        sink.send(std::io::Cursor::new(chunk.to_vec()))
+            .await
+            .map_err(|e| LoadError::query(e, false))?;
+    }
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|e| LoadError::query(e, false))
+}
+
+/// The row and column a failed CSV `COPY` names in its context (`COPY items, line 3, column
+/// price: "x"`): line 1 is the header, so line n is row n - 1.
+fn copy_context(batch: &Batch, error: &tokio_postgres::Error) -> Option<Failure> {
+    batch.csv.as_ref()?;
+    let context = error.as_db_error()?.where_()?;
+    let rest = &context[context.find(", line ")? + ", line ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let line: usize = digits.parse().ok()?;
+    let row = *batch.rows.get(line.checked_sub(2)?)?;
+    let column = rest
+        .split_once(", column ")
+        .and_then(|(_, c)| c.split_once(':').map(|(name, _)| name.to_string()));
+    Some(Failure {
+        row: Some(row),
+        column,
+        message: message(error),
+        bad_input: is_bad_input(error),
+    })
+}
+
 /// What the rows of a COPY are sent in.
 const COPY_CHUNK: usize = 1 << 20;
 
 /// `COPY ... FROM STDIN` of the batch in text format: for an empty table, where every row is
 /// new. The rows inserted.
-async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postgres::Error> {
+async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, LoadError> {
     let names: Vec<String> = batch
         .columns
         .iter()
@@ -95,7 +182,12 @@ async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postg
             target(batch),
             names.join(", ")
         ))
-        .await?;
+        .await
+        .map_err(|error| LoadError {
+            error,
+            rls: false,
+            session_unusable: true,
+        })?;
     futures_util::pin_mut!(sink);
     let mut chunk = String::with_capacity(COPY_CHUNK + 4096);
     for row in 0..batch.len() {
@@ -103,18 +195,28 @@ async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postg
             if c > 0 {
                 chunk.push('\t');
             }
-            copy_escape(&values[row], &mut chunk);
+            match &values[row] {
+                Some(text) => copy_escape(text, &mut chunk),
+                None => chunk.push_str("\\N"),
+            }
         }
         chunk.push('\n');
         if chunk.len() >= COPY_CHUNK {
             let full = std::mem::replace(&mut chunk, String::with_capacity(COPY_CHUNK + 4096));
-            sink.send(std::io::Cursor::new(full.into_bytes())).await?;
+            sink.send(std::io::Cursor::new(full.into_bytes()))
+                .await
+                .map_err(|e| LoadError::query(e, false))?;
         }
     }
     if !chunk.is_empty() {
-        sink.send(std::io::Cursor::new(chunk.into_bytes())).await?;
+        sink.send(std::io::Cursor::new(chunk.into_bytes()))
+            .await
+            .map_err(|e| LoadError::query(e, false))?;
     }
-    sink.as_mut().finish().await
+    sink.as_mut()
+        .finish()
+        .await
+        .map_err(|e| LoadError::query(e, false))
 }
 
 /// COPY's text format: backslash, tab, newline and carriage return are escaped.
@@ -132,6 +234,44 @@ fn copy_escape(text: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+}
+
+/// Deletes the batch's rows by primary key; the rows deleted.
+pub async fn delete(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, tokio_postgres::Error> {
+    let batch = &*batch.materialized();
+    let table = &batch.table;
+    let keys: Vec<(usize, &ColumnShape)> = batch
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(slot, &i)| (slot, &table.columns[i]))
+        .filter(|(_, c)| table.primary_key.contains(&c.name))
+        .collect();
+    let casts: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, (_, c))| format!("u.c{}::{} AS {}", n + 1, c.cast_type, quote_ident(&c.name)))
+        .collect();
+    let params: Vec<String> = (1..=keys.len()).map(|n| format!("${n}::text[]")).collect();
+    let aliases: Vec<String> = (1..=keys.len()).map(|n| format!("c{n}")).collect();
+    let key_match = table
+        .primary_key
+        .iter()
+        .map(|k| format!("t.{k} = s.{k}", k = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!(
+        "DELETE FROM {} AS t USING (SELECT {} FROM unnest({}) AS u({})) AS s WHERE {key_match}",
+        target(batch),
+        casts.join(", "),
+        params.join(", "),
+        aliases.join(", ")
+    );
+    let values: Vec<&Vec<Option<String>>> =
+        keys.iter().map(|(slot, _)| &batch.values[*slot]).collect();
+    let params: Vec<&(dyn ToSql + Sync)> =
+        values.iter().map(|v| *v as &(dyn ToSql + Sync)).collect();
+    tx.execute(&sql, &params).await
 }
 
 /// The statement for a batch: `$n` is the n-th column's values as `text[]`.
@@ -206,6 +346,69 @@ pub fn upsert_sql(batch: &Batch) -> String {
     sql
 }
 
+/// A sequence moved (or with `--dry-run`, to be moved) past the explicit values loaded into
+/// its identity or serial column.
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceMove {
+    pub sequence: String,
+    /// `schema.table.column`.
+    pub column: String,
+    /// The sequence's last value afterwards: the next value it gives is one more.
+    pub value: i64,
+}
+
+/// Moves the sequence behind every identity or serial column a batch gave explicit values
+/// to, so that the application's next insert does not collide: to the column's maximum, never
+/// backwards (a sequence already past it, or counting down, is left alone). Sequences do not
+/// roll back, so with `dry_run` nothing is moved: the report says where they would go.
+pub async fn follow_sequences(
+    tx: &Transaction<'_>,
+    batches: &[&Batch],
+    dry_run: bool,
+) -> Result<Vec<SequenceMove>, tokio_postgres::Error> {
+    // (table, column, sequence, schema.table.column)
+    let mut seen: Vec<(String, String, String, String)> = Vec::new();
+    for batch in batches {
+        for &i in &batch.columns {
+            let column = &batch.table.columns[i];
+            if let Some(sequence) = &column.sequence {
+                let key = (
+                    target(batch),
+                    quote_ident(&column.name),
+                    sequence.clone(),
+                    format!("{}.{}", batch.table.qualified(), column.name),
+                );
+                if !seen.contains(&key) {
+                    seen.push(key);
+                }
+            }
+        }
+    }
+    let mut moves = Vec::new();
+    for (table, column, sequence, shown) in seen {
+        let value = if dry_run {
+            "m.max"
+        } else {
+            "pg_catalog.setval(s.seqrelid, m.max)"
+        };
+        let sql = format!(
+            "SELECT {value} FROM (SELECT max({column})::bigint AS max FROM {table}) AS m, \
+             pg_catalog.pg_sequence AS s \
+             WHERE s.seqrelid = $1::text::regclass AND s.seqincrement > 0 AND m.max IS NOT NULL \
+               AND m.max >= (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END \
+                             FROM {sequence})"
+        );
+        if let Some(row) = tx.query_opt(&sql, &[&sequence]).await? {
+            moves.push(SequenceMove {
+                column: shown,
+                sequence,
+                value: row.get(0),
+            });
+        }
+    }
+    Ok(moves)
+}
+
 /// Where a batch failed: the row and column when they can be found, and PostgreSQL's error.
 #[derive(Debug)]
 pub struct Failure {
@@ -217,16 +420,30 @@ pub struct Failure {
     pub bad_input: bool,
 }
 
-/// A data exception (22) or an integrity constraint violation (23).
+/// A data exception (22), an integrity constraint violation (23), or a privilege or policy
+/// that refuses the rows (42501: no INSERT/UPDATE privilege, or a row-level security policy).
 fn is_bad_input(e: &tokio_postgres::Error) -> bool {
-    e.code()
-        .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+    e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("22") || c.starts_with("23") || c == "42501"
+    })
 }
 
 fn message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => describe_db_error(db),
         None => crate::db::chain(e),
+    }
+}
+
+/// A failure whose row is not looked for: not the data's fault, or the session cannot be
+/// used any more.
+pub fn unlocated(error: &tokio_postgres::Error) -> Failure {
+    Failure {
+        row: None,
+        column: None,
+        message: message(error),
+        bad_input: is_bad_input(error),
     }
 }
 
@@ -241,13 +458,12 @@ pub async fn locate(
     error: tokio_postgres::Error,
 ) -> anyhow::Result<Failure> {
     if !is_bad_input(&error) || batch.is_empty() {
-        return Ok(Failure {
-            row: None,
-            column: None,
-            message: message(&error),
-            bad_input: is_bad_input(&error),
-        });
+        return Ok(unlocated(&error));
     }
+    if let Some(failure) = copy_context(batch, &error) {
+        return Ok(failure);
+    }
+    let batch = &*batch.materialized();
     let sql = upsert_sql(batch);
     let (mut good, mut bad, mut error) = (0, batch.len(), error);
     while bad - good > 1 {
@@ -306,6 +522,7 @@ mod tests {
             kind: Kind::Other,
             generated: false,
             identity_always: false,
+            sequence: None,
         }
     }
 
@@ -325,6 +542,7 @@ mod tests {
             values: vec![Vec::new(); columns.len()],
             columns,
             rows: Vec::new(),
+            csv: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! files into rows per table. Pure: no database, no printing.
 
 pub mod catalog;
-mod fast;
+pub mod csv;
 pub mod load;
 pub mod prepare;
 pub mod runs;
@@ -12,18 +12,27 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use toml_edit::{ImDocument, Item, Table};
+use toml::de::{DeTable, DeValue};
 
 use crate::error::{file_problems, Error, FileProblem};
 use crate::migrations::checksum;
 pub use value::Value;
 
 /// A named directory of seed files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SeedSet {
     Base,
     Test,
+}
+
+impl From<crate::cli::SeedSetName> for SeedSet {
+    fn from(name: crate::cli::SeedSetName) -> SeedSet {
+        match name {
+            crate::cli::SeedSetName::Base => SeedSet::Base,
+            crate::cli::SeedSetName::Test => SeedSet::Test,
+        }
+    }
 }
 
 impl SeedSet {
@@ -58,11 +67,22 @@ pub struct SeedFile {
 
 #[derive(Debug, Clone)]
 pub enum Body {
-    /// Rows per table, tables in the order they first appear in the file.
-    Toml(Vec<TableRows>),
+    /// Rows per table (a `.toml` file, or the one table of a `.csv` file), tables in the
+    /// order they first appear in the file.
+    Rows(Vec<TableRows>),
     /// Run as it is; it must be idempotent itself.
     Sql(String),
+    /// A `.csv` file: rows of one table, checked for shape, split into values only if needed.
+    Csv(std::sync::Arc<csv::CsvSource>),
+    /// Byte-identical to its last load, and nothing has written to its tables since: not
+    /// parsed again. Its tables and row counts, from that load.
+    Unchanged(Vec<(String, i64)>),
 }
+
+/// Files that need not be parsed: by set and file name, the checksum of their last load and
+/// the rows per table it left, for those whose tables nothing has written since.
+pub type UnchangedFiles =
+    std::collections::HashMap<(SeedSet, String), (String, Vec<(String, i64)>)>;
 
 /// The rows a file gives for one table.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +128,11 @@ pub fn checksums(seeds_dir: &Path, set: SeedSet) -> Result<Vec<(String, String)>
 
 /// Reads and parses files, in the order given, on as many threads as there are cores:
 /// parsing large TOML files is most of a cold load's client time.
-pub fn read_all(files: &[(SeedSet, PathBuf)], root: &Path) -> Result<Vec<SeedFile>, Error> {
+pub fn read_all(
+    files: &[(SeedSet, PathBuf)],
+    root: &Path,
+    unchanged: &UnchangedFiles,
+) -> Result<Vec<SeedFile>, Error> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len());
@@ -126,7 +150,7 @@ pub fn read_all(files: &[(SeedSet, PathBuf)], root: &Path) -> Result<Vec<SeedFil
                 return done;
             };
             let (set, path) = &files[i];
-            done.push((i, read(path, &display(path, root), *set)));
+            done.push((i, read(path, &display(path, root), *set, unchanged)));
         }
     };
     let mut results: Vec<(usize, Result<SeedFile, Vec<FileProblem>>)> = if workers > 1 {
@@ -173,10 +197,10 @@ fn list(dir: &Path) -> Result<Option<Vec<PathBuf>>, Error> {
         if path.is_dir() || name.starts_with('.') || name.ends_with(".md") {
             continue;
         }
-        if !(name.ends_with(".toml") || name.ends_with(".sql")) {
+        if !(name.ends_with(".toml") || name.ends_with(".csv") || name.ends_with(".sql")) {
             return Err(Error::input(format!(
-                "{}: a seed file is .toml (rows per table) or .sql (run as it is); \
-                 rename or move it",
+                "{}: a seed file is .toml (rows per table), .csv (rows of one table) or .sql \
+                 (run as it is); rename or move it",
                 path.display()
             )));
         }
@@ -193,7 +217,12 @@ fn display(path: &Path, root: &Path) -> String {
         .into_owned()
 }
 
-fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProblem>> {
+fn read(
+    path: &Path,
+    shown: &str,
+    set: SeedSet,
+    unchanged: &UnchangedFiles,
+) -> Result<SeedFile, Vec<FileProblem>> {
     let problem = |line: Option<usize>, message: String| FileProblem {
         file: shown.to_string(),
         line,
@@ -204,19 +233,52 @@ fn read(path: &Path, shown: &str, set: SeedSet) -> Result<SeedFile, Vec<FileProb
     let checksum = checksum(&bytes);
     let text =
         String::from_utf8(bytes).map_err(|_| vec![problem(None, "is not valid UTF-8".into())])?;
-    let body = if shown.ends_with(".sql") {
-        Body::Sql(text)
-    } else {
-        Body::Toml(parse_toml(&text).map_err(|problems| {
+    let name = file_name(path);
+    if let Some((loaded, tables)) = unchanged.get(&(set, name.clone())) {
+        if *loaded == checksum && !shown.ends_with(".sql") {
+            return Ok(SeedFile {
+                set,
+                name,
+                path: shown.to_string(),
+                checksum,
+                body: Body::Unchanged(tables.clone()),
+            });
+        }
+    }
+    let parsed = if shown.ends_with(".sql") {
+        return Ok(SeedFile {
+            set,
+            name,
+            path: shown.to_string(),
+            checksum,
+            body: Body::Sql(text),
+        });
+    } else if shown.ends_with(".csv") {
+        let source = csv::scan(&name, text).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|(line, message)| problem(line, message))
                 .collect::<Vec<_>>()
-        })?)
+        })?;
+        return Ok(SeedFile {
+            set,
+            name,
+            path: shown.to_string(),
+            checksum,
+            body: Body::Csv(std::sync::Arc::new(source)),
+        });
+    } else {
+        parse_toml(&text)
     };
+    let body = Body::Rows(parsed.map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|(line, message)| problem(line, message))
+            .collect::<Vec<_>>()
+    })?);
     Ok(SeedFile {
         set,
-        name: file_name(path),
+        name,
         path: shown.to_string(),
         checksum,
         body,
@@ -250,48 +312,159 @@ const SHAPE: &str = "a seed file lists rows per schema-qualified table: `[[schem
 
 type Problems = Vec<(Option<usize>, String)>;
 
-/// Parses a `.toml` seed file into rows per table. Problems carry their line.
+/// Parses a `.toml` seed file into rows per table, with the `toml` crate (which also bounds
+/// nesting: a value nested deeper than it allows is an error with its line, not a crash).
+/// Problems carry their line. A large file made only of `[[schema.table]]` rows is parsed in
+/// pieces on all cores (see `split_rows`); any doubt, and any error, goes to one parse of the
+/// whole file.
 pub fn parse_toml(text: &str) -> Result<Vec<TableRows>, Problems> {
-    match fast::parse(text) {
-        Some(tables) => Ok(tables),
-        None => parse_full(text),
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(pieces) = split_rows(text, workers) {
+        let parsed: Vec<Result<Vec<TableRows>, Problems>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .iter()
+                .map(|&(start, end, line)| {
+                    scope.spawn(move || {
+                        parse_whole(&text[start..end]).map(|mut tables| {
+                            for t in &mut tables {
+                                t.rows.iter_mut().for_each(|r| r.line += line - 1);
+                            }
+                            tables
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        if parsed.iter().all(Result::is_ok) {
+            let mut tables: Vec<TableRows> = Vec::new();
+            for piece in parsed.into_iter().flatten() {
+                for t in piece {
+                    match tables
+                        .iter_mut()
+                        .find(|m| m.schema == t.schema && m.table == t.table)
+                    {
+                        Some(m) => {
+                            let offset = m.rows.len();
+                            m.rows.extend(t.rows.into_iter().map(|mut r| {
+                                r.index += offset;
+                                r
+                            }));
+                        }
+                        None => tables.push(t),
+                    }
+                }
+            }
+            return Ok(tables);
+        }
     }
+    parse_whole(text)
 }
 
-/// The full TOML parser: any valid TOML, and errors with their line.
-pub fn parse_full(text: &str) -> Result<Vec<TableRows>, Problems> {
+/// Below this size a file is parsed in one piece.
+const SPLIT_BYTES: usize = 1 << 20;
+
+/// Where a file can be cut into pieces that parse alone to the same rows as the whole: at
+/// lines that start a `[[schema.table]]` row. Only when nothing but comments and blank lines
+/// precede the first such line, and no line starts another kind of header (`[table]`, or a
+/// `[[a.b.c]]` that would nest in the row before it): then each piece holds whole rows, and
+/// a cut inside a multi-line string leaves the piece before it unparsable, which sends the
+/// file to one whole parse. `(start, end, first line)` of each piece.
+fn split_rows(text: &str, pieces: usize) -> Option<Vec<(usize, usize, usize)>> {
+    if pieces < 2 || text.len() < SPLIT_BYTES {
+        return None;
+    }
+    let mut starts: Vec<(usize, usize)> = Vec::new(); // (byte, line) of each row header
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.starts_with('[') {
+            let header = line.strip_prefix("[[")?;
+            let (name, _) = header.split_once("]]")?;
+            if name.split('.').count() != 2 {
+                return None;
+            }
+            starts.push((offset, n + 1));
+        } else if starts.is_empty() {
+            let content = line.trim();
+            if !(content.is_empty() || content.starts_with('#')) {
+                return None;
+            }
+        }
+        offset += line.len();
+    }
+    let target = text.len() / pieces;
+    let mut cuts = vec![(0, 1)];
+    for &(byte, line) in &starts {
+        if byte >= cuts.last()?.0 + target && cuts.len() < pieces {
+            cuts.push((byte, line));
+        }
+    }
+    if cuts.len() < 2 {
+        return None;
+    }
+    Some(
+        cuts.iter()
+            .enumerate()
+            .map(|(i, &(start, line))| {
+                let end = cuts.get(i + 1).map_or(text.len(), |c| c.0);
+                (start, end, line)
+            })
+            .collect(),
+    )
+}
+
+/// One parse of a whole TOML text.
+fn parse_whole(text: &str) -> Result<Vec<TableRows>, Problems> {
     let lines = Lines::new(text);
-    let line_of = |span: Option<std::ops::Range<usize>>| span.map(|s| lines.line(s.start));
-    let doc = ImDocument::parse(text).map_err(|e| {
+    let line_of = |span: std::ops::Range<usize>| lines.line(span.start);
+    let doc = DeTable::parse(text).map_err(|e| {
         let message = e.message().trim().to_string();
-        vec![(line_of(e.span()), format!("invalid TOML: {message}"))]
+        vec![(
+            e.span().map(|s| lines.line(s.start)),
+            format!("invalid TOML: {message}"),
+        )]
     })?;
     let mut tables: Vec<(usize, TableRows)> = Vec::new();
     let mut problems: Problems = Vec::new();
     // The document is consumed as it is read: values move out instead of being copied.
-    for (schema, item) in doc.into_table() {
-        let span = item.span();
-        let Item::Table(schema_table) = item else {
+    for (schema, item) in doc.into_inner() {
+        let item_line = line_of(item.span());
+        let schema = schema.into_inner();
+        let DeValue::Table(schema_table) = item.into_inner() else {
             problems.push((
-                line_of(span),
-                format!("`{}` is not a schema of tables; {SHAPE}", schema.as_str()),
+                Some(item_line),
+                format!("`{schema}` is not a schema of tables; {SHAPE}"),
             ));
             continue;
         };
-        let schema_line = line_of(schema_table.span());
         for (table, item) in schema_table {
-            let qualified = format!("{}.{}", schema.as_str(), table.as_str());
+            let table = table.into_inner();
+            let qualified = format!("{schema}.{table}");
             let item_line = line_of(item.span());
-            let Some(rows) = rows_of(item, &lines) else {
-                problems.push((
-                    item_line.or(schema_line),
-                    format!("`{qualified}` is not an array of rows; {SHAPE}"),
-                ));
-                continue;
+            let rows = match item.into_inner() {
+                DeValue::Array(rows) => rows,
+                _ => {
+                    problems.push((
+                        Some(item_line),
+                        format!("`{qualified}` is not an array of rows; {SHAPE}"),
+                    ));
+                    continue;
+                }
             };
             let mut converted = Vec::with_capacity(rows.len());
-            for (i, (line, row)) in rows.into_iter().enumerate() {
-                match row {
+            for (i, row) in rows.into_iter().enumerate() {
+                let line = line_of(row.span());
+                let DeValue::Table(values) = row.into_inner() else {
+                    problems.push((
+                        Some(line),
+                        format!("`{qualified}` is not an array of rows; {SHAPE}"),
+                    ));
+                    break;
+                };
+                match row_values(values) {
                     Ok(values) => converted.push(Row {
                         index: i + 1,
                         line,
@@ -308,13 +481,14 @@ pub fn parse_full(text: &str) -> Result<Vec<TableRows>, Problems> {
                 first,
                 TableRows {
                     schema: schema.to_string(),
-                    table: table.to_string(),
+                    table: table.into_owned(),
                     rows: converted,
                 },
             ));
         }
     }
     if !problems.is_empty() {
+        problems.sort_by_key(|(line, _)| *line);
         return Err(problems);
     }
     // Rows of one table may reference another's (foreign keys): load tables in the order
@@ -323,51 +497,15 @@ pub fn parse_full(text: &str) -> Result<Vec<TableRows>, Problems> {
     Ok(tables.into_iter().map(|(_, t)| t).collect())
 }
 
-type RowResult = Result<Vec<(String, Value)>, (String, String)>;
-
-/// The rows of `[[schema.table]]` headers, or of an array of inline tables, each with its
-/// line; `None` for any other shape.
-fn rows_of(item: Item, lines: &Lines) -> Option<Vec<(usize, RowResult)>> {
-    let line = |span: Option<std::ops::Range<usize>>| span.map_or(0, |s| lines.line(s.start));
-    match item {
-        Item::ArrayOfTables(array) => Some(
-            array
-                .into_iter()
-                .map(|t| (line(t.span()), table_values(t)))
-                .collect(),
-        ),
-        Item::Value(toml_edit::Value::Array(array)) => array
-            .into_iter()
-            .map(|v| {
-                let at = line(v.span());
-                match v {
-                    toml_edit::Value::InlineTable(t) => Some((at, inline_values(t))),
-                    _ => None,
-                }
-            })
-            .collect(),
-        _ => None,
-    }
-}
-
-fn table_values(table: Table) -> RowResult {
-    table
-        .into_iter()
-        .map(|(k, item)| {
-            Value::from_item(item)
-                .map(|v| (k.to_string(), v))
-                .map_err(|e| (k.to_string(), e))
-        })
-        .collect()
-}
-
-fn inline_values(table: toml_edit::InlineTable) -> RowResult {
+fn row_values(table: DeTable<'_>) -> Result<Vec<(String, Value)>, (String, String)> {
     table
         .into_iter()
         .map(|(k, v)| {
-            Value::from_value(v)
-                .map(|v| (k.to_string(), v))
-                .map_err(|e| (k.to_string(), e))
+            let k = k.into_inner().into_owned();
+            match Value::from_toml(v.into_inner()) {
+                Ok(v) => Ok((k, v)),
+                Err(e) => Err((k, e)),
+            }
         })
         .collect()
 }
@@ -405,13 +543,10 @@ id = 1
         assert_eq!(auth.rows.len(), 2);
         assert_eq!((auth.rows[1].index, auth.rows[1].line), (2, 8));
         assert_eq!(tables[1].rows[0].line, 4);
-        assert_eq!(
-            tables[1].rows[0].values[1],
-            (
-                "goals".to_string(),
-                Value::Array(vec![Value::String("sleep".into())])
-            )
-        );
+        assert!(tables[1].rows[0].values.contains(&(
+            "goals".to_string(),
+            Value::Array(vec![Value::String("sleep".into())])
+        )));
     }
 
     #[test]
@@ -436,6 +571,29 @@ id = 1
         let problems = parse_toml("[[coach.users]]\nid = \n").unwrap_err();
         assert_eq!(problems[0].0, Some(2), "{problems:?}");
         assert!(problems[0].1.starts_with("invalid TOML"));
+    }
+
+    #[test]
+    fn a_large_file_parsed_in_pieces_gives_the_rows_of_one_parse() {
+        let mut text = String::from("# rows\n\n");
+        for i in 0..40_000 {
+            let table = if i % 3 == 0 {
+                "auth.users"
+            } else {
+                "coach.users"
+            };
+            text.push_str(&format!(
+                "[[{table}]]\nid = \"{i}\"\nnote = \"\"\"\nline [[x.y]]\n\"\"\"\n\n"
+            ));
+        }
+        assert!(split_rows(&text, 2).is_some_and(|p| p.len() == 2));
+        assert_eq!(parse_toml(&text).unwrap(), parse_whole(&text).unwrap());
+        // Another kind of header, or a key before the first row: one piece.
+        assert!(split_rows(&format!("[coach]\n{text}"), 2).is_none());
+        assert!(split_rows(&format!("title = 1\n{text}"), 2).is_none());
+        // A cut inside a multi-line string: the whole file's parse decides.
+        let tricky = text.replace("line [[x.y]]", "[[x.y]]");
+        assert_eq!(parse_toml(&tricky), parse_whole(&tricky));
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! with the same set of columns, each column's values as text. Pure; every problem is found
 //! before anything is written.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::catalog::TableShape;
+use super::csv::{self, CsvSource};
 use super::value::Kind;
-use super::{Body, SeedFile, TableRows};
+use super::{Body, SeedFile, TableRows, Value};
 use crate::error::FileProblem;
 
 /// Rows of one table that give the same columns: loaded by one statement.
@@ -15,10 +18,14 @@ pub struct Batch {
     pub table: TableShape,
     /// Indexes into `table.columns`, in `attnum` order.
     pub columns: Vec<usize>,
-    /// Per column (parallel to `columns`), one text per row.
-    pub values: Vec<Vec<String>>,
+    /// Per column (parallel to `columns`), one text per row; `None` is NULL (CSV only).
+    pub values: Vec<Vec<Option<String>>>,
     /// Each row's 1-based index among the table's rows in the file, and its line.
     pub rows: Vec<(usize, usize)>,
+    /// For a CSV file: its text, and per column (parallel to `columns`) the field's position
+    /// in the header. `values` stay empty until `materialized` (an empty table gets the text
+    /// as it is).
+    pub csv: Option<(Arc<CsvSource>, Vec<usize>)>,
 }
 
 impl Batch {
@@ -28,6 +35,18 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// The batch with its values: a CSV batch's fields are read from its text now.
+    pub fn materialized(&self) -> Cow<'_, Batch> {
+        match &self.csv {
+            Some((source, positions)) if self.values.is_empty() => {
+                let mut batch = self.clone();
+                batch.values = csv::columns(source, positions);
+                Cow::Owned(batch)
+            }
+            _ => Cow::Borrowed(self),
+        }
     }
 }
 
@@ -66,11 +85,14 @@ pub fn prepare(
     let mut prepared = Vec::with_capacity(files.len());
     for file in files.iter_mut() {
         let mut batches = Vec::new();
-        if let Body::Toml(tables) = &mut file.body {
+        if let Body::Rows(tables) = &mut file.body {
             let tables = std::mem::take(tables);
             for rows in tables {
                 batches.extend(table_batches(file, rows, shapes, &mut problems));
             }
+        }
+        if let Body::Csv(source) = &file.body {
+            batches.extend(csv_batch(file, source, shapes, &mut problems));
         }
         prepared.push(batches);
     }
@@ -129,7 +151,7 @@ fn table_batches(
     let mut seen_keys: HashMap<String, usize> = HashMap::with_capacity(rows.rows.len());
     for row in rows.rows {
         let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
-        let mut cells: Vec<(usize, String)> = Vec::with_capacity(row.values.len());
+        let mut cells: Vec<(usize, Option<String>)> = Vec::with_capacity(row.values.len());
         let mut given: Vec<usize> = Vec::with_capacity(row.values.len());
         let mut ok = true;
         for (name, value) in row.values {
@@ -173,8 +195,24 @@ fn table_batches(
                 ok = false;
                 continue;
             }
+            if value == Value::Null {
+                if shape.primary_key.iter().any(|k| k == name) {
+                    problems.push(
+                        file,
+                        row.line,
+                        format!(
+                            "{}: primary-key value is NULL (an empty unquoted field); give it",
+                            at(name)
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    cells.push((i, None));
+                }
+                continue;
+            }
             match column.kind.text(&column.type_name, value) {
-                Ok(text) => cells.push((i, text)),
+                Ok(text) => cells.push((i, Some(text))),
                 Err(e) => {
                     problems.push(file, row.line, format!("{}: {e}", at(name)));
                     ok = false;
@@ -216,13 +254,17 @@ fn table_batches(
         }
         // A batch is a run of consecutive rows with the same columns: rows load in file
         // order, so a row may refer to an earlier row of the same table (a reply to a message).
-        let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
-        if batches.last().is_none_or(|b| b.columns != columns) {
+        if batches
+            .last()
+            .is_none_or(|b| !b.columns.iter().eq(cells.iter().map(|(i, _)| i)))
+        {
+            let columns: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
             batches.push(Batch {
                 table: shape.clone(),
                 values: vec![Vec::new(); columns.len()],
                 columns,
                 rows: Vec::new(),
+                csv: None,
             });
         }
         let batch = batches.last_mut().expect("a batch was just pushed");
@@ -234,11 +276,164 @@ fn table_batches(
     batches
 }
 
+/// The one batch of a CSV file: its header checked against the table, and every row's key
+/// (given, not NULL, not twice); the other values are PostgreSQL's to judge.
+fn csv_batch(
+    file: &SeedFile,
+    source: &Arc<CsvSource>,
+    shapes: &HashMap<String, TableShape>,
+    problems: &mut Problems,
+) -> Option<Batch> {
+    let qualified = format!("{}.{}", source.schema, source.table);
+    let Some(shape) = shapes.get(&qualified) else {
+        problems.push(
+            file,
+            1,
+            format!(
+                "table `{qualified}` (from the file name) does not exist (or is not a table); \
+                 check the schema and table name"
+            ),
+        );
+        return None;
+    };
+    if shape.primary_key.is_empty() {
+        problems.push(
+            file,
+            1,
+            format!(
+                "table `{qualified}` has no primary key, and seed rows are upserted by primary \
+                 key; load it from a .sql seed file instead"
+            ),
+        );
+        return None;
+    }
+    let before = problems.list.len() + problems.more;
+    let mut columns: Vec<(usize, usize)> = Vec::new(); // (column index, header position)
+    for (position, name) in source.header.iter().enumerate() {
+        let at = format!("{qualified} header, column `{name}`");
+        match shape.column(name) {
+            None => problems.push(
+                file,
+                1,
+                format!(
+                    "{at}: unknown column; `{qualified}` has {}",
+                    column_list(shape)
+                ),
+            ),
+            Some((_, c)) if c.generated => problems.push(
+                file,
+                1,
+                format!(
+                    "{at}: is a generated column (GENERATED ALWAYS AS ...); PostgreSQL computes \
+                     it, leave it out"
+                ),
+            ),
+            Some((_, c)) if c.identity_always && !shape.primary_key.contains(&c.name) => problems
+                .push(
+                    file,
+                    1,
+                    format!(
+                        "{at}: is an identity column (GENERATED ALWAYS AS IDENTITY); leave it out"
+                    ),
+                ),
+            Some((i, _)) => columns.push((i, position)),
+        }
+    }
+    let key_positions: Vec<usize> = shape
+        .primary_key
+        .iter()
+        .filter_map(|k| source.header.iter().position(|h| h == k))
+        .collect();
+    if key_positions.len() < shape.primary_key.len() {
+        problems.push(
+            file,
+            1,
+            format!(
+                "{qualified} header: primary-key column(s) missing; seed rows are upserted by \
+                 primary key ({}), so the header names every one",
+                shape.primary_key.join(", ")
+            ),
+        );
+    }
+    if problems.list.len() + problems.more > before {
+        return None;
+    }
+    let keys = csv::columns(source, &key_positions);
+    let uuid: Vec<bool> = key_positions
+        .iter()
+        .map(|&p| {
+            shape
+                .column(&source.header[p])
+                .is_some_and(|(_, c)| c.kind == Kind::Uuid)
+        })
+        .collect();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(source.lines.len());
+    for (row, &line) in source.lines.iter().enumerate() {
+        let mut key = String::new();
+        let mut null = None;
+        for (slot, column) in keys.iter().enumerate() {
+            match &column[row] {
+                None => null = Some(&source.header[key_positions[slot]]),
+                Some(text) if uuid[slot] => {
+                    key.push_str(&text.to_ascii_lowercase().replace(['-', '{', '}'], ""))
+                }
+                Some(text) => key.push_str(text),
+            }
+            key.push('\u{0}');
+        }
+        if let Some(name) = null {
+            problems.push(
+                file,
+                line,
+                format!(
+                    "{qualified} row {}, column `{name}`: primary-key value is NULL (an empty \
+                     unquoted field); give it",
+                    row + 1
+                ),
+            );
+        } else if let Some(first) = seen.insert(key, row + 1) {
+            problems.push(
+                file,
+                line,
+                format!(
+                    "{qualified} row {}: same primary key ({}) as row {first} of this file; \
+                     give each row once",
+                    row + 1,
+                    shape.primary_key.join(", ")
+                ),
+            );
+        }
+    }
+    if problems.list.len() + problems.more > before {
+        return None;
+    }
+    columns.sort();
+    Some(Batch {
+        table: shape.clone(),
+        columns: columns.iter().map(|(i, _)| *i).collect(),
+        values: Vec::new(),
+        rows: source
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, &line)| (i + 1, line))
+            .collect(),
+        csv: Some((
+            Arc::clone(source),
+            columns.iter().map(|(_, p)| *p).collect(),
+        )),
+    })
+}
+
 /// A row's primary key as one string, for spotting the same key twice in a file.
-fn key_text(shape: &TableShape, key_columns: &[usize], cells: &[(usize, String)]) -> String {
+fn key_text(
+    shape: &TableShape,
+    key_columns: &[usize],
+    cells: &[(usize, Option<String>)],
+) -> String {
     let mut key = String::new();
     for &k in key_columns {
-        if let Some((_, text)) = cells.iter().find(|(i, _)| *i == k) {
+        if let Some((_, Some(text))) = cells.iter().find(|(i, _)| *i == k) {
             if shape.columns[k].kind == Kind::Uuid {
                 key.push_str(&text.to_ascii_lowercase().replace(['-', '{', '}'], ""));
             } else {
@@ -269,6 +464,7 @@ mod tests {
             kind: Kind::of(type_name, category, None),
             generated: name == "level",
             identity_always: false,
+            sequence: None,
         }
     }
 
@@ -293,7 +489,7 @@ mod tests {
             name: "010_x.toml".into(),
             path: "seeds/base/010_x.toml".into(),
             checksum: String::new(),
-            body: Body::Toml(parse_toml(text).unwrap()),
+            body: Body::Rows(parse_toml(text).unwrap()),
         }
     }
 
@@ -314,7 +510,10 @@ mod tests {
         assert_eq!(batches.len(), 3);
         assert_eq!(batches[0].columns, vec![0, 1]);
         assert_eq!(batches[0].rows, vec![(1, 1), (2, 4)]);
-        assert_eq!(batches[0].values[1], vec!["a@example.com", "b@example.com"]);
+        assert_eq!(
+            batches[0].values[1],
+            vec![Some("a@example.com".into()), Some("b@example.com".into())]
+        );
         assert_eq!(batches[1].columns, vec![0]);
         assert_eq!(batches[1].rows, vec![(3, 7)]);
         assert_eq!(batches[2].rows, vec![(4, 9)]);

@@ -2,7 +2,7 @@
 //! sent as text and cast by PostgreSQL; what Rust can check cheaply (the TOML type against the
 //! column's type category, integer ranges, uuid syntax) is checked here, before anything runs.
 
-use toml_edit::Item;
+use toml::de::DeValue;
 
 /// A TOML value, detached from the document.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,45 +14,44 @@ pub enum Value {
     /// As written in the file (RFC 3339 date, time or date-time).
     Datetime(String),
     Array(Vec<Value>),
-    /// An inline table or sub-table, keys in file order.
+    /// An inline table or sub-table.
     Table(Vec<(String, Value)>),
+    /// A CSV field: PostgreSQL text input, sent as it is whatever the column's type.
+    Text(String),
+    /// An empty unquoted CSV field.
+    Null,
 }
 
 impl Value {
-    /// Takes the value out of the document (strings move, nothing is copied).
-    pub fn from_item(item: Item) -> Result<Value, String> {
-        match item {
-            Item::Value(v) => Value::from_value(v),
-            Item::Table(t) => t
-                .into_iter()
-                .map(|(k, i)| Ok((k.to_string(), Value::from_item(i)?)))
-                .collect::<Result<_, String>>()
-                .map(Value::Table),
-            Item::ArrayOfTables(a) => a
-                .into_iter()
-                .map(|t| Value::from_item(Item::Table(t)))
-                .collect::<Result<_, String>>()
-                .map(Value::Array),
-            Item::None => Err("has no value".into()),
-        }
-    }
-
-    pub fn from_value(value: toml_edit::Value) -> Result<Value, String> {
-        use toml_edit::Value as V;
+    /// Takes a value out of the parsed document (strings move, nothing is copied).
+    pub fn from_toml(value: DeValue<'_>) -> Result<Value, String> {
         Ok(match value {
-            V::String(s) => Value::String(s.into_value()),
-            V::Integer(i) => Value::Integer(i.into_value()),
-            V::Float(f) => Value::Float(f.into_value()),
-            V::Boolean(b) => Value::Boolean(b.into_value()),
-            V::Datetime(d) => Value::Datetime(d.into_value().to_string()),
-            V::Array(a) => Value::Array(
+            DeValue::String(s) => Value::String(s.into_owned()),
+            DeValue::Integer(i) => {
+                Value::Integer(i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| {
+                    format!("{i} does not fit a 64-bit integer; write it as a string")
+                })?)
+            }
+            DeValue::Float(f) => Value::Float(
+                f.as_str()
+                    .parse()
+                    .map_err(|_| format!("{f} is not a 64-bit float; write it as a string"))?,
+            ),
+            DeValue::Boolean(b) => Value::Boolean(b),
+            DeValue::Datetime(d) => Value::Datetime(d.to_string()),
+            DeValue::Array(a) => Value::Array(
                 a.into_iter()
-                    .map(Value::from_value)
+                    .map(|v| Value::from_toml(v.into_inner()))
                     .collect::<Result<_, _>>()?,
             ),
-            V::InlineTable(t) => Value::Table(
+            DeValue::Table(t) => Value::Table(
                 t.into_iter()
-                    .map(|(k, v)| Ok((k.to_string(), Value::from_value(v)?)))
+                    .map(|(k, v)| {
+                        Ok((
+                            k.into_inner().into_owned(),
+                            Value::from_toml(v.into_inner())?,
+                        ))
+                    })
                     .collect::<Result<_, String>>()?,
             ),
         })
@@ -68,13 +67,16 @@ impl Value {
             Value::Datetime(_) => "a datetime",
             Value::Array(_) => "an array",
             Value::Table(_) => "a table",
+            Value::Text(_) => "a text",
+            Value::Null => "NULL",
         }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
-            Value::String(s) | Value::Datetime(s) => J::String(s.clone()),
+            Value::String(s) | Value::Datetime(s) | Value::Text(s) => J::String(s.clone()),
+            Value::Null => J::Null,
             Value::Integer(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Boolean(b) => J::Bool(*b),
@@ -154,6 +156,8 @@ impl Kind {
             ))
         };
         match (self, value) {
+            (_, Value::Text(s)) => Ok(s),
+            (_, Value::Null) => Err("is NULL".into()),
             (Kind::Json, v) => Ok(v.to_json().to_string()),
             (Kind::Array(element), Value::Array(items)) => {
                 let mut out = String::new();

@@ -713,9 +713,9 @@ fn a_missing_seed_directory_or_stray_file_is_an_input_error() {
         .code(2)
         .stderr_has("seeds/test");
     p.write("seeds/base/020_users.tml", "");
-    p.migrate(&["seed", "base"])
-        .code(2)
-        .stderr_has("020_users.tml: a seed file is .toml (rows per table) or .sql");
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "020_users.tml: a seed file is .toml (rows per table), .csv (rows of one table) or .sql",
+    );
     assert_eq!(fixture_counts(&p), vec![0, 0, 0, 0, 0]);
 }
 
@@ -812,4 +812,502 @@ fn a_value_its_type_calls_equal_but_written_otherwise_is_updated() {
         "River@example.com 7.50 24:00:00"
     );
     assert_eq!(totals(&p.migrate(&["seed", "base", "--json"])), (0, 0, 1));
+}
+
+#[test]
+fn a_csv_file_with_nulls_arrays_json_quotes_and_commas_loads_twice() {
+    let p = fixture("seed_csv");
+    // An empty unquoted field is NULL (score of A, born of B); `""` is an empty string (role).
+    p.write(
+        "seeds/base/010_coach.users.csv",
+        &format!(
+            "id,email,goals,profile,score,born\n\
+             {A},river@example.com,\"{{sleep,\"\"focus, daily\"\"}}\",\"{{\"\"tone\"\": \"\"gentle, calm\"\"}}\",,1990-04-01\n\
+             {B},\"sky@example.com\",{{}},{{}},7.5,\n"
+        ),
+    );
+    p.write(
+        "seeds/base/020_coach.memberships.csv",
+        &format!("group_id,user_id,role\n{C},{A},\"\"\n{C},{B},\"owner, \"\"lead\"\"\"\n"),
+    );
+    let first = p.migrate(&["seed", "base", "--json"]);
+    first.success();
+    assert_eq!(totals(&first), (4, 0, 0));
+    assert_eq!(first.json()["files"][0]["kind"], "csv");
+    let client = &mut p.db.client();
+    let row = client
+        .query_one(
+            "SELECT goals, profile->>'tone', score IS NULL, born::text FROM coach.users WHERE id = $1::text::uuid",
+            &[&A],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, Vec<String>>(0), vec!["sleep", "focus, daily"]);
+    assert_eq!(row.get::<_, String>(1), "gentle, calm");
+    assert!(row.get::<_, bool>(2), "an empty unquoted field is NULL");
+    assert_eq!(row.get::<_, String>(3), "1990-04-01");
+    let row = client
+        .query_one(
+            "SELECT score::text, born IS NULL FROM coach.users WHERE id = $1::text::uuid",
+            &[&B],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "7.5");
+    assert!(row.get::<_, bool>(1));
+    let roles: Vec<String> = client
+        .query("SELECT role FROM coach.memberships ORDER BY user_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        roles,
+        vec!["", "owner, \"lead\""],
+        "\"\" is an empty string"
+    );
+
+    let dump = p.db.dump_data(&["coach"]);
+    let second = p.migrate(&["seed", "base", "--json"]);
+    second.success();
+    assert_eq!(totals(&second), (0, 0, 4));
+    assert_eq!(p.db.dump_data(&["coach"]), dump);
+
+    // A ragged row is an input error naming file and line; a badly named file too.
+    p.write(
+        "seeds/base/020_coach.memberships.csv",
+        &format!("group_id,user_id,role\n{C},{A}\n"),
+    );
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "seeds/base/020_coach.memberships.csv:2: has 2 field(s) where the header row has 3",
+    );
+    std::fs::remove_file(p.path().join("seeds/base/020_coach.memberships.csv")).unwrap();
+    p.write("seeds/base/020_memberships.csv", "group_id\n");
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("<order>_<schema>.<table>.csv");
+}
+
+#[test]
+fn sequences_follow_explicit_ids_and_never_go_back() {
+    let p = fixture("seed_sequences");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write(
+        "seeds/base/020_events.toml",
+        &format!(
+            "[[coach.events]]\nid = 1\nuser_id = \"{A}\"\nkind = \"joined\"\n\n\
+             [[coach.events]]\nid = 5\nuser_id = \"{A}\"\nkind = \"left\"\n"
+        ),
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(run.json()["sequences"][0]["column"], "coach.events.id");
+    assert_eq!(run.json()["sequences"][0]["value"], 5);
+    let next: i64 = p.db.scalar(&format!(
+        "INSERT INTO coach.events (user_id, kind) VALUES ('{A}', 'app') RETURNING id"
+    ));
+    assert_eq!(
+        next, 6,
+        "the application's next insert collides with a seeded id"
+    );
+    // Never backwards: the sequence is past the seeded ids now.
+    p.db.execute("SELECT setval(pg_get_serial_sequence('coach.events', 'id'), 100)");
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(run.json()["sequences"], serde_json::json!([]));
+    let next: i64 = p.db.scalar(&format!(
+        "INSERT INTO coach.events (user_id, kind) VALUES ('{A}', 'app') RETURNING id"
+    ));
+    assert_eq!(next, 101);
+}
+
+/// A non-superuser role that owns the test database: row-level security applies to it on a
+/// table with FORCE ROW LEVEL SECURITY (superusers always bypass it).
+fn owner_role(p: &Project, label: &str) -> String {
+    let role = format!("seed_{label}_{}", std::process::id());
+    let admin =
+        &mut postgres::Client::connect(crate::support::server().admin_url(), postgres::NoTls)
+            .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS;
+             ALTER DATABASE \"{}\" OWNER TO {role};",
+            p.db.url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+        ))
+        .unwrap();
+    let url = p.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        url, p.db.url,
+        "the test server's URL names the postgres user"
+    );
+    url
+}
+
+const FORCED_RLS: &str = r#"-- UP
+CREATE SCHEMA coach;
+CREATE TABLE coach.notes (
+    id   uuid PRIMARY KEY,
+    note text NOT NULL
+);
+ALTER TABLE coach.notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE coach.notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY notes_all ON coach.notes USING (true) WITH CHECK (note <> 'forbidden');
+-- DOWN
+DROP SCHEMA coach CASCADE;
+"#;
+
+#[test]
+fn rows_under_forced_rls_go_through_the_policies_and_a_refusal_shows_the_servers_error() {
+    let p = Project::new("seed_forced_rls");
+    let url = owner_role(&p, "rls");
+    p.migration("0001_coach_notes.sql", FORCED_RLS);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    p.write(
+        "seeds/base/010_notes.toml",
+        &format!("[[coach.notes]]\nid = \"{A}\"\nnote = \"fine\"\n"),
+    );
+    // COPY FROM refuses to run under RLS: the rows go in with INSERT, through the policy.
+    let run = p.migrate_raw(&["seed", "base", "--json", "--database-url", &url], &[]);
+    run.success();
+    assert_eq!(totals(&run), (1, 0, 0));
+    let run = p.migrate_raw(&["seed", "base", "--json", "--database-url", &url], &[]);
+    run.success();
+    assert_eq!(totals(&run), (0, 0, 1));
+    // A row the policy refuses: the server's error, with file, line, table and row; exit 2.
+    p.write(
+        "seeds/base/010_notes.toml",
+        &format!(
+            "[[coach.notes]]\nid = \"{A}\"\nnote = \"fine\"\n\n\
+             [[coach.notes]]\nid = \"{B}\"\nnote = \"forbidden\"\n"
+        ),
+    );
+    p.migrate_raw(&["seed", "base", "--database-url", &url], &[])
+        .code(2)
+        .stderr_has("seeds/base/010_notes.toml:5: coach.notes row 2: ERROR: new row violates row-level security policy for table \"notes\" (SQLSTATE 42501)")
+        .stderr_has("row-level security applies to the loading role on coach.notes");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.notes"), 1);
+}
+
+#[test]
+fn a_copy_the_server_refuses_shows_the_servers_error() {
+    // The loading role may read the table but not insert into it: the server refuses the COPY
+    // before it starts.
+    let p = Project::new("seed_copy_refused");
+    let url = owner_role(&p, "copy");
+    p.migration(
+        "0001_coach_notes.sql",
+        "-- UP\nCREATE SCHEMA coach;\nCREATE TABLE coach.notes (id uuid PRIMARY KEY, note text);\n\
+         REVOKE INSERT ON coach.notes FROM CURRENT_USER;\n-- DOWN\nDROP SCHEMA coach CASCADE;\n",
+    );
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    p.write(
+        "seeds/base/010_notes.toml",
+        &format!("[[coach.notes]]\nid = \"{A}\"\nnote = \"fine\"\n"),
+    );
+    p.migrate_raw(&["seed", "base", "--database-url", &url], &[])
+        .code(2)
+        .stderr_has("seeds/base/010_notes.toml: coach.notes: ERROR: permission denied for table notes (SQLSTATE 42501)");
+}
+
+#[test]
+fn a_value_nested_ten_thousand_deep_is_an_input_error_on_one_line_or_many() {
+    let p = fixture("seed_deep");
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (label, value) in [
+        ("one line", deep.clone()),
+        ("wrapped", deep.replace('[', "[\n")),
+    ] {
+        p.write(
+            "seeds/base/010_users.toml",
+            &format!(
+                "[[coach.users]]\nid = \"{A}\"\nemail = \"a@example.com\"\nprofile = {value}\n"
+            ),
+        );
+        let run = p.migrate(&["seed", "base"]);
+        run.code(2).stderr_has("seeds/base/010_users.toml:");
+        assert!(
+            run.stderr.contains("max recursion depth"),
+            "{label}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// `seed status --json` as (set/file, state) pairs.
+fn seed_states(p: &Project) -> Vec<(String, String)> {
+    p.migrate(&["seed", "status", "--json"]).success().json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                format!(
+                    "{}/{}",
+                    f["seed_set"].as_str().unwrap(),
+                    f["file"].as_str().unwrap()
+                ),
+                f["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn all_in(states: &[(String, String)], state: &str) -> bool {
+    !states.is_empty() && states.iter().all(|(_, s)| s == state)
+}
+
+#[test]
+fn clear_removes_exactly_the_seeded_rows_and_leaves_a_foreign_one() {
+    let p = fixture("seed_clear");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    p.migrate(&["seed", "test"]).success();
+    // Rows no seed file defines, in seeded tables; one refers to a seeded user.
+    let d = "00000000-0000-4000-8000-00000000a004";
+    p.db.execute(&format!(
+        "INSERT INTO coach.users (id, email) VALUES ('{d}', 'own@example.com');
+         INSERT INTO coach.memberships (group_id, user_id) VALUES ('{C}', '{d}');"
+    ));
+    let before = fixture_counts(&p);
+
+    let dry = p.migrate(&["seed", "clear", "--dry-run", "--json"]);
+    dry.success();
+    assert_eq!(dry.json()["deleted"], 5);
+    assert_eq!(fixture_counts(&p), before, "a dry run deleted rows");
+
+    // base alone cannot go while test's rows refer to it: refused, nothing deleted.
+    p.migrate(&["seed", "clear", "base"])
+        .code(1)
+        .stderr_has("violates foreign key constraint")
+        .stderr_has("clear `test` before `base`");
+    assert_eq!(fixture_counts(&p), before);
+
+    let run = p.migrate(&["seed", "clear", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["deleted"], 5);
+    assert_eq!(json["cascaded"], 0);
+    let tables: Vec<(String, i64)> = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["deleted"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tables,
+        vec![
+            ("coach.events".to_string(), 1),
+            ("coach.memberships".to_string(), 2),
+            ("coach.users".to_string(), 2)
+        ]
+    );
+    let users: Vec<String> =
+        p.db.client()
+            .query("SELECT id::text FROM coach.users", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(users, vec![d.to_string()], "only the foreign user stays");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.memberships"), 1);
+    assert_eq!(
+        count(&p, "SELECT count(*) FROM coach.audit"),
+        before[3],
+        "rows of a table no seed file names stay"
+    );
+    assert!(all_in(&seed_states(&p), "cleared"), "{:?}", seed_states(&p));
+    p.migrate(&["seed", "status"])
+        .success()
+        .stdout_has("not loaded (cleared)");
+
+    // Loading again puts them back.
+    let again = p.migrate(&["seed", "test", "--json"]);
+    again.success();
+    assert_eq!(totals(&again), (5, 0, 0));
+    assert!(all_in(&seed_states(&p), "loaded"));
+}
+
+#[test]
+fn clear_on_a_protected_environment_needs_allow_destructive() {
+    let p = fixture("seed_clear_protected");
+    p.write(
+        "migrate.toml",
+        "[env.production]\nurl_env = \"SEED_CLEAR_PRODUCTION_URL\"\nprotected = true\n",
+    );
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"]).success();
+    let env = [("SEED_CLEAR_PRODUCTION_URL", p.db.url.as_str())];
+    p.migrate_raw(&["seed", "clear", "--env", "production", "--yes"], &env)
+        .code(1)
+        .stderr_has(
+            "environment `production` is protected: `seed clear` needs --allow-destructive",
+        );
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 2);
+    p.migrate_raw(
+        &[
+            "seed",
+            "clear",
+            "--env",
+            "production",
+            "--yes",
+            "--allow-destructive",
+        ],
+        &env,
+    )
+    .success();
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 0);
+}
+
+#[test]
+fn setup_migrates_an_empty_database_and_loads_the_seed_set() {
+    let p = Project::new("seed_setup");
+    p.migration("0001_coach_fixture.sql", FIXTURE);
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    let run = p.migrate(&["setup", "--seed", "test", "--json"]);
+    run.success();
+    let json = run.json();
+    assert_eq!(json["up"]["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(json["seed"]["totals"]["inserted"], 5);
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(p.applied(), vec![1]);
+    // Again: nothing to apply, nothing to write.
+    let run = p.migrate(&["setup", "--seed", "test", "--json"]);
+    run.success();
+    assert_eq!(run.json()["up"]["steps"], serde_json::json!([]));
+    assert_eq!(run.json()["seed"]["totals"]["inserted"], 0);
+    p.migrate(&["setup"])
+        .success()
+        .stdout_has("seed base: 0 inserted, 0 updated, 2 unchanged from 1 file(s)");
+
+    // A seed problem after `up`: the seed's exit code; the migrations stay applied.
+    let q = Project::new("seed_setup_bad");
+    q.migration("0001_coach_fixture.sql", FIXTURE);
+    q.write("seeds/base/010_users.toml", "[[coach.users]]\nid = \"x\"\n");
+    q.migrate(&["setup"])
+        .code(2)
+        .stderr_has("`up` applied 1 migration(s) (they stay applied)")
+        .stderr_has("seeds/base/010_users.toml:1: coach.users row 1, column `id`");
+    assert_eq!(q.applied(), vec![1]);
+}
+
+#[test]
+fn status_after_down_and_up_shows_the_files_not_loaded() {
+    let p = fixture("seed_status_recreated");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/test/010_memberships.toml", &memberships_file());
+    p.write(
+        "seeds/test/020_refresh.sql",
+        "-- the audit log of the seed run\nINSERT INTO coach.audit (what) VALUES ('seeded');\n",
+    );
+    p.migrate(&["seed", "test"]).success();
+    assert!(all_in(&seed_states(&p), "loaded"));
+    p.migrate(&["down", "--all"]).success();
+    p.migrate(&["up"]).success();
+    let states = seed_states(&p);
+    assert!(all_in(&states, "tables_recreated"), "{states:?}");
+    p.migrate(&["seed", "status"])
+        .success()
+        .stdout_has("not loaded (tables recreated since)");
+    p.migrate(&["seed", "test"]).success();
+    assert!(all_in(&seed_states(&p), "loaded"));
+}
+
+#[test]
+fn an_unchanged_file_is_skipped_only_while_nothing_wrote_to_its_tables() {
+    let p = fixture("seed_unchanged_skip");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.write("seeds/base/020_memberships.toml", &memberships_file());
+    p.migrate(&["seed", "base"]).success();
+    // Unchanged file, untouched tables: reported unchanged, table by table.
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (0, 0, 5));
+    assert_eq!(run.json()["tables"][1]["table"], "coach.memberships");
+    assert_eq!(run.json()["tables"][1]["unchanged"], 2);
+    // A seeded row edited and another deleted in the database: the same file restores both.
+    p.db.execute(&format!(
+        "UPDATE coach.users SET email = 'edited@example.com' WHERE id = '{B}';
+         DELETE FROM coach.memberships WHERE user_id = '{B}';"
+    ));
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (1, 1, 3));
+    assert_eq!(
+        p.db.scalar::<String>(&format!("SELECT email FROM coach.users WHERE id = '{B}'")),
+        "sky@example.com"
+    );
+    // A row no seed file defines, added to a seeded table: loaded in full again, unchanged.
+    p.db.execute(
+        "INSERT INTO coach.users (id, email) VALUES ('00000000-0000-4000-8000-00000000a009', 'own@example.com')",
+    );
+    let run = p.migrate(&["seed", "base", "--json"]);
+    run.success();
+    assert_eq!(totals(&run), (0, 0, 5));
+}
+
+#[test]
+fn a_bad_value_in_a_csv_file_names_its_line_and_column_on_an_empty_or_filled_table() {
+    let p = fixture("seed_csv_bad_value");
+    let file = format!(
+        "id,email,born\n{A},river@example.com,1990-04-01\n\"{B}\",sky@example.com,\"yesterday-ish\"\n"
+    );
+    p.write("seeds/base/010_coach.users.csv", &file);
+    // Empty table: the text goes to COPY, and the server's context gives the row.
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `born`: ERROR: invalid input syntax for type date: \"yesterday-ish\"");
+    assert_eq!(count(&p, "SELECT count(*) FROM coach.users"), 0);
+    // A filled table: the upsert statement, and the row found by bisection.
+    p.db.execute(&format!(
+        "INSERT INTO coach.users (id, email) VALUES ('{C}', 'own@example.com')"
+    ));
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `born`: ERROR: invalid input syntax for type date");
+    // Header and key problems are found before anything runs.
+    p.write(
+        "seeds/base/010_coach.users.csv",
+        &format!("id,email,level\n{A},a@example.com,1\n,b@example.com,2\n"),
+    );
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:1: coach.users header, column `level`: is a generated column");
+    p.write(
+        "seeds/base/010_coach.users.csv",
+        &format!("id,email\n{A},a@example.com\n,b@example.com\n{A},c@example.com\n"),
+    );
+    p.migrate(&["seed", "base"])
+        .code(2)
+        .stderr_has("seeds/base/010_coach.users.csv:3: coach.users row 2, column `id`: primary-key value is NULL")
+        .stderr_has("seeds/base/010_coach.users.csv:4: coach.users row 3: same primary key (id) as row 1");
+}
+
+#[test]
+fn an_unchanged_file_is_checked_again_after_its_table_changed_shape() {
+    let p = fixture("seed_unchanged_reshaped");
+    p.write("seeds/base/010_users.toml", &users_file());
+    p.migrate(&["seed", "base"]).success();
+    // A migration renames a column the file gives: the file no longer fits the table, and
+    // saying "unchanged" would hide that.
+    p.migration(
+        "0002_coach_rename.sql",
+        "-- UP\nALTER TABLE coach.users RENAME COLUMN born TO birthday;\n\
+         -- DOWN\nALTER TABLE coach.users RENAME COLUMN birthday TO born;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migrate(&["seed", "base"]).code(2).stderr_has(
+        "seeds/base/010_users.toml:2: coach.users row 1, column `born`: unknown column",
+    );
 }
