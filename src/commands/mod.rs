@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod check;
+pub mod lint;
 pub mod local;
 pub mod lock;
 pub mod new;

@@ -3,6 +3,7 @@
 //! written passes through `redact::mask`.
 
 mod human;
+mod lint;
 mod progress;
 mod promote;
 mod prompt;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::ExitStatus;
 use crate::redact::mask;
+pub use lint::{findings_lines, findings_table};
 pub use progress::{Bar, NoProgress, Progress};
 pub use prompt::TerminalPrompt;
 

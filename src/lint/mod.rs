@@ -1,0 +1,416 @@
+//! Offline lint of migration files: squawk's rules (through the `squawk-linter` library, on
+//! squawk's own parser) plus our row-level-security rules, with `-- squawk-ignore <rule>`
+//! acknowledgements in the file and, for files already applied, in `migrate.toml`. Pure: no
+//! database, no printing.
+
+mod ignore;
+mod rules;
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use serde::Serialize;
+use squawk_linter::{Linter, Rule as SquawkRule, Version};
+use squawk_syntax::{Parse, SourceFile, SyntaxNode};
+
+use crate::config::{Config, Environment};
+use crate::error::Error;
+use crate::migrations::Migration;
+pub use crate::verify::Level;
+use ignore::Ignores;
+pub use rules::OWN_RULES;
+
+/// The PostgreSQL version squawk assumes when `migrate.toml` names none.
+pub const DEFAULT_PG_VERSION: &str = "15";
+
+/// The rule name of a finding about an acknowledgement that acknowledges nothing.
+pub const UNUSED_IGNORE: &str = "unused-ignore";
+
+/// The rule name of a statement squawk's parser does not understand.
+pub const SYNTAX_ERROR: &str = "syntax-error";
+
+/// One finding, at a line of a migration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub file: String,
+    pub version: i64,
+    pub line: usize,
+    pub column: usize,
+    /// A stable kebab-case name: squawk's for its rules, ours for the rest.
+    pub rule: String,
+    pub level: Level,
+    pub message: String,
+    /// One line on what to do.
+    pub remedy: String,
+    /// `squawk` or `migrate`.
+    pub source: &'static str,
+}
+
+/// A finding that an acknowledgement covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acknowledged {
+    pub finding: Finding,
+    /// `file` (a `-- squawk-ignore` comment) or `migrate.toml`.
+    pub by: &'static str,
+    /// The reason given in `migrate.toml`, or after the rule in the comment.
+    pub reason: Option<String>,
+}
+
+/// What linting a set of migrations found.
+#[derive(Debug, Default, Serialize)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub acknowledged: Vec<Acknowledged>,
+}
+
+impl Outcome {
+    /// Unacknowledged error-level findings: what makes `lint` and `check` exit 1.
+    pub fn errors(&self) -> usize {
+        self.errors_found().count()
+    }
+
+    /// The unacknowledged error-level findings: what blocks a promotion.
+    pub fn errors_found(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.level == Level::Error)
+    }
+}
+
+/// How the files are linted: PostgreSQL version, which timeouts the runner sets, the
+/// managed schemas, and the acknowledgements kept in `migrate.toml`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub pg_version: String,
+    version: Version,
+    /// `lock_timeout` / `statement_timeout` the runner sets before every migration, so
+    /// squawk's `require-lock-timeout` / `require-statement-timeout` are satisfied.
+    pub runner_sets: Vec<&'static str>,
+    pub managed: Vec<String>,
+    acknowledge: Vec<crate::config::Acknowledgement>,
+}
+
+impl Settings {
+    /// From `migrate.toml`. `environments` are the environments the migrations will run in:
+    /// a timeout counts as set by the runner only when every one of them configures it.
+    pub fn new(config: &Config, environments: &[&Environment]) -> Result<Settings, Error> {
+        let pg_version = config
+            .lint
+            .pg_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PG_VERSION.to_string());
+        let version = Version::from_str(&pg_version).map_err(|e| {
+            Error::input(format!(
+                "migrate.toml: [lint] pg_version = \"{pg_version}\" is not a PostgreSQL version \
+                 such as \"15\" or \"16.2\" ({e})"
+            ))
+        })?;
+        for ack in &config.lint.acknowledge {
+            if !is_known_rule(&ack.rule) {
+                return Err(Error::input(format!(
+                    "migrate.toml: [[lint.acknowledge]] version {} names rule `{}`, which is \
+                     neither squawk's nor migrate's; see `migrate lint --help` and the README",
+                    ack.version, ack.rule
+                )));
+            }
+            if ack.reason.trim().is_empty() {
+                return Err(Error::input(format!(
+                    "migrate.toml: [[lint.acknowledge]] version {} rule `{}` needs a reason",
+                    ack.version, ack.rule
+                )));
+            }
+        }
+        let mut runner_sets = Vec::new();
+        if !environments.is_empty() {
+            if environments.iter().all(|e| e.lock_timeout.is_some()) {
+                runner_sets.push("lock_timeout");
+            }
+            if environments.iter().all(|e| e.statement_timeout.is_some()) {
+                runner_sets.push("statement_timeout");
+            }
+        }
+        Ok(Settings {
+            pg_version,
+            version,
+            runner_sets,
+            managed: config.schemas.managed.clone(),
+            acknowledge: config.lint.acknowledge.clone(),
+        })
+    }
+
+    fn squawk_linter(&self, transactional: bool) -> Linter {
+        let mut exclude = Vec::new();
+        if self.runner_sets.contains(&"lock_timeout") {
+            exclude.push(SquawkRule::RequireLockTimeout);
+        }
+        if self.runner_sets.contains(&"statement_timeout") {
+            exclude.push(SquawkRule::RequireStatementTimeout);
+        }
+        let mut linter = Linter::with_rules(&[], &exclude);
+        linter.settings.pg_version = self.version;
+        linter.settings.assume_in_transaction = transactional;
+        linter
+    }
+}
+
+/// Whether `name` is a rule squawk or migrate knows (or one of the two special ones).
+pub fn is_known_rule(name: &str) -> bool {
+    SquawkRule::from_str(name).is_ok()
+        || OWN_RULES.iter().any(|r| r.name == name)
+        || name == UNUSED_IGNORE
+        || name == SYNTAX_ERROR
+}
+
+/// Lints the UP sections of `all` (every migration of the project, in version order) and
+/// reports findings for those `selected` returns true for. Every file is read so that a
+/// `GRANT` knows what the tables it names hold, whichever file created them.
+pub fn lint(
+    all: &[Migration],
+    selected: impl Fn(&Migration) -> bool,
+    settings: &Settings,
+) -> Outcome {
+    let mut model = rules::Model::default();
+    let mut outcome = Outcome::default();
+    let mut used_acks: BTreeSet<usize> = BTreeSet::new();
+    for migration in all {
+        let text = section_text(migration);
+        let parse = SourceFile::parse(&text);
+        let root = parse.syntax_node();
+        model.learn(&root);
+        if !selected(migration) {
+            continue;
+        }
+        let lines = LineIndex::new(&text);
+        let ignores = Ignores::find(&root, &lines);
+        let raw = raw_findings(migration, settings, &text, &parse, &root, &ignores, &model);
+        let mut used_ignores = BTreeSet::new();
+        for (range_start, mut finding) in raw {
+            let (line, column) = lines.line_col(range_start);
+            finding.line = line;
+            finding.column = column;
+            if let Some((index, reason)) = ignores.covering(&finding.rule, range_start, line) {
+                used_ignores.insert(index);
+                outcome.acknowledged.push(Acknowledged {
+                    finding,
+                    by: "file",
+                    reason,
+                });
+                continue;
+            }
+            if let Some(index) = settings
+                .acknowledge
+                .iter()
+                .position(|a| a.version == migration.version && a.rule == finding.rule)
+            {
+                used_acks.insert(index);
+                outcome.acknowledged.push(Acknowledged {
+                    finding,
+                    by: "migrate.toml",
+                    reason: Some(settings.acknowledge[index].reason.clone()),
+                });
+                continue;
+            }
+            outcome.findings.push(finding);
+        }
+        for (index, ignore) in ignores.iter().enumerate() {
+            let (line, column) = lines.line_col(ignore.offset);
+            let mut messages: Vec<String> = ignore
+                .unknown
+                .iter()
+                .map(|name| format!("`-- squawk-ignore` names `{name}`, which is no rule"))
+                .collect();
+            if ignore.unknown.is_empty() && !used_ignores.contains(&index) {
+                messages.push(format!(
+                    "`-- squawk-ignore {}` acknowledges nothing here",
+                    ignore.names()
+                ));
+            }
+            for message in messages {
+                outcome.findings.push(Finding {
+                    file: migration.path.clone(),
+                    version: migration.version,
+                    line,
+                    column,
+                    rule: UNUSED_IGNORE.into(),
+                    level: Level::Warning,
+                    message,
+                    remedy: "remove the comment, or put it directly above the statement it is for"
+                        .into(),
+                    source: "migrate",
+                });
+            }
+        }
+    }
+    for (index, ack) in settings.acknowledge.iter().enumerate() {
+        let Some(migration) = all.iter().find(|m| m.version == ack.version) else {
+            continue;
+        };
+        if used_acks.contains(&index) || !selected(migration) {
+            continue;
+        }
+        outcome.findings.push(Finding {
+            file: migration.path.clone(),
+            version: migration.version,
+            line: migration.up.first_line,
+            column: 1,
+            rule: UNUSED_IGNORE.into(),
+            level: Level::Warning,
+            message: format!(
+                "migrate.toml acknowledges `{}` in version {:04}, which has no such finding",
+                ack.rule, ack.version
+            ),
+            remedy: "remove that [[lint.acknowledge]] entry".into(),
+            source: "migrate",
+        });
+    }
+    let sort = |f: &Finding| (f.version, f.line, f.column, f.rule.clone());
+    outcome.findings.sort_by_key(sort);
+    outcome.acknowledged.sort_by_key(|a| sort(&a.finding));
+    outcome
+}
+
+/// The UP section, preceded by blank lines so that offsets map to the file's own lines.
+fn section_text(migration: &Migration) -> String {
+    let mut text = "\n".repeat(migration.up.first_line.saturating_sub(1));
+    text.push_str(&migration.up.sql);
+    text
+}
+
+/// Every finding before acknowledgements, keyed by its byte offset in `text`.
+fn raw_findings(
+    migration: &Migration,
+    settings: &Settings,
+    text: &str,
+    parse: &Parse<SourceFile>,
+    root: &SyntaxNode,
+    ignores: &Ignores,
+    model: &rules::Model,
+) -> Vec<(usize, Finding)> {
+    let finding = |rule: String, level, message: String, remedy: String, source| Finding {
+        file: migration.path.clone(),
+        version: migration.version,
+        line: 0,
+        column: 0,
+        rule,
+        level,
+        message,
+        remedy,
+        source,
+    };
+    let mut out = Vec::new();
+    for error in parse.errors() {
+        out.push((
+            usize::from(error.range().start()),
+            finding(
+                SYNTAX_ERROR.into(),
+                Level::Error,
+                format!("squawk cannot parse this: {}", error.message()),
+                "fix the SQL, or acknowledge it if PostgreSQL accepts it (then lint cannot see \
+                 inside this statement)"
+                    .into(),
+                "squawk",
+            ),
+        ));
+    }
+    // squawk applies `-- squawk-ignore` itself and cannot say which ones it used, so it
+    // lints a copy with those comments blanked out and the acknowledgements are ours.
+    let masked;
+    let (parse, text) = if ignores.is_empty() {
+        (parse.clone(), text)
+    } else {
+        masked = ignores.masked(text);
+        (SourceFile::parse(&masked), masked.as_str())
+    };
+    let mut linter = settings.squawk_linter(migration.transactional);
+    for violation in linter.lint(&parse, text) {
+        let offset = usize::from(violation.text_range.start());
+        if violation.code == SquawkRule::RequireConcurrentIndexCreation
+            && rules::index_on_new_relation(root, offset)
+        {
+            continue;
+        }
+        let rule = violation.code.to_string();
+        let remedy = violation
+            .help
+            .clone()
+            .unwrap_or_else(|| format!("see https://squawkhq.com/docs/{rule}"));
+        out.push((
+            offset,
+            finding(
+                rule.clone(),
+                squawk_level(violation.code),
+                violation.message.clone(),
+                remedy,
+                "squawk",
+            ),
+        ));
+    }
+    for own in rules::check(root, model, &settings.managed) {
+        out.push((
+            own.offset,
+            finding(
+                own.rule.name.into(),
+                own.rule.level,
+                own.message,
+                own.remedy,
+                "migrate",
+            ),
+        ));
+    }
+    out
+}
+
+/// Errors are what takes a long lock, rewrites a table, loses data or fails part way;
+/// style and compatibility rules are warnings.
+fn squawk_level(rule: SquawkRule) -> Level {
+    use SquawkRule::*;
+    match rule {
+        RequireConcurrentIndexCreation
+        | RequireConcurrentIndexDeletion
+        | ConstraintMissingNotValid
+        | AddingFieldWithDefault
+        | AddingForeignKeyConstraint
+        | ChangingColumnType
+        | AddingNotNullableField
+        | AddingSerialPrimaryKeyField
+        | AddingRequiredField
+        | DisallowedUniqueConstraint
+        | RenamingColumn
+        | RenamingTable
+        | BanDropDatabase
+        | BanDropColumn
+        | BanDropTable
+        | BanDropNotNull
+        | BanConcurrentIndexCreationInTransaction
+        | TransactionNesting
+        | BanUncommittedTransaction
+        | BanTruncateCascade
+        | RequireConcurrentPartitionDetach
+        | RequireConcurrentReindex
+        | BanCreateDomainWithConstraint
+        | BanAlterDomainWithAddConstraint
+        | IdentifierTooLong
+        | BanDuplicateColumnAssignments => Level::Error,
+        _ => Level::Warning,
+    }
+}
+
+/// Byte offset → 1-based line and column.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset);
+        (line, offset - self.starts[line - 1] + 1)
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.line_col(offset).0
+    }
+}
