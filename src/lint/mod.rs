@@ -343,6 +343,22 @@ fn raw_findings(
             ),
         ));
     }
+    if migration.transactional {
+        if let Some(offset) = rules::lone_concurrent_index(root) {
+            out.push((
+                offset,
+                finding(
+                    SquawkRule::BanConcurrentIndexCreationInTransaction.to_string(),
+                    Level::Error,
+                    "CREATE INDEX CONCURRENTLY cannot run inside a transaction, and the runner \
+                     runs this migration in one"
+                        .into(),
+                    "add `-- transaction: none` to the file's header".into(),
+                    "migrate",
+                ),
+            ));
+        }
+    }
     for own in rules::check(root, model, &settings.managed) {
         out.push((
             own.offset,

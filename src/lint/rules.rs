@@ -584,3 +584,18 @@ pub fn index_on_new_relation(root: &SyntaxNode, offset: usize) -> bool {
     }
     false
 }
+
+/// The `CONCURRENTLY` of a section whose only statement is `CREATE INDEX CONCURRENTLY`.
+/// squawk assumes such a file may run outside a transaction; our runner wraps every
+/// migration without `-- transaction: none` in one, where PostgreSQL refuses it.
+pub fn lone_concurrent_index(root: &SyntaxNode) -> Option<usize> {
+    let mut statements = root.children();
+    let only = statements.next()?;
+    if statements.next().is_some() || only.kind() != SyntaxKind::CREATE_INDEX {
+        return None;
+    }
+    only.children_with_tokens()
+        .filter_map(|e| e.into_token())
+        .find(|t| t.kind() == SyntaxKind::CONCURRENTLY_KW)
+        .map(|t| usize::from(t.text_range().start()))
+}

@@ -6,6 +6,7 @@ mod domains;
 mod engine;
 mod envs;
 mod files;
+mod lint;
 mod local;
 mod seed_data;
 mod seeds;
