@@ -52,14 +52,17 @@ impl LintReport {
 
 /// The environments a migration will run in, for which timeouts the runner sets: the one
 /// named, else every one `migrate.toml` defines.
-pub fn environments<'a>(ctx: &'a Context, named: Option<&str>) -> Result<Vec<&'a Environment>, Error> {
+pub fn environments<'a>(
+    ctx: &'a Context,
+    named: Option<&str>,
+) -> Result<Vec<&'a Environment>, Error> {
     let config = &ctx.project.config;
     match named {
-        Some(name) => config
-            .env
-            .get(name)
-            .map(|e| vec![e])
-            .ok_or_else(|| Error::input(format!("unknown environment `{name}` in migrate.toml"))),
+        Some(name) => {
+            config.env.get(name).map(|e| vec![e]).ok_or_else(|| {
+                Error::input(format!("unknown environment `{name}` in migrate.toml"))
+            })
+        }
         None => Ok(config.env.values().collect()),
     }
 }
@@ -87,8 +90,18 @@ pub async fn lint(ctx: &Context, args: &LintArgs) -> anyhow::Result<LintReport> 
             .map(|m| m.version)
             .filter(|v| !applied.iter().any(|a| a.version == *v))
             .collect();
-        let (settings, outcome) = run(ctx, &files, |m| pending.contains(&m.version), env.as_deref())?;
-        return Ok(LintReport::new(pending.len(), &settings, outcome, args.format));
+        let (settings, outcome) = run(
+            ctx,
+            &files,
+            |m| pending.contains(&m.version),
+            env.as_deref(),
+        )?;
+        return Ok(LintReport::new(
+            pending.len(),
+            &settings,
+            outcome,
+            args.format,
+        ));
     } else if args.files.is_empty() {
         files.iter().map(|m| m.version).collect()
     } else {
@@ -100,7 +113,12 @@ pub async fn lint(ctx: &Context, args: &LintArgs) -> anyhow::Result<LintReport> 
         |m| chosen.contains(&m.version),
         ctx.global.env_name.as_deref(),
     )?;
-    Ok(LintReport::new(chosen.len(), &settings, outcome, args.format))
+    Ok(LintReport::new(
+        chosen.len(),
+        &settings,
+        outcome,
+        args.format,
+    ))
 }
 
 /// The versions of the migrations the paths name; a path that is not one of the project's
@@ -108,9 +126,9 @@ pub async fn lint(ctx: &Context, args: &LintArgs) -> anyhow::Result<LintReport> 
 fn select(ctx: &Context, files: &[Migration], paths: &[PathBuf]) -> Result<Vec<i64>, Error> {
     let mut versions = Vec::new();
     for path in paths {
-        let full = path.canonicalize().map_err(|e| {
-            Error::input(format!("cannot read {}: {e}", path.display()))
-        })?;
+        let full = path
+            .canonicalize()
+            .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
         let found = files.iter().find(|m| {
             let own = ctx.project.root.join(&m.path);
             own.canonicalize().unwrap_or(own) == full

@@ -10,10 +10,10 @@ use super::{count, Context};
 use crate::cli::PromotionArgs;
 use crate::db::{self, state};
 use crate::error::Error;
+use crate::lint::Finding as LintFinding;
 use crate::migrations::promotion::{self, Obstacle, Reason};
 use crate::migrations::Migration;
 use crate::target::{self, Target};
-use crate::lint::Finding as LintFinding;
 use crate::verify::{Finding, Level};
 
 /// One side of a promotion, as it stood when planned.

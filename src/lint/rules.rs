@@ -104,11 +104,13 @@ impl Model {
                     else {
                         continue;
                     };
-                    let holds = has_user_column(&statement) || self.references_user_data(&statement);
+                    let holds =
+                        has_user_column(&statement) || self.references_user_data(&statement);
                     self.user_data.insert(name, holds);
                 }
                 SyntaxKind::ALTER_TABLE => {
-                    let Some(name) = first(&statement, SyntaxKind::TABLE_NAME_REF).map(|n| name(&n))
+                    let Some(name) =
+                        first(&statement, SyntaxKind::TABLE_NAME_REF).map(|n| name(&n))
                     else {
                         continue;
                     };
@@ -173,7 +175,8 @@ pub fn check(root: &SyntaxNode, model: &Model, managed: &[String]) -> Vec<OwnFin
     for statement in root.children() {
         match statement.kind() {
             SyntaxKind::CREATE_TABLE => {
-                let Some(table) = child(&statement, SyntaxKind::TABLE_NAME).map(|n| name(&n)) else {
+                let Some(table) = child(&statement, SyntaxKind::TABLE_NAME).map(|n| name(&n))
+                else {
                     continue;
                 };
                 if !is_managed(&table) {
@@ -254,7 +257,9 @@ fn policy(statement: &SyntaxNode, model: &Model, out: &mut Vec<OwnFinding>) {
             continue;
         };
         let callee = fold_path(&callee.text().to_string());
-        let wrapped = call.parent().is_some_and(|p| p.kind() == SyntaxKind::TARGET);
+        let wrapped = call
+            .parent()
+            .is_some_and(|p| p.kind() == SyntaxKind::TARGET);
         if PER_ROW.contains(&callee.as_str()) && !wrapped {
             out.push(OwnFinding {
                 rule: &AUTH_RLS_INITPLAN,
@@ -269,8 +274,12 @@ fn policy(statement: &SyntaxNode, model: &Model, out: &mut Vec<OwnFinding>) {
     if statement.kind() != SyntaxKind::CREATE_POLICY {
         return;
     }
-    let restrictive = child(statement, SyntaxKind::AS_POLICY_TYPE)
-        .is_some_and(|t| t.text().to_string().to_ascii_lowercase().contains("restrictive"));
+    let restrictive = child(statement, SyntaxKind::AS_POLICY_TYPE).is_some_and(|t| {
+        t.text()
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("restrictive")
+    });
     let roles: Vec<String> = child(statement, SyntaxKind::POLICY_ROLES)
         .map(|r| role_names(&r))
         .unwrap_or_else(|| vec!["public".into()]);
@@ -387,7 +396,9 @@ fn grant(
     let mut writes = Vec::new();
     for privilege in statement.children() {
         match privilege.kind() {
-            SyntaxKind::ALL_PRIVILEGES if first(&privilege, SyntaxKind::COLUMN_REF_LIST).is_none() => {
+            SyntaxKind::ALL_PRIVILEGES
+                if first(&privilege, SyntaxKind::COLUMN_REF_LIST).is_none() =>
+            {
                 writes.push("ALL".to_string())
             }
             SyntaxKind::REVOKE_COMMAND_LIST => {
@@ -397,7 +408,10 @@ fn grant(
                     .filter(|c| child(c, SyntaxKind::COLUMN_REF_LIST).is_none())
                 {
                     let word = command.text().to_string().trim().to_ascii_uppercase();
-                    if matches!(word.as_str(), "INSERT" | "UPDATE" | "DELETE" | "TRUNCATE" | "ALL") {
+                    if matches!(
+                        word.as_str(),
+                        "INSERT" | "UPDATE" | "DELETE" | "TRUNCATE" | "ALL"
+                    ) {
                         writes.push(word);
                     }
                 }

@@ -197,10 +197,7 @@ impl Report for CheckReport {
             out.push_str(&format!("{} is current\n", self.lock));
         }
         if !self.lint.findings.is_empty() {
-            out.push_str(&format!(
-                "{}\n",
-                super::findings_lines(&self.lint.findings)
-            ));
+            out.push_str(&format!("{}\n", super::findings_lines(&self.lint.findings)));
         }
         out.push_str(&format!(
             "lint: {} error(s), {} warning(s), {} acknowledged\n",

@@ -97,13 +97,26 @@ fn each_risky_pattern_is_found_with_file_and_line() {
         );
     }
     // A column list is fine; the acknowledged index is not reported but listed as such.
-    assert!(!findings.iter().any(|(_, l, _, _)| *l == 11 || *l == 13), "{findings:#?}");
+    assert!(
+        !findings.iter().any(|(_, l, _, _)| *l == 11 || *l == 13),
+        "{findings:#?}"
+    );
     let acknowledged = found(&json, "acknowledged");
-    assert!(has(&acknowledged, 13, "require-concurrent-index-creation", "error"));
-    assert_eq!(json["acknowledged"][0]["reason"], "reviewed: coach.t is small");
+    assert!(has(
+        &acknowledged,
+        13,
+        "require-concurrent-index-creation",
+        "error"
+    ));
+    assert_eq!(
+        json["acknowledged"][0]["reason"],
+        "reviewed: coach.t is small"
+    );
     // The base migration is clean, and the runner sets both timeouts.
     assert!(
-        !findings.iter().any(|(f, ..)| f.ends_with("0001_coach_base.sql")),
+        !findings
+            .iter()
+            .any(|(f, ..)| f.ends_with("0001_coach_base.sql")),
         "{findings:#?}"
     );
     assert_eq!(json["ok"], false);
@@ -227,16 +240,23 @@ fn transaction_mode_is_per_file() {
     let findings = found(&json, "findings");
     // Inside a transaction CONCURRENTLY fails (even as the only statement, which squawk
     // assumes could run outside one); outside, squawk asks for robust statements.
-    assert!(findings.iter().any(|(f, l, r, lv)| f.ends_with("0002_coach_concurrently.sql")
-        && *l == 2
-        && r == "ban-concurrent-index-creation-in-transaction"
-        && lv == "error"), "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .any(|(f, l, r, lv)| f.ends_with("0002_coach_concurrently.sql")
+                && *l == 2
+                && r == "ban-concurrent-index-creation-in-transaction"
+                && lv == "error"),
+        "{findings:#?}"
+    );
     assert!(findings
         .iter()
-        .any(|(f, l, r, _)| f.ends_with("0003_coach_outside.sql") && *l == 3 && r == "prefer-robust-stmts"));
-    assert!(!findings
-        .iter()
-        .any(|(f, _, r, _)| f.ends_with("0003_coach_outside.sql") && r.starts_with("ban-concurrent")));
+        .any(|(f, l, r, _)| f.ends_with("0003_coach_outside.sql")
+            && *l == 3
+            && r == "prefer-robust-stmts"));
+    assert!(!findings.iter().any(
+        |(f, _, r, _)| f.ends_with("0003_coach_outside.sql") && r.starts_with("ban-concurrent")
+    ));
 }
 
 #[test]
@@ -282,8 +302,16 @@ fn plan_refuses_while_a_migration_to_promote_has_an_unacknowledged_error() {
         "-- UP\n-- squawk-ignore require-concurrent-index-creation -- reviewed\n\
          CREATE INDEX t_x ON coach.t (x);\n-- DOWN\nDROP INDEX coach.t_x;\n",
     );
-    let env = [("STAGING_URL", p.db.url.as_str()), ("PRODUCTION_URL", prod.url.as_str())];
-    let plan = || p.migrate_raw(&["plan", "--from", "staging", "--to", "production", "--json"], &env);
+    let env = [
+        ("STAGING_URL", p.db.url.as_str()),
+        ("PRODUCTION_URL", prod.url.as_str()),
+    ];
+    let plan = || {
+        p.migrate_raw(
+            &["plan", "--from", "staging", "--to", "production", "--json"],
+            &env,
+        )
+    };
     p.migrate_raw(&["up", "--env", "production", "--to", "1"], &env)
         .success();
     p.migrate_raw(&["up", "--env", "staging"], &env).success();
@@ -305,15 +333,36 @@ fn plan_refuses_while_a_migration_to_promote_has_an_unacknowledged_error() {
     assert_eq!(reasons.len(), 1, "{reasons:#?}");
     assert_eq!(reasons[0]["kind"], "lint");
     assert_eq!(reasons[0]["version"], 3);
-    assert!(reasons[0]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("migrations/0003_coach_index.sql:2: lint error require-concurrent-index-creation"));
+    assert!(reasons[0]["message"].as_str().unwrap().starts_with(
+        "migrations/0003_coach_index.sql:2: lint error require-concurrent-index-creation"
+    ));
     let findings = found(&json, "lint");
     assert_eq!(findings.len(), 1, "{findings:#?}");
+    // `lint --pending` on production: what `up` would apply there, for its settings.
+    let pending = p.migrate_raw(
+        &["lint", "--pending", "--env", "production", "--json"],
+        &env,
+    );
+    pending.code(1);
+    let json = pending.json();
+    assert_eq!(json["files"], 2);
+    assert_eq!(
+        json["set_by_runner"],
+        serde_json::json!(["lock_timeout", "statement_timeout"])
+    );
+    let rules: Vec<_> = found(&json, "findings");
+    assert_eq!(rules.len(), 1, "{rules:#?}");
+    assert_eq!(rules[0].0, "migrations/0003_coach_index.sql");
     // promote refuses the same way, and applies nothing.
     p.migrate_raw(
-        &["promote", "--from", "staging", "--to", "production", "--yes"],
+        &[
+            "promote",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+            "--yes",
+        ],
         &env,
     )
     .code(1)
