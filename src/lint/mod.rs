@@ -179,7 +179,12 @@ pub fn lint(
             continue;
         }
         let lines = LineIndex::new(&text);
-        let ignores = Ignores::find(&root, &lines);
+        // Most files have no acknowledgement: skip walking their tokens for one.
+        let ignores = if text.contains("squawk-ignore") {
+            Ignores::find(&root, &lines)
+        } else {
+            Ignores::default()
+        };
         let raw = raw_findings(migration, settings, &text, &parse, &root, &ignores, &model);
         let mut used_ignores = BTreeSet::new();
         for (range_start, mut finding) in raw {
@@ -428,5 +433,96 @@ impl LineIndex {
 
     fn line(&self, offset: usize) -> usize {
         self.line_col(offset).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::{parse, FileName};
+
+    fn migration(version: i64, text: &str) -> Migration {
+        let file = FileName {
+            version,
+            name: format!("coach_m{version}"),
+            domain: "coach".into(),
+        };
+        parse(file, &format!("m{version}.sql"), text.as_bytes()).unwrap()
+    }
+
+    fn lint_one(text: &str) -> Outcome {
+        let settings = Settings::new(&Config::default(), &[]).unwrap();
+        lint(&[migration(1, text)], |_| true, &settings)
+    }
+
+    fn rules_at(outcome: &Outcome) -> Vec<(usize, &str)> {
+        outcome
+            .findings
+            .iter()
+            .filter(|f| !f.rule.starts_with("require-") || f.rule.contains("concurrent"))
+            .map(|f| (f.line, f.rule.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_ignore_covers_the_whole_next_statement_and_only_it() {
+        let outcome = lint_one(
+            "-- header\n-- UP\n-- squawk-ignore prefer-bigint-over-int -- counters\n\
+             CREATE TABLE coach.t (\n  id uuid PRIMARY KEY,\n  n int\n);\n\
+             ALTER TABLE coach.t ENABLE ROW LEVEL SECURITY;\n\
+             CREATE TABLE coach.u (id uuid PRIMARY KEY, n int);\n\
+             ALTER TABLE coach.u ENABLE ROW LEVEL SECURITY;\n-- DOWN\n",
+        );
+        assert_eq!(rules_at(&outcome), vec![(9, "prefer-bigint-over-int")]);
+        assert_eq!(outcome.acknowledged.len(), 1);
+        assert_eq!(outcome.acknowledged[0].finding.line, 6);
+        assert_eq!(outcome.acknowledged[0].reason.as_deref(), Some("counters"));
+    }
+
+    #[test]
+    fn unknown_and_unused_ignores_are_warnings_and_our_rules_can_be_ignored() {
+        let outcome = lint_one(
+            "-- UP\n-- squawk-ignore no-such-rule\nSELECT 1;\n-- squawk-ignore rls-disabled\n\
+             CREATE TABLE \"coach\".\"T\" (id uuid PRIMARY KEY);\n\
+             -- squawk-ignore-file prefer-text-field\n-- DOWN\n",
+        );
+        let found = rules_at(&outcome);
+        assert_eq!(
+            found,
+            vec![(2, UNUSED_IGNORE), (6, UNUSED_IGNORE)],
+            "{outcome:#?}"
+        );
+        assert!(outcome.findings[0].message.contains("no-such-rule"));
+        assert_eq!(outcome.acknowledged[0].finding.rule, "rls-disabled");
+        assert!(outcome.acknowledged[0].finding.message.contains("coach.T"));
+    }
+
+    #[test]
+    fn user_data_follows_foreign_keys_across_migrations() {
+        let settings = Settings::new(&Config::default(), &[]).unwrap();
+        let all = [
+            migration(
+                1,
+                "-- UP\nCREATE TABLE coach.a (id uuid PRIMARY KEY, user_id uuid);\n\
+                 CREATE TABLE coach.lookup (id uuid PRIMARY KEY);\n-- DOWN\n",
+            ),
+            migration(
+                2,
+                "-- UP\nCREATE TABLE coach.b (id uuid PRIMARY KEY, a uuid REFERENCES coach.a (id));\n\
+                 ALTER TABLE coach.b ENABLE ROW LEVEL SECURITY;\n\
+                 GRANT UPDATE ON coach.b TO authenticated;\n\
+                 GRANT UPDATE ON coach.lookup TO authenticated;\n\
+                 CREATE POLICY p ON coach.b FOR SELECT TO anon USING ((true));\n-- DOWN\n",
+            ),
+        ];
+        let outcome = lint(&all, |m| m.version == 2, &settings);
+        let found: Vec<(usize, &str)> = rules_at(&outcome);
+        assert_eq!(
+            found,
+            vec![
+                (4, "whole-table-write-grant"),
+                (6, "rls-policy-always-true")
+            ]
+        );
     }
 }

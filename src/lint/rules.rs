@@ -49,6 +49,12 @@ const RLS_POLICY_ALWAYS_TRUE: OwnRule = OwnRule {
     summary: "a permissive policy for anon, authenticated or PUBLIC with USING (true) or WITH CHECK (true) on a user-data table",
     verify_twin: Some("rls_policy_always_true"),
 };
+const MATERIALIZED_VIEW_IN_API: OwnRule = OwnRule {
+    name: "materialized-view-in-api",
+    level: Level::Warning,
+    summary: "SELECT on a materialized view granted to anon, authenticated or PUBLIC (RLS does not apply to it)",
+    verify_twin: Some("materialized_view_in_api"),
+};
 const NO_PRIMARY_KEY: OwnRule = OwnRule {
     name: "no-primary-key",
     level: Level::Warning,
@@ -57,12 +63,13 @@ const NO_PRIMARY_KEY: OwnRule = OwnRule {
 };
 
 /// Every rule of ours, in README order.
-pub const OWN_RULES: [&OwnRule; 6] = [
+pub const OWN_RULES: [&OwnRule; 7] = [
     &RLS_DISABLED,
     &AUTH_RLS_INITPLAN,
     &FUNCTION_SEARCH_PATH_MUTABLE,
     &WHOLE_TABLE_WRITE_GRANT,
     &RLS_POLICY_ALWAYS_TRUE,
+    &MATERIALIZED_VIEW_IN_API,
     &NO_PRIMARY_KEY,
 ];
 
@@ -84,12 +91,14 @@ type Name = (Option<String>, String);
 #[derive(Debug)]
 pub struct Model {
     user_data: BTreeMap<Name, bool>,
+    materialized_views: BTreeSet<Name>,
 }
 
 impl Default for Model {
     fn default() -> Model {
         Model {
             user_data: BTreeMap::from([((Some("auth".into()), "users".into()), true)]),
+            materialized_views: BTreeSet::new(),
         }
     }
 }
@@ -107,6 +116,11 @@ impl Model {
                     let holds =
                         has_user_column(&statement) || self.references_user_data(&statement);
                     self.user_data.insert(name, holds);
+                }
+                SyntaxKind::CREATE_MATERIALIZED_VIEW => {
+                    if let Some(view) = child(&statement, SyntaxKind::VIEW) {
+                        self.materialized_views.insert(name(&view));
+                    }
                 }
                 SyntaxKind::ALTER_TABLE => {
                     let Some(name) =
@@ -393,6 +407,7 @@ fn grant(
     if api.is_empty() {
         return;
     }
+    matview_grant(statement, model, &api, out);
     let mut writes = Vec::new();
     for privilege in statement.children() {
         match privilege.kind() {
@@ -475,6 +490,54 @@ fn grant(
             targets.join(", ")
         ),
         remedy: "grant INSERT/UPDATE on a column list, e.g. GRANT UPDATE (display_name) ON ... TO authenticated"
+            .into(),
+    });
+}
+
+/// SELECT (or ALL) on a materialized view to an API role: RLS does not apply to it.
+fn matview_grant(
+    statement: &SyntaxNode,
+    model: &Model,
+    api: &[&String],
+    out: &mut Vec<OwnFinding>,
+) {
+    let reads = statement.children().any(|p| match p.kind() {
+        SyntaxKind::ALL_PRIVILEGES => true,
+        SyntaxKind::REVOKE_COMMAND_LIST => p.children().any(|c| {
+            matches!(
+                c.text().to_string().trim().to_ascii_uppercase().as_str(),
+                "SELECT" | "ALL"
+            )
+        }),
+        _ => false,
+    });
+    if !reads {
+        return;
+    }
+    let views: Vec<String> = child(statement, SyntaxKind::ON_PRIVILEGE_OBJECTS_CLAUSE)
+        .into_iter()
+        .flat_map(|o| o.descendants())
+        .filter(|n| n.kind() == SyntaxKind::RELATION_NAME_REF)
+        .map(|n| name(&n))
+        .filter(|n| model.materialized_views.contains(n))
+        .map(|n| show(&n))
+        .collect();
+    if views.is_empty() {
+        return;
+    }
+    let roles = api
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    out.push(OwnFinding {
+        rule: &MATERIALIZED_VIEW_IN_API,
+        offset: start(statement),
+        message: format!(
+            "materialized view {} is readable by {roles}: row level security does not apply to it",
+            views.join(", ")
+        ),
+        remedy: "grant it to service_role only and serve rows through a SECURITY DEFINER function that filters on (select auth.uid())"
             .into(),
     });
 }

@@ -30,6 +30,8 @@ GRANT SELECT, UPDATE (x) ON coach.t TO authenticated;
 CREATE INDEX t_u ON coach.t (u);
 -- squawk-ignore ban-drop-column
 SELECT 1;
+CREATE MATERIALIZED VIEW coach.mv AS SELECT id, user_id FROM coach.t;
+GRANT SELECT ON coach.mv TO authenticated;
 -- DOWN
 SELECT 1;
 ";
@@ -90,6 +92,7 @@ fn each_risky_pattern_is_found_with_file_and_line() {
         (9, "function-search-path-mutable", "error"),
         (10, "whole-table-write-grant", "warning"),
         (14, "unused-ignore", "warning"),
+        (17, "materialized-view-in-api", "warning"),
     ] {
         assert!(
             has(&findings, line, rule, level),
