@@ -71,7 +71,7 @@ pub fn environments<'a>(
 pub fn run(
     ctx: &Context,
     files: &[Migration],
-    selected: impl Fn(&Migration) -> bool,
+    selected: impl Fn(&Migration) -> bool + Sync,
     environment: Option<&str>,
 ) -> Result<(Settings, Outcome), Error> {
     let settings = Settings::new(&ctx.project.config, &environments(ctx, environment)?)?;

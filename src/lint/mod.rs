@@ -164,28 +164,27 @@ pub fn is_known_rule(name: &str) -> bool {
 /// `GRANT` knows what the tables it names hold, whichever file created them.
 pub fn lint(
     all: &[Migration],
-    selected: impl Fn(&Migration) -> bool,
+    selected: impl Fn(&Migration) -> bool + Sync,
     settings: &Settings,
 ) -> Outcome {
+    let prepared = prepare_all(all, &selected, settings);
     let mut model = rules::Model::default();
     let mut outcome = Outcome::default();
     let mut used_acks: BTreeSet<usize> = BTreeSet::new();
-    for migration in all {
-        let text = section_text(migration);
-        let parse = SourceFile::parse(&text);
+    for (migration, prepared) in all.iter().zip(prepared) {
+        let Prepared {
+            text,
+            parse,
+            squawk,
+        } = prepared;
         let root = parse.syntax_node();
         model.learn(&root);
-        if !selected(migration) {
+        let Some(mut raw) = squawk else {
             continue;
-        }
-        let lines = LineIndex::new(&text);
-        // Most files have no acknowledgement: skip walking their tokens for one.
-        let ignores = if text.contains("squawk-ignore") {
-            Ignores::find(&root, &lines)
-        } else {
-            Ignores::default()
         };
-        let raw = raw_findings(migration, settings, &text, &parse, &root, &ignores, &model);
+        let lines = LineIndex::new(&text);
+        let ignores = find_ignores(&text, &root, &lines);
+        raw.extend(own_findings(migration, &root, &model, settings));
         let mut used_ignores = BTreeSet::new();
         for (range_start, mut finding) in raw {
             let (line, column) = lines.line_col(range_start);
@@ -279,17 +278,65 @@ fn section_text(migration: &Migration) -> String {
     text
 }
 
-/// Every finding before acknowledgements, keyed by its byte offset in `text`.
-fn raw_findings(
-    migration: &Migration,
+/// One file parsed, with squawk's findings when it is selected.
+struct Prepared {
+    text: String,
+    parse: Parse<SourceFile>,
+    squawk: Option<Vec<(usize, Finding)>>,
+}
+
+/// Parses every file and runs squawk on the selected ones, on all cores: the files do not
+/// depend on each other until our rules need what earlier migrations created.
+fn prepare_all(
+    all: &[Migration],
+    selected: &(impl Fn(&Migration) -> bool + Sync),
     settings: &Settings,
-    text: &str,
-    parse: &Parse<SourceFile>,
-    root: &SyntaxNode,
-    ignores: &Ignores,
-    model: &rules::Model,
-) -> Vec<(usize, Finding)> {
-    let finding = |rule: String, level, message: String, remedy: String, source| Finding {
+) -> Vec<Prepared> {
+    let prepare = |m: &Migration| {
+        let text = section_text(m);
+        let parse = SourceFile::parse(&text);
+        let squawk = selected(m).then(|| squawk_findings(m, settings, &text, &parse));
+        Prepared {
+            text,
+            parse,
+            squawk,
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || all.len() < 16 {
+        return all.iter().map(prepare).collect();
+    }
+    let chunk = all.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(prepare).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Most files have no acknowledgement: skip walking their tokens for one.
+fn find_ignores(text: &str, root: &SyntaxNode, lines: &LineIndex) -> Ignores {
+    if text.contains("squawk-ignore") {
+        Ignores::find(root, lines)
+    } else {
+        Ignores::default()
+    }
+}
+
+fn new_finding(
+    migration: &Migration,
+    rule: String,
+    level: Level,
+    message: String,
+    remedy: String,
+    source: &'static str,
+) -> Finding {
+    Finding {
         file: migration.path.clone(),
         version: migration.version,
         line: 0,
@@ -299,7 +346,20 @@ fn raw_findings(
         message,
         remedy,
         source,
+    }
+}
+
+/// squawk's findings (and its parser's errors) before acknowledgements, keyed by byte offset.
+fn squawk_findings(
+    migration: &Migration,
+    settings: &Settings,
+    text: &str,
+    parse: &Parse<SourceFile>,
+) -> Vec<(usize, Finding)> {
+    let finding = |rule, level, message, remedy| {
+        new_finding(migration, rule, level, message, remedy, "squawk")
     };
+    let root = parse.syntax_node();
     let mut out = Vec::new();
     for error in parse.errors() {
         out.push((
@@ -311,12 +371,12 @@ fn raw_findings(
                 "fix the SQL, or acknowledge it if PostgreSQL accepts it (then lint cannot see \
                  inside this statement)"
                     .into(),
-                "squawk",
             ),
         ));
     }
     // squawk applies `-- squawk-ignore` itself and cannot say which ones it used, so it
     // lints a copy with those comments blanked out and the acknowledgements are ours.
+    let ignores = find_ignores(text, &root, &LineIndex::new(text));
     let masked;
     let (parse, text) = if ignores.is_empty() {
         (parse.clone(), text)
@@ -328,7 +388,7 @@ fn raw_findings(
     for violation in linter.lint(&parse, text) {
         let offset = usize::from(violation.text_range.start());
         if violation.code == SquawkRule::RequireConcurrentIndexCreation
-            && rules::index_on_new_relation(root, offset)
+            && rules::index_on_new_relation(&root, offset)
         {
             continue;
         }
@@ -340,19 +400,30 @@ fn raw_findings(
         out.push((
             offset,
             finding(
-                rule.clone(),
+                rule,
                 squawk_level(violation.code),
                 violation.message.clone(),
                 remedy,
-                "squawk",
             ),
         ));
     }
+    out
+}
+
+/// Our rules' findings, keyed by byte offset.
+fn own_findings(
+    migration: &Migration,
+    root: &SyntaxNode,
+    model: &rules::Model,
+    settings: &Settings,
+) -> Vec<(usize, Finding)> {
+    let mut out = Vec::new();
     if migration.transactional {
         if let Some(offset) = rules::lone_concurrent_index(root) {
             out.push((
                 offset,
-                finding(
+                new_finding(
+                    migration,
                     SquawkRule::BanConcurrentIndexCreationInTransaction.to_string(),
                     Level::Error,
                     "CREATE INDEX CONCURRENTLY cannot run inside a transaction, and the runner \
@@ -367,7 +438,8 @@ fn raw_findings(
     for own in rules::check(root, model, &settings.managed) {
         out.push((
             own.offset,
-            finding(
+            new_finding(
+                migration,
                 own.rule.name.into(),
                 own.rule.level,
                 own.message,
