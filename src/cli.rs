@@ -112,6 +112,8 @@ pub enum Command {
     /// Load a seed set idempotently (base, or test = base then test), or show what is loaded.
     #[command(subcommand, after_help = EXAMPLES_SEED)]
     Seed(SeedCommand),
+    /// Offline: risky DDL (squawk's rules) and row-level-security gaps in migration files.
+    Lint(LintArgs),
     /// Apply pending migrations, then load a seed set: one command for CI and new developers.
     #[command(after_help = EXAMPLES_SETUP)]
     Setup(SetupArgs),
@@ -300,6 +302,35 @@ pub struct SeedArgs {
     /// Load inside a transaction that is rolled back: report the counts, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Acknowledge a finding with `-- squawk-ignore <rule> -- reason` directly above \
+                  the statement, or, for a migration already applied, with a [[lint.acknowledge]] \
+                  entry (version, rule, reason) in migrate.toml. Exit 1 on an error-level finding.\n\n\
+                  Examples:\n  migrate lint\n  migrate lint --pending --env production\n  \
+                  migrate lint --format github migrations/0060_coach_streaks.sql"
+)]
+pub struct LintArgs {
+    /// Migration files to lint (default: every migration of the project).
+    #[arg(value_name = "FILES", conflicts_with = "pending")]
+    pub files: Vec<PathBuf>,
+    /// Only the migrations `up` would apply to the target database.
+    #[arg(long)]
+    pub pending: bool,
+    /// human: a table; json: as --json; github: workflow annotations for CI.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+}
+
+/// How `lint` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LintFormat {
+    #[default]
+    Human,
+    Json,
+    Github,
 }
 
 /// `--help` of every command ends with these examples.

@@ -29,6 +29,29 @@ pub struct Config {
     pub lock: Lock,
     #[serde(default)]
     pub verify: VerifyConfig,
+    #[serde(default)]
+    pub lint: Lint,
+}
+
+/// `[lint]`: the PostgreSQL version squawk's rules assume, and acknowledgements of findings
+/// in migrations that can no longer change (already applied: editing them changes their
+/// checksum).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lint {
+    /// e.g. "15" or "16.2"; default 15.
+    pub pg_version: Option<String>,
+    pub acknowledge: Vec<LintAcknowledgement>,
+}
+
+/// `[[lint.acknowledge]]`: every finding of `rule` in migration `version` is accepted, for
+/// `reason`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintAcknowledgement {
+    pub version: i64,
+    pub rule: String,
+    pub reason: String,
 }
 
 /// `[lock]`: how `migrate lock` prepares its scratch database.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod conninfo;
 pub mod db;
 pub mod error;
+pub mod lint;
 pub mod local;
 pub mod lockfile;
 pub mod migrations;
@@ -108,6 +109,14 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             }
             Command::Seed(SeedCommand::Status) => {
                 printer.emit(&commands::seed::status(&ctx).await?)
+            }
+            Command::Lint(args) => {
+                let report = commands::lint::lint(&ctx, args).await?;
+                if args.format == cli::LintFormat::Json && !ctx.global.json {
+                    Printer::new(true, ctx.global.quiet).emit(&report)
+                } else {
+                    printer.emit(&report)
+                }
             }
             Command::Seed(SeedCommand::Clear(args)) => {
                 printer.emit(&commands::seed::clear(&ctx, args).await?)

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::lint::Finding;
 use crate::lockfile::{self, Lockfile, Stale};
 
 #[derive(Debug, Serialize)]
@@ -22,6 +23,16 @@ pub struct CheckReport {
     pub stale: Vec<Stale>,
     /// The managed schemas the lock was made for, when `migrate.toml` now lists others.
     pub lock_schemas: Option<Vec<String>>,
+    /// What `lint` finds in every migration: an error-level finding fails the check.
+    pub lint: LintCheck,
+}
+
+/// The lint part of `check`.
+#[derive(Debug, Serialize)]
+pub struct LintCheck {
+    pub errors: usize,
+    pub findings: Vec<Finding>,
+    pub acknowledged: usize,
 }
 
 impl CheckReport {
@@ -36,7 +47,13 @@ pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
     let shown = ctx.project.config.paths.lock.display().to_string();
     let lock = Lockfile::read(&ctx.project.lock_path(), &shown)?;
     let dir = ctx.project.config.paths.migrations.display().to_string();
+    let (_, outcome) = super::lint::run(ctx, &files, |_| true, ctx.global.env_name.as_deref())?;
     Ok(CheckReport {
+        lint: LintCheck {
+            errors: outcome.errors(),
+            acknowledged: outcome.acknowledged.len(),
+            findings: outcome.findings,
+        },
         migrations: files.len(),
         head: files.last().map(|m| m.version),
         irreversible: files

@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod check;
 pub mod completions;
 pub mod database;
+pub mod lint;
 pub mod local;
 pub mod lock;
 pub mod new;

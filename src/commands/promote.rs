@@ -9,6 +9,7 @@ use super::{count, listed, Context};
 use crate::cli::PromotionArgs;
 use crate::db::{self, state};
 use crate::error::Error;
+use crate::lint::Finding as LintFinding;
 use crate::migrations::promotion::{self, Obstacle, Reason};
 use crate::migrations::Migration;
 use crate::target::{self, Target};
@@ -45,6 +46,10 @@ pub struct PlanReport {
     pub may_proceed: bool,
     /// Why not, when `may_proceed` is false.
     pub reasons: Vec<Reason>,
+    /// What `lint` finds in the migrations to apply, linted for the destination environment;
+    /// an unacknowledged error-level finding blocks the promotion, warnings are listed.
+    pub lint: Vec<LintFinding>,
+    pub lint_acknowledged: usize,
 }
 
 /// What `verify` found on one database, as far as a promotion cares.
@@ -163,6 +168,28 @@ async fn compare<'a>(
     let to_verify = drift_findings(ctx, to, files).await?;
     reasons.extend(drift_reasons(&from.name, &from_verify));
     reasons.extend(drift_reasons(&to.name, &to_verify));
+    let to_promote: Vec<i64> = comparison.missing.iter().map(|r| r.version).collect();
+    let (_, lint) = super::lint::run(
+        ctx,
+        files,
+        |m| to_promote.contains(&m.version),
+        Some(&to.name),
+    )?;
+    reasons.extend(lint.errors_found().map(|f| {
+        Reason::new(
+            Obstacle::Lint,
+            Some(f.version),
+            format!(
+                "{}:{}: lint {} {}: {} (fix it, or acknowledge it with `-- squawk-ignore {}`)",
+                f.file,
+                f.line,
+                f.level.as_str(),
+                f.rule,
+                f.message,
+                f.rule
+            ),
+        )
+    }));
     let missing = comparison
         .missing
         .iter()
@@ -189,6 +216,8 @@ async fn compare<'a>(
         missing,
         may_proceed: reasons.is_empty(),
         reasons,
+        lint_acknowledged: lint.acknowledged.len(),
+        lint: lint.findings,
     };
     let to_apply = if report.may_proceed {
         comparison.files

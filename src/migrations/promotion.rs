@@ -27,6 +27,8 @@ pub enum Obstacle {
     FileChanged,
     /// `verify` found drift or an error on one side.
     Drift,
+    /// `lint` found an unacknowledged finding in a migration to apply.
+    Lint,
 }
 
 /// One obstacle, on one version when it concerns one.

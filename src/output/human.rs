@@ -268,11 +268,20 @@ impl Report for CheckReport {
         if !self.lock_outdated() {
             out.push_str(&format!("{} is current\n", self.lock));
         }
+        if !self.lint.findings.is_empty() {
+            out.push_str(&format!("{}\n", super::findings_lines(&self.lint.findings)));
+        }
+        out.push_str(&format!(
+            "lint: {} error(s), {} warning(s), {} acknowledged\n",
+            self.lint.errors,
+            self.lint.findings.len() - self.lint.errors,
+            self.lint.acknowledged
+        ));
         out
     }
 
     fn status(&self) -> ExitStatus {
-        if self.lock_outdated() {
+        if self.lock_outdated() || self.lint.errors > 0 {
             ExitStatus::Failure
         } else {
             ExitStatus::Success
@@ -280,6 +289,31 @@ impl Report for CheckReport {
     }
 
     fn problem(&self) -> Option<String> {
+        let lint = (self.lint.errors > 0).then(|| {
+            let errors: Vec<_> = self
+                .lint
+                .findings
+                .iter()
+                .filter(|f| f.level == crate::lint::Level::Error)
+                .cloned()
+                .collect();
+            format!(
+                "lint found {} error(s) — fix them, or acknowledge each with `-- squawk-ignore \
+                 <rule>` above its statement:\n{}",
+                self.lint.errors,
+                super::findings_lines(&errors)
+            )
+        });
+        let lock = self.lock_problem();
+        match (lock, lint) {
+            (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl CheckReport {
+    fn lock_problem(&self) -> Option<String> {
         if self.lock_missing {
             return Some(format!(
                 "{} does not exist — run `migrate lock` and commit it",

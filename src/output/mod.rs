@@ -4,6 +4,7 @@
 
 mod database;
 mod human;
+mod lint;
 mod progress;
 mod promote;
 mod prompt;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use crate::cli::{ColorChoice, GlobalArgs};
 use crate::error::ExitStatus;
 use crate::redact::mask;
+pub use lint::{findings_lines, findings_table};
 pub use progress::{Bar, NoProgress, Progress};
 pub use prompt::TerminalPrompt;
 

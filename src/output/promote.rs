@@ -77,6 +77,18 @@ impl Report for PlanReport {
         }
         out.push_str(&verify(&self.from.environment, &self.from.verify));
         out.push_str(&verify(&self.to.environment, &self.to.verify));
+        if self.lint.is_empty() {
+            out.push_str(&format!(
+                "lint: no findings ({} acknowledged)\n",
+                self.lint_acknowledged
+            ));
+        } else {
+            out.push_str(&format!(
+                "lint: {} finding(s) in the migrations to apply:\n{}\n",
+                self.lint.len(),
+                super::findings_table(style, &self.lint)
+            ));
+        }
         if self.may_proceed {
             out.push_str("may proceed: yes\n");
         } else {

@@ -8,6 +8,7 @@ mod domains;
 mod engine;
 mod envs;
 mod files;
+mod lint;
 mod local;
 mod production;
 mod seed_data;
