@@ -59,6 +59,53 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<VerifyReport> {
 /// Whether migrate has ever recorded anything in this database.
 const MANAGED: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
 
+/// How often verify reads the catalog again when it changed under the read.
+const SNAPSHOT_TRIES: usize = 5;
+
+/// The applied history and the catalog from one read-only snapshot. PostgreSQL's deparsing
+/// functions (`pg_get_indexdef`, ...) read the live catalog, not the snapshot, so DDL that
+/// commits during the read (a migration running beside verify) can make them return NULL or
+/// fail ("cache lookup failed"): then the read is taken again, from a new snapshot, and after
+/// `SNAPSHOT_TRIES` the error says why instead of showing a raw catalog error.
+async fn snapshot(
+    client: &mut Client,
+    schemas: &[String],
+) -> anyhow::Result<(
+    Vec<crate::migrations::plan::AppliedMigration>,
+    catalog::Catalog,
+)> {
+    let mut last = None;
+    for attempt in 0..SNAPSHOT_TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200 * attempt as u64)).await;
+        }
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let read = async {
+            let applied = state::applied(&tx).await?;
+            let live = catalog::read(&tx, schemas).await?;
+            anyhow::Ok((applied, live))
+        }
+        .await;
+        let _ = tx.commit().await;
+        match read {
+            Ok(read) => return Ok(read),
+            Err(e) if catalog::changed_during_read(&e) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    let e = last.expect("at least one attempt");
+    Err(crate::error::Error::refused(format!(
+        "the catalog kept changing while verify read it ({SNAPSHOT_TRIES} tries; is a migration \
+         or other DDL running?): {e:#}; run verify again when it has finished"
+    ))
+    .into())
+}
+
 /// Verifies the database behind `client` (`target` names it, redacted); shared with
 /// `plan`/`promote`, which verify both sides.
 pub async fn inspect(
@@ -70,16 +117,7 @@ pub async fn inspect(
     let shown = ctx.project.config.paths.lock.display().to_string();
     let lock = Lockfile::read(&ctx.project.lock_path(), &shown)?;
 
-    // History and catalog from one snapshot, writing nothing.
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .start()
-        .await?;
-    let applied = state::applied(&tx).await?;
-    let live = catalog::read(&tx, ctx.project.managed_schemas()).await?;
-    tx.commit().await?;
+    let (applied, live) = snapshot(client, ctx.project.managed_schemas()).await?;
 
     let dir = ctx.project.config.paths.migrations.display().to_string();
     let mut findings = verify::history(&reconcile(files, &applied), &dir);

@@ -444,7 +444,50 @@ ORDER BY 1, 2, 3";
 
 /// Reads `schemas` (those that exist) from the catalog. Takes a transaction because the
 /// deparse settings are set for it only (`SET LOCAL`).
+/// The catalog changed under a read (see `read`): worth reading again from a new snapshot.
+#[derive(Debug, thiserror::Error)]
+#[error("an object changed while the catalog was read: {0}")]
+pub struct ChangedDuringRead(String);
+
+/// True when `e` says the catalog changed while it was read: a deparsing function found an
+/// object gone (NULL, or XX000 "cache lookup failed"), or an object vanished (42P01, 42704).
+pub fn changed_during_read(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<ChangedDuringRead>().is_some()
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(|e| e.code())
+                .is_some_and(|c| matches!(c.code(), "XX000" | "42P01" | "42704" | "42883"))
+    })
+}
+
+/// Reads the managed schemas' catalog inside `client`'s transaction. Never panics on what
+/// concurrent DDL does to the rows: a value that cannot be read (a NULL definition of an
+/// object dropped since the snapshot) is `ChangedDuringRead`.
 pub async fn read(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Result<Catalog> {
+    use futures_util::FutureExt;
+    // Reading rows panics on a NULL where the catalog promises a value: here that can only
+    // mean an object vanished mid-read. Catch it (quietly) and say so.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::AssertUnwindSafe(read_once(client, schemas))
+        .catch_unwind()
+        .await;
+    std::panic::set_hook(hook);
+    match result {
+        Ok(read) => read,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a value could not be read".into());
+            Err(ChangedDuringRead(what).into())
+        }
+    }
+}
+
+async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Result<Catalog> {
     client
         .batch_execute(DEPARSE_SETTINGS)
         .await

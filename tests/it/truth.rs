@@ -593,3 +593,48 @@ fn cancel_query(p: &Project, marker: &str) {
         )
         .unwrap();
 }
+
+/// Mutation this catches: `row.get` on a NULL definition panicking (exit 101), or a raw
+/// "cache lookup failed" reaching the user, when DDL commits while verify reads.
+#[test]
+fn verify_beside_running_migrations_never_panics_or_shows_raw_catalog_errors() {
+    let p = Project::new("verify_race");
+    let indexes: String = (0..40)
+        .map(|i| format!("create index churn_i{i} on coach.churn (a, b);\n"))
+        .collect();
+    p.migration(
+        "0001_coach_churn.sql",
+        &format!(
+            "-- UP\ncreate schema if not exists coach;\ncreate table coach.churn (a int primary key, b int);\nalter table coach.churn enable row level security;\n{indexes}-- DOWN\ndrop table coach.churn;\n"
+        ),
+    );
+    p.write("migrate.toml", "[schemas]\nmanaged = [\"coach\"]\n");
+    p.migrate(&["up"]).success();
+    let url = p.db.url.clone();
+    let dir = p.path().to_path_buf();
+    let churn = std::thread::spawn(move || {
+        for _ in 0..20 {
+            for command in ["down", "up"] {
+                let _ = Command::new(env!("CARGO_BIN_EXE_migrate"))
+                    .args([command, "--database-url", &url])
+                    .current_dir(&dir)
+                    .env_remove("DATABASE_URL")
+                    .output();
+            }
+        }
+    });
+    let mut runs = 0;
+    while !churn.is_finished() || runs < 5 {
+        let run = p.migrate(&["verify", "--json"]);
+        assert!(
+            run.code == 0 || run.code == 1,
+            "verify exited {}: {}",
+            run.code,
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(!run.stderr.contains("cache lookup"), "{}", run.stderr);
+        runs += 1;
+    }
+    churn.join().unwrap();
+}
