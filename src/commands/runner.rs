@@ -589,6 +589,11 @@ impl Runner<'_> {
             Part::Guard => text = format!("checking the applied migrations under the lock: {text}"),
             _ => {}
         }
+        if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some(statement)) =
+            (error.code(), error.as_db_error(), statement)
+        {
+            text.push_str(&privilege_advice(db.message(), statement.sql));
+        }
         if error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION) && migration.transactional {
             text.push_str("; add `-- transaction: none` to the file's header to run it outside a transaction (in a migration of its own)");
         }
@@ -928,6 +933,53 @@ fn dirty_advice(
     advice
 }
 
+/// For "permission denied for table users" (SQLSTATE 42501), which names neither schema nor
+/// privilege: the qualified object as the failing statement wrote it, and the privilege the
+/// statement needs of it, so the fix is one GRANT (README: "Hosted Supabase: the migration
+/// role" lists them all).
+fn privilege_advice(message: &str, statement: &str) -> String {
+    let Some((kind, name)) = message
+        .strip_prefix("permission denied for ")
+        .and_then(|rest| rest.split_once(' '))
+    else {
+        return String::new();
+    };
+    let name = name.trim_matches('"');
+    let lower = statement.to_ascii_lowercase();
+    // The qualified spelling in the statement, e.g. `auth.users` for `users`.
+    let qualified = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '"'))
+        .map(|w| w.trim_matches('"').replace('"', ""))
+        .find(|w| w.ends_with(&format!(".{}", name.to_ascii_lowercase())))
+        .unwrap_or_else(|| name.to_string());
+    let words = crate::migrations::lexer::leading_words(statement, 3);
+    let privilege = match (kind, words.first().map(String::as_str)) {
+        ("table", _) if lower.contains("references") => "REFERENCES",
+        ("table", Some("insert")) => "INSERT",
+        ("table", Some("update")) => "UPDATE",
+        ("table", Some("delete")) => "DELETE",
+        ("table", Some("create" | "alter" | "drop")) => {
+            "ownership (or REFERENCES for a foreign key)"
+        }
+        ("table", _) => "SELECT",
+        ("schema", Some("create")) => "CREATE",
+        ("schema", _) => "USAGE",
+        ("function" | "procedure", _) => "EXECUTE",
+        ("sequence", _) => "USAGE",
+        _ => "a privilege",
+    };
+    format!(
+        "; the connecting role lacks {privilege} on {kind} {qualified}: grant it (e.g. GRANT \
+         {grant} ON {kind_upper} {qualified} TO <migration role>), or migrate as its owner",
+        grant = privilege
+            .split(' ')
+            .next()
+            .unwrap_or(privilege)
+            .to_ascii_uppercase(),
+        kind_upper = kind.to_ascii_uppercase(),
+    )
+}
+
 /// Bytes of blanks and comments before a statement's first keyword.
 fn leading_blank(sql: &str) -> usize {
     let mut first = None;
@@ -1033,4 +1085,27 @@ pub(crate) async fn set_local(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod privilege_tests {
+    use super::privilege_advice;
+
+    #[test]
+    fn names_the_qualified_object_and_the_privilege() {
+        let advice = privilege_advice(
+            "permission denied for table users",
+            "create table coach.t (user_id uuid references auth.users (id))",
+        );
+        assert!(
+            advice.contains("REFERENCES on table auth.users"),
+            "{advice}"
+        );
+        let advice = privilege_advice(
+            "permission denied for schema extensions",
+            "create extension x schema extensions",
+        );
+        assert!(advice.contains("CREATE on schema extensions"), "{advice}");
+        assert_eq!(privilege_advice("something else", "select 1"), "");
+    }
 }

@@ -638,3 +638,28 @@ fn verify_beside_running_migrations_never_panics_or_shows_raw_catalog_errors() {
     }
     churn.join().unwrap();
 }
+
+/// Mutation this catches: dropping `privilege_advice` ("permission denied for table users"
+/// names neither the schema nor the privilege).
+#[test]
+fn a_missing_privilege_names_the_object_and_the_privilege() {
+    let p = Project::new("privilege");
+    let role = format!("narrow_{}", std::process::id());
+    p.db.execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
+         THEN CREATE ROLE {role} LOGIN; END IF; END $$;
+         CREATE SCHEMA authx; CREATE TABLE authx.users (id int PRIMARY KEY);
+         GRANT USAGE ON SCHEMA authx TO {role}; GRANT CREATE, USAGE ON SCHEMA public TO {role};
+         GRANT CREATE ON DATABASE \"{db}\" TO {role};",
+        db = p.db.url.rsplit('/').next().unwrap()
+    ));
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n",
+    );
+    let url = p.db.url.replacen("postgres@", &format!("{role}@"), 1);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("0001_coach_t.sql:2")
+        .stderr_has("lacks REFERENCES on table authx.users");
+}
