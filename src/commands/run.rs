@@ -272,7 +272,15 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     )
     .await?;
     if outcome.failure.is_none() {
-        let again: Vec<&Migration> = plan.iter().rev().copied().collect();
+        // Only what this run's down reverted (through a pooler, another run may have
+        // reverted some of them first: re-applying those would leave a gap below the head).
+        let reverted: Vec<i64> = outcome.steps.iter().map(|s| s.version).collect();
+        let again: Vec<&Migration> = plan
+            .iter()
+            .rev()
+            .copied()
+            .filter(|m| reverted.contains(&m.version))
+            .collect();
         let up = run_plan(
             ctx,
             &mut client,

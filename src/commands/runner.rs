@@ -127,6 +127,41 @@ fn reset_session() -> String {
 const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; \
      SET LOCAL search_path = pg_catalog";
 
+/// Set (LOCAL) right after the migration's BEGIN: if it is gone when the tracking rows are
+/// written, something in the file ended that transaction (a COMMIT the file check did not
+/// see, a procedure that commits), and part of the migration is already committed.
+const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
+
+/// SQLSTATE of the record guard when the migration's transaction ended early.
+const ENDED_EARLY: &str = "MG003";
+/// SQLSTATE of the record guard when the migration released the run's own lock.
+const LOCK_RELEASED: &str = "MG004";
+
+/// Refuses to write the tracking rows outside the migration's own transaction, or (with the
+/// session-level lock) when the migration released the run's lock (`pg_advisory_unlock_all`).
+fn record_guard(locking: Locking) -> String {
+    let lock_check = match locking {
+        Locking::Session => format!(
+            "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' \
+             AND pid = pg_catalog.pg_backend_pid() AND granted AND objsubid = 2 \
+             AND classid = {}::pg_catalog.oid AND objid = {}::pg_catalog.oid) THEN \
+             RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', MESSAGE = 'the migration \
+             released the migration lock this run holds (pg_advisory_unlock_all?), so another \
+             run may be running beside it'; END IF; ",
+            lock::KEYS.0 as u32,
+            lock::KEYS.1 as u32
+        ),
+        Locking::Transaction => String::new(),
+    };
+    format!(
+        "DO $migrate$ BEGIN \
+         IF pg_catalog.current_setting('migrate.in_migration', true) IS DISTINCT FROM 'on' THEN \
+         RAISE EXCEPTION USING ERRCODE = '{ENDED_EARLY}', MESSAGE = 'the migration ended the \
+         transaction migrate ran it in (a COMMIT or ROLLBACK the file check did not see, or a \
+         procedure that commits)'; END IF; {lock_check}END $migrate$"
+    )
+}
+
 /// `SELECT set_config(...)` for each setting; `local` for `SET LOCAL`.
 fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
     if settings.is_empty() {
@@ -225,7 +260,7 @@ impl Runner<'_> {
             let started = SystemTime::now();
             let clock = Instant::now();
             let note = (self.note)(migration.version);
-            let mut parts = vec![(Part::Setup, reset.to_string())];
+            let mut parts = vec![(Part::Setup, format!("{reset}; {MARK_TRANSACTION}"))];
             if let Some(sql) = settings_sql(self.settings, true) {
                 parts.push((Part::Settings, sql));
             }
@@ -238,11 +273,11 @@ impl Runner<'_> {
                 .flight(
                     parts,
                     &statements,
-                    Some(record(migration, direction, note.as_deref())),
+                    Some(record(migration, direction, note.as_deref(), self.locking)),
                     false,
                 )
                 .await;
-            let warnings = flight.warnings;
+            let warnings = flight.warnings.clone();
             match flight.error {
                 None => steps.push(Step {
                     version: migration.version,
@@ -259,6 +294,46 @@ impl Runner<'_> {
                     let mut failure =
                         self.failure(migration, direction, section, &statements, part, &e);
                     failure.warnings = warnings;
+                    if flight.ended_early {
+                        let client = &self.session.client;
+                        client.batch_execute(&reset_session()).await?;
+                        let applied = state::applied(client).await?;
+                        if direction == Direction::Down
+                            || applied.iter().any(|a| a.version == migration.version)
+                        {
+                            state::mark_dirty(client, migration.version).await?;
+                        } else {
+                            state::record_applied(client, migration, 0, true).await?;
+                        }
+                        let kept: Vec<String> = steps
+                            .iter()
+                            .map(|s: &Step| format!("{:04}", s.version))
+                            .collect();
+                        failure.dirty = true;
+                        failure.rolled_back = false;
+                        failure.state = format!(
+                            "it ended the --atomic run's transaction (a COMMIT, ROLLBACK or \
+                             committing procedure the file check did not see), so the run was \
+                             NOT all or nothing: {} stay {}, and {} is marked dirty. Remove the \
+                             transaction control, check what took effect, then `migrate repair`",
+                            if kept.is_empty() {
+                                "no earlier migration".to_string()
+                            } else {
+                                kept.join(", ")
+                            },
+                            if direction == Direction::Down {
+                                "reverted"
+                            } else {
+                                "applied and recorded"
+                            },
+                            migration.file_name()
+                        );
+                        self.log_failure(migration, started, &failure, note).await?;
+                        return Ok(Outcome {
+                            steps,
+                            failure: Some(failure),
+                        });
+                    }
                     failure.rolled_back = true;
                     failure.state = format!(
                         "the whole --atomic run was rolled back; nothing was applied (none of \
@@ -306,22 +381,29 @@ impl Runner<'_> {
         let clock = Instant::now();
         let section = section(migration, direction);
         let statements = statements(migration, section)?;
-        let mut parts = vec![
-            (Part::Setup, reset_session()),
-            (Part::Setup, "BEGIN".into()),
-        ];
+        let mut parts = match self.locking {
+            Locking::Session => vec![
+                (Part::Setup, reset_session()),
+                (Part::Setup, "BEGIN".into()),
+                (Part::Setup, MARK_TRANSACTION.into()),
+            ],
+            // Through a pooler the reset runs inside the transaction, on whichever server
+            // connection it got; so does the one before COMMIT (in `record`).
+            Locking::Transaction => vec![
+                (Part::Setup, "BEGIN".into()),
+                (Part::Setup, format!("{RESET_POOLED}; {MARK_TRANSACTION}")),
+                (Part::Guard, lock::XACT_LOCK.to_string()),
+                (Part::Guard, guard(migration, direction, self.out_of_order)),
+            ],
+        };
         if let Some(sql) = settings_sql(self.settings, true) {
             parts.push((Part::Settings, sql));
-        }
-        if self.locking == Locking::Transaction {
-            parts.push((Part::Guard, lock::XACT_LOCK.to_string()));
-            parts.push((Part::Guard, guard(migration, direction, self.out_of_order)));
         }
         let flight = self
             .flight(
                 parts,
                 &statements,
-                Some(record(migration, direction, note.as_deref())),
+                Some(record(migration, direction, note.as_deref(), self.locking)),
                 true,
             )
             .await;
@@ -348,6 +430,45 @@ impl Runner<'_> {
         }
         if part == Part::Setup && self.session.client.is_closed() {
             return Err(anyhow::Error::new(e).context("starting the migration's transaction"));
+        }
+        if flight.ended_early {
+            // Part of it is committed and nothing says which: dirty, never "rolled back".
+            let client = &self.session.client;
+            client.batch_execute(&reset_session()).await?;
+            match direction {
+                Direction::Down => state::mark_dirty(client, migration.version).await?,
+                _ => {
+                    if !state::applied(client)
+                        .await?
+                        .iter()
+                        .any(|a| a.version == migration.version)
+                    {
+                        state::record_applied(client, migration, duration_ms, true).await?;
+                    } else {
+                        state::mark_dirty(client, migration.version).await?;
+                    }
+                }
+            }
+            failure.dirty = true;
+            failure.rolled_back = false;
+            failure.state = format!(
+                "it ended the transaction migrate ran it in (a COMMIT, ROLLBACK or committing \
+                 procedure the file check did not see), so what ran before that was committed \
+                 and is NOT rolled back: it is marked dirty. Remove the transaction control from \
+                 the file, check what took effect, then `migrate repair {v}` or `migrate repair \
+                 {v} --forget`",
+                v = migration.version
+            );
+            self.log_failure(migration, started, &failure, note).await?;
+            return Ok(Ran::Failed(failure));
+        }
+        if part == Part::Record && e.code().is_some_and(|c| c.code() == LOCK_RELEASED) {
+            failure.rolled_back = true;
+            failure.state = "it was rolled back, and the run stops: it released the migration \
+                             lock, so another run may have started beside this one"
+                .into();
+            self.log_failure(migration, started, &failure, note).await?;
+            return Ok(Ran::Failed(failure));
         }
         // An error inside the transaction made its COMMIT a ROLLBACK; an error at COMMIT
         // (a deferred constraint) rolled it back too. Either way the session is idle now.
@@ -488,63 +609,77 @@ impl Runner<'_> {
         let mut messages: Vec<(Part, String)> = parts;
         let has_copy = statements.iter().any(|s| s.copy_data.is_some());
         let pipelined = commit && !has_copy;
-        let work = async {
-            if pipelined {
+        let in_transaction = record.is_some();
+        let mut ended_early = false;
+        let error = {
+            let work = async {
+                if pipelined {
+                    for (i, s) in statements.iter().enumerate() {
+                        messages.push((Part::Statement(i), s.sql.to_string()));
+                    }
+                    if let Some(record) = &record {
+                        messages.push((Part::Record, record.clone()));
+                    }
+                    messages.push((Part::Commit, "COMMIT".into()));
+                    let results =
+                        join_all(messages.iter().map(|(_, sql)| client.batch_execute(sql))).await;
+                    ended_early = results.iter().any(|r| {
+                        r.as_ref()
+                            .err()
+                            .and_then(|e| e.code())
+                            .is_some_and(|c| c.code() == ENDED_EARLY)
+                    });
+                    // The first error is the cause; what follows failed because of it.
+                    return messages
+                        .iter()
+                        .zip(results)
+                        .find_map(|((part, _), r)| r.err().map(|e| (*part, e)));
+                }
+                for (part, sql) in &messages {
+                    if let Err(e) = client.batch_execute(sql).await {
+                        return Some((*part, e));
+                    }
+                }
                 for (i, s) in statements.iter().enumerate() {
-                    messages.push((Part::Statement(i), s.sql.to_string()));
+                    let result = match &s.copy_data {
+                        Some(data) => copy_in(client, s.sql, data.text).await,
+                        None => client.batch_execute(s.sql).await,
+                    };
+                    if let Err(e) = result {
+                        if in_transaction && !is_connection_lost(&e) {
+                            ended_early = !still_in_migration(client).await;
+                        }
+                        if commit {
+                            let _ = client.batch_execute("ROLLBACK").await;
+                        }
+                        return Some((Part::Statement(i), e));
+                    }
                 }
                 if let Some(record) = &record {
-                    messages.push((Part::Record, record.clone()));
-                }
-                messages.push((Part::Commit, "COMMIT".into()));
-                let results =
-                    join_all(messages.iter().map(|(_, sql)| client.batch_execute(sql))).await;
-                // The first error is the cause; what follows failed because of it.
-                return messages
-                    .iter()
-                    .zip(results)
-                    .find_map(|((part, _), r)| r.err().map(|e| (*part, e)));
-            }
-            for (part, sql) in &messages {
-                if let Err(e) = client.batch_execute(sql).await {
-                    return Some((*part, e));
-                }
-            }
-            for (i, s) in statements.iter().enumerate() {
-                let result = match &s.copy_data {
-                    Some(data) => copy_in(client, s.sql, data.text).await,
-                    None => client.batch_execute(s.sql).await,
-                };
-                if let Err(e) = result {
-                    if commit {
-                        let _ = client.batch_execute("ROLLBACK").await;
+                    if let Err(e) = client.batch_execute(record).await {
+                        ended_early |= e.code().is_some_and(|c| c.code() == ENDED_EARLY);
+                        if commit {
+                            let _ = client.batch_execute("ROLLBACK").await;
+                        }
+                        return Some((Part::Record, e));
                     }
-                    return Some((Part::Statement(i), e));
                 }
-            }
-            if let Some(record) = &record {
-                if let Err(e) = client.batch_execute(record).await {
-                    if commit {
-                        let _ = client.batch_execute("ROLLBACK").await;
+                if commit {
+                    if let Err(e) = client.batch_execute("COMMIT").await {
+                        return Some((Part::Commit, e));
                     }
-                    return Some((Part::Record, e));
                 }
-            }
-            if commit {
-                if let Err(e) = client.batch_execute("COMMIT").await {
-                    return Some((Part::Commit, e));
-                }
-            }
-            None
-        };
-        tokio::pin!(work);
-        let error = loop {
-            tokio::select! {
-                biased;
-                error = &mut work => break error,
-                Some(notice) = notices.next() => {
-                    progress.server_message(&notice);
-                    warnings.push(notice);
+                None
+            };
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    biased;
+                    error = &mut work => break error,
+                    Some(notice) = notices.next() => {
+                        progress.server_message(&notice);
+                        warnings.push(notice);
+                    }
                 }
             }
         };
@@ -552,7 +687,11 @@ impl Runner<'_> {
             progress.server_message(&notice);
             warnings.push(notice);
         }
-        Flight { error, warnings }
+        Flight {
+            error,
+            warnings,
+            ended_early,
+        }
     }
 
     /// The failure for an error in `part` of a migration's flight.
@@ -759,6 +898,22 @@ enum Ran {
 struct Flight {
     error: Option<(Part, tokio_postgres::Error)>,
     warnings: Vec<ServerMessage>,
+    /// The migration ended the transaction it ran in: part of it may be committed.
+    ended_early: bool,
+}
+
+/// After an error inside a migration's transaction: true while that transaction is still
+/// open (aborted: every statement fails with 25P02), false when the migration ended it.
+async fn still_in_migration(client: &Client) -> bool {
+    match client
+        .simple_query("SELECT pg_catalog.current_setting('migrate.in_migration', true)")
+        .await
+    {
+        Err(_) => true,
+        Ok(messages) => messages.iter().any(|m| {
+            matches!(m, tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("on"))
+        }),
+    }
 }
 
 /// Finishes the progress display however the run ends (an early `?` included).
@@ -825,7 +980,12 @@ fn guard(migration: &Migration, direction: Direction, out_of_order: &[i64]) -> S
 /// The tracking rows of a successful migration, as the connecting role, in one statement:
 /// its `schema_migrations` row (added for `up`, removed for `down`) and its history line,
 /// with the server's clock for start (the transaction's), finish and duration.
-fn record(migration: &Migration, direction: Direction, note: Option<&str>) -> String {
+fn record(
+    migration: &Migration,
+    direction: Direction,
+    note: Option<&str>,
+    locking: Locking,
+) -> String {
     let v = migration.version;
     let name = literal(&migration.name);
     let checksum = literal(&migration.checksum);
@@ -848,7 +1008,15 @@ fn record(migration: &Migration, direction: Direction, note: Option<&str>) -> St
              pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::bigint, {tool}, false)) "
         ),
     };
-    format!("{AS_CONNECTING_ROLE}; {row}{history}")
+    let tail = match locking {
+        // Leave the pooled server connection as clean as the migration found it.
+        Locking::Transaction => format!("; {RESET_POOLED}"),
+        Locking::Session => String::new(),
+    };
+    format!(
+        "{AS_CONNECTING_ROLE}; {guard}; {row}{history}{tail}",
+        guard = record_guard(locking)
+    )
 }
 
 fn section(migration: &Migration, direction: Direction) -> &Section {
@@ -890,8 +1058,9 @@ fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
 fn rolls_back_alone(sql: &str) -> bool {
     let words = crate::migrations::lexer::leading_words(sql, 64);
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    // A DO block or procedure may COMMIT part of its work outside a transaction block.
     let non_transactional = words.iter().any(|w| w == "concurrently")
-        || matches!(word(0), "vacuum" | "cluster" | "reindex")
+        || matches!(word(0), "vacuum" | "cluster" | "reindex" | "do" | "call")
         || (word(0) == "alter" && word(1) == "system")
         || (matches!(word(0), "create" | "drop") && matches!(word(1), "database" | "tablespace"));
     !non_transactional

@@ -403,18 +403,21 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
 /// TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` (not `ROLLBACK TO SAVEPOINT`), `ABORT`, and the
 /// two-phase `PREPARE TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`.
 fn transaction_control(sql: &str) -> Option<String> {
-    let words = lexer::leading_words(sql, 2);
+    let words = lexer::leading_words(sql, 3);
     let first = words.first().map(String::as_str)?;
     let second = words.get(1).map(String::as_str);
+    let third = words.get(2).map(String::as_str);
     let control = match (first, second) {
         ("begin" | "commit" | "end" | "abort", _) => true,
         ("start", Some("transaction")) => true,
+        // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name
         ("rollback", Some("to")) => false,
+        ("rollback", Some("work" | "transaction")) if third == Some("to") => false,
         ("rollback", _) => true,
         ("prepare", Some("transaction")) => true,
         _ => false,
     };
-    control.then(|| words.join(" ").to_ascii_uppercase())
+    control.then(|| words[..words.len().min(2)].join(" ").to_ascii_uppercase())
 }
 
 /// Bytes of blanks and comments before a statement's first keyword.

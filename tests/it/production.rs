@@ -347,3 +347,41 @@ fn a_run_waiting_for_the_lock_says_so_at_once_and_names_the_holder() {
     assert!(child.wait().unwrap().success());
     assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
 }
+
+/// Mutation this catches: leaving a migration's session settings on the pooled server
+/// connection after the run (the reset runs only before each migration).
+#[test]
+fn settings_a_migration_makes_do_not_leak_to_other_clients_of_the_pool() {
+    let p = Project::new("pooler_leak");
+    p.migration(
+        "0001_coach_x.sql",
+        "-- UP\nset search_path to nowhere, public;\nset statement_timeout = '1ms';\nset default_transaction_read_only = on;\ncreate table public.coach_x (a int);\n-- DOWN\ndrop table public.coach_x;\n",
+    );
+    let url = pooled_url(&p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    // Every server connection of the pool, as another client of it sees them.
+    for _ in 0..6 {
+        // PgBouncer may still be opening server connections for other tests: retry briefly.
+        let mut other = (0..20)
+            .find_map(|_| {
+                postgres::Client::connect(&url, postgres::NoTls)
+                    .map_err(|_| std::thread::sleep(Duration::from_millis(100)))
+                    .ok()
+            })
+            .expect("connect through pgbouncer");
+        let rows = other
+            .simple_query(
+                "SHOW search_path; SHOW statement_timeout; SHOW default_transaction_read_only",
+            )
+            .unwrap();
+        let values: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(values, vec!["\"$user\", public", "0", "off"], "{values:?}");
+    }
+}

@@ -663,3 +663,81 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
         .stderr_has("0001_coach_t.sql:2")
         .stderr_has("lacks REFERENCES on table authx.users");
 }
+
+/// Mutation this catches: dropping the record guard (`record_guard`) that notices a
+/// transaction the file ended itself, in a form the file check cannot see.
+#[test]
+fn a_migration_that_ends_its_own_transaction_is_dirty_never_rolled_back() {
+    let body = "create table coach_x1 (a int);\n\
+                create function coach_f() returns int language sql begin atomic select 1 as begin; end;\n\
+                commit;\n\
+                create table coach_x2 ();\nselect 1/0;\n";
+    for atomic in [false, true] {
+        let p = Project::new("ended_early");
+        p.migration(
+            "0001_coach_ok.sql",
+            "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+        );
+        p.migration(
+            "0002_coach_commit.sql",
+            &format!("-- UP\n{body}-- DOWN\nselect 1;\n"),
+        );
+        let args: &[&str] = if atomic {
+            &["up", "--atomic", "--json"]
+        } else {
+            &["up", "--json"]
+        };
+        let json = p.migrate(args).code(1).json();
+        assert_eq!(json["failure"]["rolled_back"], false, "{json}");
+        assert_eq!(json["failure"]["dirty"], true, "{json}");
+        // What the database holds: coach_x1 committed, 0002 visibly dirty.
+        assert_eq!(table_schema(&p, "coach_x1").as_deref(), Some("public"));
+        assert_eq!(dirty(&p, 2), Some(true));
+        p.migrate(&["status"]).success().stdout_has("DIRTY");
+        if atomic {
+            // 0001 was committed by the file's COMMIT too, and the report says so.
+            assert_eq!(p.applied(), vec![1, 2]);
+            assert!(json["failure"]["state"].as_str().unwrap().contains("0001"));
+        }
+    }
+}
+
+/// Mutation this catches: treating a failed first `DO` block of a `transaction: none`
+/// migration as rolled back, although it may have committed.
+#[test]
+fn a_do_block_that_commits_then_fails_outside_a_transaction_is_dirty() {
+    let p = Project::new("do_commit");
+    p.migration(
+        "0001_coach_do.sql",
+        "-- transaction: none\n-- UP\ndo $$ begin create table coach_x1 (); commit; perform 1/0; end $$;\ncreate table coach_x2 ();\n-- DOWN\nselect 1;\n",
+    );
+    let json = p.migrate(&["up", "--json"]).code(1).json();
+    assert_eq!(json["failure"]["dirty"], true, "{json}");
+    assert_eq!(dirty(&p, 1), Some(true));
+    assert_eq!(table_schema(&p, "coach_x1").as_deref(), Some("public"));
+}
+
+/// Mutation this catches: no check that the run still holds its lock when it records.
+#[test]
+fn a_migration_that_releases_the_run_lock_is_rolled_back_and_stops_the_run() {
+    let p = Project::new("unlock_all");
+    p.migration(
+        "0001_coach_x.sql",
+        "-- UP\nselect pg_advisory_unlock_all();\ncreate table coach_x (a int);\n-- DOWN\ndrop table coach_x;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("released the migration lock");
+    assert!(p.applied().is_empty());
+    assert_eq!(table_schema(&p, "coach_x"), None);
+}
+
+#[test]
+fn every_spelling_of_a_savepoint_rollback_is_allowed() {
+    let p = Project::new("savepoints");
+    p.migration(
+        "0001_coach_sp.sql",
+        "-- UP\ncreate table coach_sp (x int);\nsavepoint a;\nrollback work to savepoint a;\nrollback transaction to a;\nrollback to a;\n-- DOWN\ndrop table coach_sp;\n",
+    );
+    p.migrate(&["up"]).success();
+}
