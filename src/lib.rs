@@ -31,13 +31,20 @@ use seeds::SeedSet;
 /// Parses the command line, runs the command, prints its report; the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    db::session::JSON_OUTPUT.store(cli.global.json, std::sync::atomic::Ordering::Relaxed);
     let printer = Printer::from_args(&cli.global);
     let status = match run(cli, &printer) {
         Ok(status) => status,
         Err(err) => {
-            let status = match db::session::interrupted() {
-                Some(signal) => ExitStatus::Interrupted(signal),
-                None => exit_status(&err),
+            let (status, err) = match db::session::interrupted() {
+                Some(signal) => (
+                    ExitStatus::Interrupted(signal),
+                    err.context(format!(
+                        "interrupted by {}",
+                        db::session::signal_name(signal)
+                    )),
+                ),
+                None => (exit_status(&err), err),
             };
             printer.error(&err, status);
             status

@@ -172,17 +172,38 @@ pub fn watch_signals() {
                 _ = term.recv() => libc::SIGTERM,
             };
             if !first {
-                std::process::exit(128 + number);
+                exit_now(number, "a second signal came");
             }
             first = false;
             INTERRUPTED.store(number, Ordering::SeqCst);
             cancel_all().await;
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_secs(10));
-                std::process::exit(128 + number);
+                exit_now(number, "the run had not wound down 10 s after it");
             });
         }
     });
+}
+
+/// Set by the CLI for `--json`: a forced exit still prints its one JSON document.
+pub static JSON_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Exits at once with 128 + `signal`, saying so (and, with --json, as a JSON document): the
+/// server may still be finishing or rolling back what was running.
+fn exit_now(signal: i32, why: &str) -> ! {
+    use std::io::Write;
+    let message = format!(
+        "interrupted by {} and exiting without waiting ({why}): whatever was running may \
+         still be rolling back or finishing on the server; run `migrate status` to see what \
+         took effect",
+        signal_name(signal)
+    );
+    if JSON_OUTPUT.load(Ordering::Relaxed) {
+        let doc = serde_json::json!({ "ok": false, "exit_code": 128 + signal, "error": message });
+        let _ = writeln!(std::io::stdout(), "{doc}");
+    }
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    std::process::exit(128 + signal);
 }
 
 /// Sends a cancel request for every open session's running statement.
