@@ -247,7 +247,9 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
         let mut scanner = Scanner::default();
         let mut words = Words::default();
         let mut problem = None;
+        let mut code = false;
         let end = scanner.visit_until(&sql[start..], |i, b| {
+            code |= !b.is_ascii_whitespace() && b != b';';
             let at = start + i;
             if b == b'\\' {
                 let command: String = sql[at..]
@@ -270,7 +272,7 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
         let end = end.map_or(sql.len(), |e| start + e);
         words.finish(sql, end);
         let piece = &sql[start..end];
-        if !has_code(piece) {
+        if !code {
             start = end;
             continue;
         }
@@ -320,6 +322,15 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
     Ok(statements)
 }
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    #[default]
+    Other,
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`: `BEGIN ATOMIC ... END` may follow.
+    Routine,
+    Copy,
+}
+
 enum CopyDirection {
     FromStdin,
     ToStdout,
@@ -333,7 +344,10 @@ struct Words {
     /// Offset where the current word started, and the offset of its last byte.
     current: Option<(usize, usize)>,
     first: Vec<String>,
-    previous: String,
+    /// What the first words make the statement, as far as splitting cares.
+    kind: Kind,
+    /// The previous word's byte range.
+    previous: (usize, usize),
     from_stdin: bool,
     to_stdout: bool,
     atomic_depth: u32,
@@ -364,31 +378,49 @@ impl Words {
         let Some((start, last)) = self.current.take() else {
             return;
         };
-        let word = sql[start..=last].to_ascii_lowercase();
-        let routine = self.first.first().is_some_and(|w| w == "create")
-            && self
-                .first
-                .iter()
-                .any(|w| w == "function" || w == "procedure");
-        if routine {
-            match word.as_str() {
-                "begin" => self.atomic_depth += 1,
-                "case" if self.atomic_depth > 0 => self.atomic_depth += 1,
-                "end" if self.atomic_depth > 0 => self.atomic_depth -= 1,
-                _ => {}
-            }
-        }
-        if self.first.first().is_some_and(|w| w == "copy") {
-            match (self.previous.as_str(), word.as_str()) {
-                ("from", "stdin") => self.from_stdin = true,
-                ("to", "stdout") => self.to_stdout = true,
-                _ => {}
-            }
-        }
+        let word = &sql[start..=last];
         if self.first.len() < 4 {
-            self.first.push(word.clone());
+            self.first.push(word.to_ascii_lowercase());
+            {
+                self.kind = match self.first[0].as_str() {
+                    "create"
+                        if self
+                            .first
+                            .iter()
+                            .any(|w| w == "function" || w == "procedure") =>
+                    {
+                        Kind::Routine
+                    }
+                    "copy" => Kind::Copy,
+                    _ => Kind::Other,
+                };
+            }
+        } else if self.kind == Kind::Other {
+            // Nothing later in an ordinary statement matters for splitting.
+            return;
         }
-        self.previous = word;
+        match self.kind {
+            Kind::Routine => {
+                if word.eq_ignore_ascii_case("begin") {
+                    self.atomic_depth += 1;
+                } else if word.eq_ignore_ascii_case("case") && self.atomic_depth > 0 {
+                    self.atomic_depth += 1;
+                } else if word.eq_ignore_ascii_case("end") && self.atomic_depth > 0 {
+                    self.atomic_depth -= 1;
+                }
+            }
+            Kind::Copy => {
+                let previous = &sql[self.previous.0..self.previous.1];
+                if previous.eq_ignore_ascii_case("from") && word.eq_ignore_ascii_case("stdin") {
+                    self.from_stdin = true;
+                } else if previous.eq_ignore_ascii_case("to") && word.eq_ignore_ascii_case("stdout")
+                {
+                    self.to_stdout = true;
+                }
+            }
+            Kind::Other => {}
+        }
+        self.previous = (start, last + 1);
     }
 
     fn copy_direction(&self) -> Option<CopyDirection> {
@@ -415,7 +447,7 @@ pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
             }
         }
     };
-    Scanner::default().visit(sql, |i, b| {
+    Scanner::default().visit_until(sql, |i, b| {
         if is_ident_byte(b) {
             match current {
                 Some((start, last)) if last + 1 == i => current = Some((start, i)),
@@ -427,6 +459,7 @@ pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
         } else {
             flush(&mut current, &mut words);
         }
+        words.len() < n
     });
     flush(&mut current, &mut words);
     words
