@@ -548,7 +548,7 @@ impl Runner<'_> {
                          then `migrate repair {0}` (it counts as {1}) or `migrate repair {0} \
                          --forget` (it counts as {2})",
                         migration.version,
-                        if direction == Direction::Down { "applied" } else { "applied" },
+                        "applied",
                         if direction == Direction::Down { "reverted" } else { "pending" },
                     );
                     return Ok(Err(failure));
@@ -1209,7 +1209,7 @@ fn error_line(
                     let words = crate::migrations::lexer::leading_words(s.sql, 8);
                     words.first().is_some_and(|w| w == "create")
                         && words.iter().any(|w| w == "function" || w == "procedure")
-                        && words.iter().any(|w| *w == name)
+                        && words.contains(&name)
                 })
             };
             if let Some(body) = body.and_then(|s| body_offset(s).map(|o| s.offset + o)) {

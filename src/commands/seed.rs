@@ -132,7 +132,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         );
         ctx.confirm_protected(&target, &action)?;
         // Only now: a set refused for bad input or left unconfirmed creates nothing.
-        state::ensure(&*client).await?;
+        state::ensure(&client).await?;
         runs::ensure(&*client).await?;
     }
     let tx = client.transaction().await?;
@@ -539,7 +539,7 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
     if !args.dry_run {
         let action = format!("Delete the rows of {}", count(files.len(), "seed file"));
         ctx.confirm_protected(&target, &action)?;
-        state::ensure(&*client).await?;
+        state::ensure(&client).await?;
         runs::ensure(&*client).await?;
     }
     let tx = client.transaction().await?;

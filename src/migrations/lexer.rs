@@ -401,9 +401,9 @@ impl Words {
         }
         match self.kind {
             Kind::Routine => {
-                if word.eq_ignore_ascii_case("begin") {
-                    self.atomic_depth += 1;
-                } else if word.eq_ignore_ascii_case("case") && self.atomic_depth > 0 {
+                if word.eq_ignore_ascii_case("begin")
+                    || (word.eq_ignore_ascii_case("case") && self.atomic_depth > 0)
+                {
                     self.atomic_depth += 1;
                 } else if word.eq_ignore_ascii_case("end") && self.atomic_depth > 0 {
                     self.atomic_depth -= 1;

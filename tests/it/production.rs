@@ -75,6 +75,8 @@ fn bouncer() -> &'static Bouncer {
         } else {
             Command::new(pgbouncer_binary())
         };
+        // Not waited on: the watchdog below ends it with the test process.
+        #[allow(clippy::zombie_processes)]
         let child = command
             .arg(dir.join("pgbouncer.ini"))
             .stdin(Stdio::null())

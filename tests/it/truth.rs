@@ -453,7 +453,8 @@ fn errors_inside_do_blocks_and_function_bodies_name_the_file_line() {
 /// Mutation this catches: `discover` skipping what is not a readable `*.sql` file again.
 #[test]
 fn nothing_in_the_migrations_directory_is_silently_skipped() {
-    let cases: Vec<(&str, Box<dyn Fn(&Project)>, &str)> = vec![
+    type Case = (&'static str, Box<dyn Fn(&Project)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "block comment before UP",
             Box::new(|p: &Project| {
