@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::support::{server, Project};
-use crate::truth::{terminate_query, wait_for_query};
+use crate::truth::{spawn, terminate_query, wait_for_query};
 
 /// A real PgBouncer in `pool_mode = transaction` in front of the test server, started once
 /// per test process and stopped when it exits (a watchdog kills it if the tests are killed).
@@ -219,20 +219,6 @@ fn concurrent_runs_through_a_pooler_apply_each_migration_once() {
     let ups: i64 =
         p.db.scalar("SELECT count(*) FROM _migrate.history WHERE direction = 'up' AND success");
     assert_eq!(ups, 5);
-}
-
-fn spawn(p: &Project, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(args)
-        .args(["--database-url", &p.db.url])
-        .current_dir(p.path())
-        .env_remove("DATABASE_URL")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn migrate")
 }
 
 fn running(p: &Project, marker: &str) -> i64 {

@@ -534,7 +534,8 @@ fn nothing_in_the_migrations_directory_is_silently_skipped() {
 
 // --- helpers for runs the test interrupts ---------------------------------------------
 
-fn spawn(p: &Project, args: &[&str]) -> Child {
+/// Starts `migrate ARGS --database-url <the project's database>` without waiting for it.
+pub fn spawn(p: &Project, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_migrate"))
         .args(args)
         .args(["--database-url", &p.db.url])
