@@ -141,15 +141,17 @@ const LOCK_RELEASED: &str = "MG004";
 /// session-level lock) when the migration released the run's lock (`pg_advisory_unlock_all`).
 fn record_guard(locking: Locking) -> String {
     let lock_check = match locking {
+        // pg_try_advisory_lock is true when this session holds the lock (it is re-entrant)
+        // or nobody does, false when another session took it: O(1), where reading pg_locks
+        // would copy the whole lock table for every migration. Each call adds one hold,
+        // released with the session (or by `lock::release`).
         Locking::Session => format!(
-            "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' \
-             AND pid = pg_catalog.pg_backend_pid() AND granted AND objsubid = 2 \
-             AND classid = {}::pg_catalog.oid AND objid = {}::pg_catalog.oid) THEN \
+            "IF NOT pg_catalog.pg_try_advisory_lock({}, {}) THEN \
              RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', MESSAGE = 'the migration \
-             released the migration lock this run holds (pg_advisory_unlock_all?), so another \
-             run may be running beside it'; END IF; ",
-            lock::KEYS.0 as u32,
-            lock::KEYS.1 as u32
+             released the migration lock this run holds (pg_advisory_unlock_all?), and another \
+             run has taken it'; END IF; ",
+            lock::KEYS.0,
+            lock::KEYS.1
         ),
         Locking::Transaction => String::new(),
     };

@@ -122,13 +122,14 @@ pub async fn acquire(
     ))
     .into())
 }
-/// Releases the lock (closing the session releases it too).
+/// Releases the lock, every hold of it (the runner's record guard adds one per migration;
+/// closing the session releases them too).
 pub async fn release(client: &Client) -> anyhow::Result<()> {
     client
-        .query_typed(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
-        )
+        .batch_execute(&format!(
+            "DO $migrate$ BEGIN WHILE pg_catalog.pg_advisory_unlock({}, {}) LOOP END LOOP; END $migrate$",
+            KEYS.0, KEYS.1
+        ))
         .await?;
     Ok(())
 }

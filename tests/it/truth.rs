@@ -719,17 +719,37 @@ fn a_do_block_that_commits_then_fails_outside_a_transaction_is_dirty() {
     assert_eq!(table_schema(&p, "coach_x1").as_deref(), Some("public"));
 }
 
-/// Mutation this catches: no check that the run still holds its lock when it records.
+/// Mutation this catches: no check, when it records, that the run still holds its lock
+/// (a migration released it and another run took it meanwhile).
 #[test]
 fn a_migration_that_releases_the_run_lock_is_rolled_back_and_stops_the_run() {
     let p = Project::new("unlock_all");
     p.migration(
         "0001_coach_x.sql",
-        "-- UP\nselect pg_advisory_unlock_all();\ncreate table coach_x (a int);\n-- DOWN\ndrop table coach_x;\n",
+        "-- UP
+select pg_advisory_unlock_all();
+create table coach_x (a int);
+select pg_sleep(3) /* unlocked */;
+-- DOWN
+drop table coach_x;
+",
     );
-    p.migrate(&["up"])
-        .code(1)
-        .stderr_has("released the migration lock");
+    let child = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* unlocked */");
+    // Another run takes the lock the migration gave away.
+    let mut other = p.db.client();
+    let taken: bool = other
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, $2)",
+            &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+        )
+        .unwrap()
+        .get(0);
+    assert!(taken);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("released the migration lock"), "{stderr}");
     assert!(p.applied().is_empty());
     assert_eq!(table_schema(&p, "coach_x"), None);
 }
