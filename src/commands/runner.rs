@@ -122,10 +122,12 @@ fn reset_session() -> String {
     RESET_SESSION.to_string()
 }
 
-/// Inside a transaction, before the tracking rows: back to the connecting role and a search
-/// path that only sees the catalog, whatever the migration set.
+/// Inside a transaction, before the tracking rows: back to the connecting role, a search
+/// path that only sees the catalog, and no timeouts, whatever the migration set (a migration's
+/// `SET statement_timeout = '1ms'` must not fail its own bookkeeping).
 const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; \
-     SET LOCAL search_path = pg_catalog";
+     SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = 0; \
+     SET LOCAL lock_timeout = 0";
 
 /// Set (LOCAL) right after the migration's BEGIN: if it is gone when the tracking rows are
 /// written, something in the file ended that transaction (a COMMIT the file check did not
