@@ -24,7 +24,7 @@ use tokio_postgres::{Client, GenericClient};
 use crate::db::session::{self, ServerMessage};
 use crate::db::state::{self, Direction, HistoryEntry};
 use crate::db::{describe_db_error, lock, Session};
-use crate::migrations::lexer::Statement;
+use crate::migrations::lexer::{self, Statement};
 use crate::migrations::{Migration, Section};
 use crate::output::Progress;
 
@@ -117,10 +117,6 @@ const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESE
 /// keeps its own on the server connections).
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
-
-fn reset_session() -> String {
-    RESET_SESSION.to_string()
-}
 
 /// Inside a transaction, before the tracking rows: back to the connecting role, a search
 /// path that only sees the catalog, and no timeouts, whatever the migration set (a migration's
@@ -300,7 +296,7 @@ impl Runner<'_> {
                     failure.warnings = warnings;
                     if flight.ended_early {
                         let client = &self.session.client;
-                        client.batch_execute(&reset_session()).await?;
+                        client.batch_execute(RESET_SESSION).await?;
                         let applied = state::applied(client).await?;
                         if direction == Direction::Down
                             || applied.iter().any(|a| a.version == migration.version)
@@ -387,7 +383,7 @@ impl Runner<'_> {
         let statements = statements(migration, section)?;
         let mut parts = match self.locking {
             Locking::Session => vec![
-                (Part::Setup, reset_session()),
+                (Part::Setup, RESET_SESSION.into()),
                 (Part::Setup, "BEGIN".into()),
                 (Part::Setup, MARK_TRANSACTION.into()),
             ],
@@ -438,7 +434,7 @@ impl Runner<'_> {
         if flight.ended_early {
             // Part of it is committed and nothing says which: dirty, never "rolled back".
             let client = &self.session.client;
-            client.batch_execute(&reset_session()).await?;
+            client.batch_execute(RESET_SESSION).await?;
             match direction {
                 Direction::Down => state::mark_dirty(client, migration.version).await?,
                 _ => {
@@ -503,7 +499,7 @@ impl Runner<'_> {
         let section = section(migration, direction);
         let statements = statements(migration, section)?;
         let client = &self.session.client;
-        client.batch_execute(&reset_session()).await?;
+        client.batch_execute(RESET_SESSION).await?;
         // In progress before anything runs: a kill from here on leaves it dirty.
         match direction {
             Direction::Down => state::mark_dirty(client, migration.version).await?,
@@ -519,7 +515,7 @@ impl Runner<'_> {
         let client = &self.session.client;
         match flight.error {
             None => {
-                client.batch_execute(&reset_session()).await?;
+                client.batch_execute(RESET_SESSION).await?;
                 state::finish_dirty(
                     client,
                     migration,
@@ -558,7 +554,7 @@ impl Runner<'_> {
                     return Ok(Err(failure));
                 }
                 let client = &self.session.client;
-                client.batch_execute(&reset_session()).await?;
+                client.batch_execute(RESET_SESSION).await?;
                 // Nothing took effect when the first statement failed and it is one that
                 // PostgreSQL rolls back by itself; otherwise it stays dirty.
                 let untouched = match part {
@@ -718,7 +714,7 @@ impl Runner<'_> {
                 describe_db_error(db),
             ),
             None => (
-                statement.map(|s| section.line_of_offset(s.offset + leading_blank(s.sql))),
+                statement.map(|s| section.line_of_offset(s.offset + lexer::leading_blank(s.sql))),
                 crate::db::chain(error),
             ),
         };
@@ -1060,7 +1056,7 @@ fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
 /// statement except those that cannot run in a transaction block (`CONCURRENTLY` builds,
 /// which leave an INVALID index; `VACUUM`, `CREATE DATABASE`, `ALTER SYSTEM`, ...).
 fn rolls_back_alone(sql: &str) -> bool {
-    let words = crate::migrations::lexer::leading_words(sql, 64);
+    let words = lexer::leading_words(sql, 64);
     let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     // A DO block or procedure may COMMIT part of its work outside a transaction block.
     let non_transactional = words.iter().any(|w| w == "concurrently")
@@ -1080,7 +1076,7 @@ fn dirty_advice(
     let mut advice =
         String::from("it ran outside a transaction and stopped part way, so it is marked dirty");
     if let Part::Statement(i) = part {
-        let words = crate::migrations::lexer::leading_words(statements[i].sql, 6);
+        let words = lexer::leading_words(statements[i].sql, 6);
         if words.iter().any(|w| w == "concurrently") && words.first().is_some_and(|w| w == "create")
         {
             advice.push_str(
@@ -1125,7 +1121,7 @@ fn privilege_advice(message: &str, statement: &str) -> String {
         .map(|w| w.trim_matches('"').replace('"', ""))
         .find(|w| w.ends_with(&format!(".{}", name.to_ascii_lowercase())))
         .unwrap_or_else(|| name.to_string());
-    let words = crate::migrations::lexer::leading_words(statement, 3);
+    let words = lexer::leading_words(statement, 3);
     let privilege = match (kind, words.first().map(String::as_str)) {
         ("table", _) if lower.contains("references") => "REFERENCES",
         ("table", Some("insert")) => "INSERT",
@@ -1151,17 +1147,6 @@ fn privilege_advice(message: &str, statement: &str) -> String {
             .to_ascii_uppercase(),
         kind_upper = kind.to_ascii_uppercase(),
     )
-}
-
-/// Bytes of blanks and comments before a statement's first keyword.
-fn leading_blank(sql: &str) -> usize {
-    let mut first = None;
-    crate::migrations::lexer::Scanner::default().feed_code(sql, |i, b| {
-        if first.is_none() && !b.is_ascii_whitespace() {
-            first = Some(i);
-        }
-    });
-    first.unwrap_or(0)
 }
 
 /// The file line an error in `statement` points at: PostgreSQL's position in the statement;
@@ -1210,7 +1195,7 @@ fn error_line(
                     .trim_matches('"')
                     .to_ascii_lowercase();
                 statements.iter().find(|s| {
-                    let words = crate::migrations::lexer::leading_words(s.sql, 8);
+                    let words = lexer::leading_words(s.sql, 8);
                     words.first().is_some_and(|w| w == "create")
                         && words.iter().any(|w| w == "function" || w == "procedure")
                         && words.contains(&name)
@@ -1221,13 +1206,13 @@ fn error_line(
             }
         }
     }
-    section.line_of_offset(statement.offset + leading_blank(statement.sql))
+    section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql))
 }
 
 /// Byte offset of a dollar-quoted body's opening delimiter in a statement.
 fn body_offset(statement: &Statement<'_>) -> Option<usize> {
     let mut found = None;
-    crate::migrations::lexer::Scanner::default().feed_code(statement.sql, |i, b| {
+    lexer::Scanner::default().feed_code(statement.sql, |i, b| {
         if found.is_none() && b == b'$' && statement.sql[i + 1..].contains('$') {
             let rest = &statement.sql[i + 1..];
             let tag_end = rest.find('$').unwrap_or(0);

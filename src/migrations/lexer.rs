@@ -465,6 +465,20 @@ pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
     words
 }
 
+/// Bytes of blanks and comments before a statement's first keyword (for its line).
+pub fn leading_blank(sql: &str) -> usize {
+    let mut first = None;
+    Scanner::default().visit_until(sql, |i, b| {
+        if b.is_ascii_whitespace() {
+            return true;
+        }
+        // A quote or `$` that opens a string reports its byte but cannot stop the visit.
+        first.get_or_insert(i);
+        false
+    });
+    first.unwrap_or(0)
+}
+
 /// True when `sql` holds anything but blanks, comments and semicolons.
 pub fn has_code(sql: &str) -> bool {
     let mut found = false;

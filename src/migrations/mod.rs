@@ -368,7 +368,10 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
         for statement in statements {
             if let Some(control) = transaction_control(statement.sql) {
                 return Err(problem(
-                    Some(section.line_of_offset(statement.offset + leading_blank(statement.sql))),
+                    Some(
+                        section
+                            .line_of_offset(statement.offset + lexer::leading_blank(statement.sql)),
+                    ),
                     format!(
                         "`{control}` in the {name} section: migrate runs {} and records it in \
                          that same transaction, so a migration must not begin, end or prepare \
@@ -417,17 +420,6 @@ fn transaction_control(sql: &str) -> Option<String> {
         _ => false,
     };
     control.then(|| words[..words.len().min(2)].join(" ").to_ascii_uppercase())
-}
-
-/// Bytes of blanks and comments before a statement's first keyword.
-fn leading_blank(sql: &str) -> usize {
-    let mut first = None;
-    Scanner::default().feed_code(sql, |i, b| {
-        if first.is_none() && !b.is_ascii_whitespace() {
-            first = Some(i);
-        }
-    });
-    first.unwrap_or(0)
 }
 
 enum Marker {
