@@ -82,14 +82,6 @@ async fn head(client: &Client) -> anyhow::Result<Option<i64>> {
     Ok(state::applied(client).await?.last().map(|a| a.version))
 }
 
-/// After an interrupted run: releases the session-level lock at once, rather than when the
-/// server notices the session has gone.
-async fn release_if_interrupted(client: &Client, locking: Locking) {
-    if locking == Locking::Session && crate::db::session::interrupted().is_some() {
-        let _ = crate::db::lock::release(client).await;
-    }
-}
-
 /// The head after a run; unknown (None) when the run lost its connection.
 async fn head_after(client: &Client, failure: &Option<Failure>) -> anyhow::Result<Option<i64>> {
     if failure.as_ref().is_some_and(|f| f.connection_lost) {
@@ -192,7 +184,6 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     report.steps = outcome.steps;
     report.failure = outcome.failure;
     report.out_of_order = plan.out_of_order;
-    release_if_interrupted(&client, locking).await;
     report.head = head_after(&client, &report.failure).await?;
     Ok(report)
 }
@@ -294,7 +285,6 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         outcome.steps.extend(up.steps);
         outcome.failure = up.failure;
     }
-    release_if_interrupted(&client, locking).await;
     let mut report = RunReport::new("redo", &target, false, false);
     report.steps = outcome.steps;
     report.failure = outcome.failure;

@@ -230,6 +230,7 @@ impl Runner<'_> {
                 }
             }
         }
+        self.release_if_interrupted().await;
         Ok(outcome)
     }
 
@@ -350,6 +351,7 @@ impl Runner<'_> {
                         );
                     } else {
                         self.log_failure(migration, started, &failure, note).await?;
+                        self.release_if_interrupted().await;
                     }
                     return Ok(Outcome {
                         steps: Vec::new(),
@@ -368,6 +370,14 @@ impl Runner<'_> {
             steps,
             failure: None,
         })
+    }
+
+    /// After an interrupt: releases the session-level lock at once (every command that runs
+    /// migrations), rather than when the server notices the session has gone.
+    async fn release_if_interrupted(&self) {
+        if self.locking == Locking::Session && session::interrupted().is_some() {
+            let _ = lock::release(&self.session.client).await;
+        }
     }
 
     /// One migration and its tracking rows in one transaction, sent in one flight.

@@ -373,3 +373,29 @@ fn settings_a_migration_makes_do_not_leak_to_other_clients_of_the_pool() {
         assert_eq!(values, vec!["\"$user\", public", "0", "off"], "{values:?}");
     }
 }
+
+/// Mutation this catches: releasing the lock after an interrupt in `up` only (it is the
+/// runner's job, for every command that runs migrations).
+#[test]
+fn sigint_during_down_releases_the_lock_and_keeps_the_migration_applied() {
+    let p = Project::new("signal_down");
+    p.migration(
+        "0001_coach_slow.sql",
+        "-- UP\ncreate table coach_slow (x int);\n-- DOWN\nselect pg_sleep(120) /* sigdown */;\ndrop table coach_slow;\n",
+    );
+    p.migrate(&["up"]).success();
+    let child = spawn(&p, &["down"]);
+    wait_for_query(&p, "/* sigdown */");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(running(&p, "/* sigdown */"), 0, "the statement still runs");
+    assert_eq!(advisory_locks(&p), 0, "the lock is still held");
+    assert_eq!(p.applied(), vec![1], "the down was rolled back");
+}
