@@ -208,7 +208,7 @@ pub fn load_dotenv(root: &Path) -> Result<(), Error> {
         .map_err(|e| Error::input(format!("cannot read {shown}: {e}")))?;
     let mut set = Vec::new();
     for item in iter {
-        let (key, value) = item.map_err(|e| dotenv_error(&shown, e))?;
+        let (key, value) = item.map_err(|e| dotenv_error(&path, &shown, e))?;
         if std::env::var_os(&key).is_none() {
             // Single-threaded here: run() calls this before the runtime starts.
             std::env::set_var(&key, &value);
@@ -225,23 +225,40 @@ pub fn load_dotenv(root: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn dotenv_error(shown: &str, e: dotenvy::Error) -> Error {
+/// A `.env` line that cannot be parsed, by its line number and the key it starts with: never
+/// its text, which may hold a password (the key before `=` is a name, the rest is not).
+fn dotenv_error(path: &Path, shown: &str, e: dotenvy::Error) -> Error {
     match e {
-        dotenvy::Error::LineParse(line, _) => {
-            let key = line.split('=').next().unwrap_or("").trim();
-            let key_ok = !key.is_empty()
-                && key.len() <= 64
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ');
-            Error::input(format!(
-                "{shown}: a line {}cannot be parsed; write KEY=VALUE, quoting values with \
-                 blanks or # in them (KEY='a value')",
-                if key_ok {
-                    format!("starting `{key}` ")
-                } else {
-                    String::new()
+        dotenvy::Error::LineParse(fragment, _) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let found = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| !fragment.is_empty() && l.contains(fragment.trim()));
+            let (number, key) = match found {
+                Some((i, line)) => {
+                    let key = line
+                        .trim_start()
+                        .trim_start_matches("export ")
+                        .split('=')
+                        .next()
+                        .unwrap_or("")
+                        .trim();
+                    let key_ok = line.contains('=')
+                        && !key.is_empty()
+                        && key.len() <= 64
+                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    (
+                        format!(":{}", i + 1),
+                        key_ok.then(|| format!(" (key `{key}`)")),
+                    )
                 }
+                None => (String::new(), None),
+            };
+            Error::input(format!(
+                "{shown}{number}: the line{} cannot be parsed; write KEY=VALUE, quoting values \
+                 with blanks or # in them (KEY='a value')",
+                key.unwrap_or_default()
             ))
         }
         other => Error::input(format!("{shown}: {other}")),

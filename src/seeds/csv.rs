@@ -30,6 +30,31 @@ pub struct CsvSource {
     pub lines: Vec<usize>,
 }
 
+/// The line of a quoted field that never closes (RFC 4180: a quote opens a field only at
+/// its start; inside one, `""` is a quote and `"` ends it), if there is one.
+fn unterminated_quote(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut line, mut opened_at) = (1, None);
+    let mut at_field_start = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match opened_at {
+            Some(_) if b == b'"' && bytes.get(i + 1) == Some(&b'"') => i += 1,
+            Some(_) if b == b'"' => opened_at = None,
+            Some(_) => {}
+            None if b == b'"' && at_field_start => opened_at = Some(line),
+            None => {}
+        }
+        if b == b'\n' {
+            line += 1;
+        }
+        at_field_start = opened_at.is_none() && matches!(b, b',' | b'\n' | b'\r');
+        i += 1;
+    }
+    opened_at
+}
+
 /// Checks a CSV seed file's name, header and rows. Problems carry their line.
 pub fn scan(file_name: &str, text: String) -> Result<CsvSource, Problems> {
     let Some((schema, table)) = table_of(file_name) else {
@@ -40,6 +65,16 @@ pub fn scan(file_name: &str, text: String) -> Result<CsvSource, Problems> {
         Some(rest) => rest.to_string(),
         None => text,
     };
+    // The csv crate ends an unterminated quoted field at the end of the file; COPY (and so
+    // this format) refuses it.
+    if let Some(line) = unterminated_quote(&text) {
+        return Err(vec![(
+            Some(line),
+            "a quoted field opened here is never closed; end it with `\"` (a quote inside \
+             a quoted field is written `\"\"`)"
+                .into(),
+        )]);
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -224,6 +259,21 @@ fn quoted_fields(raw: &[u8], fields: usize) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unterminated_quoted_field_is_refused_with_its_line() {
+        assert_eq!(
+            super::unterminated_quote("id,email\n1,\"unterminated\n"),
+            Some(2)
+        );
+        assert_eq!(
+            super::unterminated_quote("a,b\n1,\"x\"\"y\"\n2,\"multi\nline\"\n"),
+            None
+        );
+        assert_eq!(super::unterminated_quote("a\nab\"c\n"), None);
+        let err = super::scan("900_coach.users.csv", "id,email\n1,\"open\n".into()).unwrap_err();
+        assert_eq!(err[0].0, Some(2));
+    }
+
     use super::*;
     use crate::seeds::Value;
 

@@ -531,3 +531,21 @@ fn generated_secrets_connect_and_are_never_shown() {
         }
     }
 }
+
+/// Mutation this catches: quoting a `.env` line that cannot be parsed (its value may be a
+/// password) instead of naming its line and key.
+#[test]
+fn an_unparsable_dotenv_line_is_named_by_number_never_by_its_text() {
+    for line in [
+        "PGPASSWORD=Wr0ng DotPw",
+        "export PGPASSWORD=Wr0ng Pw2",
+        "PGPASSWORD Wr0ngNoEq",
+    ] {
+        let p = crate::support::Project::new("dotenv_parse");
+        p.write(".env", &format!("A=1\n{line}\n"));
+        let run = p.migrate_raw(&["status"], &[]);
+        run.code(2).stderr_has(".env:2");
+        assert!(!run.stderr.contains("Wr0ng"), "{}", run.stderr);
+        assert!(!run.stdout.contains("Wr0ng"), "{}", run.stdout);
+    }
+}
