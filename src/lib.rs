@@ -30,6 +30,20 @@ use seeds::SeedSet;
 
 /// Parses the command line, runs the command, prints its report; the process exit code.
 pub fn main() -> ExitCode {
+    // Parsers of user input (squawk's, TOML's) recurse once per nesting level: run on a
+    // stack big enough that deep but valid input is an answer, not an abort.
+    std::thread::Builder::new()
+        .stack_size(BIG_STACK)
+        .spawn(main_on_this_thread)
+        .ok()
+        .and_then(|t| t.join().ok())
+        .unwrap_or(ExitCode::FAILURE)
+}
+
+/// Bytes of stack for threads that parse user input (virtual: only what is used is touched).
+pub(crate) const BIG_STACK: usize = 512 << 20;
+
+fn main_on_this_thread() -> ExitCode {
     let cli = Cli::parse();
     db::session::JSON_OUTPUT.store(cli.global.json, std::sync::atomic::Ordering::Relaxed);
     let printer = Printer::from_args(&cli.global);

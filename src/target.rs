@@ -249,16 +249,17 @@ fn dotenv_error(path: &Path, shown: &str, e: dotenvy::Error) -> Error {
                         && key.len() <= 64
                         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                     (
-                        format!(":{}", i + 1),
-                        key_ok.then(|| format!(" (key `{key}`)")),
+                        format!(" (line {}", i + 1),
+                        key_ok.then(|| format!(", key `{key}`")),
                     )
                 }
                 None => (String::new(), None),
             };
             Error::input(format!(
-                "{shown}{number}: the line{} cannot be parsed; write KEY=VALUE, quoting values \
+                "{shown}: a line cannot be parsed{number}{}{}; write KEY=VALUE, quoting values \
                  with blanks or # in them (KEY='a value')",
-                key.unwrap_or_default()
+                key.unwrap_or_default(),
+                if number.is_empty() { "" } else { ")" }
             ))
         }
         other => Error::input(format!("{shown}: {other}")),

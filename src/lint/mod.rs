@@ -303,14 +303,19 @@ fn prepare_all(
         }
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || all.len() < 16 {
-        return all.iter().map(prepare).collect();
-    }
-    let chunk = all.len().div_ceil(threads);
+    let threads = if all.len() < 16 { 1 } else { threads };
+    let chunk = all.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
+        // squawk's parser recurses once per nesting level: a big stack keeps a deeply nested
+        // statement (PostgreSQL takes `SELECT ((((...))))` a thousand deep) from aborting.
         let handles: Vec<_> = all
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(prepare).collect::<Vec<_>>()))
+            .map(|part| {
+                std::thread::Builder::new()
+                    .stack_size(crate::BIG_STACK)
+                    .spawn_scoped(scope, move || part.iter().map(prepare).collect::<Vec<_>>())
+                    .expect("spawn a lint thread")
+            })
             .collect();
         handles
             .into_iter()

@@ -544,7 +544,8 @@ fn an_unparsable_dotenv_line_is_named_by_number_never_by_its_text() {
         let p = crate::support::Project::new("dotenv_parse");
         p.write(".env", &format!("A=1\n{line}\n"));
         let run = p.migrate_raw(&["status"], &[]);
-        run.code(2).stderr_has(".env:2");
+        run.code(2)
+            .stderr_has(".env: a line cannot be parsed (line 2");
         assert!(!run.stderr.contains("Wr0ng"), "{}", run.stderr);
         assert!(!run.stdout.contains("Wr0ng"), "{}", run.stdout);
     }

@@ -374,3 +374,29 @@ fn plan_refuses_while_a_migration_to_promote_has_an_unacknowledged_error() {
     let applied: i64 = prod.scalar("SELECT count(*) FROM _migrate.schema_migrations");
     assert_eq!(applied, 1);
 }
+
+/// Mutation this catches: linting on a default-sized stack, where squawk's parser aborts the
+/// process (exit 134) on a statement PostgreSQL runs fine.
+#[test]
+fn a_deeply_nested_statement_is_linted_not_a_crash() {
+    let p = crate::support::Project::new("lint_deep");
+    let depth = 5000;
+    p.migration(
+        "0001_coach_deep.sql",
+        &format!(
+            "-- UP\nselect {}1{};\n-- DOWN\n",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        ),
+    );
+    let run = p.migrate_raw(&["lint", "--json"], &[]);
+    assert!(
+        run.code == 0 || run.code == 1,
+        "exit {}: {}",
+        run.code,
+        run.stderr
+    );
+    run.json();
+    let check = p.migrate_raw(&["check"], &[]);
+    assert!(check.code != 134 && check.code != 101, "{}", check.stderr);
+}
