@@ -570,3 +570,66 @@ fn config_errors_exit_2() {
     p.migrate(&["up"]).success();
     assert_eq!(p.applied(), vec![1, 2, 3]);
 }
+
+/// `status` checks every file that is not applied byte for byte, and only finds the sections
+/// of one that is: a file an older migrate applied before a rule existed is still reported
+/// as what it is (applied), not as an input error; the same bytes pending are refused.
+/// Fails if status skips the rules for pending files (the first half) or checks applied,
+/// unchanged files whole again (the second half: exit 2 before this change).
+#[test]
+fn status_checks_every_file_except_applied_unchanged_ones() {
+    let p = three("status_depth");
+    p.migrate(&["up"]).success();
+    let old_rules =
+        "-- UP\ncreate table coach_t4 (id int);\ncommit;\n-- DOWN\ndrop table coach_t4;\n";
+    p.migration("0004_coach_t4.sql", old_rules);
+    p.migrate(&["status"])
+        .code(2)
+        .stderr_has("0004_coach_t4.sql:3")
+        .stderr_has("`COMMIT` in the UP section");
+    // As an older migrate without the transaction-control rule would have recorded it.
+    let checksum = migrate::migrations::checksum(old_rules.as_bytes());
+    p.db.execute(&format!(
+        "INSERT INTO _migrate.schema_migrations (version, name, checksum, applied_by, duration_ms, tool_version, dirty)
+         VALUES (4, 'coach_t4', '{checksum}', current_user, 1, 'migrate 0.0.9', false)"
+    ));
+    let json = p.migrate(&["status", "--json"]).success().json();
+    let states: Vec<&str> = json["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied"; 4]);
+    // Edited after it was applied: checked whole again, and its problem is named.
+    p.migration(
+        "0004_coach_t4.sql",
+        &old_rules.replace("(id int)", "(id bigint)"),
+    );
+    p.migrate(&["status"])
+        .code(2)
+        .stderr_has("0004_coach_t4.sql:3");
+}
+
+/// Reading the files overlaps with connecting, but a broken file is still reported before an
+/// unreachable database (exit 2, not 3), as `up` reports it. Fails if the connection error
+/// wins the race.
+#[test]
+fn status_names_a_broken_file_before_an_unreachable_database() {
+    let p = three("status_order");
+    p.migration(
+        "0004_coach_t4.sql",
+        "-- UP\ncreate table coach_t4 (id int);\n",
+    );
+    p.migrate_raw(
+        &[
+            "status",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ],
+        &[],
+    )
+    .code(2)
+    .stderr_has("0004_coach_t4.sql")
+    .stderr_has("missing `-- DOWN` marker");
+}
