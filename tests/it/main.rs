@@ -13,6 +13,7 @@ mod local;
 mod production;
 mod seed_data;
 mod seeds;
+mod shapes;
 mod truth;
 mod verify;
 mod verify_authority;
