@@ -237,6 +237,51 @@ fn tls_verify_full_without_the_root_certificate_fails_naming_the_certificate() {
     assert!(e.contains("unknown issuer"), "{e}");
 }
 
+/// README, TLS: without `sslrootcert`, `~/.postgresql/root.crt` is the root certificate when it
+/// exists (as libpq), for `verify-full` and for `require` (which then verifies the chain);
+/// `sslrootcert=system` makes `verify-full` the default and refuses a weaker `sslmode`.
+/// Mutations this catches: the `~/.postgresql/root.crt` default dropped from `conninfo`
+/// (verify-full then fails, require then connects), and `system` no longer implying
+/// verify-full (the plain `sslrootcert=system` URL then connects with `prefer`).
+#[test]
+fn tls_root_certificate_defaults() {
+    let tls = tls_server();
+    let p = Project::new("tls_root_defaults");
+    let home = p.path().join("home");
+    std::fs::create_dir_all(home.join(".postgresql")).unwrap();
+    let home_env = home.display().to_string();
+    let status = |params: &str| {
+        p.migrate_raw(
+            &["status", "--database-url", &tls.url("localhost", params)],
+            &[("HOME", &home_env)],
+        )
+    };
+    // No root.crt yet: verify-full has only the system's CAs, which do not know ours.
+    status("sslmode=verify-full")
+        .code(3)
+        .stderr_has("unknown issuer");
+    // ~/.postgresql/root.crt holds our CA: verify-full connects with no sslrootcert.
+    std::fs::copy(&tls.ca, home.join(".postgresql/root.crt")).unwrap();
+    status("sslmode=verify-full").success();
+    // Another CA there: require verifies the chain against it, and fails.
+    let rcgen::CertifiedKey { cert, .. } =
+        rcgen::generate_simple_self_signed(vec!["elsewhere".to_string()]).unwrap();
+    std::fs::write(home.join(".postgresql/root.crt"), cert.pem()).unwrap();
+    status("sslmode=require")
+        .code(3)
+        .stderr_has("unknown issuer");
+    std::fs::remove_file(home.join(".postgresql/root.crt")).unwrap();
+    status("sslmode=require").success();
+    // sslrootcert=system: verify-full unless told otherwise, and nothing weaker.
+    status("sslrootcert=system")
+        .code(3)
+        .stderr_has("sslmode=verify-full")
+        .stderr_has("unknown issuer");
+    status("sslrootcert=system&sslmode=require")
+        .code(2)
+        .stderr_has("sslmode=require cannot be used with sslrootcert=system");
+}
+
 #[test]
 fn tls_require_against_a_server_without_tls_says_the_server_refused() {
     // The main test cluster runs with ssl=off.
@@ -457,7 +502,10 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     let database = |url: &str| url.rsplit('/').next().unwrap().to_string();
     for (side, url) in [("from", &pair.p.db.url), ("to", &pair.prod.url)] {
         let target = plan[side]["target"].as_str().unwrap();
-        assert!(target.ends_with(&format!("/{}", database(url))), "{side}: {target}");
+        assert!(
+            target.ends_with(&format!("/{}", database(url))),
+            "{side}: {target}"
+        );
     }
 
     let run = pair.promote(&["--yes", "--json"]);

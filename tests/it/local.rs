@@ -81,7 +81,10 @@ fn local_cluster_lifecycle_and_default_target() {
         output_of(&["id", "-un"])
     };
     assert!(!expected.is_empty());
-    assert_eq!(server_user, expected, "the server's backend {backend} runs as");
+    assert_eq!(
+        server_user, expected,
+        "the server's backend {backend} runs as"
+    );
     drop(client);
 
     p.migrate_raw(&["status"], &[])

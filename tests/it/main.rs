@@ -2,6 +2,7 @@
 
 mod support;
 
+mod claims;
 mod connect;
 mod daily;
 mod domains;
