@@ -72,7 +72,8 @@ fn topics(p: &Project) -> Vec<(i32, String)> {
 
 /// README, Seeds: "Loading never deletes" — not a row you added, not a row a file no longer
 /// lists. Mutation this catches: the loader emptying each table before it loads it (a
-/// `DELETE FROM` ahead of the upsert in `seeds::load`) — rows 2 and 3 are gone.
+/// `DELETE FROM` ahead of the upsert in `seeds::load`) — the reload then inserts instead of
+/// updating, and rows 2 and 3 are gone.
 #[test]
 fn seeds_never_delete() {
     let p = seeded("claims_seed_no_delete");
@@ -107,7 +108,7 @@ fn seeds_never_delete() {
 /// README, Seeds, "Checked first": a GENERATED ALWAYS identity column that is not the key is
 /// an input error (exit 2) naming file, table, row and column, and nothing is written.
 /// Mutation this catches: the check in `seeds::prepare` dropped (both the TOML and the CSV
-/// one) — the value then reaches PostgreSQL and the message is no longer ours.
+/// one, each tried alone) — the row then loads, exit 0, with the file's value in it.
 #[test]
 fn a_non_key_identity_column_in_a_seed_is_an_input_error() {
     let p = seeded("claims_seed_identity");
@@ -269,8 +270,9 @@ fn server_binaries_are_found_in_the_documented_order() {
 /// README, TLS: "a host that cannot be reached is not tried a second time by
 /// `prefer`/`allow`". A listener that accepts and hangs up at once counts the attempts.
 /// Mutation this catches: `db::connect` retrying on any first error (the
-/// `tls::server_answered` guard dropped) — two attempts, and the message then carries "the
-/// attempt before it failed too".
+/// `tls::server_answered` guard dropped) — the refused host's message then carries "the
+/// attempt before it failed too", and the listener counts two attempts (each half was
+/// shown to fail on its own).
 #[test]
 fn sslmode_allow_does_not_retry_a_host_that_cannot_be_reached() {
     use std::net::TcpListener;

@@ -74,7 +74,11 @@ fn tracking_rows_carry_the_contract_columns() {
         )
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "coach_t1");
-    let expected = migrate::migrations::checksum(table(1).as_bytes());
+    // The SHA-256 of the file, lowercase hex (README), computed here rather than by the
+    // product's own `migrations::checksum`, which would agree with itself whatever it did.
+    // Mutation this catches: upper-case hex in `migrations::hex`.
+    use sha2::Digest;
+    let expected = format!("{:x}", sha2::Sha256::digest(table(1).as_bytes()));
     assert_eq!(row.get::<_, String>(1), expected);
     assert_eq!(row.get::<_, String>(2), "postgres");
     assert!(row.get::<_, bool>(3));
