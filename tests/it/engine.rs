@@ -74,7 +74,11 @@ fn tracking_rows_carry_the_contract_columns() {
         )
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "coach_t1");
-    let expected = migrate::migrations::checksum(table(1).as_bytes());
+    // The SHA-256 of the file, lowercase hex (README), computed here rather than by the
+    // product's own `migrations::checksum`, which would agree with itself whatever it did.
+    // Mutation this catches: upper-case hex in `migrations::hex`.
+    use sha2::Digest;
+    let expected = format!("{:x}", sha2::Sha256::digest(table(1).as_bytes()));
     assert_eq!(row.get::<_, String>(1), expected);
     assert_eq!(row.get::<_, String>(2), "postgres");
     assert!(row.get::<_, bool>(3));
@@ -458,29 +462,50 @@ fn irreversible_migration_stops_down_before_it() {
 
 #[test]
 fn json_output_is_one_document_for_every_command() {
+    // Each command's exit code and effect are stated here, from the README, and the database
+    // is read after it: a document whose `exit_code` only echoed the process's own passed with
+    // `--dry-run` ignored. Mutation this catches: `up` ignoring `--dry-run` (run.rs) applies
+    // 0003 and `applied` reads [1, 2, 3].
     let p = three("json");
-    for args in [
-        vec!["check", "--json"],
-        vec!["status", "--json"],
-        vec!["up", "--json", "--to", "1"],
-        vec!["up", "--json", "--dry-run"],
-        vec!["down", "--json"],
-        vec!["redo", "--json"],
-        vec!["baseline", "1", "--json"],
-    ] {
-        let run = p.migrate(&args);
+    let succeeded = |direction: &str| -> i64 {
+        p.db.scalar(&format!(
+            "SELECT count(*) FROM _migrate.history WHERE direction = '{direction}' AND success"
+        ))
+    };
+    // (arguments, exit code, versions recorded afterwards)
+    let cases: [(&[&str], i32, &[i64]); 7] = [
+        // No schema.lock yet: check fails (README, Commands).
+        (&["check", "--json"], 1, &[]),
+        (&["status", "--json"], 0, &[]),
+        // baseline records without running.
+        (&["baseline", "1", "--json"], 0, &[1]),
+        (&["up", "--json", "--to", "2"], 0, &[1, 2]),
+        (&["up", "--json", "--dry-run"], 0, &[1, 2]),
+        (&["redo", "--json"], 0, &[1, 2]),
+        (&["down", "--json"], 0, &[1]),
+    ];
+    for (args, code, applied) in cases {
+        let run = p.migrate(args);
+        run.code(code);
         let json = run.json();
-        assert_eq!(
-            json["exit_code"].as_i64(),
-            Some(run.code as i64),
-            "{args:?}"
-        );
+        assert_eq!(json["exit_code"], code, "{args:?}");
+        assert_eq!(json["ok"], code == 0, "{args:?}");
+        assert_eq!(p.applied(), applied, "after {args:?}");
     }
+    assert_eq!(
+        tables(&p),
+        Vec::<String>::new(),
+        "baseline ran nothing, --dry-run applied nothing, down dropped 0002's table"
+    );
+    // up and redo applied 0002 once each; redo and down reverted it once each.
+    assert_eq!((succeeded("up"), succeeded("down")), (2, 2));
     // Errors are a JSON document too, and still go to stderr.
     p.migration("0009_coach_bad.sql", "nope");
     let run = p.migrate(&["up", "--json"]);
     run.code(2).stderr_has("SQL before");
     assert_eq!(run.json()["ok"], false);
+    assert_eq!(run.json()["exit_code"], 2);
+    assert_eq!(p.applied(), [1]);
 }
 
 #[test]

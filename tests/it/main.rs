@@ -2,6 +2,7 @@
 
 mod support;
 
+mod claims;
 mod connect;
 mod daily;
 mod domains;
@@ -13,6 +14,7 @@ mod local;
 mod production;
 mod seed_data;
 mod seeds;
+mod shapes;
 mod truth;
 mod verify;
 mod verify_authority;
