@@ -96,6 +96,8 @@ const FILTERS: &[(&str, &str)] = &[
     // lock's temporary database on the scratch server.
     (r"migrate_lock_\d+_[0-9a-f]+", "migrate_lock_[SCRATCH]"),
     (r#""bindir": "[^"]*""#, r#""bindir": "[BINDIR]""#),
+    // A completion script is clap_complete's, whole; its shape is what is pinned here.
+    (r#""script": "(?:[^"\\]|\\.)*""#, r#""script": "[SCRIPT]""#),
     (
         r#""tool_version": "[^"]*""#,
         r#""tool_version": "[VERSION]""#,
@@ -439,4 +441,29 @@ fn help_of_every_command() {
         }
     }
     walk(&Cli::command(), Vec::new(), &p);
+}
+
+/// Usage errors are clap's, and with `--json` they are one JSON document too (exit 2), as
+/// every other error is: a pipeline reading stdout gets a document, not nothing.
+#[test]
+fn json_of_usage_errors_and_completions() {
+    let p = Project::new("shapes_usage");
+    json(
+        "usage_unknown_argument",
+        &p,
+        &p.migrate_raw(&["up", "--json", "--bogus"], &[]),
+        2,
+    );
+    json(
+        "usage_invalid_value",
+        &p,
+        &p.migrate_raw(&["down", "--steps", "x", "--json"], &[]),
+        2,
+    );
+    let run = p.migrate_raw(&["completions", "bash", "--json"], &[]);
+    assert!(run.json()["script"]
+        .as_str()
+        .unwrap()
+        .contains("_migrate()"));
+    json("completions", &p, &run, 0);
 }
