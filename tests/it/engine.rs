@@ -76,7 +76,8 @@ fn tracking_rows_carry_the_contract_columns() {
     assert_eq!(row.get::<_, String>(0), "coach_t1");
     // The SHA-256 of the file, lowercase hex (README), computed here rather than by the
     // product's own `migrations::checksum`, which would agree with itself whatever it did.
-    // Mutation this catches: upper-case hex in `migrations::hex`.
+    // Mutations this catches (both passed the old comparison): upper-case hex in
+    // `migrations::hex`, and `migrations::checksum` hashing a prefix first.
     use sha2::Digest;
     let expected = format!("{:x}", sha2::Sha256::digest(table(1).as_bytes()));
     assert_eq!(row.get::<_, String>(1), expected);
