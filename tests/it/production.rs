@@ -399,3 +399,60 @@ fn sigint_during_down_releases_the_lock_and_keeps_the_migration_applied() {
     assert_eq!(advisory_locks(&p), 0, "the lock is still held");
     assert_eq!(p.applied(), vec![1], "the down was rolled back");
 }
+
+/// Through a transaction pooler the cancel request goes to the pooler, which forwards it to
+/// the server connection running the statement: the statement stops, the transaction rolls
+/// back, its transaction-level lock goes with it, and the interruption is recorded.
+/// Mutation this catches: a cancel request sent to the pooler without the key data the pooler
+/// handed out (or not sent at all): the sleep keeps running on the server.
+#[test]
+fn signals_through_a_transaction_pooler_cancel_the_statement_and_record_it() {
+    for (signal, name, code) in [
+        (libc::SIGINT, "SIGINT", 130),
+        (libc::SIGTERM, "SIGTERM", 143),
+    ] {
+        let p = five("pooled_signal");
+        p.migration(
+            "0006_coach_slow.sql",
+            "-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(120) /* pooled sig */;\n-- DOWN\ndrop table coach_slow;\n",
+        );
+        let url = pooled_url(&p);
+        let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["up", "--database-url", &url])
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&p, "/* pooled sig */");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(
+            stderr.contains("canceling statement due to user request"),
+            "{stderr}"
+        );
+        assert_eq!(
+            running(&p, "/* pooled sig */"),
+            0,
+            "the statement still runs"
+        );
+        assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+        assert_eq!(p.applied(), vec![1, 2, 3, 4, 5], "0006 rolled back");
+        let slow: bool = p.db.scalar("SELECT to_regclass('coach_slow') IS NULL");
+        assert!(slow, "coach_slow survived the rollback");
+        let note: String = p.db.scalar(
+            "SELECT note FROM _migrate.history WHERE version = 6 AND NOT success ORDER BY id DESC LIMIT 1",
+        );
+        assert!(note.contains(&format!("interrupted by {name}")), "{note}");
+        // The pool still serves the next run.
+        p.remove_migration("0006_coach_slow.sql");
+        p.migrate_raw(&["status", "--database-url", &url], &[])
+            .success();
+        terminate_query(&p, "/* pooled sig */");
+    }
+}
