@@ -53,16 +53,17 @@ fn json(name: &str, p: &Project, run: &Run, code: i32) {
     run.code(code);
     let document = run.json();
     assert_eq!(document["exit_code"], code, "{name}: exit_code");
-    snapshot(name, p, &run.stdout);
+    snapshot(name, p, &run.stdout, FILTERS);
 }
 
+/// `text` as the snapshot `name`, with the project's path and then `filters` replaced.
 #[track_caller]
-fn snapshot(name: &str, p: &Project, text: &str) {
+fn snapshot(name: &str, p: &Project, text: &str, filters: &[(&str, &str)]) {
     let text = text.replace(p.path().to_str().unwrap(), "[PROJECT]");
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);
-    for (pattern, replacement) in FILTERS {
+    for (pattern, replacement) in filters {
         settings.add_filter(pattern, *replacement);
     }
     settings.bind(|| insta::assert_snapshot!(name, text));
@@ -87,7 +88,9 @@ const FILTERS: &[(&str, &str)] = &[
     ),
     (r#""pid": \d+"#, r#""pid": "[PID]""#),
     (r#""port": \d+"#, r#""port": "[PORT]""#),
-    // Any other URL's host and port (the server the harness started, or TEST_DATABASE_URL's).
+    // Any other URL's user, host and port (the server the harness started, or
+    // TEST_DATABASE_URL's, whose user may differ and carry a password).
+    (r#"postgres(ql)?://[^@/\s"'`]+@"#, "postgres://[USER]@"),
     (r"@[A-Za-z0-9.\-\[\]:]+:\d+/", "@[HOST]:[PORT]/"),
     (
         r#""(pg_version|server_version)": "[^"]*""#,
@@ -96,6 +99,8 @@ const FILTERS: &[(&str, &str)] = &[
     // lock's temporary database on the scratch server.
     (r"migrate_lock_\d+_[0-9a-f]+", "migrate_lock_[SCRATCH]"),
     (r#""bindir": "[^"]*""#, r#""bindir": "[BINDIR]""#),
+    // A completion script is clap_complete's, whole; its shape is what is pinned here.
+    (r#""script": "(?:[^"\\]|\\.)*""#, r#""script": "[SCRIPT]""#),
     (
         r#""tool_version": "[^"]*""#,
         r#""tool_version": "[VERSION]""#,
@@ -431,7 +436,8 @@ fn help_of_every_command() {
         } else {
             format!("help_{}", path.join("_"))
         };
-        snapshot(&name, p, &run.stdout);
+        // Help is the same text everywhere: nothing is filtered.
+        snapshot(&name, p, &run.stdout, &[]);
         for sub in command.get_subcommands() {
             let mut next = path.clone();
             next.push(sub.get_name().to_string());
@@ -439,4 +445,29 @@ fn help_of_every_command() {
         }
     }
     walk(&Cli::command(), Vec::new(), &p);
+}
+
+/// Usage errors are clap's, and with `--json` they are one JSON document too (exit 2), as
+/// every other error is: a pipeline reading stdout gets a document, not nothing.
+#[test]
+fn json_of_usage_errors_and_completions() {
+    let p = Project::new("shapes_usage");
+    json(
+        "usage_unknown_argument",
+        &p,
+        &p.migrate_raw(&["up", "--json", "--bogus"], &[]),
+        2,
+    );
+    json(
+        "usage_invalid_value",
+        &p,
+        &p.migrate_raw(&["down", "--steps", "x", "--json"], &[]),
+        2,
+    );
+    let run = p.migrate_raw(&["completions", "bash", "--json"], &[]);
+    assert!(run.json()["script"]
+        .as_str()
+        .unwrap()
+        .contains("_migrate()"));
+    json("completions", &p, &run, 0);
 }
