@@ -10,6 +10,7 @@ mod envs;
 mod files;
 mod lint;
 mod local;
+mod ports;
 mod production;
 mod seed_data;
 mod seeds;
