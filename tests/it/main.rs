@@ -8,6 +8,7 @@ mod domains;
 mod engine;
 mod envs;
 mod files;
+mod guards;
 mod lint;
 mod local;
 mod ports;
