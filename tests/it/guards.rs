@@ -45,10 +45,21 @@ fn written(db: &TestDb) -> String {
     format!("{}\n{}", db.dump(), db.dump_data(&["_migrate", "coach"]))
 }
 
-#[track_caller]
-fn refused_by_the_lock(run: &Run, pid: i32) {
-    run.code(3)
-        .stderr_has(&format!("holds the migration lock: pid {pid}"));
+/// What is wrong with `run`, a command that should have waited for the lock `pid` holds and
+/// then exited 3 naming it, having written nothing; None when nothing is.
+fn not_refused_by_the_lock(run: &Run, pid: i32, wrote: bool) -> Option<String> {
+    let named = run
+        .stderr
+        .contains(&format!("holds the migration lock: pid {pid}"));
+    (run.code != 3 || !named || wrote).then(|| {
+        format!(
+            "migrate {:?} exited {}{}\nstderr: {}",
+            run.args,
+            run.code,
+            if wrote { " and wrote" } else { "" },
+            run.stderr
+        )
+    })
 }
 
 /// Mutations this catches: `seed` (base or test), `seed clear`, `down`, `redo`, `repair` or
@@ -60,19 +71,14 @@ fn every_writing_command_waits_for_the_migration_lock() {
     let p = seeded_project("guard_writing_lock");
     p.write("seeds/test/010_more.toml", "[[coach.more]]\nid = 7\n");
     p.migrate(&["seed", "base"]).success();
-    let check = |commands: &[&[&str]]| {
+    // Every command is tried, and every one that did not wait is listed.
+    let mut problems = Vec::new();
+    let mut check = |commands: &[&[&str]]| {
         let (_holder, pid) = hold_lock(&p.db);
         let before = written(&p.db);
         for args in commands {
-            refused_by_the_lock(
-                &p.migrate(&[args, &["--lock-wait"][..], &["1"]].concat()),
-                pid,
-            );
-            assert_eq!(
-                written(&p.db),
-                before,
-                "migrate {args:?} wrote without the lock"
-            );
+            let run = p.migrate(&[args, &["--lock-wait", "1"][..]].concat());
+            problems.extend(not_refused_by_the_lock(&run, pid, written(&p.db) != before));
         }
     };
     // At head, with the base set loaded: each seed command would write.
@@ -85,6 +91,7 @@ fn every_writing_command_waits_for_the_migration_lock() {
         &["baseline", "2"],
         &["repair", "1", "--forget"],
     ]);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
 /// Mutations this catches: `--dry-run` taking the lock it promises not to take (README,
@@ -94,25 +101,30 @@ fn every_writing_command_waits_for_the_migration_lock() {
 fn dry_runs_take_no_lock() {
     let p = seeded_project("guard_dry_run_lock");
     p.migrate(&["seed", "base"]).success();
-    let (holder, _) = hold_lock(&p.db);
+    // Every dry run is tried, and every one that failed is listed.
+    let mut problems = Vec::new();
+    let mut dry_run = |args: &[&str], says: &str| {
+        let run = p.migrate(&[args, &["--dry-run", "--lock-wait", "0"][..]].concat());
+        if run.code != 0 || !run.stdout.contains(says) {
+            problems.push(format!("{run:?}"));
+        }
+    };
+    let holder = hold_lock(&p.db);
     let before = written(&p.db);
-    p.migrate(&["seed", "base", "--dry-run", "--lock-wait", "0"])
-        .success()
-        .stdout_has("would leave 0 inserted, 0 updated, 2 unchanged");
-    p.migrate(&["seed", "clear", "--dry-run", "--lock-wait", "0", "--json"])
-        .success();
-    p.migrate(&["down", "--dry-run", "--lock-wait", "0"])
-        .success()
-        .stdout_has("drop table coach.more");
+    dry_run(
+        &["seed", "base"],
+        "would leave 0 inserted, 0 updated, 2 unchanged",
+    );
+    dry_run(&["seed", "clear"], "would delete");
+    dry_run(&["down"], "drop table coach.more");
     assert_eq!(written(&p.db), before);
     drop(holder);
     p.migrate(&["down"]).success();
-    let (_holder, _) = hold_lock(&p.db);
+    let _holder = hold_lock(&p.db);
     let before = written(&p.db);
-    p.migrate(&["up", "--dry-run", "--lock-wait", "0"])
-        .success()
-        .stdout_has("would run 1 migration(s)");
+    dry_run(&["up"], "would run 1 migration(s)");
     assert_eq!(written(&p.db), before);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
 const ENVIRONMENTS: &str = "[env.staging]\nurl_env = \"STAGING_URL\"\n\n\
@@ -150,8 +162,10 @@ fn promote_waits_for_productions_lock() {
         "--yes",
     ];
     let run = p.migrate_raw(&[&promote[..], &["--lock-wait", "1"]].concat(), &env);
-    refused_by_the_lock(&run, pid);
-    assert_eq!(written(&production), before);
+    let wrote = written(&production) != before;
+    if let Some(problem) = not_refused_by_the_lock(&run, pid, wrote) {
+        panic!("{problem}");
+    }
     drop(holder);
     p.migrate_raw(&promote, &env).success();
     let head: i64 = production.scalar("SELECT max(version) FROM _migrate.schema_migrations");
@@ -267,7 +281,7 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
     p.write("migrate.toml", TIMEOUTS);
     p.migration(
         "0001_coach_t.sql",
-        "-- UP\ncreate table coach_t (id int primary key);\n-- DOWN\nselect pg_sleep(30);\ndrop table coach_t;\n",
+        "-- UP\ncreate table coach_t (id int primary key);\n-- DOWN\nselect pg_sleep(8);\ndrop table coach_t;\n",
     );
     let env = [
         ("STAGING_URL", p.db.url.as_str()),
@@ -282,8 +296,13 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
     );
     let mut holder = p.db.client();
     let mut tx = holder.transaction().unwrap();
-    tx.batch_execute("LOCK TABLE coach_t IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
+    // Released by the server after a while, so a run that waits without a timeout ends, and
+    // the test fails instead of hanging.
+    tx.batch_execute(
+        "SET LOCAL idle_in_transaction_session_timeout = '20s';
+         LOCK TABLE coach_t IN ACCESS EXCLUSIVE MODE",
+    )
+    .unwrap();
     p.migrate_raw(&["up", "--env", "production", "--yes"], &env)
         .code(1)
         .stderr_has("0002_coach_none.sql")
@@ -294,7 +313,7 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
     // statement_timeout, outside a transaction.
     p.migration(
         "0002_coach_none.sql",
-        "-- transaction: none\n-- UP\nselect pg_sleep(30);\n-- DOWN\nselect 1;\n",
+        "-- transaction: none\n-- UP\nselect pg_sleep(8);\n-- DOWN\nselect 1;\n",
     );
     p.migrate_raw(&["up", "--env", "staging"], &env)
         .code(1)
@@ -304,7 +323,7 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
     // statement_timeout in an --atomic run.
     p.migration(
         "0002_coach_none.sql",
-        "-- UP\nselect pg_sleep(30);\n-- DOWN\nselect 1;\n",
+        "-- UP\nselect pg_sleep(8);\n-- DOWN\nselect 1;\n",
     );
     p.migrate_raw(&["up", "--env", "staging", "--atomic"], &env)
         .code(1)
