@@ -286,23 +286,28 @@ fn tls_root_certificate_defaults() {
 fn tls_require_against_a_server_without_tls_says_the_server_refused() {
     // The main test cluster runs with ssl=off.
     let p = Project::new("tls_refused");
-    let url = format!("{}?sslmode=require", p.db.url).replacen(
-        "postgres://postgres@",
-        "postgres://postgres:Sw0rdfish-42@",
-        1,
-    );
+    // A TEST_DATABASE_URL server may offer TLS: then a throw-away one without it stands in.
+    let ssl: String = p.db.scalar("SHOW ssl");
+    let plain = if ssl == "off" {
+        p.db.url.clone()
+    } else {
+        let (cluster, port) = throwaway_cluster("-plain", |_| ServerOptions {
+            fast: true,
+            ..ServerOptions::default()
+        });
+        cluster.url(port, "postgres")
+    };
+    let (url, secret) = crate::support::with_password(&plain);
+    let url = format!("{url}?sslmode=require");
     let run = p.migrate_raw(&["up", "--database-url", &url], &[]);
     run.code(3)
         .stderr_has("the server refused TLS: sslmode=require requires encryption")
         .stderr_has("error performing TLS handshake: server does not support TLS");
-    assert!(!run.stderr.contains("Sw0rdfish-42"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&secret), "{}", run.stderr);
     // prefer falls back to a plain session.
-    assert_eq!(
-        encrypted(&format!("{}?sslmode=prefer", p.db.url)),
-        Ok(false)
-    );
+    assert_eq!(encrypted(&format!("{plain}?sslmode=prefer")), Ok(false));
     // When the plain session fails too, the refusal of TLS before it is not worth a word.
-    let e = encrypted(&format!("{}_nonexistent?sslmode=prefer", p.db.url)).unwrap_err();
+    let e = encrypted(&format!("{plain}_nonexistent?sslmode=prefer")).unwrap_err();
     assert!(e.contains("does not exist"), "{e}");
     assert!(!e.contains("attempt before"), "{e}");
     let _ = server();
@@ -346,7 +351,22 @@ struct Pair {
     prod: TestDb,
 }
 
+/// Timeouts as a real project sets them, generous: a loaded machine must not fail a test
+/// that is not about them (a whole promote under a 300 ms lock_timeout did). The timeout tests
+/// write their own tight ones (`TIGHT`).
 const ENVIRONMENTS: &str = r#"
+[env.staging]
+url_env = "STAGING_URL"
+statement_timeout = "10min"
+
+[env.production]
+url_env = "PRODUCTION_URL"
+protected = true
+lock_timeout = "1min"
+"#;
+
+/// `ENVIRONMENTS` with timeouts short enough to watch them stop a migration.
+const TIGHT: &str = r#"
 [env.staging]
 url_env = "STAGING_URL"
 statement_timeout = "2s"
@@ -729,6 +749,7 @@ fn every_migration_runs_with_the_environments_timeouts() {
     let pair = Pair::three("timeouts");
     pair.run(&["up", "--env", "production", "--to", "1", "--yes"])
         .success();
+    pair.p.write("migrate.toml", TIGHT);
     // Another session holds a lock on the table migration 2 alters: production's
     // lock_timeout (300ms) makes the migration fail quickly instead of waiting.
     pair.p.migration(

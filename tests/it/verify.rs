@@ -640,7 +640,7 @@ fn an_interrupted_lock_drops_its_scratch_database_and_writes_nothing() {
     let p = Project::new("lock_interrupted");
     p.migration(
         "0001_coach_slow.sql",
-        "-- UP\nselect pg_sleep(30);\n-- DOWN\nselect 1;\n",
+        "-- UP\nselect pg_sleep(300);\n-- DOWN\nselect 1;\n",
     );
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
         .args(["lock", "--scratch-url", server().admin_url()])
@@ -662,7 +662,7 @@ fn an_interrupted_lock_drops_its_scratch_database_and_writes_nothing() {
             .get(0)
     };
     // Wait until the migration runs on the scratch database, then interrupt.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let running = |admin: &mut postgres::Client| -> bool {
         admin
             .query_one(
