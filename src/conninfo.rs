@@ -11,6 +11,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use strum::VariantNames;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio_postgres::config::{
     ChannelBinding, LoadBalanceHosts, SslNegotiation, TargetSessionAttrs,
@@ -990,7 +991,7 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
                         });
                     }
                     Ok(None) => {}
-                    Err(note) => notes.push(note),
+                    Err(note) => notes.push(note.to_string()),
                 }
             }
             match (found, passfile) {
@@ -1141,20 +1142,8 @@ type Get<'a> = dyn Fn(&str) -> Option<(String, Option<&'static str>)> + 'a;
 /// `sslmode` and `sslrootcert` as libpq reads them.
 fn tls_params(get: &Get<'_>, env: &Env) -> Result<TlsParams, ConnInfoError> {
     let requested = match get("sslmode") {
-        Some((value, variable)) => Some(SslMode::parse(&value).map_err(|_| {
-            not_one_of(
-                "sslmode",
-                &value,
-                variable,
-                &[
-                    "disable",
-                    "allow",
-                    "prefer",
-                    "require",
-                    "verify-ca",
-                    "verify-full",
-                ],
-            )
+        Some((value, variable)) => Some(value.parse::<SslMode>().map_err(|_| {
+            not_one_of("sslmode", &value, variable, SslMode::VARIANTS)
         })?),
         None => None,
     };
@@ -1184,33 +1173,46 @@ fn tls_params(get: &Get<'_>, env: &Env) -> Result<TlsParams, ConnInfoError> {
     })
 }
 
+/// Why a password file was ignored (a note on a failed connection, never an error).
+#[derive(Debug, thiserror::Error)]
+enum PassfileIgnored {
+    #[error("the password file {} is not a plain file, so it was ignored", .0.display())]
+    NotPlain(PathBuf),
+    #[error(
+        "the password file {shown} has group or world access, so it was ignored (as libpq \
+         does); permissions should be u=rw (0600) or less: chmod 600 {shown}",
+        shown = .0.display()
+    )]
+    Permissions(PathBuf),
+    #[error("the password file {} cannot be read: {error}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 /// The password file's text, None when there is no such file, or why it was ignored
 /// (libpq's rules: a plain file, no access for group or others).
-fn read_passfile(path: &Path) -> Result<Option<String>, String> {
+fn read_passfile(path: &Path) -> Result<Option<String>, PassfileIgnored> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
     };
     if !meta.is_file() {
-        return Err(format!(
-            "the password file {} is not a plain file, so it was ignored",
-            path.display()
-        ));
+        return Err(PassfileIgnored::NotPlain(path.to_path_buf()));
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
-                "the password file {} has group or world access, so it was ignored (as libpq \
-                 does); permissions should be u=rw (0600) or less: chmod 600 {}",
-                path.display(),
-                path.display()
-            ));
+            return Err(PassfileIgnored::Permissions(path.to_path_buf()));
         }
     }
     std::fs::read(path)
         .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
-        .map_err(|e| format!("the password file {} cannot be read: {e}", path.display()))
+        .map_err(|error| PassfileIgnored::Unreadable {
+            path: path.to_path_buf(),
+            error,
+        })
 }
 
 /// The password the first matching line of a password file gives, and that line's number.

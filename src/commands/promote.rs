@@ -206,7 +206,7 @@ async fn compare<'a>(
     let side = |env: &Env, applied: &[crate::migrations::plan::AppliedMigration], verify| Side {
         environment: env.name.clone(),
         target: env.target.redacted(),
-        head: applied.last().map(|a| a.version),
+        head: crate::migrations::plan::head(applied),
         applied: applied.len(),
         verify,
     };

@@ -133,7 +133,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         refuse_empty(&plan.migrations)?;
         report.planned = planned(&plan.migrations, Direction::Up);
         report.out_of_order = plan.out_of_order;
-        report.head = applied.last().map(|a| a.version);
+        report.head = plan::head(&applied);
         return Ok(report);
     }
 
@@ -207,7 +207,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         let entries = reconcile(&files, &applied);
         let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
         report.planned = planned(&plan, Direction::Down);
-        report.head = applied.last().map(|a| a.version);
+        report.head = plan::head(&applied);
         return Ok(report);
     }
     let locking = ctx.lock_migrations(&client, &target).await?;

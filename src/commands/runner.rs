@@ -23,7 +23,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::db::session::{self, ServerMessage};
 use crate::db::state::{self, Direction, HistoryEntry};
-use crate::db::{describe_db_error, lock, Session};
+use crate::db::{describe_db_error, lock, sqlstate, Session};
 use crate::migrations::lexer::{self, Statement};
 use crate::migrations::{Migration, Section};
 use crate::output::Progress;
@@ -1056,10 +1056,7 @@ fn statements<'m>(
 /// be sent on it.
 fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
     e.is_closed()
-        || matches!(
-            e.code(),
-            Some(c) if c.code().starts_with("08") || c.code().starts_with("57P0")
-        )
+        || sqlstate::error_is(e, sqlstate::is_connection_lost)
 }
 
 /// True when PostgreSQL undoes a failed statement by itself, leaving nothing behind: every

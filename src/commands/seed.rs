@@ -9,7 +9,7 @@ use tokio_postgres::{Client, Transaction};
 use super::runner::set_local;
 use super::{count, Context};
 use crate::cli::{SeedArgs, SeedClearArgs};
-use crate::db::{quote_ident, state};
+use crate::db::{quote_ident, sqlstate, state};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
@@ -345,10 +345,9 @@ fn sql_failure(file: &SeedFile, sql: &str, e: &tokio_postgres::Error) -> Error {
         None => file.path.clone(),
     };
     let message = format!("{location}: {}\n{ROLLED_BACK}", crate::db::chain(e));
-    let input = e.code().is_some_and(|c| {
-        let c = c.code();
-        c.starts_with("22") || c.starts_with("23") || c.starts_with("42")
-    });
+    let input = e
+        .code()
+        .is_some_and(|c| sqlstate::is_bad_data(c) || sqlstate::is_syntax_or_access(c));
     if input {
         Error::input(message)
     } else {
@@ -379,31 +378,31 @@ pub struct SeedStatusRow {
     pub counts: Option<Counts>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 pub enum SeedState {
+    #[strum(serialize = "loaded")]
     Loaded,
+    #[strum(serialize = "changed since load")]
     ChangedSinceLoad,
+    #[strum(serialize = "never loaded")]
     NeverLoaded,
     /// Its rows were removed by `seed clear`.
+    #[strum(serialize = "not loaded (cleared)")]
     Cleared,
     /// Loaded before a table it fills was dropped and recreated (`down`, then `up`): its
     /// rows are gone with the old table.
+    #[strum(serialize = "not loaded (tables recreated since)")]
     TablesRecreated,
     /// Loaded once, but the file is gone.
+    #[strum(serialize = "file missing")]
     Missing,
 }
 
 impl SeedState {
+    /// How the human table says it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SeedState::Loaded => "loaded",
-            SeedState::ChangedSinceLoad => "changed since load",
-            SeedState::NeverLoaded => "never loaded",
-            SeedState::Cleared => "not loaded (cleared)",
-            SeedState::TablesRecreated => "not loaded (tables recreated since)",
-            SeedState::Missing => "file missing",
-        }
+        self.into()
     }
 }
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::db::state;
-use crate::migrations::plan::{reconcile, State};
+use crate::migrations::plan::{head, reconcile, State};
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -70,6 +70,6 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
         target: target.redacted(),
         migrations: rows,
         counts,
-        head: applied.last().map(|a| a.version),
+        head: head(&applied),
     })
 }

@@ -11,7 +11,7 @@ use crate::db::catalog;
 use crate::db::state;
 use crate::error::Error;
 use crate::lockfile::{self, Lockfile};
-use crate::migrations::plan::reconcile;
+use crate::migrations::plan::{head, reconcile};
 use crate::migrations::version_label as version;
 use crate::migrations::Migration;
 use crate::verify::{self, drift, rules, Finding, Level, Rule, UnmatchedAcknowledgement};
@@ -143,7 +143,7 @@ pub async fn inspect(
     };
     Ok(VerifyReport {
         target,
-        head: applied.last().map(|a| a.version),
+        head: head(&applied),
         lock_head: lock.as_ref().and_then(Lockfile::head),
         drift_compared,
         errors: open(Level::Error),

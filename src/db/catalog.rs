@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use tokio_postgres::{Row, Transaction};
 
+use super::sqlstate;
+
 /// The API roles whose access the rules look at (Supabase's names); `PUBLIC` includes them.
 pub const API_ROLES: [&str; 2] = ["anon", "authenticated"];
 
@@ -456,8 +458,7 @@ pub fn changed_during_read(e: &anyhow::Error) -> bool {
         cause.downcast_ref::<ChangedDuringRead>().is_some()
             || cause
                 .downcast_ref::<tokio_postgres::Error>()
-                .and_then(|e| e.code())
-                .is_some_and(|c| matches!(c.code(), "XX000" | "42P01" | "42704" | "42883"))
+                .is_some_and(|e| sqlstate::error_is(e, sqlstate::is_catalog_race))
     })
 }
 

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod lock;
 pub mod pooler;
 pub mod session;
+pub mod sqlstate;
 pub mod state;
 pub mod tls;
 
@@ -11,7 +12,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::conninfo::{ConnInfo, PasswordSource};
-use crate::error::{is_connection_class, Error};
+use crate::error::Error;
 use tls::SslMode;
 
 pub use tokio_postgres::Client as Connection;
@@ -103,7 +104,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
     };
     let (client, connection) = result.map_err(|e| {
         let kind = match e.code() {
-            Some(code) if !is_connection_class(code) => Error::refused,
+            Some(code) if !sqlstate::is_unavailable(code) => Error::refused,
             _ => Error::unavailable,
         };
         let why = tls::explain(&e, mode).map_or(String::new(), |w| format!("{w}: "));

@@ -297,7 +297,8 @@ pub async fn add_warnings(
 }
 
 /// Directions of `_migrate.history`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Up,
@@ -307,13 +308,9 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The stable name, as JSON and the database write it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-            Direction::Baseline => "baseline",
-            Direction::Repair => "repair",
-        }
+        self.into()
     }
 }
 

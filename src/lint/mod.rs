@@ -15,6 +15,7 @@ use squawk_syntax::{Parse, SourceFile, SyntaxNode};
 
 use crate::config::{Config, Environment};
 use crate::error::Error;
+use crate::migrations::lexer::LineIndex;
 use crate::migrations::Migration;
 pub use crate::verify::Level;
 use ignore::Ignores;
@@ -488,28 +489,6 @@ fn squawk_level(rule: SquawkRule) -> Level {
         | IdentifierTooLong
         | BanDuplicateColumnAssignments => Level::Error,
         _ => Level::Warning,
-    }
-}
-
-/// Byte offset → 1-based line and column.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-
-    fn line_col(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= offset);
-        (line, offset - self.starts[line - 1] + 1)
-    }
-
-    fn line(&self, offset: usize) -> usize {
-        self.line_col(offset).0
     }
 }
 

@@ -40,7 +40,7 @@ impl Section {
     /// The file line of a byte offset into `sql`.
     pub fn line_of_offset(&self, offset: usize) -> usize {
         let offset = offset.min(self.sql.len());
-        self.first_line + self.sql[..offset].bytes().filter(|&b| b == b'\n').count()
+        self.first_line - 1 + lexer::LineIndex::new(&self.sql).line(offset)
     }
 
     /// The section's statements, as the runner sends them (see `lexer::split_statements`).
@@ -82,7 +82,7 @@ impl Migration {
     }
 
     pub fn file_name(&self) -> String {
-        format!("{:04}_{}.sql", self.version, self.name)
+        file_name(self.version, &self.name)
     }
 }
 
@@ -121,46 +121,63 @@ pub struct FileName {
     pub domain: String,
 }
 
+/// How a migration file name is shaped, said after every file-name error.
+const FILE_NAME_SHAPE: &str = "a migration file is named <version>_<name>.sql: a version of at \
+                               least four digits and a lowercase name starting with its domain, \
+                               e.g. 0003_coach_core.sql";
+
+/// Why a file name is not a migration's (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileNameError {
+    #[error("not a .sql file; {FILE_NAME_SHAPE}")]
+    NotSql,
+    #[error("file name has no `_` between version and name; {FILE_NAME_SHAPE}")]
+    NoSeparator,
+    #[error("version `{0}` is not at least four digits; {FILE_NAME_SHAPE}")]
+    ShortVersion(String),
+    #[error("version `{0}` is too large")]
+    VersionTooLarge(String),
+    #[error("version must be positive; {FILE_NAME_SHAPE}")]
+    VersionZero,
+    #[error("name `{0}` must be lowercase [a-z0-9_]+; {FILE_NAME_SHAPE}")]
+    NotLowercase(String),
+    #[error("name `{name}` does not start with a domain ({}); {FILE_NAME_SHAPE}", domains.join(", "))]
+    NoDomain { name: String, domains: Vec<String> },
+}
+
+/// The one place the file-name format is written: `0003_coach_core.sql`.
+pub fn file_name(version: i64, name: &str) -> String {
+    format!("{version:04}_{name}.sql")
+}
+
 /// Parses a migration file name; `domains` are the names a migration may start with.
-pub fn parse_file_name(file_name: &str, domains: &[String]) -> Result<FileName, String> {
-    let shape = "a migration file is named <version>_<name>.sql: a version of at least four \
-                 digits and a lowercase name starting with its domain, e.g. 0003_coach_core.sql";
-    let Some(stem) = file_name.strip_suffix(".sql") else {
-        return Err(format!("not a .sql file; {shape}"));
-    };
-    let Some((digits, name)) = stem.split_once('_') else {
-        return Err(format!(
-            "file name has no `_` between version and name; {shape}"
-        ));
-    };
+pub fn parse_file_name(file_name: &str, domains: &[String]) -> Result<FileName, FileNameError> {
+    let stem = file_name
+        .strip_suffix(".sql")
+        .ok_or(FileNameError::NotSql)?;
+    let (digits, name) = stem.split_once('_').ok_or(FileNameError::NoSeparator)?;
     if digits.len() < 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "version `{digits}` is not at least four digits; {shape}"
-        ));
+        return Err(FileNameError::ShortVersion(digits.to_string()));
     }
     let version: i64 = digits
         .parse()
-        .map_err(|_| format!("version `{digits}` is too large"))?;
+        .map_err(|_| FileNameError::VersionTooLarge(digits.to_string()))?;
     if version == 0 {
-        return Err(format!("version must be positive; {shape}"));
+        return Err(FileNameError::VersionZero);
     }
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(format!(
-            "name `{name}` must be lowercase [a-z0-9_]+; {shape}"
-        ));
+        return Err(FileNameError::NotLowercase(name.to_string()));
     }
     let domain = domains
         .iter()
         .find(|d| name == d.as_str() || name.starts_with(&format!("{d}_")))
-        .ok_or_else(|| {
-            format!(
-                "name `{name}` does not start with a domain ({}); {shape}",
-                domains.join(", ")
-            )
+        .ok_or_else(|| FileNameError::NoDomain {
+            name: name.to_string(),
+            domains: domains.to_vec(),
         })?;
     Ok(FileName {
         version,
@@ -556,7 +573,7 @@ fn read_migration(
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| problem("file name is not UTF-8".into()))?;
-    let name = parse_file_name(file_name, domains).map_err(problem)?;
+    let name = parse_file_name(file_name, domains).map_err(|e| problem(e.to_string()))?;
     let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
     parse(name, &display, &bytes)
 }

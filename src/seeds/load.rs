@@ -8,13 +8,14 @@
 
 use futures_util::SinkExt;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::catalog::ColumnShape;
 use super::csv::CsvSource;
 use super::prepare::Batch;
-use crate::db::{describe_db_error, quote_ident};
+use crate::db::{describe_db_error, quote_ident, sqlstate};
 
 /// What loading did to a table's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -423,10 +424,8 @@ pub struct Failure {
 /// A data exception (22), an integrity constraint violation (23), or a privilege or policy
 /// that refuses the rows (42501: no INSERT/UPDATE privilege, or a row-level security policy).
 fn is_bad_input(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|c| {
-        let c = c.code();
-        c.starts_with("22") || c.starts_with("23") || c == "42501"
-    })
+    e.code()
+        .is_some_and(|c| sqlstate::is_bad_data(c) || *c == SqlState::INSUFFICIENT_PRIVILEGE)
 }
 
 fn message(e: &tokio_postgres::Error) -> String {
@@ -486,7 +485,7 @@ pub async fn locate(
         .and_then(|db| db.column())
         .map(str::to_string);
     let mut text = message(&error);
-    if column.is_none() && error.code().is_some_and(|c| c.code().starts_with("22")) {
+    if column.is_none() && sqlstate::error_is(&error, sqlstate::is_data_exception) {
         for (slot, &i) in batch.columns.iter().enumerate() {
             let c = &batch.table.columns[i];
             tx.batch_execute("SAVEPOINT seed_probe").await?;
