@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod conninfo;
 pub mod db;
+pub mod engine;
 pub mod error;
 pub mod lint;
 pub mod local;
@@ -14,6 +15,7 @@ pub mod migrations;
 pub mod output;
 pub mod redact;
 pub mod seeds;
+pub mod setup;
 pub mod target;
 pub mod verify;
 
@@ -142,7 +144,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Seed(SeedCommand::Clear(args)) => {
                 printer.emit(&commands::seed::clear(&ctx, args).await?)
             }
-            Command::Setup(args) => printer.emit(&commands::setup::setup(&ctx, args).await?),
+            Command::Setup(args) => printer.emit(&setup::setup(&ctx, args).await?),
             // Answered before the project was loaded; here for completeness.
             Command::Completions(args) => {
                 printer.emit(&commands::completions::completions(args.shell))

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::runner::{Locking, Runner};
+use crate::engine::{Locking, Runner};
 use super::Context;
 use crate::cli::LockArgs;
 use crate::conninfo::{ConnInfo, Env};

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
-use super::runner::set_local;
 use super::{count, Context};
 use crate::cli::{SeedArgs, SeedClearArgs};
 use crate::db::{quote_ident, sqlstate, state};
+use crate::engine::{self, set_local};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
@@ -137,9 +137,9 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
-    ctx.progress.start(files.len() as u64, "seed");
+    let finish = engine::reporter::start(ctx.progress.as_ref(), files.len() as u64, "seed");
     let loaded = load_files(ctx, &tx, &files, &batches).await;
-    ctx.progress.finish();
+    drop(finish);
     for file_report in loaded? {
         for t in &file_report.tables {
             add(&mut report.tables, &t.table, t.counts);

@@ -179,6 +179,16 @@ pub async fn applied(client: &impl GenericClient) -> anyhow::Result<Vec<AppliedM
         .collect())
 }
 
+/// Reads the applied history inside a read-only transaction (for --dry-run).
+pub async fn applied_read_only(
+    client: &mut Client,
+) -> anyhow::Result<Vec<AppliedMigration>> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    let applied = applied(&tx).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
 pub async fn record_applied(
     client: &impl GenericClient,
     migration: &Migration,
@@ -352,4 +362,12 @@ pub async fn record_history(
     )
     .await?;
     Ok(())
+}
+
+/// Whether migrate has ever recorded anything in this database.
+const MANAGED: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
+
+/// Whether the database behind `client` holds migrate's state.
+pub async fn is_managed(client: &impl GenericClient) -> anyhow::Result<bool> {
+    Ok(client.query_one(MANAGED, &[]).await?.get(0))
 }

@@ -160,6 +160,30 @@ pub fn is_known_rule(name: &str) -> bool {
         || name == SYNTAX_ERROR
 }
 
+/// The environments a migration will run in, for which timeouts the runner sets: the one
+/// named, else every one `migrate.toml` defines.
+fn environments<'a>(config: &'a Config, named: Option<&str>) -> Result<Vec<&'a Environment>, Error> {
+    match named {
+        Some(name) => config.env.get(name).map(|e| vec![e]).ok_or_else(|| {
+            Error::input(format!("unknown environment `{name}` in migrate.toml"))
+        }),
+        None => Ok(config.env.values().collect()),
+    }
+}
+
+/// Lints the project's migrations, reporting those `selected` picks, with the settings of
+/// `environment` (or of every environment): what `lint`, `check`, `plan` and `promote` run.
+pub fn for_project(
+    config: &Config,
+    files: &[Migration],
+    selected: impl Fn(&Migration) -> bool + Sync,
+    environment: Option<&str>,
+) -> Result<(Settings, Outcome), Error> {
+    let settings = Settings::new(config, &environments(config, environment)?)?;
+    let outcome = lint(files, selected, &settings);
+    Ok((settings, outcome))
+}
+
 /// Lints the UP sections of `all` (every migration of the project, in version order) and
 /// reports findings for those `selected` returns true for. Every file is read so that a
 /// `GRANT` knows what the tables it names hold, whichever file created them.

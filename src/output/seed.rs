@@ -5,7 +5,7 @@ use comfy_table::{Attribute, Cell, Color};
 use super::human::table;
 use super::{Report, Style};
 use crate::commands::seed::{ClearReport, FileKind, SeedReport, SeedState, SeedStatusReport};
-use crate::commands::setup::SetupReport;
+use crate::setup::SetupReport;
 use crate::error::ExitStatus;
 use crate::seeds::load::Counts;
 

@@ -2,6 +2,7 @@
 //! over the live catalog, and from the drift between the live catalog and `schema.lock`.
 
 pub mod drift;
+pub mod inspect;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
