@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod connect;
 mod daily;
 mod domains;
