@@ -6,7 +6,6 @@
 //! where the password is can never be decided twice. Errors name the part that is wrong and
 //! never quote a value that could be (part of) a secret.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,7 +163,8 @@ impl ConnInfoError {
 pub enum Env {
     Process,
     Empty,
-    Fixed(BTreeMap<String, String>),
+    #[cfg(test)]
+    Fixed(std::collections::BTreeMap<String, String>),
 }
 
 impl Env {
@@ -173,6 +173,7 @@ impl Env {
         let value = match self {
             Env::Process => std::env::var(name).ok(),
             Env::Empty => None,
+            #[cfg(test)]
             Env::Fixed(map) => map.get(name).cloned(),
         };
         value.filter(|v| !v.is_empty())

@@ -1,23 +1,23 @@
 //! `migrate`: numbered UP/DOWN PostgreSQL migrations with checksummed history, for the coach,
 //! wellness, partner, signify and counsel schemas.
 
-pub mod cli;
-pub mod commands;
-pub mod config;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod config;
 pub mod conninfo;
 pub mod db;
-pub mod engine;
-pub mod error;
-pub mod lint;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod lint;
 pub mod local;
-pub mod lockfile;
+pub(crate) mod lockfile;
 pub mod migrations;
-pub mod output;
-pub mod redact;
-pub mod seeds;
-pub mod setup;
-pub mod target;
-pub mod verify;
+pub(crate) mod output;
+pub(crate) mod redact;
+pub(crate) mod seeds;
+pub(crate) mod setup;
+pub(crate) mod target;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 
@@ -70,7 +70,7 @@ fn main_on_this_thread() -> ExitCode {
 }
 
 /// Runs one command to completion and renders its report.
-pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if let Some(url) = &cli.global.database_url {
         redact::register_connection_string(url);
     }

@@ -329,18 +329,6 @@ fn refuse_outside_transaction_through_pooler(
 async fn ensure_state(client: &Client, locking: Locking) -> anyhow::Result<()> {
     match locking {
         Locking::Session => state::ensure(client).await,
-        Locking::Transaction => {
-            client.batch_execute("BEGIN").await?;
-            client.batch_execute(crate::db::lock::XACT_LOCK).await?;
-            let created = state::ensure(client).await;
-            client
-                .batch_execute(if created.is_ok() {
-                    "COMMIT"
-                } else {
-                    "ROLLBACK"
-                })
-                .await?;
-            created
-        }
+        Locking::Transaction => state::ensure_under_xact_lock(client).await,
     }
 }

@@ -13,9 +13,10 @@ use crate::engine::{self, set_local};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
-use crate::seeds::load::{self, Counts, Failure, SequenceMove};
+use crate::db::seeds::load::{self, Counts, Failure, SequenceMove};
+use crate::db::seeds::{catalog, runs};
 use crate::seeds::prepare::{prepare, Batch};
-use crate::seeds::{self, catalog, runs, Body, SeedFile, SeedSet};
+use crate::seeds::{self, Body, SeedFile, SeedSet};
 
 /// What `seed base` or `seed test` did, or with `--dry-run` would do.
 #[derive(Debug, Serialize)]
@@ -257,28 +258,15 @@ async fn record_runs(
     Ok(())
 }
 
-/// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
-/// finding the row at fault. It is released on success: left open, every batch would nest
-/// one subtransaction deeper (each level keeps its own state until the commit).
+/// Upserts one batch (see `load::upsert_in_savepoint`); a failure names the file and row.
 async fn load_batch(
     tx: &Transaction<'_>,
     file: &SeedFile,
     batch: &Batch,
 ) -> anyhow::Result<Counts> {
-    tx.batch_execute("SAVEPOINT seed_batch").await?;
-    match load::upsert(tx, batch).await {
-        Ok(counts) => {
-            tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
-            Ok(counts)
-        }
-        Err(e) if e.session_unusable => {
-            Err(batch_failure(file, batch, load::unlocated(&e.error), e.rls).into())
-        }
-        Err(e) => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
-            let failure = load::locate(tx, batch, e.error).await?;
-            Err(batch_failure(file, batch, failure, e.rls).into())
-        }
+    match load::upsert_in_savepoint(tx, batch).await? {
+        Ok(counts) => Ok(counts),
+        Err(e) => Err(batch_failure(file, batch, e.failure, e.rls).into()),
     }
 }
 
@@ -497,10 +485,6 @@ pub struct ClearedFile {
     pub deleted: i64,
 }
 
-const DELETED_PER_TABLE: &str = "
-SELECT schemaname || '.' || relname, n_tup_del
-FROM pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0";
-
 /// `seed clear [base|test]`: deletes, by primary key, exactly the rows the sets' files define
 /// (the files on disk), newest file first and within a file the last table first, so children
 /// go before parents; in one transaction, under the migration lock. `.sql` files are not
@@ -573,8 +557,7 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
         });
     }
     // What the database removed besides (ON DELETE CASCADE, triggers), from its own counts.
-    for row in tx.query(DELETED_PER_TABLE, &[]).await? {
-        let (table, all): (String, i64) = (row.get(0), row.get(1));
+    for (table, all) in load::deleted_per_table(&tx).await? {
         if table == "_migrate.seed_runs" {
             continue;
         }

@@ -1,12 +1,14 @@
 //! Talking to PostgreSQL: connecting, the `_migrate` state tables, the advisory lock.
 
-pub mod catalog;
+pub(crate) mod catalog;
+pub(crate) mod database;
 pub mod lock;
-pub mod pooler;
-pub mod session;
-pub mod sqlstate;
-pub mod state;
-pub mod tls;
+pub(crate) mod pooler;
+pub(crate) mod seeds;
+pub(crate) mod session;
+pub(crate) mod sqlstate;
+pub(crate) mod state;
+pub(crate) mod tls;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
@@ -14,8 +16,6 @@ use tokio_postgres::Client;
 use crate::conninfo::{ConnInfo, PasswordSource};
 use crate::error::Error;
 use tls::SslMode;
-
-pub use tokio_postgres::Client as Connection;
 
 /// An open session: the client, the server's notices, and the server's reason if it closed
 /// the session. Derefs to the client. Its statement is cancelled on SIGINT/SIGTERM
@@ -206,9 +206,4 @@ pub fn describe_db_error(db: &tokio_postgres::error::DbError) -> String {
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes an SQL string literal.
-pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }

@@ -157,6 +157,22 @@ pub async fn ensure(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ensure` in a transaction of its own that holds the transaction-level migration lock
+/// (through a transaction pooler, where the session-level lock cannot be held).
+pub async fn ensure_under_xact_lock(client: &Client) -> anyhow::Result<()> {
+    client.batch_execute("BEGIN").await?;
+    super::lock::acquire_xact(client).await?;
+    let created = ensure(client).await;
+    client
+        .batch_execute(if created.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })
+        .await?;
+    created
+}
+
 /// The applied migrations, in version order; none when the state tables do not exist yet.
 pub async fn applied(client: &impl GenericClient) -> anyhow::Result<Vec<AppliedMigration>> {
     let exists: bool = unnamed(client, EXISTS, &[]).await?[0].get(0);

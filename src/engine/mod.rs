@@ -28,7 +28,7 @@ use crate::migrations::lexer::{self, Statement};
 use crate::migrations::{Migration, Section};
 
 pub mod reporter;
-pub use reporter::{Finish, Reporter};
+pub use reporter::Reporter;
 
 /// A migration that ran.
 #[derive(Debug, Clone, Serialize)]

@@ -1,8 +1,8 @@
 //! Migration files: discovery, the UP/DOWN format, checksums. Pure: no database, no printing.
 
-pub mod lexer;
-pub mod plan;
-pub mod promotion;
+pub(crate) mod lexer;
+pub(crate) mod plan;
+pub(crate) mod promotion;
 
 use std::path::{Path, PathBuf};
 

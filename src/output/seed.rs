@@ -7,7 +7,7 @@ use super::{Report, Style};
 use crate::commands::seed::{ClearReport, FileKind, SeedReport, SeedState, SeedStatusReport};
 use crate::setup::SetupReport;
 use crate::error::ExitStatus;
-use crate::seeds::load::Counts;
+use crate::db::seeds::load::Counts;
 
 fn counts_cells(c: &Counts) -> Vec<Cell> {
     vec![

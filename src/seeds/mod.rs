@@ -1,11 +1,8 @@
 //! Seed sets (DESIGN §9): discovering `seeds/base` and `seeds/test`, and reading `.toml` seed
 //! files into rows per table. Pure: no database, no printing.
 
-pub mod catalog;
 pub mod csv;
-pub mod load;
 pub mod prepare;
-pub mod runs;
 pub mod value;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::catalog::TableShape;
+use crate::db::seeds::catalog::TableShape;
 use super::csv::{self, CsvSource};
 use super::value::Kind;
 use super::{Body, SeedFile, TableRows, Value};
@@ -453,7 +453,7 @@ fn column_list(shape: &TableShape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seeds::catalog::ColumnShape;
+    use crate::db::seeds::catalog::ColumnShape;
     use crate::seeds::{parse_toml, SeedSet};
 
     fn column(name: &str, type_name: &str, category: &str) -> ColumnShape {

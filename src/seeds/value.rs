@@ -44,8 +44,6 @@ pub enum Value {
     Array(Vec<Value>),
     /// An inline table or sub-table.
     Table(Vec<(String, Value)>),
-    /// A CSV field: PostgreSQL text input, sent as it is whatever the column's type.
-    Text(String),
     /// An empty unquoted CSV field.
     Null,
 }
@@ -94,7 +92,6 @@ impl Value {
             Value::Datetime(_) => "a datetime",
             Value::Array(_) => "an array",
             Value::Table(_) => "a table",
-            Value::Text(_) => "a text",
             Value::Null => "NULL",
         }
     }
@@ -102,7 +99,7 @@ impl Value {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
-            Value::String(s) | Value::Datetime(s) | Value::Text(s) => J::String(s.clone()),
+            Value::String(s) | Value::Datetime(s) => J::String(s.clone()),
             Value::Null => J::Null,
             Value::Integer(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
@@ -185,7 +182,6 @@ impl Kind {
             })
         };
         match (self, value) {
-            (_, Value::Text(s)) => Ok(s),
             (_, Value::Null) => Err(ValueError::Null),
             (Kind::Json, v) => Ok(v.to_json().to_string()),
             (Kind::Array(element), Value::Array(items)) => {

@@ -13,8 +13,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::catalog::ColumnShape;
-use super::csv::CsvSource;
-use super::prepare::Batch;
+use crate::seeds::csv::CsvSource;
+use crate::seeds::prepare::Batch;
 use crate::db::{describe_db_error, quote_ident, sqlstate};
 
 /// What loading did to a table's rows.
@@ -435,6 +435,56 @@ fn message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// A batch that did not load: the row at fault (when it could be found), and whether
+/// row-level security applies to the loading role on its table.
+#[derive(Debug)]
+pub struct BatchFailure {
+    pub failure: Failure,
+    pub rls: bool,
+}
+
+/// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
+/// finding the row at fault. It is released on success: left open, every batch would nest
+/// one subtransaction deeper (each level keeps its own state until the commit).
+pub async fn upsert_in_savepoint(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+) -> anyhow::Result<Result<Counts, BatchFailure>> {
+    tx.batch_execute("SAVEPOINT seed_batch").await?;
+    match upsert(tx, batch).await {
+        Ok(counts) => {
+            tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
+            Ok(Ok(counts))
+        }
+        Err(e) if e.session_unusable => Ok(Err(BatchFailure {
+            failure: unlocated(&e.error),
+            rls: e.rls,
+        })),
+        Err(e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
+            Ok(Err(BatchFailure {
+                failure: locate(tx, batch, e.error).await?,
+                rls: e.rls,
+            }))
+        }
+    }
+}
+
+const DELETED_PER_TABLE: &str = "
+SELECT schemaname || '.' || relname, n_tup_del
+FROM pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0";
+
+/// Rows deleted in this transaction so far, per table (`schema.table`), by the database's own
+/// counts: what `ON DELETE CASCADE` and triggers removed included.
+pub async fn deleted_per_table(tx: &Transaction<'_>) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(tx
+        .query(DELETED_PER_TABLE, &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
 /// A failure whose row is not looked for: not the data's fault, or the session cannot be
 /// used any more.
 pub fn unlocated(error: &tokio_postgres::Error) -> Failure {
@@ -510,7 +560,7 @@ pub async fn locate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seeds::catalog::TableShape;
+    use crate::db::seeds::catalog::TableShape;
     use crate::seeds::value::Kind;
 
     fn column(name: &str, type_name: &str) -> ColumnShape {
