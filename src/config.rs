@@ -442,9 +442,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse("[paths]\nmigration = \"x\"\n").unwrap_err().to_string();
+        let e = parse("[paths]\nmigration = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `migration`"), "{e}");
-        let e = parse("[env.staging]\nurl_env = \"X\"\nurl = \"postgres://\"\n").unwrap_err().to_string();
+        let e = parse("[env.staging]\nurl_env = \"X\"\nurl = \"postgres://\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `url`"), "{e}");
     }
 
@@ -465,23 +469,33 @@ mod tests {
         assert_eq!(c.verify.levels["unindexed_foreign_keys"], Level::Error);
         assert_eq!(c.verify.acknowledge[0].reason, "the app's XP endpoint");
 
-        let e = parse("[verify.levels]\nunindexed_foreign_key = \"info\"\n").unwrap_err().to_string();
+        let e = parse("[verify.levels]\nunindexed_foreign_key = \"info\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("[verify.levels] unindexed_foreign_key: `unindexed_foreign_key` is not a verify rule"),
             "{e}"
         );
-        let e = parse("[verify.levels]\nno_primary_key = \"fatal\"\n").unwrap_err().to_string();
+        let e = parse("[verify.levels]\nno_primary_key = \"fatal\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown variant `fatal`"), "{e}");
-        let e = parse("[verify.levels]\nchecksum_mismatch = \"info\"\n").unwrap_err().to_string();
+        let e = parse("[verify.levels]\nchecksum_mismatch = \"info\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("migrate repair"), "{e}");
         let ack = |rule: &str, object: &str, reason: &str| {
             format!(
                 "[[verify.acknowledge]]\nrule = \"{rule}\"\nobject = \"{object}\"\nreason = \"{reason}\"\n"
             )
         };
-        let e = parse(&ack("no_such_rule", "a.b", "r")).unwrap_err().to_string();
+        let e = parse(&ack("no_such_rule", "a.b", "r"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("[[verify.acknowledge]] #1 rule:"), "{e}");
-        let e = parse(&ack("no_primary_key", "a.b", " ")).unwrap_err().to_string();
+        let e = parse(&ack("no_primary_key", "a.b", " "))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("reason"), "{e}");
         let twice = ack("no_primary_key", "a.b", "r").repeat(2);
         assert!(parse(&twice)
@@ -489,7 +503,8 @@ mod tests {
             .to_string()
             .contains("acknowledged twice"));
         let e = parse("[[verify.acknowledge]]\nrule = \"no_primary_key\"\nobject = \"a\"\n")
-            .unwrap_err().to_string();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field `reason`"), "{e}");
     }
 
@@ -500,7 +515,8 @@ mod tests {
             .to_string()
             .contains("lock_timeout"));
         let e = parse("[env.p]\nurl_env = \"X\"\nlock_timeout = \"99999999999999999999s\"\n")
-            .unwrap_err().to_string();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("[env.p] lock_timeout") && e.contains("out of range"),
             "{e}"

@@ -6,8 +6,8 @@ use tokio_postgres::error::SqlState;
 
 use super::Context;
 use crate::cli::DropArgs;
-use crate::db::database::{self, Template};
 use crate::db;
+use crate::db::database::{self, Template};
 use crate::error::Error;
 use crate::target::Target;
 
@@ -135,4 +135,3 @@ async fn maintenance(target: &Target, name: &str) -> anyhow::Result<db::Session>
     }
     Err(first_error.expect("at least one maintenance database is tried"))
 }
-

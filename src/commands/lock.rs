@@ -8,14 +8,14 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::engine::{Locking, Runner};
 use super::Context;
 use crate::cli::LockArgs;
 use crate::conninfo::{ConnInfo, Env};
 use crate::db::catalog::{self, Catalog};
-use crate::db::state::{self, Direction};
 use crate::db::database::{self, Template};
+use crate::db::state::{self, Direction};
 use crate::db::{self, quote_ident};
+use crate::engine::{Locking, Runner};
 use crate::error::Error;
 use crate::local::{Cluster, ServerOptions, DATABASE};
 use crate::lockfile::Lockfile;

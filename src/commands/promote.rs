@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::engine::{Failure, Locking, Runner, Step};
 use super::{count, listed, Context};
 use crate::cli::PromotionArgs;
 use crate::db::{self, state};
+use crate::engine::{Failure, Locking, Runner, Step};
 use crate::error::Error;
 use crate::lint::Finding as LintFinding;
 use crate::migrations::promotion::{self, Obstacle, Reason};
@@ -83,7 +83,13 @@ async fn drift_findings(
     env: &mut Env,
     files: &[Migration],
 ) -> anyhow::Result<VerifyCheck> {
-    let report = crate::verify::inspect::inspect(&ctx.project, &mut env.client, files, env.target.redacted()).await?;
+    let report = crate::verify::inspect::inspect(
+        &ctx.project,
+        &mut env.client,
+        files,
+        env.target.redacted(),
+    )
+    .await?;
     Ok(VerifyCheck {
         ran: true,
         findings: report.findings,

@@ -3,11 +3,11 @@
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::engine::{Failure, Locking, Outcome, Runner, Step};
 use super::{count, listed, through_pooler, Context};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::db::state::{self, Direction};
 use crate::db::Session;
+use crate::engine::{Failure, Locking, Outcome, Runner, Step};
 use crate::error::Error;
 use crate::migrations::plan::{self, reconcile, DownTarget, Entry, Refusal};
 use crate::migrations::Migration;

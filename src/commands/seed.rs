@@ -8,13 +8,13 @@ use tokio_postgres::{Client, Transaction};
 
 use super::{count, Context};
 use crate::cli::{SeedArgs, SeedClearArgs};
+use crate::db::seeds::load::{self, Counts, Failure, SequenceMove};
+use crate::db::seeds::{catalog, runs};
 use crate::db::{quote_ident, sqlstate, state};
 use crate::engine::{self, set_local};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
-use crate::db::seeds::load::{self, Counts, Failure, SequenceMove};
-use crate::db::seeds::{catalog, runs};
 use crate::seeds::prepare::{prepare, Batch};
 use crate::seeds::{self, Body, SeedFile, SeedSet};
 

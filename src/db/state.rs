@@ -196,9 +196,7 @@ pub async fn applied(client: &impl GenericClient) -> anyhow::Result<Vec<AppliedM
 }
 
 /// Reads the applied history inside a read-only transaction (for --dry-run).
-pub async fn applied_read_only(
-    client: &mut Client,
-) -> anyhow::Result<Vec<AppliedMigration>> {
+pub async fn applied_read_only(client: &mut Client) -> anyhow::Result<Vec<AppliedMigration>> {
     let tx = client.build_transaction().read_only(true).start().await?;
     let applied = applied(&tx).await?;
     tx.commit().await?;

@@ -18,14 +18,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode`, spelled as libpq spells it (`verify-full`).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantNames,
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
 )]
 #[strum(serialize_all = "kebab-case")]
 pub enum SslMode {
@@ -138,9 +131,7 @@ pub enum TlsError {
     NoCertificate(String),
     #[error("sslrootcert={path}: unusable certificate: {error}")]
     Unusable { path: String, error: rustls::Error },
-    #[error(
-        "no system CA certificates could be loaded ({0}); pass sslrootcert=/path/to/ca.pem"
-    )]
+    #[error("no system CA certificates could be loaded ({0}); pass sslrootcert=/path/to/ca.pem")]
     NoSystemCertificates(String),
     #[error("cannot build the certificate verifier: {0}")]
     Verifier(#[from] rustls::client::VerifierBuilderError),
@@ -158,10 +149,7 @@ pub fn connector(
         Verification::None => None,
         Verification::Chain | Verification::Full => {
             let roots = Arc::new(roots(root_cert.unwrap_or(&RootCert::System))?);
-            Some(
-                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-                    .build()?,
-            )
+            Some(WebPkiServerVerifier::builder_with_provider(roots, provider.clone()).build()?)
         }
     };
     let verifier = Arc::new(Verifier {

@@ -1044,8 +1044,7 @@ fn statements<'m>(
 /// The connection is gone (server crash, `pg_terminate_backend`, network): nothing more can
 /// be sent on it.
 fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
-        || sqlstate::error_is(e, sqlstate::is_connection_lost)
+    e.is_closed() || sqlstate::error_is(e, sqlstate::is_connection_lost)
 }
 
 /// True when PostgreSQL undoes a failed statement by itself, leaving nothing behind: every

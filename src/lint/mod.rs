@@ -162,11 +162,16 @@ pub fn is_known_rule(name: &str) -> bool {
 
 /// The environments a migration will run in, for which timeouts the runner sets: the one
 /// named, else every one `migrate.toml` defines.
-fn environments<'a>(config: &'a Config, named: Option<&str>) -> Result<Vec<&'a Environment>, Error> {
+fn environments<'a>(
+    config: &'a Config,
+    named: Option<&str>,
+) -> Result<Vec<&'a Environment>, Error> {
     match named {
-        Some(name) => config.env.get(name).map(|e| vec![e]).ok_or_else(|| {
-            Error::input(format!("unknown environment `{name}` in migrate.toml"))
-        }),
+        Some(name) => {
+            config.env.get(name).map(|e| vec![e]).ok_or_else(|| {
+                Error::input(format!("unknown environment `{name}` in migrate.toml"))
+            })
+        }
         None => Ok(config.env.values().collect()),
     }
 }

@@ -17,8 +17,6 @@ pub enum ValueError {
         type_name: String,
         found: &'static str,
     },
-    #[error("is NULL")]
-    Null,
     #[error("{value} is out of range for type {type_name}")]
     OutOfRange { value: i64, type_name: String },
     #[error(
@@ -44,8 +42,6 @@ pub enum Value {
     Array(Vec<Value>),
     /// An inline table or sub-table.
     Table(Vec<(String, Value)>),
-    /// An empty unquoted CSV field.
-    Null,
 }
 
 impl Value {
@@ -92,7 +88,6 @@ impl Value {
             Value::Datetime(_) => "a datetime",
             Value::Array(_) => "an array",
             Value::Table(_) => "a table",
-            Value::Null => "NULL",
         }
     }
 
@@ -100,7 +95,6 @@ impl Value {
         use serde_json::Value as J;
         match self {
             Value::String(s) | Value::Datetime(s) => J::String(s.clone()),
-            Value::Null => J::Null,
             Value::Integer(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Boolean(b) => J::Bool(*b),
@@ -182,7 +176,6 @@ impl Kind {
             })
         };
         match (self, value) {
-            (_, Value::Null) => Err(ValueError::Null),
             (Kind::Json, v) => Ok(v.to_json().to_string()),
             (Kind::Array(element), Value::Array(items)) => {
                 let mut out = String::new();

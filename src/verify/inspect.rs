@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use tokio_postgres::{Client, IsolationLevel};
 
+use super::{self as verify, drift, rules, Finding, Level, Rule, UnmatchedAcknowledgement};
 use crate::config::Project;
 use crate::db::catalog;
 use crate::db::state;
@@ -14,7 +15,6 @@ use crate::lockfile::{self, Lockfile};
 use crate::migrations::plan::{head, reconcile};
 use crate::migrations::version_label as version;
 use crate::migrations::Migration;
-use super::{self as verify, drift, rules, Finding, Level, Rule, UnmatchedAcknowledgement};
 
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
@@ -37,7 +37,6 @@ pub struct VerifyReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmatched_acknowledgements: Vec<UnmatchedAcknowledgement>,
 }
-
 
 /// How often verify reads the catalog again when it changed under the read.
 const SNAPSHOT_TRIES: usize = 5;

@@ -13,7 +13,9 @@ use crate::migrations::{file_name, short};
 
 /// How serious a finding is: errors make `verify` exit 1, warnings and info do not.
 /// `migrate.toml` may set a rule's level (`[verify.levels]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Level {

@@ -104,13 +104,16 @@ fn violations(src: &Path) -> Vec<String> {
         .filter(|name| name != "mod")
         .collect();
     for path in rust_files(&commands_dir) {
-        let shown = path.strip_prefix(src).unwrap_or(&path).display().to_string();
+        let shown = path
+            .strip_prefix(src)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let this = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let code = code(&path);
         let crate_names = named_after(&code, "crate::");
         let super_names = named_after(&code, "super::");
-        if crate_names.iter().any(|n| n == "output") || super_names.iter().any(|n| n == "output")
-        {
+        if crate_names.iter().any(|n| n == "output") || super_names.iter().any(|n| n == "output") {
             found.push(format!("{shown} imports output"));
         }
         // `super::` from a command is `commands`; from `mod.rs` it is the crate root.
@@ -134,7 +137,11 @@ fn violations(src: &Path) -> Vec<String> {
             vec![src.join(format!("{layer}.rs"))]
         };
         for path in files.into_iter().filter(|p| p.exists()) {
-            let shown = path.strip_prefix(src).unwrap_or(&path).display().to_string();
+            let shown = path
+                .strip_prefix(src)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             for name in named_after(&code(&path), "crate::") {
                 if name == "commands" || name == "output" {
                     found.push(format!("{shown} (library) imports {name}"));

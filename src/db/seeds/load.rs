@@ -13,9 +13,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::catalog::ColumnShape;
+use crate::db::{describe_db_error, quote_ident, sqlstate};
 use crate::seeds::csv::CsvSource;
 use crate::seeds::prepare::Batch;
-use crate::db::{describe_db_error, quote_ident, sqlstate};
 
 /// What loading did to a table's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
