@@ -1,7 +1,7 @@
 //! `migrate`: numbered UP/DOWN PostgreSQL migrations with checksummed history, for the coach,
 //! wellness, partner, signify and counsel schemas.
 
-pub(crate) mod cli;
+pub mod cli;
 pub(crate) mod commands;
 pub(crate) mod config;
 pub mod conninfo;
@@ -46,7 +46,10 @@ pub fn main() -> ExitCode {
 pub(crate) const BIG_STACK: usize = 512 << 20;
 
 fn main_on_this_thread() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return command_line_error(err),
+    };
     db::session::JSON_OUTPUT.store(cli.global.json, std::sync::atomic::Ordering::Relaxed);
     let printer = Printer::from_args(&cli.global);
     let status = match run(cli, &printer) {
@@ -67,6 +70,26 @@ fn main_on_this_thread() -> ExitCode {
         }
     };
     ExitCode::from(status.code())
+}
+
+/// clap's answer to a command line it does not run (a usage error, or `--help`/`--version`),
+/// printed as clap prints it. With `--json` a usage error is also one JSON document on stdout,
+/// like every other error, so a pipeline reading stdout never gets nothing.
+fn command_line_error(err: clap::Error) -> ExitCode {
+    if err.use_stderr() && std::env::args_os().skip(1).any(|a| a == "--json") {
+        let rendered = err.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        let document = serde_json::json!({
+            "ok": false,
+            "exit_code": ExitStatus::Usage.code(),
+            "error": message,
+        });
+        let text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        println!("{}", redact::mask(&text));
+    }
+    let _ = err.print();
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
 /// Runs one command to completion and renders its report.

@@ -141,11 +141,24 @@ impl Cluster {
                 return Ok(port);
             }
         }
-        let port = match self.recorded_port() {
+        let mut port = match self.recorded_port() {
             Some(p) if port_is_free(p) => p,
             _ => free_port()?,
         };
-        self.start(port, options)?;
+        // A free port is only free until someone binds it: another cluster starting at the
+        // same moment (parallel test processes) may take it first. The server then fails to
+        // bind and exits; start again on another port.
+        let mut tries = 1;
+        loop {
+            match self.start(port, &options) {
+                Ok(()) => break,
+                Err(StartError::PortTaken(_)) if tries < PORT_TRIES => {
+                    tries += 1;
+                    port = free_port()?;
+                }
+                Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
+            }
+        }
         fs::write(self.port_file(), format!("{port}\n"))
             .map_err(|e| io_error("write", &self.port_file(), e))?;
         Ok(port)
@@ -186,7 +199,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn start(&self, port: u16, options: ServerOptions) -> Result<(), Error> {
+    fn start(&self, port: u16, options: &ServerOptions) -> Result<(), StartError> {
         let socket_dir = self.socket_dir();
         // A Unix socket path is limited to ~107 bytes; beyond that, listen on TCP only.
         let sockets = if socket_dir.as_os_str().len() < 90 {
@@ -205,6 +218,8 @@ impl Cluster {
             server_options.push_str(&format!(" -c {name}='{value}'"));
         }
         let log = self.log_file();
+        // Only this attempt's lines of the log tell why it failed.
+        let log_start = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let output = self
             .command("pg_ctl")
             .args(["start", "-w", "-t", "60", "-D"])
@@ -215,26 +230,28 @@ impl Cluster {
             .arg(server_options)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| io_error("run", &self.bindir.join("pg_ctl"), e))?;
+            .map_err(|e| StartError::Other(io_error("run", &self.bindir.join("pg_ctl"), e)))?;
         if !output.status.success() {
-            let tail = fs::read_to_string(&log)
+            let attempt = fs::read(&log)
                 .map(|t| {
-                    t.lines()
-                        .rev()
-                        .take(8)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    let new = t.get(log_start as usize..).unwrap_or(&t);
+                    String::from_utf8_lossy(new).into_owned()
                 })
                 .unwrap_or_default();
-            return Err(Error::unavailable(format!(
+            let lines: Vec<&str> = attempt.lines().collect();
+            let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+            let error = Error::unavailable(format!(
                 "could not start the local PostgreSQL cluster ({}):\n{}\n{}",
                 self.data_dir().display(),
                 String::from_utf8_lossy(&output.stderr).trim(),
                 tail
-            )));
+            ));
+            // "could not bind IPv4 address "127.0.0.1": Address already in use"
+            return Err(if attempt.contains("could not bind") {
+                StartError::PortTaken(error)
+            } else {
+                StartError::Other(error)
+            });
         }
         Ok(())
     }
@@ -326,6 +343,15 @@ impl Cluster {
         }
         command
     }
+}
+
+/// How many ports `ensure_running` tries before giving up.
+const PORT_TRIES: usize = 5;
+
+/// Why the server did not start: its port was taken meanwhile (try another), or anything else.
+enum StartError {
+    PortTaken(Error),
+    Other(Error),
 }
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {

@@ -51,6 +51,19 @@ impl Context {
         )
     }
 
+    /// Reads the migration files on a blocking thread, so that it overlaps with whatever the
+    /// caller awaits meanwhile (connecting); `Sources::parse` parses them.
+    pub async fn read_migrations(&self) -> anyhow::Result<migrations::Sources> {
+        let dir = self.project.migrations_dir();
+        let root = self.project.root.clone();
+        let domains = migrations::domains(self.project.managed_schemas());
+        let read = tokio::task::spawn_blocking(move || migrations::read(&dir, &root, &domains));
+        Ok(anyhow::Context::context(
+            read.await,
+            "reading the migration files",
+        )??)
+    }
+
     pub fn target(&self) -> Result<Target, Error> {
         target::resolve(
             &self.project,

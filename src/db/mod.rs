@@ -1,5 +1,6 @@
 //! Talking to PostgreSQL: connecting, the `_migrate` state tables, the advisory lock.
 
+mod cancel;
 pub(crate) mod catalog;
 pub(crate) mod database;
 pub mod lock;
@@ -124,13 +125,12 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
     let (notices, closed) = session::drive(connection);
     let token = client.cancel_token();
     let cancel_tls = connector.clone();
+    let cancel_config = config.clone();
     let cancel = session::register_cancel(move || {
         let token = token.clone();
         let tls = cancel_tls.clone();
-        Box::pin(async move {
-            // Best effort, as libpq's PQcancel: the server may have finished already.
-            let _ = token.cancel_query(tls).await;
-        })
+        let config = cancel_config.clone();
+        Box::pin(async move { cancel::send(&token, &config, &tls).await })
     });
     Ok(Session {
         client,

@@ -100,7 +100,12 @@ pub fn checksum(bytes: &[u8]) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// The first 12 hex digits of a SHA-256, enough to tell two apart in a message. The text
@@ -115,7 +120,7 @@ pub fn version_label(v: Option<i64>) -> String {
 }
 
 /// What a file name says: `<version>_<name>.sql`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileName {
     pub version: i64,
     pub name: String,
@@ -192,6 +197,28 @@ type Located = (Option<usize>, String);
 
 /// Parses a migration file's bytes. `display` names the file in messages.
 pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, FileProblem> {
+    parse_checked(file, display, bytes, Check::Everything, checksum(bytes))
+}
+
+/// How much of a file `parse_checked` checks beyond what building its sections needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Every rule: sections that end inside a literal, transaction control statements.
+    Everything,
+    /// Only what finding the sections needs (markers, directives, unclosed constructs): for a
+    /// file byte-identical to one the database records as applied, which passed every rule
+    /// when it was applied and whose statements a read-only command never runs.
+    Sections,
+}
+
+/// `parse`, checking as much as `check` says.
+fn parse_checked(
+    file: FileName,
+    display: &str,
+    bytes: &[u8],
+    check: Check,
+    checksum: String,
+) -> Result<Migration, FileProblem> {
     let problem = |(line, message): Located| FileProblem {
         file: display.to_string(),
         line,
@@ -206,15 +233,17 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
     };
     let up = section(markers.up, markers.down - 1);
     let down = section(markers.down, lines.len());
-    for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
-        check_section(section, name, markers.transactional).map_err(problem)?;
+    if check == Check::Everything {
+        for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
+            check_section(section, name, markers.transactional).map_err(problem)?;
+        }
     }
     Ok(Migration {
         version: file.version,
         name: file.name,
         domain: file.domain,
         path: display.to_string(),
-        checksum: checksum(bytes),
+        checksum,
         up,
         down,
         transactional: markers.transactional,
@@ -486,13 +515,105 @@ fn marker(line: &str) -> Option<Marker> {
     }
 }
 
-/// Reads every `*.sql` file of `dir`, sorted by version. All problems are reported together;
-/// hidden entries and files plainly not migrations (a README) are ignored (see `classify_entry`).
+/// Reads and parses every `*.sql` file of `dir`, sorted by version. All problems are reported
+/// together; hidden entries and files plainly not migrations (a README) are ignored (see
+/// `classify_entry`).
 pub fn discover(
     dir: &Path,
     display_root: &Path,
     domains: &[String],
 ) -> Result<Vec<Migration>, Error> {
+    read(dir, display_root, domains)?.parse(|_, _| Check::Everything)
+}
+
+/// The migration files of a directory, read but not yet parsed: `Sources::parse` parses them.
+/// Reading is the part that can overlap with connecting to the database.
+#[derive(Debug)]
+pub struct Sources {
+    files: Vec<Source>,
+    problems: Vec<FileProblem>,
+}
+
+/// One migration file's name, bytes and checksum.
+#[derive(Debug)]
+struct Source {
+    name: FileName,
+    display: String,
+    bytes: Vec<u8>,
+    checksum: String,
+}
+
+impl Sources {
+    /// Parses every file, checking each as much as `check(version, checksum)` says, spread over
+    /// the cores; then reports every problem of reading and parsing together, duplicate
+    /// versions included.
+    pub fn parse(self, check: impl Fn(i64, &str) -> Check + Sync) -> Result<Vec<Migration>, Error> {
+        let Sources {
+            files,
+            mut problems,
+        } = self;
+        let check = &check;
+        let results = in_parallel(&files, |source| {
+            parse_checked(
+                source.name.clone(),
+                &source.display,
+                &source.bytes,
+                check(source.name.version, &source.checksum),
+                source.checksum.clone(),
+            )
+        });
+        let mut migrations: Vec<Migration> = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(m) => migrations.push(m),
+                Err(p) => problems.push(p),
+            }
+        }
+        migrations.sort_by_key(|m| m.version);
+        for pair in migrations.windows(2) {
+            if pair[0].version == pair[1].version {
+                problems.push(FileProblem {
+                    file: pair[1].path.clone(),
+                    line: None,
+                    message: format!(
+                        "duplicate version {} (also {}); give one of them the next free number",
+                        pair[1].version, pair[0].path
+                    ),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(migrations)
+        } else {
+            Err(file_problems(&problems))
+        }
+    }
+}
+
+/// `f` over `items` on up to 8 threads, results in order: reading, hashing and lexing are
+/// independent per file (a thousand files are most of `status`'s time otherwise).
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(items.len().max(1));
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Reads every `*.sql` file of `dir` (names, bytes, checksums) without parsing it. Problems
+/// with entries, names and reading are kept for `Sources::parse` to report with the rest.
+pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sources, Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Error::input(format!(
             "cannot read the migrations directory {}: {e}; create it or set [paths] migrations in migrate.toml",
@@ -532,63 +653,22 @@ pub fn discover(
         }
     }
     paths.sort();
-
-    // Reading, hashing and lexing are independent per file: spread over the cores, in
-    // order (a thousand files are most of `status`'s time otherwise).
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(paths.len().max(1));
-    let chunk = paths.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Migration, FileProblem>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|path| read_migration(path, display_root, domains))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    let mut migrations: Vec<Migration> = Vec::new();
-    for result in results {
+    let mut files = Vec::with_capacity(paths.len());
+    for result in in_parallel(&paths, |path| read_source(path, display_root, domains)) {
         match result {
-            Ok(m) => migrations.push(m),
+            Ok(source) => files.push(source),
             Err(p) => problems.push(p),
         }
     }
-    migrations.sort_by_key(|m| m.version);
-    for pair in migrations.windows(2) {
-        if pair[0].version == pair[1].version {
-            problems.push(FileProblem {
-                file: pair[1].path.clone(),
-                line: None,
-                message: format!(
-                    "duplicate version {} (also {}); give one of them the next free number",
-                    pair[1].version, pair[0].path
-                ),
-            });
-        }
-    }
-    if problems.is_empty() {
-        Ok(migrations)
-    } else {
-        Err(file_problems(&problems))
-    }
+    Ok(Sources { files, problems })
 }
 
-/// Reads and parses one migration file.
-fn read_migration(
+/// Reads one migration file: its name, bytes and checksum.
+fn read_source(
     path: &Path,
     display_root: &Path,
     domains: &[String],
-) -> Result<Migration, FileProblem> {
+) -> Result<Source, FileProblem> {
     let display = path
         .strip_prefix(display_root)
         .unwrap_or(path)
@@ -605,7 +685,12 @@ fn read_migration(
         .ok_or_else(|| problem("file name is not UTF-8".into()))?;
     let name = parse_file_name(file_name, domains).map_err(|e| problem(e.to_string()))?;
     let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
-    parse(name, &display, &bytes)
+    Ok(Source {
+        name,
+        checksum: checksum(&bytes),
+        display,
+        bytes,
+    })
 }
 
 /// What an entry of the migrations directory is.

@@ -341,6 +341,54 @@ mod tests {
         );
     }
 
+    /// Mutations these catch (cargo-mutants): a state's name changed, `is_problem` constant.
+    #[test]
+    fn states_are_named_as_json_shows_them_and_problems_are_what_up_refuses() {
+        let files = vec![file(1, "a"), file(2, "b"), file(4, "d"), file(5, "e")];
+        let applied = vec![
+            row(1, "a", false),
+            row(2, "x", false),
+            row(3, "c", false),
+            row(4, "d", true),
+        ];
+        for entry in reconcile(&files, &applied) {
+            let json = serde_json::to_value(entry.state).unwrap();
+            assert_eq!(json, entry.state.as_str(), "{entry:?}");
+            let alone = [entry];
+            let refused = plan_up(&alone, None, false).is_err();
+            assert_eq!(entry.state.is_problem(), refused, "{entry:?}");
+        }
+    }
+
+    /// Mutations this catches: `Entry::name` or `Entry::path` returning a constant, the
+    /// refusal's lines not joined (its `Display`).
+    #[test]
+    fn problems_name_the_file_or_the_file_that_is_gone() {
+        let files = vec![file(1, "a"), file(2, "b")];
+        let applied = vec![row(1, "z", false), row(3, "c", false)];
+        let entries = reconcile(&files, &applied);
+        assert_eq!(entries[0].name(), "coach_1");
+        assert_eq!(entries[2].name(), "coach_3");
+        assert_eq!(entries[0].path(), "migrations/0001_coach_1.sql");
+        assert_eq!(entries[2].path(), "0003_coach_3.sql");
+        let refusal = plan_up(&entries, None, false).unwrap_err();
+        // One line per problem, in order.
+        let lines: Vec<String> = refusal.to_string().lines().map(String::from).collect();
+        assert_eq!(lines, refusal.0);
+        assert!(refusal.0[0].starts_with("migrations/0001_coach_1.sql was edited"));
+        assert!(refusal.0[1].starts_with("0003_coach_3.sql is applied but its file is missing"));
+    }
+
+    /// Mutation this catches: `--to V` leaving V itself out (`>` made `>=`).
+    #[test]
+    fn up_to_includes_its_version() {
+        let files = vec![file(1, "a"), file(2, "b"), file(3, "c")];
+        let entries = reconcile(&files, &[]);
+        let plan = plan_up(&entries, Some(2), false).unwrap();
+        let versions: Vec<i64> = plan.migrations.iter().map(|m| m.version).collect();
+        assert_eq!(versions, vec![1, 2]);
+    }
+
     #[test]
     fn up_refuses_on_problems_and_lists_them_all() {
         let files = vec![file(1, "a"), file(2, "b"), file(5, "e")];

@@ -6,7 +6,7 @@ use std::fs;
 
 use postgres::GenericClient;
 
-use crate::support::{repo, rolled_back_with_rls_helpers, Project};
+use crate::support::{repo, rolled_back_with_rls_helpers, with_credentials, Project};
 
 const DOMAINS: [&str; 5] = ["coach", "wellness", "partner", "signify", "counsel"];
 
@@ -187,12 +187,13 @@ fn a_database_owner_with_the_listed_privileges_migrates_supabase() {
     let database: String = p.db.scalar("SELECT current_database()");
     p.db.execute(&format!(
         "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         ALTER ROLE {role} PASSWORD 'migrator-pw';
          ALTER DATABASE \"{database}\" OWNER TO {role};
          GRANT USAGE ON SCHEMA auth, extensions TO {role};
          GRANT REFERENCES (id) ON auth.users TO {role};"
     ));
-    let url = p.db.url.replacen("://postgres@", &format!("://{role}@"), 1);
-    assert_ne!(url, p.db.url, "the test server's URL names user postgres");
+    // With a password, for a TEST_DATABASE_URL server that does not trust loopback.
+    let url = with_credentials(&p.db.url, &role, Some("migrator-pw"));
     let before = p.db.dump();
 
     p.migrate_raw(&["up", "--database-url", &url], &[])
@@ -316,6 +317,71 @@ fn rls_counsel() {
          CREATE POLICY leak ON counsel.coaching_conversations FOR SELECT TO authenticated
              USING (true);",
         "counsel.coaching_conversations",
+    );
+}
+
+/// Policies whose USING made `true` no script can notice, and why.
+const USING_UNSEEN: &[(&str, &str)] = &[(
+    "partner.partner_messages",
+    // Every client UPDATE of a message is limited further by its trigger (receipts by the
+    // recipient, soft delete by the sender), so no UPDATE without WHERE has a fixed count.
+    "Members update the messages they can see",
+)];
+
+/// Mutations this catches: any one client policy of the five domains weakened, its WITH CHECK
+/// or its USING made `true` (issue 16: counsel's WITH CHECK could be weakened so that a user
+/// gives its row to another user, and no check saw it behind the column grants). Each domain's
+/// RLS script must fail for each such policy, so no policy is tested only by luck.
+#[test]
+fn every_weakened_policy_fails_its_domains_rls_script() {
+    let p = at_head("rls_weakened");
+    let mut client = p.db.client();
+    let mut unseen = Vec::new();
+    let mut tried = 0;
+    for domain in DOMAINS {
+        let script = fixture(&format!("tests/sql/rls_{domain}.sql"));
+        let policies: Vec<(String, String, String)> = client
+            .query(
+                "SELECT tablename::text, policyname::text, cmd FROM pg_policies
+                 WHERE schemaname = $1 AND roles && '{authenticated,anon,public}'::name[]
+                 ORDER BY 1, 2",
+                &[&domain],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert!(!policies.is_empty(), "{domain} has client policies");
+        for (table, policy, cmd) in policies {
+            let mut weakenings = Vec::new();
+            if cmd != "INSERT" {
+                weakenings.push("USING (true)");
+            }
+            if matches!(cmd.as_str(), "INSERT" | "UPDATE" | "ALL") {
+                weakenings.push("WITH CHECK (true)");
+            }
+            let name = format!("{domain}.{table}");
+            for weakening in weakenings {
+                if weakening.starts_with("USING") && USING_UNSEEN.contains(&(&name, &policy)) {
+                    continue;
+                }
+                tried += 1;
+                let alter = format!(
+                    "ALTER POLICY \"{}\" ON {domain}.{table} {weakening};",
+                    policy.replace('"', "\"\"")
+                );
+                if rolled_back_with_rls_helpers(&mut client, &format!("{alter}\n{script}")).is_ok()
+                {
+                    unseen.push(format!("{name} \"{policy}\" {weakening}"));
+                }
+            }
+        }
+    }
+    assert!(tried > 50, "only {tried} weakenings tried");
+    assert!(
+        unseen.is_empty(),
+        "the RLS scripts pass with these policies weakened:\n{}",
+        unseen.join("\n")
     );
 }
 

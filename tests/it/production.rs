@@ -35,82 +35,125 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How many ports `bouncer` tries: a port found free may be taken before PgBouncer binds it.
+const PORT_TRIES: usize = 5;
+
 fn bouncer() -> &'static Bouncer {
     BOUNCER.get_or_init(|| {
-        let admin = server().admin_url().to_string();
-        let server_port: u16 = admin
-            .rsplit_once(':')
-            .and_then(|(_, rest)| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .expect("test server URL with a port");
+        // The server and the credentials the tests use (TEST_DATABASE_URL's, or the harness's).
+        let admin: postgres::Config = server().admin_url().parse().unwrap();
+        let server_host = match &admin.get_hosts()[0] {
+            postgres::config::Host::Tcp(host) => host.clone(),
+            postgres::config::Host::Unix(dir) => dir.display().to_string(),
+        };
+        let server_port = admin.get_ports().first().copied().unwrap_or(5432);
+        let password = admin
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
         let dir = std::env::temp_dir().join(format!("migrate-pgbouncer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
         std::fs::write(
-            dir.join("pgbouncer.ini"),
-            format!(
-                "[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\n\
-                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-                 auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = transaction\n\
-                 default_pool_size = 4\nmax_client_conn = 200\n\
-                 ignore_startup_parameters = extra_float_digits,options\n\
-                 logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n",
-                dir = dir.display()
-            ),
+            dir.join("users.txt"),
+            format!("\"{}\" \"{password}\"\n", server().user()),
         )
         .unwrap();
         // PgBouncer refuses to run as root: as root, run it as the server's own user.
         let root = unsafe { libc::geteuid() } == 0;
-        if root {
-            let _ = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status();
+        for attempt in 1..=PORT_TRIES {
+            let port = free_port();
+            let log = dir.join(format!("pgbouncer-{attempt}.log"));
+            std::fs::write(
+                dir.join("pgbouncer.ini"),
+                format!(
+                    "[databases]\n* = host={server_host} port={server_port}\n\n[pgbouncer]\n\
+                     listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                     auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = transaction\n\
+                     default_pool_size = 4\nmax_client_conn = 200\nserver_idle_timeout = 10\n\
+                     ignore_startup_parameters = extra_float_digits,options\n\
+                     logfile = {log}\npidfile = {dir}/pgbouncer.pid\n",
+                    dir = dir.display(),
+                    log = log.display(),
+                ),
+            )
+            .unwrap();
+            if root {
+                let _ = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&dir)
+                    .status();
+            }
+            let mut command = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(pgbouncer_binary());
+                c
+            } else {
+                Command::new(pgbouncer_binary())
+            };
+            // Not waited on when it runs: the watchdog below ends it with the test process.
+            #[allow(clippy::zombie_processes)]
+            let mut child = command
+                .arg(dir.join("pgbouncer.ini"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start pgbouncer");
+            // Stopped with the test process, like the test clusters.
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {child} 2>/dev/null; \
+                     pkill -f '{dir}/pgbouncer.ini' 2>/dev/null; rm -rf '{dir}'",
+                    pid = std::process::id(),
+                    child = child.id(),
+                    dir = dir.display()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            // Listening once its log says so: a connection alone could reach whoever took
+            // the port. If it exits instead, the port was taken first (or it failed).
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let listening = format!("listening on 127.0.0.1:{port}");
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains(&listening)
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                {
+                    return Bouncer { port };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    assert!(
+                        text.contains("Address already in use"),
+                        "pgbouncer exited:\n{text}"
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "pgbouncer did not start:\n{text}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        let mut command = if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(pgbouncer_binary());
-            c
-        } else {
-            Command::new(pgbouncer_binary())
-        };
-        // Not waited on: the watchdog below ends it with the test process.
-        #[allow(clippy::zombie_processes)]
-        let child = command
-            .arg(dir.join("pgbouncer.ini"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pgbouncer");
-        // Stopped with the test process, like the test clusters.
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {child} 2>/dev/null; \
-                 pkill -f '{dir}/pgbouncer.ini' 2>/dev/null; rm -rf '{dir}'",
-                pid = std::process::id(),
-                child = child.id(),
-                dir = dir.display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "pgbouncer did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Bouncer { port }
+        panic!("pgbouncer found no free port in {PORT_TRIES} tries");
     })
 }
 
 /// The project's database, reached through the pooler.
 fn pooled_url(p: &Project) -> String {
-    let name = p.db.url.rsplit('/').next().unwrap().to_string();
-    format!("postgres://postgres@127.0.0.1:{}/{name}", bouncer().port)
+    let config: postgres::Config = p.db.url.parse().unwrap();
+    crate::support::with_credentials(
+        &format!(
+            "postgres://127.0.0.1:{}/{}",
+            bouncer().port,
+            config.get_dbname().unwrap()
+        ),
+        server().user(),
+        None,
+    )
 }
 
 fn advisory_locks(p: &Project) -> i64 {
@@ -291,22 +334,8 @@ fn sigint_and_sigterm_cancel_the_statement_record_it_and_release_the_lock() {
 #[test]
 fn a_run_waiting_for_the_lock_says_so_at_once_and_names_the_holder() {
     let p = five("lock_wait_message");
-    let mut holder = postgres::Config::new();
+    let mut holder: postgres::Config = p.db.url.parse().unwrap();
     let mut holder = holder
-        .host("127.0.0.1")
-        .user("postgres")
-        .dbname(p.db.url.rsplit('/').next().unwrap())
-        .port(
-            p.db.url
-                .rsplit_once(':')
-                .unwrap()
-                .1
-                .split('/')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        )
         .application_name("nightly-backfill")
         .connect(postgres::NoTls)
         .unwrap();
@@ -398,4 +427,61 @@ fn sigint_during_down_releases_the_lock_and_keeps_the_migration_applied() {
     assert_eq!(running(&p, "/* sigdown */"), 0, "the statement still runs");
     assert_eq!(advisory_locks(&p), 0, "the lock is still held");
     assert_eq!(p.applied(), vec![1], "the down was rolled back");
+}
+
+/// Through a transaction pooler the cancel request goes to the pooler, which forwards it to
+/// the server connection running the statement: the statement stops, the transaction rolls
+/// back, its transaction-level lock goes with it, and the interruption is recorded.
+/// Mutation this catches: a cancel request sent to the pooler without the key data the pooler
+/// handed out (or not sent at all): the sleep keeps running on the server.
+#[test]
+fn signals_through_a_transaction_pooler_cancel_the_statement_and_record_it() {
+    for (signal, name, code) in [
+        (libc::SIGINT, "SIGINT", 130),
+        (libc::SIGTERM, "SIGTERM", 143),
+    ] {
+        let p = five("pooled_signal");
+        p.migration(
+            "0006_coach_slow.sql",
+            "-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(120) /* pooled sig */;\n-- DOWN\ndrop table coach_slow;\n",
+        );
+        let url = pooled_url(&p);
+        let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["up", "--database-url", &url])
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&p, "/* pooled sig */");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(
+            stderr.contains("canceling statement due to user request"),
+            "{stderr}"
+        );
+        assert_eq!(
+            running(&p, "/* pooled sig */"),
+            0,
+            "the statement still runs"
+        );
+        assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+        assert_eq!(p.applied(), vec![1, 2, 3, 4, 5], "0006 rolled back");
+        let slow: bool = p.db.scalar("SELECT to_regclass('coach_slow') IS NULL");
+        assert!(slow, "coach_slow survived the rollback");
+        let note: String = p.db.scalar(
+            "SELECT note FROM _migrate.history WHERE version = 6 AND NOT success ORDER BY id DESC LIMIT 1",
+        );
+        assert!(note.contains(&format!("interrupted by {name}")), "{note}");
+        // The pool still serves the next run.
+        p.remove_migration("0006_coach_slow.sql");
+        p.migrate_raw(&["status", "--database-url", &url], &[])
+            .success();
+        terminate_query(&p, "/* pooled sig */");
+    }
 }

@@ -724,16 +724,20 @@ fn a_do_block_that_commits_then_fails_outside_a_transaction_is_dirty() {
 #[test]
 fn a_migration_that_releases_the_run_lock_is_rolled_back_and_stops_the_run() {
     let p = Project::new("unlock_all");
+    // The migration waits for a lock this test holds (not for a while: on a loaded machine
+    // "a while" can end before the test has taken the migration lock).
     p.migration(
         "0001_coach_x.sql",
         "-- UP
 select pg_advisory_unlock_all();
 create table coach_x (a int);
-select pg_sleep(3) /* unlocked */;
+select pg_advisory_xact_lock(4242) /* unlocked */;
 -- DOWN
 drop table coach_x;
 ",
     );
+    let mut gate = p.db.client();
+    gate.batch_execute("SELECT pg_advisory_lock(4242)").unwrap();
     let child = spawn(&p, &["up"]);
     wait_for_query(&p, "/* unlocked */");
     // Another run takes the lock the migration gave away.
@@ -746,6 +750,8 @@ drop table coach_x;
         .unwrap()
         .get(0);
     assert!(taken);
+    gate.batch_execute("SELECT pg_advisory_unlock(4242)")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

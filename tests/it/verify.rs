@@ -148,7 +148,22 @@ fn session_settings_of_the_target_do_not_read_as_drift() {
     );
     let run = p.migrate(&["verify", "--json"]);
     run.success();
-    assert_eq!(at_level(&run.json(), "error"), set(&[]), "{}", run.stdout);
+    let json = run.json();
+    assert_eq!(at_level(&json, "error"), set(&[]), "{}", run.stdout);
+    // No drift only means something if drift was compared. Mutation this catches: verify
+    // skipping the comparison (`against_lock` returning before `drift::drift`) — this test
+    // passed under it.
+    assert_eq!(json["drift_compared"], true, "{}", run.stdout);
+    assert_eq!(json["head"], 60);
+    assert_eq!(json["lock_head"], 60);
+    // And under these settings a real difference is still found.
+    p.db.execute("ALTER TABLE counsel.users ALTER COLUMN trial SET DEFAULT interval '31 days'");
+    let json = p.migrate(&["verify", "--json"]).code(1).json();
+    assert_eq!(
+        at_level(&json, "error"),
+        set(&[("drift", "counsel.users.trial")]),
+        "{json:#}"
+    );
 }
 
 #[test]
@@ -625,7 +640,7 @@ fn an_interrupted_lock_drops_its_scratch_database_and_writes_nothing() {
     let p = Project::new("lock_interrupted");
     p.migration(
         "0001_coach_slow.sql",
-        "-- UP\nselect pg_sleep(30);\n-- DOWN\nselect 1;\n",
+        "-- UP\nselect pg_sleep(300);\n-- DOWN\nselect 1;\n",
     );
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
         .args(["lock", "--scratch-url", server().admin_url()])
@@ -647,7 +662,7 @@ fn an_interrupted_lock_drops_its_scratch_database_and_writes_nothing() {
             .get(0)
     };
     // Wait until the migration runs on the scratch database, then interrupt.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let running = |admin: &mut postgres::Client| -> bool {
         admin
             .query_one(

@@ -98,7 +98,7 @@ SELECT pg_temp.assert_fails(stmt, 'coach: A''s ' || stmt || ' should be refused'
     'UPDATE coach.users SET graduation_date = now() WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
     'UPDATE coach.users SET last_active = ''2099-01-01'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
     'UPDATE coach.users SET email = ''coach-b@example.com'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
-    'UPDATE coach.users SET id = ''c0ac0000-0000-4000-8000-00000000000b'' WHERE id = ''c0ac0000-0000-4000-8000-00000000000a''',
+    'UPDATE coach.users SET id = ''c0ac0000-0000-4000-8000-00000000000b''',
     'INSERT INTO coach.conversations (user_id, message_text, sender_type) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''You are ready to graduate.'', ''assistant'')',
     'INSERT INTO coach.conversations (user_id, message_text, sender_type, analysis_included) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''never scored'', ''user'', true)',
     'INSERT INTO coach.conversations (user_id, message_text, sender_type, created_at) VALUES (''c0ac0000-0000-4000-8000-00000000000a'', ''backdated'', ''user'', ''2020-01-01'')',
@@ -133,6 +133,18 @@ DO $$
 BEGIN
     ASSERT (SELECT count(*) FROM coach.conversations) = 27, 'coach.conversations: A should now see 27 rows';
 END $$;
+
+-- The policies refuse a hand-over by themselves too (issue 16): with the owner column made
+-- updatable for a moment (a grant a later migration might widen; the whole script is rolled
+-- back), A still cannot give its rows to B. Catches a policy's WITH CHECK weakened behind
+-- the column grants, which the hand-over checks above cannot see.
+RESET ROLE;
+GRANT UPDATE (id) ON coach.users TO authenticated;
+SELECT pg_temp.act_as('authenticated', 'c0ac0000-0000-4000-8000-00000000000a');
+SELECT pg_temp.assert_fails('UPDATE coach.users SET id = ''c0ac0000-0000-4000-8000-00000000000b''',
+                            'coach.users: A handed its row to B past the policy', '{42501}');
+RESET ROLE;
+REVOKE UPDATE (id) ON coach.users FROM authenticated;
 
 -- ---------------------------------------------------------------- anon
 SELECT pg_temp.act_as('anon');

@@ -131,6 +131,8 @@ SELECT pg_temp.assert_fails(stmt, 'counsel: ' || stmt || ' by A should be refuse
 -- INSERT of rows owned by B fails (refused by a privilege, a policy or a CHECK); so does a
 -- message of A's in B's conversation (by the foreign key, and by nothing else).
 SELECT pg_temp.assert_fails('INSERT INTO counsel.users (id, email) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''spoof@example.com'')', 'counsel.users: insert of B''s row should fail');
+-- without the email (not a client's column), so the policy is what refuses it
+SELECT pg_temp.assert_fails('INSERT INTO counsel.users (id, full_name) VALUES (''c0c50000-0000-4000-8000-00000000000b'', ''spoof'')', 'counsel.users: A created a profile for B past the policy', '{42501}');
 SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_conversations (user_id) VALUES (''c0c50000-0000-4000-8000-00000000000b'')', 'counsel.coaching_conversations: insert for B should fail');
 SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000b1'', ''c0c50000-0000-4000-8000-00000000000b'', ''user'', ''spoofed'')', 'counsel.coaching_messages: insert for B should fail');
 SELECT pg_temp.assert_fails('INSERT INTO counsel.coaching_messages (conversation_id, user_id, sender, content) VALUES (''c0c51000-0000-4000-8000-0000000000b1'', ''c0c50000-0000-4000-8000-00000000000a'', ''user'', ''spoofed'')', 'counsel.coaching_messages: A''s message in B''s conversation should fail', sqlstates => '{23503}');
@@ -161,7 +163,7 @@ SELECT pg_temp.assert_fails(stmt, 'counsel: A''s ' || stmt || ' should be refuse
     'UPDATE counsel.progress_tracking SET personality_metrics = ''{"grit": 10}'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
     'UPDATE counsel.progress_tracking SET achieved_at = ''2000-01-01'' WHERE user_id = ''c0c50000-0000-4000-8000-00000000000a''',
     -- hand your row to another user
-    'UPDATE counsel.users SET id = ''c0c50000-0000-4000-8000-00000000000b'' WHERE id = ''c0c50000-0000-4000-8000-00000000000a''',
+    'UPDATE counsel.users SET id = ''c0c50000-0000-4000-8000-00000000000b''',
     'UPDATE counsel.coaching_conversations SET user_id = ''c0c50000-0000-4000-8000-00000000000b''',
     'UPDATE counsel.progress_tracking SET user_id = ''c0c50000-0000-4000-8000-00000000000b''',
     'UPDATE counsel.personality_insights SET user_id = ''c0c50000-0000-4000-8000-00000000000b'''
@@ -191,6 +193,27 @@ BEGIN
     ASSERT (SELECT count(*) FROM counsel.coaching_messages) = 3, 'counsel.coaching_messages: A should now see 3 rows';
     ASSERT (SELECT count(*) FROM counsel.progress_tracking) = 2, 'counsel.progress_tracking: A should now see 2 rows';
 END $$;
+
+-- The policies refuse a hand-over by themselves too (issue 16): with the owner column made
+-- updatable for a moment (a grant a later migration might widen; the whole script is rolled
+-- back), A still cannot give its rows to B. Catches a policy's WITH CHECK weakened behind
+-- the column grants, which the hand-over checks above cannot see.
+RESET ROLE;
+GRANT UPDATE (id) ON counsel.users TO authenticated;
+GRANT UPDATE (user_id) ON counsel.coaching_conversations, counsel.progress_tracking,
+    counsel.personality_insights TO authenticated;
+SELECT pg_temp.act_as('authenticated', 'c0c50000-0000-4000-8000-00000000000a');
+SELECT pg_temp.assert_fails(stmt, 'counsel: A''s ' || stmt || ' got past the policy', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE counsel.users SET id = ''c0c50000-0000-4000-8000-00000000000b''',
+    'UPDATE counsel.coaching_conversations SET user_id = ''c0c50000-0000-4000-8000-00000000000b''',
+    'UPDATE counsel.progress_tracking SET user_id = ''c0c50000-0000-4000-8000-00000000000b''',
+    'UPDATE counsel.personality_insights SET user_id = ''c0c50000-0000-4000-8000-00000000000b'''
+  ]) AS stmt;
+RESET ROLE;
+REVOKE UPDATE (id) ON counsel.users FROM authenticated;
+REVOKE UPDATE (user_id) ON counsel.coaching_conversations, counsel.progress_tracking,
+    counsel.personality_insights FROM authenticated;
 
 -- ---------------------------------------------------------------- anon
 SELECT pg_temp.act_as('anon');

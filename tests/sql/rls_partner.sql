@@ -146,6 +146,17 @@ SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.escalation_events WH
 SELECT pg_temp.assert_no_rows_affected('UPDATE partner.relationship_members SET role = role WHERE relationship_id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationship_members: A updated RB''s members', or_refused => true);
 SELECT pg_temp.assert_no_rows_affected('DELETE FROM partner.relationship_members WHERE relationship_id = ''10000000-0000-4000-8000-00000000000b''', 'partner.relationship_members: A deleted RB''s members', or_refused => true);
 
+-- UPDATE / DELETE without WHERE: only the UPDATE/DELETE policies pick the rows (no SELECT
+-- policy filters them), so these counts catch a too-broad one (issue 16: each of these
+-- policies' USING could be made `true` unnoticed). Each runs in a subtransaction that is
+-- rolled back.
+SELECT pg_temp.assert_affects('UPDATE partner.partner_conversations SET is_active = true', 1,
+                              'partner.partner_conversations: UPDATE by A without WHERE', undo => true);
+SELECT pg_temp.assert_affects('UPDATE partner.message_suggestions SET user_action = ''ignored''', 1,
+                              'partner.message_suggestions: UPDATE by A without WHERE', undo => true);
+SELECT pg_temp.assert_affects('DELETE FROM partner.partner_messaging_preferences', 1,
+                              'partner.partner_messaging_preferences: DELETE by A without WHERE', undo => true);
+
 -- A cannot insert rows owned by RB/B, nor act as its partner A2 (refused by a privilege, a
 -- policy or a CHECK)
 SELECT pg_temp.assert_fails('INSERT INTO partner.relationships (partner_a_id, partner_b_id) VALUES (''00000000-0000-4000-8000-00000000b001'', ''00000000-0000-4000-8000-00000000a001'')', 'partner.relationships: A inserted a relationship');
@@ -419,6 +430,30 @@ SELECT pg_temp.assert_no_rows_affected('UPDATE partner.message_suggestions SET u
 SELECT pg_temp.act_as('service_role');
 UPDATE partner.relationships SET partner_b_id = '00000000-0000-4000-8000-00000000a002'
  WHERE id = '10000000-0000-4000-8000-00000000000a';
+
+-- The policies refuse a hand-over by themselves too (issue 16): with the owner column made
+-- updatable for a moment (a grant a later migration might widen; the whole script is rolled
+-- back), A still cannot give its rows to B or RB. Catches a policy's WITH CHECK weakened behind
+-- the column grants, which the hand-over checks above cannot see.
+RESET ROLE;
+GRANT UPDATE (relationship_id) ON partner.partner_conversations TO authenticated;
+GRANT UPDATE (conversation_id) ON partner.partner_messages TO authenticated;
+GRANT UPDATE (relationship_id, partner_id) ON partner.partner_messaging_preferences TO authenticated;
+GRANT UPDATE (author_id) ON partner.message_suggestions TO authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-00000000a001');
+SELECT pg_temp.assert_fails(stmt, 'partner: A''s ' || stmt || ' got past the policy', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE partner.partner_conversations SET relationship_id = ''10000000-0000-4000-8000-00000000000b''',
+    'UPDATE partner.partner_messages SET conversation_id = ''20000000-0000-4000-8000-00000000000b''',
+    'UPDATE partner.partner_messaging_preferences SET relationship_id = ''10000000-0000-4000-8000-00000000000b'' WHERE id = ''40000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.partner_messaging_preferences SET partner_id = ''partner_b'' WHERE id = ''40000000-0000-4000-8000-0000000000a1''',
+    'UPDATE partner.message_suggestions SET author_id = ''00000000-0000-4000-8000-00000000b001'''
+  ]) AS stmt;
+RESET ROLE;
+REVOKE UPDATE (relationship_id) ON partner.partner_conversations FROM authenticated;
+REVOKE UPDATE (conversation_id) ON partner.partner_messages FROM authenticated;
+REVOKE UPDATE (relationship_id, partner_id) ON partner.partner_messaging_preferences FROM authenticated;
+REVOKE UPDATE (author_id) ON partner.message_suggestions FROM authenticated;
 
 -- =====================================================================
 -- anon: nothing (no table privileges; permission denied counts as seeing none)

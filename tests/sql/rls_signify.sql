@@ -321,6 +321,30 @@ DO $$ BEGIN
     ASSERT (SELECT count(*) FROM signify.my_practice_metrics('2024-05-02', NULL)) = 0, 'my_practice_metrics: p_from should filter';
 END $$;
 
+-- The policies refuse a hand-over by themselves too (issue 16): with the owner column made
+-- updatable for a moment (a grant a later migration might widen; the whole script is rolled
+-- back), A still cannot give its rows to B. Catches a policy's WITH CHECK weakened behind
+-- the column grants, which the hand-over checks above cannot see.
+RESET ROLE;
+GRANT UPDATE (id) ON signify.users TO authenticated;
+GRANT UPDATE (owner_id) ON signify.media_assets TO authenticated;
+GRANT UPDATE (author_id) ON signify.lessons TO authenticated;
+GRANT UPDATE (lesson_id) ON signify.notes, signify.tests TO authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-0000000040a1');
+SELECT pg_temp.assert_fails(stmt, 'signify: A''s ' || stmt || ' got past the policy', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE signify.users SET id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.media_assets SET owner_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.lessons SET author_id = ''00000000-0000-4000-8000-0000000040b1''',
+    'UPDATE signify.notes SET lesson_id = ''00000000-0000-4000-8000-004002b00001''',
+    'UPDATE signify.tests SET lesson_id = ''00000000-0000-4000-8000-004002b00001'''
+  ]) AS stmt;
+RESET ROLE;
+REVOKE UPDATE (id) ON signify.users FROM authenticated;
+REVOKE UPDATE (owner_id) ON signify.media_assets FROM authenticated;
+REVOKE UPDATE (author_id) ON signify.lessons FROM authenticated;
+REVOKE UPDATE (lesson_id) ON signify.notes, signify.tests FROM authenticated;
+
 -- ---------------------------------------------------------------- anon
 SELECT pg_temp.act_as('anon');
 

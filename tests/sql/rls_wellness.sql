@@ -176,6 +176,27 @@ BEGIN
     ASSERT raised, 'get_wellness_streak: A read B''s streak';
 END $$;
 
+-- The policies refuse a hand-over by themselves too (issue 16): with the owner column made
+-- updatable for a moment (a grant a later migration might widen; the whole script is rolled
+-- back), A still cannot give its rows to B. Catches a policy's WITH CHECK weakened behind
+-- the column grants, which the hand-over checks above cannot see.
+RESET ROLE;
+GRANT UPDATE (id) ON wellness.users TO authenticated;
+GRANT UPDATE (user_id) ON wellness.wellness_entries, wellness.module_progress,
+    wellness.conversations TO authenticated;
+SELECT pg_temp.act_as('authenticated', '00000000-0000-4000-8000-0000000020a1');
+SELECT pg_temp.assert_fails(stmt, 'wellness: A''s ' || stmt || ' got past the policy', '{42501}')
+  FROM unnest(ARRAY[
+    'UPDATE wellness.users SET id = ''00000000-0000-4000-8000-0000000020b1''',
+    'UPDATE wellness.wellness_entries SET user_id = ''00000000-0000-4000-8000-0000000020b1''',
+    'UPDATE wellness.module_progress SET user_id = ''00000000-0000-4000-8000-0000000020b1''',
+    'UPDATE wellness.conversations SET user_id = ''00000000-0000-4000-8000-0000000020b1'''
+  ]) AS stmt;
+RESET ROLE;
+REVOKE UPDATE (id) ON wellness.users FROM authenticated;
+REVOKE UPDATE (user_id) ON wellness.wellness_entries, wellness.module_progress,
+    wellness.conversations FROM authenticated;
+
 -- ---------------------------------------------------------------- anon
 SELECT pg_temp.act_as('anon');
 

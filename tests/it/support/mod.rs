@@ -14,6 +14,9 @@ use migrate::local::{Cluster, ServerOptions};
 pub struct Server {
     /// A URL to the server's `postgres` database, with rights to create databases.
     admin_url: String,
+    /// The role `admin_url` logs in as (`postgres` on the harness's own cluster; any name
+    /// under `TEST_DATABASE_URL`): what `applied_by` records and what URLs name.
+    user: String,
     admin: Mutex<postgres::Client>,
 }
 
@@ -30,10 +33,15 @@ pub fn server() -> &'static Server {
             Some(url) => url,
             None => start_cluster(),
         };
-        let admin = postgres::Client::connect(&admin_url, postgres::NoTls)
+        let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls)
             .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"));
+        let user = admin
+            .query_one("SELECT current_user::text", &[])
+            .expect("the test server's user")
+            .get(0);
         Server {
             admin_url,
+            user,
             admin: Mutex::new(admin),
         }
     })
@@ -44,9 +52,27 @@ pub fn server() -> &'static Server {
 fn start_cluster() -> String {
     let (cluster, port) = throwaway_cluster("", |_| ServerOptions {
         fast: true,
-        ..ServerOptions::default()
+        settings: vec![("max_connections".into(), max_connections().to_string())],
     });
     cluster.url(port, "postgres")
+}
+
+/// Connections one test may hold at its peak, measured (README, Tests): its clients, the
+/// sessions of the `migrate` runs it starts (three at once in the concurrency tests, each
+/// with a cancel connection when interrupted), and the server connections PgBouncer keeps
+/// per test database (`default_pool_size`); closed connections also linger a moment before
+/// their backend exits.
+const CONNECTIONS_PER_TEST: usize = 24;
+
+/// `max_connections` for the harness's cluster: every test thread at its peak at once, plus
+/// the admin session and superuser_reserved_connections. PostgreSQL's default (100) runs out
+/// at five test threads.
+fn max_connections() -> usize {
+    let threads = std::env::var("RUST_TEST_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    (threads * CONNECTIONS_PER_TEST + 20).max(100)
 }
 
 /// Starts another throw-away cluster (e.g. one with TLS on); `prepare` may write server files
@@ -130,6 +156,77 @@ impl Server {
     pub fn admin_url(&self) -> &str {
         &self.admin_url
     }
+
+    /// The role the tests connect as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+}
+
+/// `url` with a password in it, and that password: the one it (or PGPASSWORD) has, else one
+/// made up (the harness's cluster trusts loopback, so any password is accepted), for tests
+/// that watch for a password in the output.
+pub fn with_password(url: &str) -> (String, String) {
+    let config: postgres::Config = url.parse().expect("a valid connection string");
+    if let Some(password) = config.get_password() {
+        return (
+            url.to_string(),
+            String::from_utf8_lossy(password).into_owned(),
+        );
+    }
+    let password = std::env::var("PGPASSWORD").unwrap_or_else(|_| "Sw0rdfish-42".to_string());
+    let user = config.get_user().unwrap_or(server().user());
+    (with_credentials(url, user, Some(&password)), password)
+}
+
+/// `url` logging in as `user` with `password` (none: no password in the string), in the same
+/// form (URL or key=value) and to the same host, port and database.
+pub fn with_credentials(url: &str, user: &str, password: Option<&str>) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+    // What a URL's userinfo must encode (RFC 3986), so a plain password reads as written.
+    const USERINFO: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'/')
+        .add(b':')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'@')
+        .add(b'[')
+        .add(b'\\')
+        .add(b']')
+        .add(b'^')
+        .add(b'`')
+        .add(b'{')
+        .add(b'|')
+        .add(b'}');
+    let scheme_end = ["postgresql://", "postgres://"]
+        .iter()
+        .find(|p| url.starts_with(*p))
+        .map(|p| p.len());
+    let Some(start) = scheme_end else {
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut text = format!("{url} user={}", quote(user));
+        if let Some(password) = password {
+            text.push_str(&format!(" password={}", quote(password)));
+        }
+        return text;
+    };
+    let authority_end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    let hosts = url[start..authority_end]
+        .rfind('@')
+        .map_or(start, |at| start + at + 1);
+    let mut userinfo = utf8_percent_encode(user, USERINFO).to_string();
+    if let Some(password) = password {
+        userinfo.push(':');
+        userinfo.extend(utf8_percent_encode(password, USERINFO));
+    }
+    format!("{}{userinfo}@{}", &url[..start], &url[hosts..])
 }
 
 pub struct TestDb {
