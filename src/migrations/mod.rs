@@ -321,14 +321,14 @@ fn find_markers(text: &str, lines: &[&str]) -> Result<Markers, Located> {
         }
         let in_code = scanner.state() == &State::Code;
         if let Some(marker) = marker(line).filter(|_| in_code) {
-            check_marker(marker, up_at, down_at).map_err(|m| (Some(number), m))?;
+            check_marker(marker, up_at, down_at, number)?;
             match marker {
                 Marker::Up => up_at = Some(number),
                 Marker::Down => down_at = Some(number),
             }
             continue;
         }
-        if up_at.is_none() && in_code && !directive(line).map_err(|m| (Some(number), m))? {
+        if up_at.is_none() && in_code && !directive(line, number)? {
             transactional = false;
         }
         let was_code = scanner.state() == &State::Code;
@@ -392,28 +392,30 @@ fn check_marker(
     marker: Marker,
     up_at: Option<usize>,
     down_at: Option<usize>,
-) -> Result<(), String> {
-    match (marker, up_at, down_at) {
-        (Marker::Up, Some(first), _) => Err(format!(
-            "second `-- UP` marker (the first is at line {first}); a file has exactly one"
-        )),
-        (Marker::Up, None, Some(down)) => Err(format!(
-            "`-- UP` comes after `-- DOWN` (line {down}); put the UP section first"
-        )),
-        (Marker::Down, _, Some(first)) => Err(format!(
-            "second `-- DOWN` marker (the first is at line {first}); a file has exactly one"
-        )),
-        (Marker::Down, None, None) => {
-            Err("`-- DOWN` comes before any `-- UP` marker; put the UP section first".into())
+    number: usize,
+) -> Result<(), Located> {
+    let message = match (marker, up_at, down_at) {
+        (Marker::Up, Some(first), _) => {
+            format!("second `-- UP` marker (the first is at line {first}); a file has exactly one")
         }
-        _ => Ok(()),
-    }
+        (Marker::Up, None, Some(down)) => {
+            format!("`-- UP` comes after `-- DOWN` (line {down}); put the UP section first")
+        }
+        (Marker::Down, _, Some(first)) => format!(
+            "second `-- DOWN` marker (the first is at line {first}); a file has exactly one"
+        ),
+        (Marker::Down, None, None) => {
+            "`-- DOWN` comes before any `-- UP` marker; put the UP section first".into()
+        }
+        _ => return Ok(()),
+    };
+    Err((Some(number), message))
 }
 
 /// A header line: `false` when it is `-- transaction: none` (the migration runs outside a
 /// transaction), `true` for anything else a header may hold; an unknown `transaction:` value
 /// is an error.
-fn directive(line: &str) -> Result<bool, String> {
+fn directive(line: &str, number: usize) -> Result<bool, Located> {
     let Some((key, value)) = line
         .trim()
         .strip_prefix("--")
@@ -426,8 +428,11 @@ fn directive(line: &str) -> Result<bool, String> {
     }
     match value.trim().to_ascii_lowercase().as_str() {
         "none" => Ok(false),
-        other => Err(format!(
-            "unknown value `{other}` for `transaction:`; the only directive value is `none`"
+        other => Err((
+            Some(number),
+            format!(
+                "unknown value `{other}` for `transaction:`; the only directive value is `none`"
+            ),
         )),
     }
 }

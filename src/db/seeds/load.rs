@@ -122,9 +122,26 @@ async fn copy_csv(
     source: &CsvSource,
 ) -> Result<u64, LoadError> {
     let names: Vec<String> = source.header.iter().map(|n| quote_ident(n)).collect();
+    let chunks = source
+        .text
+        .as_bytes()
+        .chunks(COPY_CHUNK)
+        .map(<[u8]>::to_vec);
+    copy(tx, batch, &names, " (FORMAT csv, HEADER true)", chunks).await
+}
+
+/// `COPY target (names) FROM STDIN options`, sending `chunks`; the rows copied. A COPY the
+/// server refuses to start leaves the session unusable (see `LoadError`).
+async fn copy(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    names: &[String],
+    options: &str,
+    chunks: impl Iterator<Item = Vec<u8>>,
+) -> Result<u64, LoadError> {
     let sink = tx
         .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
-            "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)",
+            "COPY {} ({}) FROM STDIN{options}",
             target(batch),
             names.join(", ")
         ))
@@ -135,8 +152,8 @@ async fn copy_csv(
             session_unusable: true,
         })?;
     futures_util::pin_mut!(sink);
-    for chunk in source.text.as_bytes().chunks(COPY_CHUNK) {
-        sink.send(std::io::Cursor::new(chunk.to_vec()))
+    for chunk in chunks {
+        sink.send(std::io::Cursor::new(chunk))
             .await
             .map_err(|e| LoadError::query(e, false))?;
     }
@@ -177,47 +194,29 @@ async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, LoadError> 
         .iter()
         .map(|&i| quote_ident(&batch.table.columns[i].name))
         .collect();
-    let sink = tx
-        .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
-            "COPY {} ({}) FROM STDIN",
-            target(batch),
-            names.join(", ")
-        ))
-        .await
-        .map_err(|error| LoadError {
-            error,
-            rls: false,
-            session_unusable: true,
-        })?;
-    futures_util::pin_mut!(sink);
-    let mut chunk = String::with_capacity(COPY_CHUNK + 4096);
-    for row in 0..batch.len() {
-        for (c, values) in batch.values.iter().enumerate() {
-            if c > 0 {
-                chunk.push('\t');
-            }
-            match &values[row] {
-                Some(text) => copy_escape(text, &mut chunk),
-                None => chunk.push_str("\\N"),
-            }
+    // Rows in COPY's text format, about COPY_CHUNK bytes at a time.
+    let mut row = 0;
+    let chunks = std::iter::from_fn(move || {
+        if row >= batch.len() {
+            return None;
         }
-        chunk.push('\n');
-        if chunk.len() >= COPY_CHUNK {
-            let full = std::mem::replace(&mut chunk, String::with_capacity(COPY_CHUNK + 4096));
-            sink.send(std::io::Cursor::new(full.into_bytes()))
-                .await
-                .map_err(|e| LoadError::query(e, false))?;
+        let mut chunk = String::with_capacity(COPY_CHUNK + 4096);
+        while row < batch.len() && chunk.len() < COPY_CHUNK {
+            for (c, values) in batch.values.iter().enumerate() {
+                if c > 0 {
+                    chunk.push('\t');
+                }
+                match &values[row] {
+                    Some(text) => copy_escape(text, &mut chunk),
+                    None => chunk.push_str("\\N"),
+                }
+            }
+            chunk.push('\n');
+            row += 1;
         }
-    }
-    if !chunk.is_empty() {
-        sink.send(std::io::Cursor::new(chunk.into_bytes()))
-            .await
-            .map_err(|e| LoadError::query(e, false))?;
-    }
-    sink.as_mut()
-        .finish()
-        .await
-        .map_err(|e| LoadError::query(e, false))
+        Some(chunk.into_bytes())
+    });
+    copy(tx, batch, &names, "", chunks).await
 }
 
 /// COPY's text format: backslash, tab, newline and carriage return are escaped.
