@@ -2,20 +2,22 @@
 //! wellness, partner, signify and counsel schemas.
 
 pub mod cli;
-pub mod commands;
-pub mod config;
+pub(crate) mod commands;
+pub(crate) mod config;
 pub mod conninfo;
 pub mod db;
-pub mod error;
-pub mod lint;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod lint;
 pub mod local;
-pub mod lockfile;
+pub(crate) mod lockfile;
 pub mod migrations;
-pub mod output;
-pub mod redact;
-pub mod seeds;
-pub mod target;
-pub mod verify;
+pub(crate) mod output;
+pub(crate) mod redact;
+pub(crate) mod seeds;
+pub(crate) mod setup;
+pub(crate) mod target;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 
@@ -91,7 +93,7 @@ fn command_line_error(err: clap::Error) -> ExitCode {
 }
 
 /// Runs one command to completion and renders its report.
-pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if let Some(url) = &cli.global.database_url {
         redact::register_connection_string(url);
     }
@@ -165,7 +167,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Seed(SeedCommand::Clear(args)) => {
                 printer.emit(&commands::seed::clear(&ctx, args).await?)
             }
-            Command::Setup(args) => printer.emit(&commands::setup::setup(&ctx, args).await?),
+            Command::Setup(args) => printer.emit(&setup::setup(&ctx, args).await?),
             // Answered before the project was loaded; here for completeness.
             Command::Completions(args) => {
                 printer.emit(&commands::completions::completions(args.shell))

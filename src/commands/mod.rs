@@ -11,9 +11,7 @@ pub mod new;
 pub mod promote;
 pub mod repair;
 pub mod run;
-pub mod runner;
 pub mod seed;
-pub mod setup;
 pub mod status;
 pub mod verify;
 
@@ -22,18 +20,17 @@ use std::time::Duration;
 use crate::cli::GlobalArgs;
 use crate::config::{Environment, Project};
 use crate::db;
+use crate::engine::{Locking, Reporter};
 use crate::error::Error;
 use crate::migrations::{self, Migration};
-use crate::output::Progress;
 use crate::target::{self, Target};
-use runner::Locking;
 
 /// What every command gets: the project, the global options, a progress sink, and the way
 /// to ask a person for confirmation.
 pub struct Context {
     pub project: Project,
     pub global: GlobalArgs,
-    pub progress: Box<dyn Progress>,
+    pub progress: Box<dyn Reporter>,
     pub confirm: Box<dyn Confirm>,
 }
 

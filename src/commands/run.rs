@@ -3,11 +3,11 @@
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::runner::{Failure, Locking, Outcome, Runner, Step};
 use super::{count, listed, through_pooler, Context};
 use crate::cli::{DownArgs, RedoArgs, UpArgs};
 use crate::db::state::{self, Direction};
 use crate::db::Session;
+use crate::engine::{Failure, Locking, Outcome, Runner, Step};
 use crate::error::Error;
 use crate::migrations::plan::{self, reconcile, DownTarget, Entry, Refusal};
 use crate::migrations::Migration;
@@ -90,16 +90,6 @@ async fn head_after(client: &Client, failure: &Option<Failure>) -> anyhow::Resul
     head(client).await
 }
 
-/// Reads the applied history inside a read-only transaction (for --dry-run).
-pub(crate) async fn applied_read_only(
-    client: &mut Client,
-) -> anyhow::Result<Vec<plan::AppliedMigration>> {
-    let tx = client.build_transaction().read_only(true).start().await?;
-    let applied = state::applied(&tx).await?;
-    tx.commit().await?;
-    Ok(applied)
-}
-
 /// `--to` must name a migration: a file, or an applied version (a typo would otherwise apply
 /// everything below it).
 fn check_to(ctx: &Context, to: Option<i64>, entries: &[Entry]) -> Result<(), Error> {
@@ -126,14 +116,14 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     let (mut client, target) = ctx.connect().await?;
     let mut report = RunReport::new("up", &target, args.dry_run, args.atomic);
     if args.dry_run {
-        let applied = applied_read_only(&mut client).await?;
+        let applied = state::applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
         check_to(ctx, args.to, &entries)?;
         let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
         refuse_empty(&plan.migrations)?;
         report.planned = planned(&plan.migrations, Direction::Up);
         report.out_of_order = plan.out_of_order;
-        report.head = applied.last().map(|a| a.version);
+        report.head = plan::head(&applied);
         return Ok(report);
     }
 
@@ -203,11 +193,11 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     ctx.guard_destructive(&target, "down")?;
     let mut report = RunReport::new("down", &target, args.dry_run, false);
     if args.dry_run {
-        let applied = applied_read_only(&mut client).await?;
+        let applied = state::applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
         let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
         report.planned = planned(&plan, Direction::Down);
-        report.head = applied.last().map(|a| a.version);
+        report.head = plan::head(&applied);
         return Ok(report);
     }
     let locking = ctx.lock_migrations(&client, &target).await?;
@@ -339,18 +329,6 @@ fn refuse_outside_transaction_through_pooler(
 async fn ensure_state(client: &Client, locking: Locking) -> anyhow::Result<()> {
     match locking {
         Locking::Session => state::ensure(client).await,
-        Locking::Transaction => {
-            client.batch_execute("BEGIN").await?;
-            client.batch_execute(crate::db::lock::XACT_LOCK).await?;
-            let created = state::ensure(client).await;
-            client
-                .batch_execute(if created.is_ok() {
-                    "COMMIT"
-                } else {
-                    "ROLLBACK"
-                })
-                .await?;
-            created
-        }
+        Locking::Transaction => state::ensure_under_xact_lock(client).await,
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::Context;
 use crate::db::state;
-use crate::migrations::plan::{reconcile, AppliedMigration, State};
+use crate::migrations::plan::{head, reconcile, AppliedMigration, State};
 use crate::migrations::Check;
 
 #[derive(Debug, Serialize)]
@@ -93,6 +93,6 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
         target: target.redacted(),
         migrations: rows,
         counts,
-        head: applied.last().map(|a| a.version),
+        head: head(&applied),
     })
 }

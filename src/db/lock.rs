@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
@@ -107,7 +108,7 @@ pub async fn acquire(
         client.batch_execute("RESET lock_timeout").await?;
         match result {
             Ok(_) => true,
-            Err(e) if e.code().is_some_and(|c| c.code() == "55P03") => false,
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => false,
             Err(e) => return Err(e.into()),
         }
     };

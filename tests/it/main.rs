@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod claims;
 mod connect;
 mod daily;

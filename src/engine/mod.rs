@@ -1,4 +1,4 @@
-//! Runs migrations against a database with their tracking rows: each in its own transaction
+//! The migration engine. Runs migrations against a database with their tracking rows: each in its own transaction
 //! (or all in one for `--atomic`), `transaction: none` ones statement by statement.
 //!
 //! What the runner promises (README, "Truth under faults"):
@@ -23,10 +23,12 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::db::session::{self, ServerMessage};
 use crate::db::state::{self, Direction, HistoryEntry};
-use crate::db::{describe_db_error, lock, Session};
+use crate::db::{describe_db_error, lock, sqlstate, Session};
 use crate::migrations::lexer::{self, Statement};
 use crate::migrations::{Migration, Section};
-use crate::output::Progress;
+
+pub mod reporter;
+pub use reporter::Reporter;
 
 /// A migration that ran.
 #[derive(Debug, Clone, Serialize)]
@@ -97,7 +99,7 @@ pub struct Runner<'a> {
     pub url: &'a crate::conninfo::ConnInfo,
     /// Settings each migration starts with (`[session]`, lock_timeout, statement_timeout).
     pub settings: &'a [(String, String)],
-    pub progress: &'a dyn Progress,
+    pub progress: &'a dyn Reporter,
     /// A note for `_migrate.history`, per version (e.g. "applied out of order").
     pub note: &'a dyn Fn(i64) -> Option<String>,
     pub locking: Locking,
@@ -207,9 +209,7 @@ impl Runner<'_> {
         direction: Direction,
     ) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
-        self.progress
-            .start(migrations.len() as u64, direction.as_str());
-        let _finish = Finish(self.progress);
+        let _finish = reporter::start(self.progress, migrations.len() as u64, direction.as_str());
         for migration in migrations {
             if let Some(signal) = session::interrupted() {
                 outcome.failure = Some(self.not_started(migration, direction, signal).await?);
@@ -243,9 +243,7 @@ impl Runner<'_> {
         migrations: &[&Migration],
         direction: Direction,
     ) -> anyhow::Result<Outcome> {
-        self.progress
-            .start(migrations.len() as u64, direction.as_str());
-        let _finish = Finish(self.progress);
+        let _finish = reporter::start(self.progress, migrations.len() as u64, direction.as_str());
         let client = &self.session.client;
         let reset = match self.locking {
             Locking::Session => RESET_SESSION,
@@ -930,15 +928,6 @@ async fn still_in_migration(client: &Client) -> bool {
     }
 }
 
-/// Finishes the progress display however the run ends (an early `?` included).
-struct Finish<'a>(&'a dyn Progress);
-
-impl Drop for Finish<'_> {
-    fn drop(&mut self) {
-        self.0.finish();
-    }
-}
-
 /// Streams a `COPY ... FROM STDIN` statement's rows (the driver's COPY-in).
 async fn copy_in(
     client: &Client,
@@ -1059,11 +1048,7 @@ fn statements<'m>(
 /// The connection is gone (server crash, `pg_terminate_backend`, network): nothing more can
 /// be sent on it.
 fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
-        || matches!(
-            e.code(),
-            Some(c) if c.code().starts_with("08") || c.code().starts_with("57P0")
-        )
+    e.is_closed() || sqlstate::error_is(e, sqlstate::is_connection_lost)
 }
 
 /// True when PostgreSQL undoes a failed statement by itself, leaving nothing behind: every
