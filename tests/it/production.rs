@@ -485,3 +485,51 @@ fn signals_through_a_transaction_pooler_cancel_the_statement_and_record_it() {
         terminate_query(&p, "/* pooled sig */");
     }
 }
+
+/// A signal while a run waits for the transaction-level lock through the pooler: the wait is
+/// cancelled at once, and the process stays until the pooler has closed the cancel
+/// connection. Mutation this catches: exiting as soon as the command fails, which cut the
+/// cancel connection short and made PgBouncer 1.18 exit (`bad client state: 0`) in about half
+/// the tries, dropping every client of the pool.
+#[test]
+fn a_signal_during_a_lock_wait_through_the_pooler_leaves_the_pooler_up() {
+    let p = five("pooled_wait_signal");
+    let url = pooled_url(&p);
+    let mut holder = p.db.client();
+    holder
+        .execute(
+            &format!(
+                "SELECT pg_advisory_lock({}, {})",
+                migrate::db::lock::KEYS.0,
+                migrate::db::lock::KEYS.1
+            ),
+            &[],
+        )
+        .unwrap();
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)]
+        .into_iter()
+        .cycle()
+        .take(6)
+    {
+        let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["up", "--database-url", &url])
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&p, "pg_advisory_xact_lock");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert_eq!(running(&p, "pg_advisory_xact_lock"), 0, "still waiting");
+        // The pooler is still there for the next client.
+        p.migrate_raw(&["status", "--database-url", &url], &[])
+            .success();
+    }
+    assert!(p.applied().is_empty());
+}
