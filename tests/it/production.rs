@@ -366,13 +366,15 @@ fn a_run_waiting_for_the_lock_says_so_at_once_and_names_the_holder() {
 }
 
 /// Mutation this catches: leaving a migration's session settings on the pooled server
-/// connection after the run (the reset runs only before each migration).
+/// connection after the run (the reset runs only before each migration). The timeout is one
+/// no statement here reaches (it was 1 ms, which the migration's own CREATE TABLE hit on a
+/// loaded machine).
 #[test]
 fn settings_a_migration_makes_do_not_leak_to_other_clients_of_the_pool() {
     let p = Project::new("pooler_leak");
     p.migration(
         "0001_coach_x.sql",
-        "-- UP\nset search_path to nowhere, public;\nset statement_timeout = '1ms';\nset default_transaction_read_only = on;\ncreate table public.coach_x (a int);\n-- DOWN\ndrop table public.coach_x;\n",
+        "-- UP\nset search_path to nowhere, public;\nset statement_timeout = '4321s';\nset default_transaction_read_only = on;\ncreate table public.coach_x (a int);\n-- DOWN\ndrop table public.coach_x;\n",
     );
     let url = pooled_url(&p);
     p.migrate_raw(&["up", "--database-url", &url], &[])
