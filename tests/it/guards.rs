@@ -380,3 +380,27 @@ fn state_tables_of_an_older_migrate_are_upgraded_on_first_use() {
         p.db.scalar("SELECT warnings FROM _migrate.history WHERE version = 2 AND direction = 'up'");
     assert_eq!(kept, vec!["WARNING: heads up".to_string()]);
 }
+
+/// Mutation this catches: any error while waiting for the migration lock taken for the lock
+/// timeout (`lock::acquire`'s SQLSTATE 55P03 match made `true`): a statement_timeout the
+/// connection sets, shorter than `--lock-wait`, then reads as "another run holds the lock,
+/// waited 30s" instead of the server's own error.
+#[test]
+fn an_error_while_waiting_for_the_lock_is_not_called_a_lock_timeout() {
+    let p = Project::new("guard_lock_error");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (id int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    let (_holder, _) = hold_lock(&p.db);
+    let separator = if p.db.url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-c%20statement_timeout%3D700",
+        p.db.url
+    );
+    let run = p.migrate_raw(&["up", "--lock-wait", "30", "--database-url", &url], &[]);
+    assert_ne!(run.code, 0, "{run:?}");
+    run.stderr_has("canceling statement due to statement timeout");
+    assert!(!run.stderr.contains("waited 30s"), "{run:?}");
+    assert!(p.applied().is_empty());
+}
