@@ -211,14 +211,73 @@ impl Project {
     }
 }
 
+/// Why a `migrate.toml` is not valid; the key is named, its value only where it is no secret
+/// (URLs are never in this file).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}", .0.to_string().trim_end())]
+    Toml(#[from] toml::de::Error),
+    #[error("[schemas] managed: `{0}` is not a lowercase identifier ([a-z_][a-z0-9_]*)")]
+    Schema(String),
+    #[error(
+        "{table} `{name}` is not a PostgreSQL setting name (letters, digits, `_`, and `.` for a \
+         custom setting such as app.tenant)"
+    )]
+    SettingName { table: String, name: String },
+    #[error(
+        "{table} `{name}` cannot be set for migrations: they run as the connecting role (set \
+         the role in the database URL instead)"
+    )]
+    SettingReserved { table: String, name: String },
+    #[error("{table} `{name}` holds a NUL character")]
+    SettingNul { table: String, name: String },
+    #[error(
+        "[env.{env}] {key} = \"{value}\" is not a duration such as \"500ms\", \"5s\", \"15min\", \"1h\""
+    )]
+    Duration {
+        env: String,
+        key: &'static str,
+        value: String,
+    },
+    #[error(
+        "[env.{env}] {key} = \"{value}\" is out of range: PostgreSQL takes at most \
+         {MAX_TIMEOUT_MS}ms (about 24 days); use \"0\" for no limit"
+    )]
+    DurationRange {
+        env: String,
+        key: &'static str,
+        value: String,
+    },
+    #[error("[env.{0}] url_env must name an environment variable")]
+    UrlEnv(String),
+    #[error(
+        "{key}: `{name}` is not a verify rule (rules: {})",
+        Rule::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownRule { key: String, name: String },
+    #[error(
+        "{key}: `{name}` is about the applied history and cannot be lowered or acknowledged; \
+         restore the file or run `migrate repair`"
+    )]
+    HistoryRule { key: String, name: String },
+    #[error("{0} object: name the object as verify shows it, e.g. \"signify.notes\"")]
+    AcknowledgeObject(String),
+    #[error("{0} reason: say why the finding is accepted (it is shown with the finding)")]
+    AcknowledgeReason(String),
+    #[error("{key}: {rule} on {object} is acknowledged twice")]
+    AcknowledgedTwice {
+        key: String,
+        rule: String,
+        object: String,
+    },
+}
+
 /// Parses and validates the text of a `migrate.toml`.
-pub fn parse(text: &str) -> Result<Config, String> {
-    let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text)?;
     for schema in &config.schemas.managed {
         if !is_identifier(schema) {
-            return Err(format!(
-                "[schemas] managed: `{schema}` is not a lowercase identifier ([a-z_][a-z0-9_]*)"
-            ));
+            return Err(ConfigError::Schema(schema.clone()));
         }
     }
     check_session("[session]", &config.session)?;
@@ -229,26 +288,18 @@ pub fn parse(text: &str) -> Result<Config, String> {
             ("statement_timeout", &env.statement_timeout),
         ] {
             if let Some(value) = value {
-                match duration_ms(value) {
-                    None => {
-                        return Err(format!(
-                            "[env.{name}] {key} = \"{value}\" is not a duration such as \"500ms\", \"5s\", \"15min\", \"1h\""
-                        ))
-                    }
+                let (env, value) = (name.clone(), value.clone());
+                match duration_ms(&value) {
+                    None => return Err(ConfigError::Duration { env, key, value }),
                     Some(ms) if ms > MAX_TIMEOUT_MS => {
-                        return Err(format!(
-                            "[env.{name}] {key} = \"{value}\" is out of range: PostgreSQL takes at \
-                             most {MAX_TIMEOUT_MS}ms (about 24 days); use \"0\" for no limit"
-                        ))
+                        return Err(ConfigError::DurationRange { env, key, value })
                     }
                     Some(_) => {}
                 }
             }
         }
         if env.url_env.is_empty() {
-            return Err(format!(
-                "[env.{name}] url_env must name an environment variable"
-            ));
+            return Err(ConfigError::UrlEnv(name.clone()));
         }
     }
     check_verify(&config.verify)?;
@@ -257,8 +308,9 @@ pub fn parse(text: &str) -> Result<Config, String> {
 
 /// A `[session]` table names PostgreSQL settings (`search_path`, `work_mem`, or a dotted
 /// custom one such as `app.tenant`); the server judges the values when a migration starts.
-fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(), String> {
+fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (name, value) in settings {
+        let (table, name) = (table.to_string(), name.clone());
         let valid = !name.is_empty()
             && name.split('.').all(|part| {
                 let mut bytes = part.bytes();
@@ -268,21 +320,15 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
                     && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
             });
         if !valid {
-            return Err(format!(
-                "{table} `{name}` is not a PostgreSQL setting name (letters, digits, `_`, and \
-                 `.` for a custom setting such as app.tenant)"
-            ));
+            return Err(ConfigError::SettingName { table, name });
         }
         if ["role", "session_authorization", "transaction_isolation"]
             .contains(&name.to_ascii_lowercase().as_str())
         {
-            return Err(format!(
-                "{table} `{name}` cannot be set for migrations: they run as the connecting role \
-                 (set the role in the database URL instead)"
-            ));
+            return Err(ConfigError::SettingReserved { table, name });
         }
         if value.contains('\0') {
-            return Err(format!("{table} `{name}` holds a NUL character"));
+            return Err(ConfigError::SettingNul { table, name });
         }
     }
     Ok(())
@@ -290,17 +336,14 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
 
 /// Rules and acknowledgements must name rules verify has; the applied history's rules
 /// (edited, missing or dirty migrations) are not for lowering: `migrate repair` settles them.
-fn check_verify(verify: &VerifyConfig) -> Result<(), String> {
-    let rule = |key: &str, name: &str| -> Result<(), String> {
-        match Rule::from_name(name) {
-            None => Err(format!(
-                "{key}: `{name}` is not a verify rule (rules: {})",
-                Rule::ALL.map(Rule::as_str).join(", ")
-            )),
-            Some(r) if r.is_history() && r != Rule::LockStale => Err(format!(
-                "{key}: `{name}` is about the applied history and cannot be lowered or \
-                 acknowledged; restore the file or run `migrate repair`"
-            )),
+fn check_verify(verify: &VerifyConfig) -> Result<(), ConfigError> {
+    let rule = |key: &str, name: &str| -> Result<(), ConfigError> {
+        let (key, name) = (key.to_string(), name.to_string());
+        match Rule::from_name(&name) {
+            None => Err(ConfigError::UnknownRule { key, name }),
+            Some(r) if r.is_history() && r != Rule::LockStale => {
+                Err(ConfigError::HistoryRule { key, name })
+            }
             Some(_) => Ok(()),
         }
     };
@@ -312,20 +355,17 @@ fn check_verify(verify: &VerifyConfig) -> Result<(), String> {
         let key = format!("[[verify.acknowledge]] #{}", i + 1);
         rule(&format!("{key} rule"), &ack.rule)?;
         if ack.object.trim().is_empty() {
-            return Err(format!(
-                "{key} object: name the object as verify shows it, e.g. \"signify.notes\""
-            ));
+            return Err(ConfigError::AcknowledgeObject(key));
         }
         if ack.reason.trim().is_empty() {
-            return Err(format!(
-                "{key} reason: say why the finding is accepted (it is shown with the finding)"
-            ));
+            return Err(ConfigError::AcknowledgeReason(key));
         }
         if !seen.insert((ack.rule.as_str(), ack.object.as_str())) {
-            return Err(format!(
-                "{key}: {} on {} is acknowledged twice",
-                ack.rule, ack.object
-            ));
+            return Err(ConfigError::AcknowledgedTwice {
+                key,
+                rule: ack.rule.clone(),
+                object: ack.object.clone(),
+            });
         }
     }
     Ok(())
@@ -402,9 +442,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse("[paths]\nmigration = \"x\"\n").unwrap_err();
+        let e = parse("[paths]\nmigration = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `migration`"), "{e}");
-        let e = parse("[env.staging]\nurl_env = \"X\"\nurl = \"postgres://\"\n").unwrap_err();
+        let e = parse("[env.staging]\nurl_env = \"X\"\nurl = \"postgres://\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `url`"), "{e}");
     }
 
@@ -425,28 +469,42 @@ mod tests {
         assert_eq!(c.verify.levels["unindexed_foreign_keys"], Level::Error);
         assert_eq!(c.verify.acknowledge[0].reason, "the app's XP endpoint");
 
-        let e = parse("[verify.levels]\nunindexed_foreign_key = \"info\"\n").unwrap_err();
+        let e = parse("[verify.levels]\nunindexed_foreign_key = \"info\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("[verify.levels] unindexed_foreign_key: `unindexed_foreign_key` is not a verify rule"),
             "{e}"
         );
-        let e = parse("[verify.levels]\nno_primary_key = \"fatal\"\n").unwrap_err();
+        let e = parse("[verify.levels]\nno_primary_key = \"fatal\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown variant `fatal`"), "{e}");
-        let e = parse("[verify.levels]\nchecksum_mismatch = \"info\"\n").unwrap_err();
+        let e = parse("[verify.levels]\nchecksum_mismatch = \"info\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("migrate repair"), "{e}");
         let ack = |rule: &str, object: &str, reason: &str| {
             format!(
                 "[[verify.acknowledge]]\nrule = \"{rule}\"\nobject = \"{object}\"\nreason = \"{reason}\"\n"
             )
         };
-        let e = parse(&ack("no_such_rule", "a.b", "r")).unwrap_err();
+        let e = parse(&ack("no_such_rule", "a.b", "r"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("[[verify.acknowledge]] #1 rule:"), "{e}");
-        let e = parse(&ack("no_primary_key", "a.b", " ")).unwrap_err();
+        let e = parse(&ack("no_primary_key", "a.b", " "))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("reason"), "{e}");
         let twice = ack("no_primary_key", "a.b", "r").repeat(2);
-        assert!(parse(&twice).unwrap_err().contains("acknowledged twice"));
+        assert!(parse(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("acknowledged twice"));
         let e = parse("[[verify.acknowledge]]\nrule = \"no_primary_key\"\nobject = \"a\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field `reason`"), "{e}");
     }
 
@@ -454,9 +512,11 @@ mod tests {
     fn bad_values() {
         assert!(parse("[env.p]\nurl_env = \"X\"\nlock_timeout = \"soon\"\n")
             .unwrap_err()
+            .to_string()
             .contains("lock_timeout"));
         let e = parse("[env.p]\nurl_env = \"X\"\nlock_timeout = \"99999999999999999999s\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("[env.p] lock_timeout") && e.contains("out of range"),
             "{e}"
@@ -465,6 +525,7 @@ mod tests {
         assert!(parse("[env.p]\nurl_env = \"X\"\nstatement_timeout = \"24d\"\n").is_ok());
         assert!(parse("[schemas]\nmanaged = [\"Bad-Name\"]\n")
             .unwrap_err()
+            .to_string()
             .contains("Bad-Name"));
     }
 }

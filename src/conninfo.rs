@@ -6,12 +6,12 @@
 //! where the password is can never be decided twice. Errors name the part that is wrong and
 //! never quote a value that could be (part of) a secret.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use strum::VariantNames;
 use tokio_postgres::config::{
     ChannelBinding, LoadBalanceHosts, SslNegotiation, TargetSessionAttrs,
 };
@@ -163,7 +163,8 @@ impl ConnInfoError {
 pub enum Env {
     Process,
     Empty,
-    Fixed(BTreeMap<String, String>),
+    #[cfg(test)]
+    Fixed(std::collections::BTreeMap<String, String>),
 }
 
 impl Env {
@@ -172,6 +173,7 @@ impl Env {
         let value = match self {
             Env::Process => std::env::var(name).ok(),
             Env::Empty => None,
+            #[cfg(test)]
             Env::Fixed(map) => map.get(name).cloned(),
         };
         value.filter(|v| !v.is_empty())
@@ -518,8 +520,49 @@ fn parse_key_values(text: &str) -> Result<Vec<Setting>, ConnInfoError> {
 /// may stand in a password unencoded; an `@` or `/` in it must be percent-encoded, and a
 /// URL where that was forgotten is refused rather than read as a different host.
 fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
-    let b = text.as_bytes();
     let mut settings = Vec::new();
+    let p = url_userinfo(text, prefix, &mut settings)?;
+    // An `@` that did not end user information may mean a password with an unencoded `@`
+    // or `/` was read as host, port or query: then no word of the URL is quoted in an error.
+    let userinfo_ats = usize::from(p > prefix);
+    let may_echo = text[prefix..].matches('@').count() <= userinfo_ats;
+    let (mut p, terminator) = url_authority(text, p, &mut settings)?;
+    let authority_end = p;
+    let b = text.as_bytes();
+    let mut path = None;
+    let mut terminator = terminator;
+    if terminator == Some(b'/') {
+        let start = p + 1;
+        p = start;
+        while p < b.len() && b[p] != b'?' {
+            p += 1;
+        }
+        path = Some(start..p);
+        if p > start {
+            settings.push(url_setting(text, "dbname", start..p, "the database name")?);
+        }
+        terminator = b.get(p).copied();
+    }
+    if terminator == Some(b'?') {
+        url_query(text, p + 1, may_echo, &mut settings)?;
+    }
+    Ok(Parsed {
+        text: text.to_string(),
+        form: Form::Url,
+        settings,
+        path,
+        authority_end,
+    })
+}
+
+/// The user information before the first `@` that precedes any `/` (user and password, both
+/// percent-decoded); where the authority starts.
+fn url_userinfo(
+    text: &str,
+    prefix: usize,
+    settings: &mut Vec<Setting>,
+) -> Result<usize, ConnInfoError> {
+    let b = text.as_bytes();
     let mut p = prefix;
     while p < b.len() && b[p] != b'@' && b[p] != b'/' {
         p += 1;
@@ -566,10 +609,17 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
         }
     }
 
-    // An `@` that did not end user information may mean a password with an unencoded `@`
-    // or `/` was read as host, port or query: then no word of the URL is quoted in an error.
-    let userinfo_ats = usize::from(p > prefix);
-    let may_echo = text[prefix..].matches('@').count() <= userinfo_ats;
+    Ok(p)
+}
+
+/// The hosts and ports from `p` (`host:port,host:port`, IPv6 in brackets); where the
+/// authority ends, and the byte after it (`/`, `?` or none).
+fn url_authority(
+    text: &str,
+    mut p: usize,
+    settings: &mut Vec<Setting>,
+) -> Result<(usize, Option<u8>), ConnInfoError> {
+    let b = text.as_bytes();
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
     let hosts_start = p;
@@ -638,80 +688,72 @@ fn parse_url(text: &str, prefix: usize) -> Result<Parsed, ConnInfoError> {
         });
     }
 
-    let mut path = None;
-    let mut terminator = terminator;
-    if terminator == Some(b'/') {
-        let start = p + 1;
-        p = start;
-        while p < b.len() && b[p] != b'?' {
-            p += 1;
-        }
-        path = Some(start..p);
-        if p > start {
-            settings.push(url_setting(text, "dbname", start..p, "the database name")?);
-        }
-        terminator = b.get(p).copied();
-    }
-    if terminator == Some(b'?') {
-        let mut query_secret = false;
-        let mut start = p + 1;
-        while start <= b.len() {
-            let end = text[start..].find('&').map_or(b.len(), |i| start + i);
-            if end > start {
-                let pair = &text[start..end];
-                let Some(eq) = pair.find('=') else {
-                    let prev = settings.last().filter(|s: &&Setting| is_secret(s.keyword));
-                    return Err(ConnInfoError::new(match prev {
-                        Some(prev) => format!(
-                            "what follows the value of `{}` in the URL's query has no `=`: \
+    Ok((authority_end, terminator))
+}
+
+/// The query's `key=value` pairs from `start`, percent-decoded; `may_echo` says whether a
+/// word of the URL may be quoted in an error.
+fn url_query(
+    text: &str,
+    mut start: usize,
+    may_echo: bool,
+    settings: &mut Vec<Setting>,
+) -> Result<(), ConnInfoError> {
+    let b = text.as_bytes();
+    let mut query_secret = false;
+    while start <= b.len() {
+        let end = text[start..].find('&').map_or(b.len(), |i| start + i);
+        if end > start {
+            let pair = &text[start..end];
+            let Some(eq) = pair.find('=') else {
+                let prev = settings.last().filter(|s: &&Setting| is_secret(s.keyword));
+                return Err(ConnInfoError::new(match prev {
+                    Some(prev) => format!(
+                        "what follows the value of `{}` in the URL's query has no `=`: \
                              percent-encode `&` in it as %26",
-                            prev.keyword
-                        ),
-                        None => "a parameter in the URL's query has no `=value`".to_string(),
-                    }));
-                };
-                let key = decode(text, start..start + eq, "a query parameter name")?;
-                let value = start + eq + 1..end;
-                if text[value.clone()].contains('=') {
-                    return Err(ConnInfoError::new(format!(
-                        "the URL's query parameter `{}` holds a second `=`: percent-encode it as %3D",
-                        if KEYWORDS.contains(&key.as_str()) { key.as_str() } else { "?" }
-                    )));
-                }
-                let (keyword, value_text) = if key == "ssl" {
-                    // libpq's JDBC-compatible spelling.
-                    let v = decode(text, value.clone(), "the value of `ssl`")?;
-                    if v != "true" {
-                        return Err(ConnInfoError::new(
-                            "the URL's query parameter `ssl` may only be `true` (sslmode=require)",
-                        ));
+                        prev.keyword
+                    ),
+                    None => "a parameter in the URL's query has no `=value`".to_string(),
+                }));
+            };
+            let key = decode(text, start..start + eq, "a query parameter name")?;
+            let value = start + eq + 1..end;
+            if text[value.clone()].contains('=') {
+                return Err(ConnInfoError::new(format!(
+                    "the URL's query parameter `{}` holds a second `=`: percent-encode it as %3D",
+                    if KEYWORDS.contains(&key.as_str()) {
+                        key.as_str()
+                    } else {
+                        "?"
                     }
-                    ("sslmode", "require".to_string())
-                } else {
-                    let keyword =
-                        keyword(&key, settings.last(), Form::Url, may_echo && !query_secret)?;
-                    let what = format!("the value of `{keyword}`");
-                    (keyword, decode(text, value.clone(), &what)?)
-                };
-                // A secret may have been cut at an unencoded `&`: no later word is quoted.
-                query_secret |= is_secret(keyword);
-                settings.push(Setting {
-                    keyword,
-                    value: value_text,
-                    span: value,
-                    quoted: false,
-                });
+                )));
             }
-            start = end + 1;
+            let (keyword, value_text) = if key == "ssl" {
+                // libpq's JDBC-compatible spelling.
+                let v = decode(text, value.clone(), "the value of `ssl`")?;
+                if v != "true" {
+                    return Err(ConnInfoError::new(
+                        "the URL's query parameter `ssl` may only be `true` (sslmode=require)",
+                    ));
+                }
+                ("sslmode", "require".to_string())
+            } else {
+                let keyword = keyword(&key, settings.last(), Form::Url, may_echo && !query_secret)?;
+                let what = format!("the value of `{keyword}`");
+                (keyword, decode(text, value.clone(), &what)?)
+            };
+            // A secret may have been cut at an unencoded `&`: no later word is quoted.
+            query_secret |= is_secret(keyword);
+            settings.push(Setting {
+                keyword,
+                value: value_text,
+                span: value,
+                quoted: false,
+            });
         }
+        start = end + 1;
     }
-    Ok(Parsed {
-        text: text.to_string(),
-        form: Form::Url,
-        settings,
-        path,
-        authority_end,
-    })
+    Ok(())
 }
 
 fn url_setting(
@@ -881,10 +923,53 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
         }
     }
     let get = |keyword: &str| lookup(&parsed, &env, keyword);
-    let fail =
-        |variable: Option<&'static str>, message: String| ConnInfoError { variable, message };
     let mut config = Config::new();
+    let (hosts, ports) = hosts_and_ports(&get, &mut config)?;
+    let user = match get("user") {
+        Some((user, _)) => user,
+        None => env.os_user().ok_or_else(|| {
+            ConnInfoError::new(
+                "it names no user, PGUSER is not set and the system user is unknown: write \
+                 postgres://USER@HOST/DATABASE",
+            )
+        })?,
+    };
+    config.user(&user);
+    let dbname = get("dbname").map_or_else(|| user.clone(), |(d, _)| d);
+    config.dbname(&dbname);
+    let mut notes = Vec::new();
+    let password = password(
+        &get,
+        &env,
+        &mut config,
+        &mut notes,
+        (&hosts, &ports),
+        &user,
+        &dbname,
+    );
+    session_options(&get, &mut config)?;
+    let tls = tls_params(&get, &env)?;
+    Ok(ConnInfo {
+        parsed,
+        env,
+        config,
+        tls,
+        password,
+        notes,
+    })
+}
 
+/// An error about a value, naming the variable it came from (if any).
+fn fail(variable: Option<&'static str>, message: String) -> ConnInfoError {
+    ConnInfoError { variable, message }
+}
+
+/// `host`, `hostaddr` and `port` into `config`: the host names given (maybe none, with
+/// `hostaddr`) and a port per host (or one for all).
+fn hosts_and_ports(
+    get: &Get<'_>,
+    config: &mut Config,
+) -> Result<(Vec<String>, Vec<u16>), ConnInfoError> {
     let hosts: Vec<String> = get("host")
         .map(|(v, _)| v.split(',').map(str::to_string).collect())
         .unwrap_or_default();
@@ -946,22 +1031,23 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
     for port in &ports {
         config.port(*port);
     }
+    Ok((hosts, ports))
+}
 
-    let user = match get("user") {
-        Some((user, _)) => user,
-        None => env.os_user().ok_or_else(|| {
-            ConnInfoError::new(
-                "it names no user, PGUSER is not set and the system user is unknown: write \
-                 postgres://USER@HOST/DATABASE",
-            )
-        })?,
-    };
-    config.user(&user);
-    let dbname = get("dbname").map_or_else(|| user.clone(), |(d, _)| d);
-    config.dbname(&dbname);
-
-    let mut notes = Vec::new();
-    let password = match get("password").filter(|(p, _)| !p.is_empty()) {
+/// The password: from the connection string or `PGPASSWORD`, else from the password file
+/// (`passfile`, `~/.pgpass`) line that matches the first host, port, database and user that
+/// has one; where it came from, for the advice on a failed login. Why a password file was
+/// ignored goes to `notes`.
+fn password(
+    get: &Get<'_>,
+    env: &Env,
+    config: &mut Config,
+    notes: &mut Vec<String>,
+    (hosts, ports): (&[String], &[u16]),
+    user: &str,
+    dbname: &str,
+) -> PasswordSource {
+    match get("password").filter(|(p, _)| !p.is_empty()) {
         Some((password, variable)) => {
             crate::redact::register(password.clone());
             config.password(password);
@@ -986,11 +1072,11 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
                     Ok(Some(text)) => {
                         found = lookup_hosts.iter().enumerate().find_map(|(i, host)| {
                             let port = ports.get(i).map_or(port.clone(), u16::to_string);
-                            passfile_password(&text, host, &port, &dbname, &user)
+                            passfile_password(&text, host, &port, dbname, user)
                         });
                     }
                     Ok(None) => {}
-                    Err(note) => notes.push(note),
+                    Err(note) => notes.push(note.to_string()),
                 }
             }
             match (found, passfile) {
@@ -1004,8 +1090,12 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
                 },
             }
         }
-    };
+    }
+}
 
+/// The session's other settings: timeouts, application name, options, the fixed-choice
+/// keywords libpq knows, keepalives.
+fn session_options(get: &Get<'_>, config: &mut Config) -> Result<(), ConnInfoError> {
     let timeout = match get("connect_timeout") {
         Some((value, variable)) => {
             let seconds: i64 = value.trim().parse().map_err(|_| {
@@ -1106,16 +1196,7 @@ fn resolve(parsed: Parsed, env: Env) -> Result<ConnInfo, ConnInfoError> {
         // libpq's tcp_user_timeout is in milliseconds.
         config.tcp_user_timeout(Duration::from_millis(ms.as_secs()));
     }
-
-    let tls = tls_params(&get, &env)?;
-    Ok(ConnInfo {
-        parsed,
-        env,
-        config,
-        tls,
-        password,
-        notes,
-    })
+    Ok(())
 }
 
 /// A value outside a keyword's fixed set. A value from the connection string is not quoted
@@ -1141,21 +1222,11 @@ type Get<'a> = dyn Fn(&str) -> Option<(String, Option<&'static str>)> + 'a;
 /// `sslmode` and `sslrootcert` as libpq reads them.
 fn tls_params(get: &Get<'_>, env: &Env) -> Result<TlsParams, ConnInfoError> {
     let requested = match get("sslmode") {
-        Some((value, variable)) => Some(SslMode::parse(&value).map_err(|_| {
-            not_one_of(
-                "sslmode",
-                &value,
-                variable,
-                &[
-                    "disable",
-                    "allow",
-                    "prefer",
-                    "require",
-                    "verify-ca",
-                    "verify-full",
-                ],
-            )
-        })?),
+        Some((value, variable)) => Some(
+            value
+                .parse::<SslMode>()
+                .map_err(|_| not_one_of("sslmode", &value, variable, SslMode::VARIANTS))?,
+        ),
         None => None,
     };
     let root_cert = match get("sslrootcert") {
@@ -1184,33 +1255,46 @@ fn tls_params(get: &Get<'_>, env: &Env) -> Result<TlsParams, ConnInfoError> {
     })
 }
 
+/// Why a password file was ignored (a note on a failed connection, never an error).
+#[derive(Debug, thiserror::Error)]
+enum PassfileIgnored {
+    #[error("the password file {} is not a plain file, so it was ignored", .0.display())]
+    NotPlain(PathBuf),
+    #[error(
+        "the password file {shown} has group or world access, so it was ignored (as libpq \
+         does); permissions should be u=rw (0600) or less: chmod 600 {shown}",
+        shown = .0.display()
+    )]
+    Permissions(PathBuf),
+    #[error("the password file {} cannot be read: {error}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 /// The password file's text, None when there is no such file, or why it was ignored
 /// (libpq's rules: a plain file, no access for group or others).
-fn read_passfile(path: &Path) -> Result<Option<String>, String> {
+fn read_passfile(path: &Path) -> Result<Option<String>, PassfileIgnored> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
     };
     if !meta.is_file() {
-        return Err(format!(
-            "the password file {} is not a plain file, so it was ignored",
-            path.display()
-        ));
+        return Err(PassfileIgnored::NotPlain(path.to_path_buf()));
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
-                "the password file {} has group or world access, so it was ignored (as libpq \
-                 does); permissions should be u=rw (0600) or less: chmod 600 {}",
-                path.display(),
-                path.display()
-            ));
+            return Err(PassfileIgnored::Permissions(path.to_path_buf()));
         }
     }
     std::fs::read(path)
         .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
-        .map_err(|e| format!("the password file {} cannot be read: {e}", path.display()))
+        .map_err(|error| PassfileIgnored::Unreadable {
+            path: path.to_path_buf(),
+            error,
+        })
 }
 
 /// The password the first matching line of a password file gives, and that line's number.

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::db::sqlstate;
+
 /// The process exit status, mapped to a code in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,7 +117,7 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
         }
         if let Some(e) = cause.downcast_ref::<tokio_postgres::Error>() {
             return match e.code() {
-                Some(code) if is_connection_class(code) => ExitStatus::Unavailable,
+                Some(code) if sqlstate::is_unavailable(code) => ExitStatus::Unavailable,
                 Some(_) => ExitStatus::Failure,
                 None if e.is_closed() => ExitStatus::Unavailable,
                 None => ExitStatus::Failure,
@@ -126,17 +128,4 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
         }
     }
     ExitStatus::Failure
-}
-
-/// SQLSTATE classes that mean "could not get a usable session": connection exceptions (08),
-/// invalid authorization (28), unknown database (3D000), too many connections (53300),
-/// and the server shutting down (57P0x). The one classifier: `db::connect` uses it too.
-pub(crate) fn is_connection_class(code: &tokio_postgres::error::SqlState) -> bool {
-    use tokio_postgres::error::SqlState;
-    let text = code.code();
-    text.starts_with("08")
-        || text.starts_with("28")
-        || *code == SqlState::INVALID_CATALOG_NAME
-        || *code == SqlState::TOO_MANY_CONNECTIONS
-        || text.starts_with("57P0")
 }

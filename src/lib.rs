@@ -2,20 +2,22 @@
 //! wellness, partner, signify and counsel schemas.
 
 pub mod cli;
-pub mod commands;
-pub mod config;
+pub(crate) mod commands;
+pub(crate) mod config;
 pub mod conninfo;
 pub mod db;
-pub mod error;
-pub mod lint;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod lint;
 pub mod local;
-pub mod lockfile;
+pub(crate) mod lockfile;
 pub mod migrations;
-pub mod output;
-pub mod redact;
-pub mod seeds;
-pub mod target;
-pub mod verify;
+pub(crate) mod output;
+pub(crate) mod redact;
+pub(crate) mod seeds;
+pub(crate) mod setup;
+pub(crate) mod target;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 
@@ -44,7 +46,10 @@ pub fn main() -> ExitCode {
 pub(crate) const BIG_STACK: usize = 512 << 20;
 
 fn main_on_this_thread() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return command_line_error(err),
+    };
     db::session::JSON_OUTPUT.store(cli.global.json, std::sync::atomic::Ordering::Relaxed);
     let printer = Printer::from_args(&cli.global);
     let status = match run(cli, &printer) {
@@ -67,8 +72,28 @@ fn main_on_this_thread() -> ExitCode {
     ExitCode::from(status.code())
 }
 
+/// clap's answer to a command line it does not run (a usage error, or `--help`/`--version`),
+/// printed as clap prints it. With `--json` a usage error is also one JSON document on stdout,
+/// like every other error, so a pipeline reading stdout never gets nothing.
+fn command_line_error(err: clap::Error) -> ExitCode {
+    if err.use_stderr() && std::env::args_os().skip(1).any(|a| a == "--json") {
+        let rendered = err.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        let document = serde_json::json!({
+            "ok": false,
+            "exit_code": ExitStatus::Usage.code(),
+            "error": message,
+        });
+        let text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        println!("{}", redact::mask(&text));
+    }
+    let _ = err.print();
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
+}
+
 /// Runs one command to completion and renders its report.
-pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if let Some(url) = &cli.global.database_url {
         redact::register_connection_string(url);
     }
@@ -106,7 +131,21 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         .build()?;
     runtime.block_on(async {
         db::session::watch_signals();
-        let status = match &cli.command {
+        let outcome = run_command(&cli.command, &ctx, printer).await;
+        // A cancel request may still wait for its answer: exiting would cut it off.
+        db::session::settle().await;
+        outcome
+    })
+}
+
+/// Runs the command on the runtime and prints its report; returns the exit status it means.
+async fn run_command(
+    command: &Command,
+    ctx: &Context,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    {
+        let status = match command {
             Command::Up(args) => printer.emit(&commands::run::up(&ctx, args).await?),
             Command::Down(args) => printer.emit(&commands::run::down(&ctx, args).await?),
             Command::Redo(args) => printer.emit(&commands::run::redo(&ctx, args).await?),
@@ -142,7 +181,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Command::Seed(SeedCommand::Clear(args)) => {
                 printer.emit(&commands::seed::clear(&ctx, args).await?)
             }
-            Command::Setup(args) => printer.emit(&commands::setup::setup(&ctx, args).await?),
+            Command::Setup(args) => printer.emit(&setup::setup(&ctx, args).await?),
             // Answered before the project was loaded; here for completeness.
             Command::Completions(args) => {
                 printer.emit(&commands::completions::completions(args.shell))
@@ -160,5 +199,5 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Some(signal) => ExitStatus::Interrupted(signal),
             None => status,
         })
-    })
+    }
 }

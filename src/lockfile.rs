@@ -185,8 +185,9 @@ impl Lockfile {
         format!("{HEADER}\n{body}")
     }
 
-    pub fn parse(text: &str) -> Result<Lockfile, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    /// Reads the TOML text of a lock.
+    pub fn parse(text: &str) -> Result<Lockfile, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// Reads the lock at `path`; `None` when the file does not exist.
@@ -202,7 +203,7 @@ impl Lockfile {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(invalid(&e)),
             Err(e) => return Err(Error::input(format!("cannot read {shown}: {e}"))),
         };
-        let lock = Lockfile::parse(&text).map_err(|e| invalid(&e))?;
+        let lock = Lockfile::parse(&text).map_err(|e| invalid(&e.to_string().trim_end()))?;
         if lock.fingerprint != fingerprint(&lock.schemas, &lock.outside_triggers) {
             return Err(Error::input(format!(
                 "{shown}: the fingerprint does not match the catalog it holds (edited by hand?); \
@@ -410,7 +411,8 @@ fn indexes(indexes: &[catalog::Index]) -> BTreeMap<String, String> {
 }
 
 /// How a migration file differs from the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// A file the lock does not list.
@@ -424,13 +426,9 @@ pub enum Change {
 }
 
 impl Change {
+    /// The stable name, as JSON and the database write it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Change::Added => "added",
-            Change::Removed => "removed",
-            Change::Edited => "edited",
-            Change::Renamed => "renamed",
-        }
+        self.into()
     }
 }
 
@@ -467,7 +465,7 @@ pub fn stale(files: &[Migration], lock: &Lockfile, dir: &str) -> Vec<Stale> {
     for l in &lock.migrations {
         if !files.iter().any(|f| f.version == l.version) {
             out.push(Stale {
-                file: format!("{dir}/{:04}_{}.sql", l.version, l.name),
+                file: format!("{dir}/{}", migrations::file_name(l.version, &l.name)),
                 change: Change::Removed,
             });
         }

@@ -79,10 +79,6 @@ impl Target {
         origin(&self.source, self.environment.as_ref())
     }
 
-    pub fn protected(&self) -> bool {
-        self.environment.as_ref().is_some_and(|(_, e)| e.protected)
-    }
-
     /// Session settings every migration runs with (`SET LOCAL` inside its transaction).
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         let Some((_, env)) = &self.environment else {

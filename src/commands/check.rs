@@ -47,7 +47,12 @@ pub fn check(ctx: &Context) -> anyhow::Result<CheckReport> {
     let shown = ctx.project.config.paths.lock.display().to_string();
     let lock = Lockfile::read(&ctx.project.lock_path(), &shown)?;
     let dir = ctx.project.config.paths.migrations.display().to_string();
-    let (_, outcome) = super::lint::run(ctx, &files, |_| true, ctx.global.env_name.as_deref())?;
+    let (_, outcome) = crate::lint::for_project(
+        &ctx.project.config,
+        &files,
+        |_| true,
+        ctx.global.env_name.as_deref(),
+    )?;
     Ok(CheckReport {
         lint: LintCheck {
             errors: outcome.errors(),

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::Client;
 
 use super::Context;
 use crate::cli::DropArgs;
-use crate::db::{self, quote_ident};
+use crate::db;
+use crate::db::database::{self, Template};
 use crate::error::Error;
 use crate::target::Target;
 
@@ -28,13 +28,10 @@ pub async fn create(ctx: &Context) -> anyhow::Result<DatabaseReport> {
     let target = ctx.target()?;
     let name = target.conninfo().dbname().to_string();
     let admin = maintenance(&target, &name).await?;
-    let changed = if exists(&admin, &name).await? {
+    let changed = if database::exists(&admin, &name).await? {
         false
     } else {
-        match admin
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .await
-        {
+        match database::create(&admin, &name, Template::Default).await {
             Ok(()) => true,
             // Created by someone else meanwhile: it exists, which is what was asked.
             Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => false,
@@ -90,14 +87,9 @@ pub async fn drop(ctx: &Context, args: &DropArgs) -> anyhow::Result<DatabaseRepo
         }
     }
     let admin = maintenance(&target, &name).await?;
-    let changed = exists(&admin, &name).await?;
+    let changed = database::exists(&admin, &name).await?;
     if changed {
-        let force = if args.force { " WITH (FORCE)" } else { "" };
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {}{force}",
-                quote_ident(&name)
-            ))
+        database::drop(&admin, &name, args.force)
             .await
             .map_err(|e| {
                 let hint = if e.code() == Some(&SqlState::OBJECT_IN_USE) {
@@ -142,11 +134,4 @@ async fn maintenance(target: &Target, name: &str) -> anyhow::Result<db::Session>
         }
     }
     Err(first_error.expect("at least one maintenance database is tried"))
-}
-
-async fn exists(client: &Client, name: &str) -> anyhow::Result<bool> {
-    Ok(client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some())
 }

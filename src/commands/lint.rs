@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::{LintArgs, LintFormat};
-use crate::config::Environment;
 use crate::db::state;
 use crate::error::Error;
 use crate::lint::{self, Acknowledged, Finding, Level, Outcome, Settings};
@@ -50,35 +49,6 @@ impl LintReport {
     }
 }
 
-/// The environments a migration will run in, for which timeouts the runner sets: the one
-/// named, else every one `migrate.toml` defines.
-pub fn environments<'a>(
-    ctx: &'a Context,
-    named: Option<&str>,
-) -> Result<Vec<&'a Environment>, Error> {
-    let config = &ctx.project.config;
-    match named {
-        Some(name) => {
-            config.env.get(name).map(|e| vec![e]).ok_or_else(|| {
-                Error::input(format!("unknown environment `{name}` in migrate.toml"))
-            })
-        }
-        None => Ok(config.env.values().collect()),
-    }
-}
-
-/// Lints the project's migrations, reporting those `selected` picks.
-pub fn run(
-    ctx: &Context,
-    files: &[Migration],
-    selected: impl Fn(&Migration) -> bool + Sync,
-    environment: Option<&str>,
-) -> Result<(Settings, Outcome), Error> {
-    let settings = Settings::new(&ctx.project.config, &environments(ctx, environment)?)?;
-    let outcome = lint::lint(files, selected, &settings);
-    Ok((settings, outcome))
-}
-
 pub async fn lint(ctx: &Context, args: &LintArgs) -> anyhow::Result<LintReport> {
     let files = ctx.migrations()?;
     let chosen: Vec<i64> = if args.pending {
@@ -90,8 +60,8 @@ pub async fn lint(ctx: &Context, args: &LintArgs) -> anyhow::Result<LintReport> 
             .map(|m| m.version)
             .filter(|v| !applied.iter().any(|a| a.version == *v))
             .collect();
-        let (settings, outcome) = run(
-            ctx,
+        let (settings, outcome) = lint::for_project(
+            &ctx.project.config,
             &files,
             |m| pending.contains(&m.version),
             env.as_deref(),
@@ -107,8 +77,8 @@ pub async fn lint(ctx: &Context, args: &LintArgs) -> anyhow::Result<LintReport> 
     } else {
         select(ctx, &files, &args.files)?
     };
-    let (settings, outcome) = run(
-        ctx,
+    let (settings, outcome) = lint::for_project(
+        &ctx.project.config,
         &files,
         |m| chosen.contains(&m.version),
         ctx.global.env_name.as_deref(),

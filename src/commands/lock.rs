@@ -8,13 +8,14 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::runner::{Locking, Runner};
 use super::Context;
 use crate::cli::LockArgs;
 use crate::conninfo::{ConnInfo, Env};
 use crate::db::catalog::{self, Catalog};
+use crate::db::database::{self, Template};
 use crate::db::state::{self, Direction};
 use crate::db::{self, quote_ident};
+use crate::engine::{Locking, Runner};
 use crate::error::Error;
 use crate::local::{Cluster, ServerOptions, DATABASE};
 use crate::lockfile::Lockfile;
@@ -57,11 +58,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
     // Its DROP DATABASE after an interrupt must not be cancelled by that interrupt.
     admin.survive_interrupts();
     let name = scratch_name();
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(&name)
-        ))
+    database::create(&admin, &name, Template::Pristine)
         .await
         .map_err(|e| {
             Error::refused(format!(
@@ -92,12 +89,7 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
         .into()),
         None => built,
     };
-    let dropped = admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&name)
-        ))
-        .await;
+    let dropped = database::drop(&admin, &name, true).await;
     if let Err(e) = dropped {
         let left = format!(
             "the scratch database {name} on {} was not dropped ({}); drop it by hand: \
@@ -196,6 +188,7 @@ async fn build(
         note: &note,
         locking: Locking::Session,
         out_of_order: &[],
+        versions: &[],
     };
     let outcome = runner.run(&all, Direction::Up).await?;
     if let Some(f) = outcome.failure {

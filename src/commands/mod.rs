@@ -11,9 +11,7 @@ pub mod new;
 pub mod promote;
 pub mod repair;
 pub mod run;
-pub mod runner;
 pub mod seed;
-pub mod setup;
 pub mod status;
 pub mod verify;
 
@@ -22,18 +20,17 @@ use std::time::Duration;
 use crate::cli::GlobalArgs;
 use crate::config::{Environment, Project};
 use crate::db;
+use crate::engine::{Locking, Reporter};
 use crate::error::Error;
 use crate::migrations::{self, Migration};
-use crate::output::Progress;
 use crate::target::{self, Target};
-use runner::Locking;
 
 /// What every command gets: the project, the global options, a progress sink, and the way
 /// to ask a person for confirmation.
 pub struct Context {
     pub project: Project,
     pub global: GlobalArgs,
-    pub progress: Box<dyn Progress>,
+    pub progress: Box<dyn Reporter>,
     pub confirm: Box<dyn Confirm>,
 }
 
@@ -52,6 +49,19 @@ impl Context {
             &self.project.root,
             &migrations::domains(self.project.managed_schemas()),
         )
+    }
+
+    /// Reads the migration files on a blocking thread, so that it overlaps with whatever the
+    /// caller awaits meanwhile (connecting); `Sources::parse` parses them.
+    pub async fn read_migrations(&self) -> anyhow::Result<migrations::Sources> {
+        let dir = self.project.migrations_dir();
+        let root = self.project.root.clone();
+        let domains = migrations::domains(self.project.managed_schemas());
+        let read = tokio::task::spawn_blocking(move || migrations::read(&dir, &root, &domains));
+        Ok(anyhow::Context::context(
+            read.await,
+            "reading the migration files",
+        )??)
     }
 
     pub fn target(&self) -> Result<Target, Error> {
@@ -86,14 +96,17 @@ impl Context {
 
     /// Takes the migration lock for `up`, `down` or `redo`: the session-level lock on a
     /// direct connection; through a transaction-mode pooler, none here, and each migration's
-    /// transaction takes the transaction-level lock instead (`Locking::Transaction`).
+    /// transaction takes the transaction-level lock instead (`Locking::Transaction`, waiting at most `--lock-wait` for it each time).
     pub async fn lock_migrations(
         &self,
         session: &db::Session,
         target: &Target,
     ) -> anyhow::Result<Locking> {
         if db::pooler::is_transaction_pooler(target.conninfo(), session).await? {
-            return Ok(Locking::Transaction);
+            let lock_wait = Duration::from_secs(self.global.lock_wait);
+            let progress = self.progress.as_ref();
+            db::lock::announce_xact(session, lock_wait, &|m| progress.waiting(m)).await?;
+            return Ok(Locking::Transaction { lock_wait });
         }
         self.take_session_lock(session).await?;
         Ok(Locking::Session)

@@ -47,7 +47,7 @@ pub fn new(ctx: &Context, name: &str) -> Result<NewReport, Error> {
             ctx.project.config.paths.migrations.display()
         ))
     })?;
-    let file_name = format!("{version:04}_{name}.sql");
+    let file_name = migrations::file_name(version, name);
     parse_file_name(&file_name, &domains).map_err(|e| Error::input(format!("`{name}`: {e}")))?;
     let path = dir.join(&file_name);
     let text = SKELETON.replace("{name}", name);

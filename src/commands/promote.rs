@@ -3,11 +3,10 @@
 
 use serde::Serialize;
 
-use super::run::applied_read_only;
-use super::runner::{Failure, Locking, Runner, Step};
 use super::{count, listed, Context};
 use crate::cli::PromotionArgs;
 use crate::db::{self, state};
+use crate::engine::{Failure, Locking, Runner, Step};
 use crate::error::Error;
 use crate::lint::Finding as LintFinding;
 use crate::migrations::promotion::{self, Obstacle, Reason};
@@ -84,7 +83,13 @@ async fn drift_findings(
     env: &mut Env,
     files: &[Migration],
 ) -> anyhow::Result<VerifyCheck> {
-    let report = super::verify::inspect(ctx, &mut env.client, files, env.target.redacted()).await?;
+    let report = crate::verify::inspect::inspect(
+        &ctx.project,
+        &mut env.client,
+        files,
+        env.target.redacted(),
+    )
+    .await?;
     Ok(VerifyCheck {
         ran: true,
         findings: report.findings,
@@ -160,8 +165,8 @@ async fn compare<'a>(
     from: &mut Env,
     to: &mut Env,
 ) -> anyhow::Result<(PlanReport, Vec<&'a Migration>)> {
-    let from_applied = applied_read_only(&mut from.client).await?;
-    let to_applied = applied_read_only(&mut to.client).await?;
+    let from_applied = state::applied_read_only(&mut from.client).await?;
+    let to_applied = state::applied_read_only(&mut to.client).await?;
     let comparison = promotion::compare((&from.name, &to.name), &from_applied, &to_applied, files);
     let mut reasons = comparison.reasons;
     let from_verify = drift_findings(ctx, from, files).await?;
@@ -169,8 +174,8 @@ async fn compare<'a>(
     reasons.extend(drift_reasons(&from.name, &from_verify));
     reasons.extend(drift_reasons(&to.name, &to_verify));
     let to_promote: Vec<i64> = comparison.missing.iter().map(|r| r.version).collect();
-    let (_, lint) = super::lint::run(
-        ctx,
+    let (_, lint) = crate::lint::for_project(
+        &ctx.project.config,
         files,
         |m| to_promote.contains(&m.version),
         Some(&to.name),
@@ -206,7 +211,7 @@ async fn compare<'a>(
     let side = |env: &Env, applied: &[crate::migrations::plan::AppliedMigration], verify| Side {
         environment: env.name.clone(),
         target: env.target.redacted(),
-        head: applied.last().map(|a| a.version),
+        head: crate::migrations::plan::head(applied),
         applied: applied.len(),
         verify,
     };
@@ -270,6 +275,7 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
         note: &note,
         locking: Locking::Session,
         out_of_order: &[],
+        versions: &[],
     }
     .run(&to_apply, state::Direction::Up)
     .await?;

@@ -6,16 +6,17 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
-use super::runner::set_local;
 use super::{count, Context};
 use crate::cli::{SeedArgs, SeedClearArgs};
-use crate::db::{quote_ident, state};
+use crate::db::seeds::load::{self, Counts, Failure, SequenceMove};
+use crate::db::seeds::{catalog, runs};
+use crate::db::{quote_ident, sqlstate, state};
+use crate::engine::{self, set_local};
 use crate::error::{file_problems, Error};
 use crate::migrations::plan::{plan_up, reconcile};
 use crate::migrations::{Migration, Section};
-use crate::seeds::load::{self, Counts, Failure, SequenceMove};
 use crate::seeds::prepare::{prepare, Batch};
-use crate::seeds::{self, catalog, runs, Body, SeedFile, SeedSet};
+use crate::seeds::{self, Body, SeedFile, SeedSet};
 
 /// What `seed base` or `seed test` did, or with `--dry-run` would do.
 #[derive(Debug, Serialize)]
@@ -137,9 +138,9 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
-    ctx.progress.start(files.len() as u64, "seed");
+    let finish = engine::reporter::start(ctx.progress.as_ref(), files.len() as u64, "seed");
     let loaded = load_files(ctx, &tx, &files, &batches).await;
-    ctx.progress.finish();
+    drop(finish);
     for file_report in loaded? {
         for t in &file_report.tables {
             add(&mut report.tables, &t.table, t.counts);
@@ -257,28 +258,15 @@ async fn record_runs(
     Ok(())
 }
 
-/// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
-/// finding the row at fault. It is released on success: left open, every batch would nest
-/// one subtransaction deeper (each level keeps its own state until the commit).
+/// Upserts one batch (see `load::upsert_in_savepoint`); a failure names the file and row.
 async fn load_batch(
     tx: &Transaction<'_>,
     file: &SeedFile,
     batch: &Batch,
 ) -> anyhow::Result<Counts> {
-    tx.batch_execute("SAVEPOINT seed_batch").await?;
-    match load::upsert(tx, batch).await {
-        Ok(counts) => {
-            tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
-            Ok(counts)
-        }
-        Err(e) if e.session_unusable => {
-            Err(batch_failure(file, batch, load::unlocated(&e.error), e.rls).into())
-        }
-        Err(e) => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
-            let failure = load::locate(tx, batch, e.error).await?;
-            Err(batch_failure(file, batch, failure, e.rls).into())
-        }
+    match load::upsert_in_savepoint(tx, batch).await? {
+        Ok(counts) => Ok(counts),
+        Err(e) => Err(batch_failure(file, batch, e.failure, e.rls).into()),
     }
 }
 
@@ -345,10 +333,9 @@ fn sql_failure(file: &SeedFile, sql: &str, e: &tokio_postgres::Error) -> Error {
         None => file.path.clone(),
     };
     let message = format!("{location}: {}\n{ROLLED_BACK}", crate::db::chain(e));
-    let input = e.code().is_some_and(|c| {
-        let c = c.code();
-        c.starts_with("22") || c.starts_with("23") || c.starts_with("42")
-    });
+    let input = e
+        .code()
+        .is_some_and(|c| sqlstate::is_bad_data(c) || sqlstate::is_syntax_or_access(c));
     if input {
         Error::input(message)
     } else {
@@ -379,31 +366,31 @@ pub struct SeedStatusRow {
     pub counts: Option<Counts>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 pub enum SeedState {
+    #[strum(serialize = "loaded")]
     Loaded,
+    #[strum(serialize = "changed since load")]
     ChangedSinceLoad,
+    #[strum(serialize = "never loaded")]
     NeverLoaded,
     /// Its rows were removed by `seed clear`.
+    #[strum(serialize = "not loaded (cleared)")]
     Cleared,
     /// Loaded before a table it fills was dropped and recreated (`down`, then `up`): its
     /// rows are gone with the old table.
+    #[strum(serialize = "not loaded (tables recreated since)")]
     TablesRecreated,
     /// Loaded once, but the file is gone.
+    #[strum(serialize = "file missing")]
     Missing,
 }
 
 impl SeedState {
+    /// How the human table says it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SeedState::Loaded => "loaded",
-            SeedState::ChangedSinceLoad => "changed since load",
-            SeedState::NeverLoaded => "never loaded",
-            SeedState::Cleared => "not loaded (cleared)",
-            SeedState::TablesRecreated => "not loaded (tables recreated since)",
-            SeedState::Missing => "file missing",
-        }
+        self.into()
     }
 }
 
@@ -498,10 +485,6 @@ pub struct ClearedFile {
     pub deleted: i64,
 }
 
-const DELETED_PER_TABLE: &str = "
-SELECT schemaname || '.' || relname, n_tup_del
-FROM pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0";
-
 /// `seed clear [base|test]`: deletes, by primary key, exactly the rows the sets' files define
 /// (the files on disk), newest file first and within a file the last table first, so children
 /// go before parents; in one transaction, under the migration lock. `.sql` files are not
@@ -574,8 +557,7 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
         });
     }
     // What the database removed besides (ON DELETE CASCADE, triggers), from its own counts.
-    for row in tx.query(DELETED_PER_TABLE, &[]).await? {
-        let (table, all): (String, i64) = (row.get(0), row.get(1));
+    for (table, all) in load::deleted_per_table(&tx).await? {
         if table == "_migrate.seed_runs" {
             continue;
         }

@@ -2,9 +2,12 @@
 
 use serde::Serialize;
 
+use std::collections::HashMap;
+
 use super::Context;
 use crate::db::state;
-use crate::migrations::plan::{reconcile, State};
+use crate::migrations::plan::{head, reconcile, AppliedMigration, State};
+use crate::migrations::Check;
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -39,9 +42,29 @@ pub struct Counts {
 }
 
 pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
-    let files = ctx.migrations()?;
-    let (client, target) = ctx.connect().await?;
-    let applied = state::applied(&*client).await?;
+    // Reading the files and the applied rows overlap: each waits on its own I/O.
+    let (sources, connected) = tokio::join!(ctx.read_migrations(), async {
+        let (client, target) = ctx.connect().await?;
+        let applied = state::applied(&*client).await?;
+        anyhow::Ok((target, applied))
+    });
+    let sources = sources?;
+    let (target, applied) = match connected {
+        Ok(connected) => connected,
+        Err(e) => {
+            // A broken file is reported before an unreachable database, as `up` does.
+            sources.parse(|_, _| Check::Everything)?;
+            return Err(e);
+        }
+    };
+    // A file byte-identical to an applied one passed every rule when it was applied, and
+    // status runs nothing: only its sections are found. Every other file is checked whole.
+    let recorded: HashMap<i64, &AppliedMigration> =
+        applied.iter().map(|a| (a.version, a)).collect();
+    let files = sources.parse(|version, checksum| match recorded.get(&version) {
+        Some(a) if !a.dirty && a.checksum == checksum => Check::Sections,
+        _ => Check::Everything,
+    })?;
     let entries = reconcile(&files, &applied);
     let mut counts = Counts::default();
     let rows = entries
@@ -70,6 +93,6 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
         target: target.redacted(),
         migrations: rows,
         counts,
-        head: applied.last().map(|a| a.version),
+        head: head(&applied),
     })
 }

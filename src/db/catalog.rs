@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use tokio_postgres::{Row, Transaction};
 
+use super::sqlstate;
+
 /// The API roles whose access the rules look at (Supabase's names); `PUBLIC` includes them.
 pub const API_ROLES: [&str; 2] = ["anon", "authenticated"];
 
@@ -456,8 +458,7 @@ pub fn changed_during_read(e: &anyhow::Error) -> bool {
         cause.downcast_ref::<ChangedDuringRead>().is_some()
             || cause
                 .downcast_ref::<tokio_postgres::Error>()
-                .and_then(|e| e.code())
-                .is_some_and(|c| matches!(c.code(), "XX000" | "42P01" | "42704" | "42883"))
+                .is_some_and(|e| sqlstate::error_is(e, sqlstate::is_catalog_race))
     })
 }
 
@@ -535,7 +536,21 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
     for row in &names {
         catalog.schemas.insert(row.get(0), Schema::default());
     }
-    for row in &relations {
+    add_relations(&mut catalog, &relations);
+    add_columns(&mut catalog, &columns);
+    add_constraints(&mut catalog, &constraints);
+    add_indexes(&mut catalog, &indexes);
+    add_policies(&mut catalog, &policies);
+    add_triggers(&mut catalog, &triggers);
+    add_functions(&mut catalog, &functions);
+    add_types(&mut catalog, &types);
+    add_privileges(&mut catalog, &privileges);
+    Ok(catalog)
+}
+
+/// Tables, views, materialized views and sequences, into their schemas.
+fn add_relations(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
         let Some(schema) = catalog.schemas.get_mut(row.get::<_, &str>(0)) else {
             continue;
         };
@@ -574,8 +589,12 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             }
         }
     }
-    for row in &columns {
-        if let Some(table) = table_mut(&mut catalog, row) {
+}
+
+/// Columns, into their tables.
+fn add_columns(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
+        if let Some(table) = table_mut(catalog, row) {
             let identity: &str = row.get(7);
             let generated: &str = row.get(8);
             table.columns.push(Column {
@@ -590,8 +609,12 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             });
         }
     }
-    for row in &constraints {
-        if let Some(table) = table_mut(&mut catalog, row) {
+}
+
+/// Constraints, into their tables.
+fn add_constraints(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
+        if let Some(table) = table_mut(catalog, row) {
             let kind = match row.get::<_, &str>(3) {
                 "p" => ConstraintKind::PrimaryKey,
                 "u" => ConstraintKind::Unique,
@@ -612,7 +635,11 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             });
         }
     }
-    for row in &indexes {
+}
+
+/// Indexes, into their tables or materialized views.
+fn add_indexes(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
         let keys: Vec<i16> = row.get(5);
         let key_count = row.get::<_, i16>(6).max(0) as usize;
         let index = Index {
@@ -632,8 +659,12 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             view.indexes.push(index);
         }
     }
-    for row in &policies {
-        if let Some(table) = table_mut(&mut catalog, row) {
+}
+
+/// Row-level security policies, into their tables.
+fn add_policies(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
+        if let Some(table) = table_mut(catalog, row) {
             let command = match row.get::<_, &str>(3) {
                 "r" => "SELECT",
                 "a" => "INSERT",
@@ -651,8 +682,12 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             });
         }
     }
-    for row in &triggers {
-        if let Some(table) = table_mut(&mut catalog, row) {
+}
+
+/// Triggers, into their tables.
+fn add_triggers(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
+        if let Some(table) = table_mut(catalog, row) {
             table.triggers.push(Trigger {
                 name: row.get(2),
                 definition: row.get(3),
@@ -660,7 +695,11 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             });
         }
     }
-    for row in &functions {
+}
+
+/// Functions and procedures, into their schemas, by signature.
+fn add_functions(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
         let Some(schema) = catalog.schemas.get_mut(row.get::<_, &str>(0)) else {
             continue;
         };
@@ -679,7 +718,11 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
         };
         schema.functions.insert(function.signature(), function);
     }
-    for row in &types {
+}
+
+/// Enums, domains, composite and range types, into their schemas.
+fn add_types(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
         let Some(schema) = catalog.schemas.get_mut(row.get::<_, &str>(0)) else {
             continue;
         };
@@ -698,14 +741,17 @@ async fn read_once(client: &Transaction<'_>, schemas: &[String]) -> anyhow::Resu
             },
         );
     }
-    for row in &privileges {
-        if let Some(grants) = grants_mut(&mut catalog, row) {
+}
+
+/// Grants, onto the objects read before.
+fn add_privileges(catalog: &mut Catalog, rows: &[Row]) {
+    for row in rows {
+        if let Some(grants) = grants_mut(catalog, row) {
             let privileges = grants.entry(row.get(4)).or_default();
             privileges.push(row.get(5));
             privileges.sort();
         }
     }
-    Ok(catalog)
 }
 
 /// The grants of the object a PRIVILEGES row names (schema, kind, name, column), if we read it.

@@ -1,20 +1,22 @@
 //! Talking to PostgreSQL: connecting, the `_migrate` state tables, the advisory lock.
 
-pub mod catalog;
+mod cancel;
+pub(crate) mod catalog;
+pub(crate) mod database;
 pub mod lock;
-pub mod pooler;
-pub mod session;
-pub mod state;
-pub mod tls;
+pub(crate) mod pooler;
+pub(crate) mod seeds;
+pub(crate) mod session;
+pub(crate) mod sqlstate;
+pub(crate) mod state;
+pub(crate) mod tls;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::conninfo::{ConnInfo, PasswordSource};
-use crate::error::{is_connection_class, Error};
+use crate::error::Error;
 use tls::SslMode;
-
-pub use tokio_postgres::Client as Connection;
 
 /// An open session: the client, the server's notices, and the server's reason if it closed
 /// the session. Derefs to the client. Its statement is cancelled on SIGINT/SIGTERM
@@ -103,7 +105,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
     };
     let (client, connection) = result.map_err(|e| {
         let kind = match e.code() {
-            Some(code) if !is_connection_class(code) => Error::refused,
+            Some(code) if !sqlstate::is_unavailable(code) => Error::refused,
             _ => Error::unavailable,
         };
         let why = tls::explain(&e, mode).map_or(String::new(), |w| format!("{w}: "));
@@ -123,13 +125,12 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
     let (notices, closed) = session::drive(connection);
     let token = client.cancel_token();
     let cancel_tls = connector.clone();
+    let cancel_config = config.clone();
     let cancel = session::register_cancel(move || {
         let token = token.clone();
         let tls = cancel_tls.clone();
-        Box::pin(async move {
-            // Best effort, as libpq's PQcancel: the server may have finished already.
-            let _ = token.cancel_query(tls).await;
-        })
+        let config = cancel_config.clone();
+        Box::pin(async move { cancel::send(&token, &config, &tls).await })
     });
     Ok(Session {
         client,
@@ -205,9 +206,4 @@ pub fn describe_db_error(db: &tokio_postgres::error::DbError) -> String {
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes an SQL string literal.
-pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }

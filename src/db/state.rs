@@ -157,6 +157,25 @@ pub async fn ensure(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ensure` in a transaction of its own that holds the transaction-level migration lock
+/// (through a transaction pooler, where the session-level lock cannot be held).
+pub async fn ensure_under_xact_lock(
+    client: &Client,
+    lock_wait: std::time::Duration,
+) -> anyhow::Result<()> {
+    client.batch_execute("BEGIN").await?;
+    super::lock::acquire_xact(client, lock_wait).await?;
+    let created = ensure(client).await;
+    client
+        .batch_execute(if created.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })
+        .await?;
+    created
+}
+
 /// The applied migrations, in version order; none when the state tables do not exist yet.
 pub async fn applied(client: &impl GenericClient) -> anyhow::Result<Vec<AppliedMigration>> {
     let exists: bool = unnamed(client, EXISTS, &[]).await?[0].get(0);
@@ -177,6 +196,14 @@ pub async fn applied(client: &impl GenericClient) -> anyhow::Result<Vec<AppliedM
             dirty: r.get(7),
         })
         .collect())
+}
+
+/// Reads the applied history inside a read-only transaction (for --dry-run).
+pub async fn applied_read_only(client: &mut Client) -> anyhow::Result<Vec<AppliedMigration>> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    let applied = applied(&tx).await?;
+    tx.commit().await?;
+    Ok(applied)
 }
 
 pub async fn record_applied(
@@ -297,7 +324,8 @@ pub async fn add_warnings(
 }
 
 /// Directions of `_migrate.history`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Up,
@@ -307,13 +335,9 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The stable name, as JSON and the database write it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-            Direction::Baseline => "baseline",
-            Direction::Repair => "repair",
-        }
+        self.into()
     }
 }
 
@@ -355,4 +379,12 @@ pub async fn record_history(
     )
     .await?;
     Ok(())
+}
+
+/// Whether migrate has ever recorded anything in this database.
+const MANAGED: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
+
+/// Whether the database behind `client` holds migrate's state.
+pub async fn is_managed(client: &impl GenericClient) -> anyhow::Result<bool> {
+    Ok(client.query_one(MANAGED, &[]).await?.get(0))
 }

@@ -16,8 +16,11 @@ use rustls::{
 use tokio_postgres::config::Host;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// libpq's `sslmode`, spelled as libpq spells it (`verify-full`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum SslMode {
     Disable,
     Allow,
@@ -28,33 +31,9 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    /// libpq's spelling; the error names the keyword and the allowed values.
-    pub(crate) fn parse(value: &str) -> Result<SslMode, String> {
-        Ok(match value {
-            "disable" => SslMode::Disable,
-            "allow" => SslMode::Allow,
-            "prefer" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(format!(
-                    "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, \
-                     verify-full"
-                ))
-            }
-        })
-    }
-
+    /// libpq's spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
+        self.into()
     }
 }
 
@@ -140,21 +119,37 @@ pub fn is_local(hosts: &[Host]) -> bool {
     })
 }
 
+/// Why no TLS connector could be made: the root certificates named are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("sslrootcert={path}: cannot read certificates: {error}")]
+    Unreadable {
+        path: String,
+        error: rustls::pki_types::pem::Error,
+    },
+    #[error("sslrootcert={0} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoCertificate(String),
+    #[error("sslrootcert={path}: unusable certificate: {error}")]
+    Unusable { path: String, error: rustls::Error },
+    #[error("no system CA certificates could be loaded ({0}); pass sslrootcert=/path/to/ca.pem")]
+    NoSystemCertificates(String),
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+    #[error("cannot configure TLS: {0}")]
+    Config(#[from] rustls::Error),
+}
+
 /// A rustls connector that checks the server's certificate as `verification` says.
 pub fn connector(
     verification: Verification,
     root_cert: Option<&RootCert>,
-) -> Result<MakeRustlsConnect, String> {
+) -> Result<MakeRustlsConnect, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = match verification {
         Verification::None => None,
         Verification::Chain | Verification::Full => {
             let roots = Arc::new(roots(root_cert.unwrap_or(&RootCert::System))?);
-            Some(
-                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-                    .build()
-                    .map_err(|e| format!("cannot build the certificate verifier: {e}"))?,
-            )
+            Some(WebPkiServerVerifier::builder_with_provider(roots, provider.clone()).build()?)
         }
     };
     let verifier = Arc::new(Verifier {
@@ -163,31 +158,32 @@ pub fn connector(
         check_name: verification == Verification::Full,
     });
     let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot configure TLS: {e}"))?
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn roots(root_cert: &RootCert) -> Result<RootCertStore, String> {
+fn roots(root_cert: &RootCert) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     match root_cert {
         RootCert::File(path) => {
-            let shown = path.display();
+            let shown = path.display().to_string();
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect())
-                .map_err(|e| format!("sslrootcert={shown}: cannot read certificates: {e}"))?;
+                .map_err(|error| TlsError::Unreadable {
+                    path: shown.clone(),
+                    error,
+                })?;
             if certs.is_empty() {
-                return Err(format!(
-                    "sslrootcert={shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-                ));
+                return Err(TlsError::NoCertificate(shown));
             }
             for cert in certs {
-                store
-                    .add(cert)
-                    .map_err(|e| format!("sslrootcert={shown}: unusable certificate: {e}"))?;
+                store.add(cert).map_err(|error| TlsError::Unusable {
+                    path: shown.clone(),
+                    error,
+                })?;
             }
         }
         RootCert::System => {
@@ -198,9 +194,7 @@ fn roots(root_cert: &RootCert) -> Result<RootCertStore, String> {
                     .errors
                     .first()
                     .map_or("none installed".to_string(), |e| e.to_string());
-                return Err(format!(
-                    "no system CA certificates could be loaded ({why}); pass sslrootcert=/path/to/ca.pem"
-                ));
+                return Err(TlsError::NoSystemCertificates(why));
             }
         }
     }

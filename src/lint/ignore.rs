@@ -5,7 +5,8 @@
 use squawk_linter::ignore::{ignore_rule_info, IgnoreKind, IGNORE_FILE_TEXT, IGNORE_LINE_TEXT};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
-use super::{is_known_rule, LineIndex};
+use super::is_known_rule;
+use crate::migrations::lexer::LineIndex;
 
 /// One acknowledgement comment.
 #[derive(Debug)]

@@ -15,6 +15,7 @@ use squawk_syntax::{Parse, SourceFile, SyntaxNode};
 
 use crate::config::{Config, Environment};
 use crate::error::Error;
+use crate::migrations::lexer::LineIndex;
 use crate::migrations::Migration;
 pub use crate::verify::Level;
 use ignore::Ignores;
@@ -157,6 +158,35 @@ pub fn is_known_rule(name: &str) -> bool {
         || OWN_RULES.iter().any(|r| r.name == name)
         || name == UNUSED_IGNORE
         || name == SYNTAX_ERROR
+}
+
+/// The environments a migration will run in, for which timeouts the runner sets: the one
+/// named, else every one `migrate.toml` defines.
+fn environments<'a>(
+    config: &'a Config,
+    named: Option<&str>,
+) -> Result<Vec<&'a Environment>, Error> {
+    match named {
+        Some(name) => {
+            config.env.get(name).map(|e| vec![e]).ok_or_else(|| {
+                Error::input(format!("unknown environment `{name}` in migrate.toml"))
+            })
+        }
+        None => Ok(config.env.values().collect()),
+    }
+}
+
+/// Lints the project's migrations, reporting those `selected` picks, with the settings of
+/// `environment` (or of every environment): what `lint`, `check`, `plan` and `promote` run.
+pub fn for_project(
+    config: &Config,
+    files: &[Migration],
+    selected: impl Fn(&Migration) -> bool + Sync,
+    environment: Option<&str>,
+) -> Result<(Settings, Outcome), Error> {
+    let settings = Settings::new(config, &environments(config, environment)?)?;
+    let outcome = lint(files, selected, &settings);
+    Ok((settings, outcome))
 }
 
 /// Lints the UP sections of `all` (every migration of the project, in version order) and
@@ -488,28 +518,6 @@ fn squawk_level(rule: SquawkRule) -> Level {
         | IdentifierTooLong
         | BanDuplicateColumnAssignments => Level::Error,
         _ => Level::Warning,
-    }
-}
-
-/// Byte offset → 1-based line and column.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-
-    fn line_col(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= offset);
-        (line, offset - self.starts[line - 1] + 1)
-    }
-
-    fn line(&self, offset: usize) -> usize {
-        self.line_col(offset).0
     }
 }
 

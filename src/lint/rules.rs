@@ -8,58 +8,57 @@ use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 use super::Level;
 
-/// One of our rules: a stable kebab-case name, its level, and what it catches.
+/// One of our rules: a stable kebab-case name and its level (what it catches is said on each).
 #[derive(Debug)]
 pub struct OwnRule {
     pub name: &'static str,
     pub level: Level,
-    /// One line for the README and `--help`.
-    pub summary: &'static str,
-    /// The `verify` rule that finds the same on a live database, if any.
-    pub verify_twin: Option<&'static str>,
 }
 
+/// A table created in a managed schema without ENABLE ROW LEVEL SECURITY in the same migration.
+/// `verify` finds the same on a live database: `rls_disabled`.
 const RLS_DISABLED: OwnRule = OwnRule {
     name: "rls-disabled",
     level: Level::Error,
-    summary: "a table created in a managed schema without ENABLE ROW LEVEL SECURITY in the same migration",
-    verify_twin: Some("rls_disabled"),
 };
+/// A policy that calls auth.uid(), auth.jwt(), auth.role(), auth.email() or current_setting() per
+/// row.
+/// `verify` finds the same on a live database: `auth_rls_initplan`.
 const AUTH_RLS_INITPLAN: OwnRule = OwnRule {
     name: "auth-rls-initplan",
     level: Level::Warning,
-    summary: "a policy that calls auth.uid(), auth.jwt(), auth.role(), auth.email() or current_setting() per row",
-    verify_twin: Some("auth_rls_initplan"),
 };
+/// A SECURITY DEFINER function or procedure without SET search_path.
+/// `verify` finds the same on a live database: `function_search_path_mutable`.
 const FUNCTION_SEARCH_PATH_MUTABLE: OwnRule = OwnRule {
     name: "function-search-path-mutable",
     level: Level::Error,
-    summary: "a SECURITY DEFINER function or procedure without SET search_path",
-    verify_twin: Some("function_search_path_mutable"),
 };
+/// INSERT, UPDATE, DELETE, TRUNCATE or ALL on a whole user-data table granted to anon,
+/// authenticated or PUBLIC.
 const WHOLE_TABLE_WRITE_GRANT: OwnRule = OwnRule {
     name: "whole-table-write-grant",
     level: Level::Warning,
-    summary: "INSERT, UPDATE, DELETE, TRUNCATE or ALL on a whole user-data table granted to anon, authenticated or PUBLIC",
-    verify_twin: None,
 };
+/// A permissive policy for anon, authenticated or PUBLIC with USING (true) or WITH CHECK (true) on
+/// a user-data table.
+/// `verify` finds the same on a live database: `rls_policy_always_true`.
 const RLS_POLICY_ALWAYS_TRUE: OwnRule = OwnRule {
     name: "rls-policy-always-true",
     level: Level::Error,
-    summary: "a permissive policy for anon, authenticated or PUBLIC with USING (true) or WITH CHECK (true) on a user-data table",
-    verify_twin: Some("rls_policy_always_true"),
 };
+/// SELECT on a materialized view granted to anon, authenticated or PUBLIC (RLS does not apply to
+/// it).
+/// `verify` finds the same on a live database: `materialized_view_in_api`.
 const MATERIALIZED_VIEW_IN_API: OwnRule = OwnRule {
     name: "materialized-view-in-api",
     level: Level::Warning,
-    summary: "SELECT on a materialized view granted to anon, authenticated or PUBLIC (RLS does not apply to it)",
-    verify_twin: Some("materialized_view_in_api"),
 };
+/// A table created in a managed schema without a primary key.
+/// `verify` finds the same on a live database: `no_primary_key`.
 const NO_PRIMARY_KEY: OwnRule = OwnRule {
     name: "no-primary-key",
     level: Level::Warning,
-    summary: "a table created in a managed schema without a primary key",
-    verify_twin: Some("no_primary_key"),
 };
 
 /// Every rule of ours, in README order.

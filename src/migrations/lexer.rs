@@ -465,6 +465,31 @@ pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
     words
 }
 
+/// Line numbers of byte offsets into one text, by binary search over its line starts: the one
+/// offset-to-line helper (migrations, seeds and lint positions all go through it).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset)
+    }
+
+    /// The 1-based line and column (in bytes) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.line(offset);
+        (line, offset - self.starts[line - 1] + 1)
+    }
+}
+
 /// Bytes of blanks and comments before a statement's first keyword (for its line).
 pub fn leading_blank(sql: &str) -> usize {
     let mut first = None;

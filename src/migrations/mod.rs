@@ -1,9 +1,10 @@
 //! Migration files: discovery, the UP/DOWN format, checksums. Pure: no database, no printing.
 
-pub mod lexer;
-pub mod plan;
-pub mod promotion;
+pub(crate) mod lexer;
+pub(crate) mod plan;
+pub(crate) mod promotion;
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -40,7 +41,7 @@ impl Section {
     /// The file line of a byte offset into `sql`.
     pub fn line_of_offset(&self, offset: usize) -> usize {
         let offset = offset.min(self.sql.len());
-        self.first_line + self.sql[..offset].bytes().filter(|&b| b == b'\n').count()
+        self.first_line - 1 + lexer::LineIndex::new(&self.sql).line(offset)
     }
 
     /// The section's statements, as the runner sends them (see `lexer::split_statements`).
@@ -82,7 +83,7 @@ impl Migration {
     }
 
     pub fn file_name(&self) -> String {
-        format!("{:04}_{}.sql", self.version, self.name)
+        file_name(self.version, &self.name)
     }
 }
 
@@ -99,7 +100,12 @@ pub fn checksum(bytes: &[u8]) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// The first 12 hex digits of a SHA-256, enough to tell two apart in a message. The text
@@ -114,53 +120,70 @@ pub fn version_label(v: Option<i64>) -> String {
 }
 
 /// What a file name says: `<version>_<name>.sql`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileName {
     pub version: i64,
     pub name: String,
     pub domain: String,
 }
 
+/// How a migration file name is shaped, said after every file-name error.
+const FILE_NAME_SHAPE: &str = "a migration file is named <version>_<name>.sql: a version of at \
+                               least four digits and a lowercase name starting with its domain, \
+                               e.g. 0003_coach_core.sql";
+
+/// Why a file name is not a migration's (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileNameError {
+    #[error("not a .sql file; {FILE_NAME_SHAPE}")]
+    NotSql,
+    #[error("file name has no `_` between version and name; {FILE_NAME_SHAPE}")]
+    NoSeparator,
+    #[error("version `{0}` is not at least four digits; {FILE_NAME_SHAPE}")]
+    ShortVersion(String),
+    #[error("version `{0}` is too large")]
+    VersionTooLarge(String),
+    #[error("version must be positive; {FILE_NAME_SHAPE}")]
+    VersionZero,
+    #[error("name `{0}` must be lowercase [a-z0-9_]+; {FILE_NAME_SHAPE}")]
+    NotLowercase(String),
+    #[error("name `{name}` does not start with a domain ({}); {FILE_NAME_SHAPE}", domains.join(", "))]
+    NoDomain { name: String, domains: Vec<String> },
+}
+
+/// The one place the file-name format is written: `0003_coach_core.sql`.
+pub fn file_name(version: i64, name: &str) -> String {
+    format!("{version:04}_{name}.sql")
+}
+
 /// Parses a migration file name; `domains` are the names a migration may start with.
-pub fn parse_file_name(file_name: &str, domains: &[String]) -> Result<FileName, String> {
-    let shape = "a migration file is named <version>_<name>.sql: a version of at least four \
-                 digits and a lowercase name starting with its domain, e.g. 0003_coach_core.sql";
-    let Some(stem) = file_name.strip_suffix(".sql") else {
-        return Err(format!("not a .sql file; {shape}"));
-    };
-    let Some((digits, name)) = stem.split_once('_') else {
-        return Err(format!(
-            "file name has no `_` between version and name; {shape}"
-        ));
-    };
+pub fn parse_file_name(file_name: &str, domains: &[String]) -> Result<FileName, FileNameError> {
+    let stem = file_name
+        .strip_suffix(".sql")
+        .ok_or(FileNameError::NotSql)?;
+    let (digits, name) = stem.split_once('_').ok_or(FileNameError::NoSeparator)?;
     if digits.len() < 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "version `{digits}` is not at least four digits; {shape}"
-        ));
+        return Err(FileNameError::ShortVersion(digits.to_string()));
     }
     let version: i64 = digits
         .parse()
-        .map_err(|_| format!("version `{digits}` is too large"))?;
+        .map_err(|_| FileNameError::VersionTooLarge(digits.to_string()))?;
     if version == 0 {
-        return Err(format!("version must be positive; {shape}"));
+        return Err(FileNameError::VersionZero);
     }
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(format!(
-            "name `{name}` must be lowercase [a-z0-9_]+; {shape}"
-        ));
+        return Err(FileNameError::NotLowercase(name.to_string()));
     }
     let domain = domains
         .iter()
         .find(|d| name == d.as_str() || name.starts_with(&format!("{d}_")))
-        .ok_or_else(|| {
-            format!(
-                "name `{name}` does not start with a domain ({}); {shape}",
-                domains.join(", ")
-            )
+        .ok_or_else(|| FileNameError::NoDomain {
+            name: name.to_string(),
+            domains: domains.to_vec(),
         })?;
     Ok(FileName {
         version,
@@ -169,134 +192,151 @@ pub fn parse_file_name(file_name: &str, domains: &[String]) -> Result<FileName, 
     })
 }
 
+/// A problem at a line of the file (or of the whole file), before it is given the file's name.
+type Located = (Option<usize>, String);
+
 /// Parses a migration file's bytes. `display` names the file in messages.
 pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, FileProblem> {
-    let problem = |line: Option<usize>, message: String| FileProblem {
+    parse_checked(file, display, bytes, Check::Everything, checksum(bytes))
+}
+
+/// How much of a file `parse_checked` checks beyond what building its sections needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Every rule: sections that end inside a literal, transaction control statements.
+    Everything,
+    /// Only what finding the sections needs (markers, directives, unclosed constructs): for a
+    /// file byte-identical to one the database records as applied, which passed every rule
+    /// when it was applied and whose statements a read-only command never runs.
+    Sections,
+}
+
+/// `parse`, checking as much as `check` says.
+fn parse_checked(
+    file: FileName,
+    display: &str,
+    bytes: &[u8],
+    check: Check,
+    checksum: String,
+) -> Result<Migration, FileProblem> {
+    let problem = |(line, message): Located| FileProblem {
         file: display.to_string(),
         line,
         message,
     };
+    let text = decode(bytes).map_err(problem)?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let markers = find_markers(&text, &lines).map_err(problem)?;
+    let section = |from: usize, to: usize| Section {
+        sql: lines[from..to].join("\n"),
+        first_line: from + 1,
+    };
+    let up = section(markers.up, markers.down - 1);
+    let down = section(markers.down, lines.len());
+    if check == Check::Everything {
+        for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
+            check_section(section, name, markers.transactional).map_err(problem)?;
+        }
+    }
+    Ok(Migration {
+        version: file.version,
+        name: file.name,
+        domain: file.domain,
+        path: display.to_string(),
+        checksum,
+        up,
+        down,
+        transactional: markers.transactional,
+    })
+}
+
+/// The file's text: UTF-8 without a byte-order mark, CRLF as LF, no NUL.
+fn decode(bytes: &[u8]) -> Result<String, Located> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        problem(
+        let valid = e.valid_up_to();
+        let line = lexer::LineIndex::new(&String::from_utf8_lossy(&bytes[..valid])).line(valid);
+        (
             Some(line),
-            format!(
-                "not valid UTF-8 (byte {}); save the file as UTF-8",
-                e.valid_up_to()
-            ),
+            format!("not valid UTF-8 (byte {valid}); save the file as UTF-8"),
         )
     })?;
     let text = text
         .strip_prefix('\u{feff}')
         .unwrap_or(text)
         .replace("\r\n", "\n");
-    let line_at = |offset: usize| 1 + text[..offset].bytes().filter(|&b| b == b'\n').count();
     if let Some(nul) = text.find('\0') {
-        return Err(problem(
-            Some(line_at(nul)),
+        return Err((
+            Some(lexer::LineIndex::new(&text).line(nul)),
             "holds a NUL byte, which PostgreSQL cannot take in SQL text; save the file as plain \
              UTF-8 text"
                 .into(),
         ));
     }
-    // COPY rows are data, not SQL: markers, quotes and comments inside them mean nothing.
-    // Splitting the whole text also finds psql meta-commands before anything else does.
-    // Without a backslash there is neither COPY data to end nor a meta-command to find.
-    let data_lines = match if text.contains('\\') {
-        lexer::split_statements(&text)
-    } else {
-        Ok(Vec::new())
-    } {
-        Ok(statements) => statements
-            .iter()
-            .filter_map(|s| s.copy_data.as_ref())
-            .map(|d| {
-                let first = line_at(d.offset);
-                // The rows, and the `\.` line that ends them.
-                first..=first + d.text.matches('\n').count()
-            })
-            .collect::<Vec<_>>(),
-        Err(e) => return Err(problem(Some(line_at(e.offset())), e.message())),
-    };
+    Ok(text)
+}
 
+/// Where the markers are (0-based indexes of the `-- UP` and `-- DOWN` lines) and what the
+/// header's directives say.
+struct Markers {
+    up: usize,
+    down: usize,
+    transactional: bool,
+}
+
+/// The lines (1-based) that hold COPY rows, and the `\.` line that ends each block. COPY rows
+/// are data, not SQL: markers, quotes and comments inside them mean nothing. Splitting the
+/// whole text also finds psql meta-commands before anything else does.
+fn copy_data_lines(text: &str) -> Result<Vec<RangeInclusive<usize>>, Located> {
+    // Without a backslash there is neither COPY data to end nor a meta-command to find.
+    if !text.contains('\\') {
+        return Ok(Vec::new());
+    }
+    let index = lexer::LineIndex::new(text);
+    let statements =
+        lexer::split_statements(text).map_err(|e| (Some(index.line(e.offset())), e.message()))?;
+    Ok(statements
+        .iter()
+        .filter_map(|s| s.copy_data.as_ref())
+        .map(|d| {
+            let first = index.line(d.offset);
+            first..=first + d.text.matches('\n').count()
+        })
+        .collect())
+}
+
+/// Finds the one `-- UP` and the one `-- DOWN` marker outside strings, comments and COPY rows,
+/// and reads the header's directives; the header may hold nothing else.
+fn find_markers(text: &str, lines: &[&str]) -> Result<Markers, Located> {
+    let data_lines = copy_data_lines(text)?;
     let mut up_at: Option<usize> = None;
     let mut down_at: Option<usize> = None;
     let mut transactional = true;
     let mut scanner = Scanner::default();
     // Where the construct that is still open at a line's start was opened.
     let mut opened_at = 0;
-    let lines: Vec<&str> = text.split('\n').collect();
     for (index, line) in lines.iter().enumerate() {
         let number = index + 1;
         if data_lines.iter().any(|range| range.contains(&number)) {
             continue;
         }
         let in_code = scanner.state() == &State::Code;
-        match marker(line).filter(|_| in_code) {
-            Some(Marker::Up) => {
-                if let Some(first) = up_at {
-                    return Err(problem(
-                        Some(number),
-                        format!("second `-- UP` marker (the first is at line {first}); a file has exactly one"),
-                    ));
-                }
-                if let Some(down) = down_at {
-                    return Err(problem(
-                        Some(number),
-                        format!(
-                            "`-- UP` comes after `-- DOWN` (line {down}); put the UP section first"
-                        ),
-                    ));
-                }
-                up_at = Some(number);
-                continue;
+        if let Some(marker) = marker(line).filter(|_| in_code) {
+            check_marker(marker, up_at, down_at, number)?;
+            match marker {
+                Marker::Up => up_at = Some(number),
+                Marker::Down => down_at = Some(number),
             }
-            Some(Marker::Down) => {
-                if let Some(first) = down_at {
-                    return Err(problem(
-                        Some(number),
-                        format!("second `-- DOWN` marker (the first is at line {first}); a file has exactly one"),
-                    ));
-                }
-                if up_at.is_none() {
-                    return Err(problem(
-                        Some(number),
-                        "`-- DOWN` comes before any `-- UP` marker; put the UP section first"
-                            .into(),
-                    ));
-                }
-                down_at = Some(number);
-                continue;
-            }
-            None => {}
+            continue;
         }
-        if up_at.is_none() && in_code {
-            let trimmed = line.trim();
-            if let Some(directive) = trimmed.strip_prefix("--") {
-                if let Some((key, value)) = directive.split_once(':') {
-                    if key.trim().eq_ignore_ascii_case("transaction") {
-                        match value.trim().to_ascii_lowercase().as_str() {
-                            "none" => transactional = false,
-                            other => {
-                                return Err(problem(
-                                    Some(number),
-                                    format!("unknown value `{other}` for `transaction:`; the only directive value is `none`"),
-                                ))
-                            }
-                        }
-                    }
-                }
-            }
+        if up_at.is_none() && in_code && !directive(line, number)? {
+            transactional = false;
         }
         let was_code = scanner.state() == &State::Code;
         let mut code_on_line = false;
         scanner.feed_code(line, |_, b| code_on_line |= !b.is_ascii_whitespace());
         scanner.feed("\n", |_| {});
         if up_at.is_none() && code_on_line {
-            return Err(problem(
+            return Err((
                 Some(number),
                 "SQL before the `-- UP` marker would never run; the header holds only comments \
                  and directives: move the SQL below `-- UP`"
@@ -315,8 +355,8 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
             state.describe()
         ),
     };
-    let Some(up_at) = up_at else {
-        return Err(problem(
+    let Some(up) = up_at else {
+        return Err((
             None,
             format!(
                 "missing `-- UP` marker; write `-- UP` on its own line before the forward SQL{}",
@@ -324,8 +364,8 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
             ),
         ));
     };
-    let Some(down_at) = down_at else {
-        return Err(problem(
+    let Some(down) = down_at else {
+        return Err((
             None,
             format!(
                 "missing `-- DOWN` marker; add `-- DOWN` and the reverse SQL after the UP section \
@@ -335,70 +375,110 @@ pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, F
         ));
     };
     if scanner.state() != &State::Code {
-        return Err(problem(
+        return Err((
             Some(opened_at),
             format!("{} opened here is never closed", scanner.state().describe()),
         ));
     }
-
-    let section = |from: usize, to: usize| Section {
-        sql: lines[from..to].join("\n"),
-        first_line: from + 1,
-    };
-    let up = section(up_at, down_at - 1);
-    let down = section(down_at, lines.len());
-    for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
-        let statements = section
-            .statements()
-            .map_err(|e| problem(Some(section.line_of_offset(e.offset())), e.message()))?;
-        // Only the SQL counts: COPY rows may hold quotes that open nothing.
-        if let Some(last) = statements.last() {
-            let mut scanner = Scanner::default();
-            scanner.feed(last.sql, |_| {});
-            match scanner.state() {
-                State::Code | State::LineComment => {}
-                state => {
-                    return Err(problem(
-                        Some(section.line_of_offset(last.offset)),
-                        format!("the {name} section ends inside {}", state.describe()),
-                    ))
-                }
-            }
-        }
-        for statement in statements {
-            if let Some(control) = transaction_control(statement.sql) {
-                return Err(problem(
-                    Some(
-                        section
-                            .line_of_offset(statement.offset + lexer::leading_blank(statement.sql)),
-                    ),
-                    format!(
-                        "`{control}` in the {name} section: migrate runs {} and records it in \
-                         that same transaction, so a migration must not begin, end or prepare \
-                         transactions itself; remove it (savepoints are fine), or move \
-                         statements that cannot run in a transaction to a migration with \
-                         `-- transaction: none`, whose statements each run on their own",
-                        if transactional {
-                            "the migration in one transaction"
-                        } else {
-                            "each statement of a `transaction: none` migration on its own"
-                        }
-                    ),
-                ));
-            }
-        }
-    }
-
-    Ok(Migration {
-        version: file.version,
-        name: file.name,
-        domain: file.domain,
-        path: display.to_string(),
-        checksum: checksum(bytes),
+    Ok(Markers {
         up,
         down,
         transactional,
     })
+}
+
+/// A marker may come once, UP before DOWN; the error says which rule it breaks.
+fn check_marker(
+    marker: Marker,
+    up_at: Option<usize>,
+    down_at: Option<usize>,
+    number: usize,
+) -> Result<(), Located> {
+    let message = match (marker, up_at, down_at) {
+        (Marker::Up, Some(first), _) => {
+            format!("second `-- UP` marker (the first is at line {first}); a file has exactly one")
+        }
+        (Marker::Up, None, Some(down)) => {
+            format!("`-- UP` comes after `-- DOWN` (line {down}); put the UP section first")
+        }
+        (Marker::Down, _, Some(first)) => format!(
+            "second `-- DOWN` marker (the first is at line {first}); a file has exactly one"
+        ),
+        (Marker::Down, None, None) => {
+            "`-- DOWN` comes before any `-- UP` marker; put the UP section first".into()
+        }
+        _ => return Ok(()),
+    };
+    Err((Some(number), message))
+}
+
+/// A header line: `false` when it is `-- transaction: none` (the migration runs outside a
+/// transaction), `true` for anything else a header may hold; an unknown `transaction:` value
+/// is an error.
+fn directive(line: &str, number: usize) -> Result<bool, Located> {
+    let Some((key, value)) = line
+        .trim()
+        .strip_prefix("--")
+        .and_then(|d| d.split_once(':'))
+    else {
+        return Ok(true);
+    };
+    if !key.trim().eq_ignore_ascii_case("transaction") {
+        return Ok(true);
+    }
+    match value.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(false),
+        other => Err((
+            Some(number),
+            format!(
+                "unknown value `{other}` for `transaction:`; the only directive value is `none`"
+            ),
+        )),
+    }
+}
+
+/// A section must split into statements, end outside any string or comment, and hold no
+/// statement that begins, ends or prepares a transaction.
+fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(), Located> {
+    let statements = section
+        .statements()
+        .map_err(|e| (Some(section.line_of_offset(e.offset())), e.message()))?;
+    // Only the SQL counts: COPY rows may hold quotes that open nothing.
+    if let Some(last) = statements.last() {
+        let mut scanner = Scanner::default();
+        scanner.feed(last.sql, |_| {});
+        match scanner.state() {
+            State::Code | State::LineComment => {}
+            state => {
+                return Err((
+                    Some(section.line_of_offset(last.offset)),
+                    format!("the {name} section ends inside {}", state.describe()),
+                ))
+            }
+        }
+    }
+    for statement in statements {
+        if let Some(control) = transaction_control(statement.sql) {
+            return Err((
+                Some(
+                    section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql)),
+                ),
+                format!(
+                    "`{control}` in the {name} section: migrate runs {} and records it in that \
+                     same transaction, so a migration must not begin, end or prepare \
+                     transactions itself; remove it (savepoints are fine), or move statements \
+                     that cannot run in a transaction to a migration with `-- transaction: \
+                     none`, whose statements each run on their own",
+                    if transactional {
+                        "the migration in one transaction"
+                    } else {
+                        "each statement of a `transaction: none` migration on its own"
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The transaction-control command a statement starts with, if any: `BEGIN`, `START
@@ -422,6 +502,7 @@ fn transaction_control(sql: &str) -> Option<String> {
     control.then(|| words[..words.len().min(2)].join(" ").to_ascii_uppercase())
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Marker {
     Up,
     Down,
@@ -439,13 +520,105 @@ fn marker(line: &str) -> Option<Marker> {
     }
 }
 
-/// Reads every `*.sql` file of `dir`, sorted by version. All problems are reported together;
-/// hidden entries and files plainly not migrations (a README) are ignored (see `classify_entry`).
+/// Reads and parses every `*.sql` file of `dir`, sorted by version. All problems are reported
+/// together; hidden entries and files plainly not migrations (a README) are ignored (see
+/// `classify_entry`).
 pub fn discover(
     dir: &Path,
     display_root: &Path,
     domains: &[String],
 ) -> Result<Vec<Migration>, Error> {
+    read(dir, display_root, domains)?.parse(|_, _| Check::Everything)
+}
+
+/// The migration files of a directory, read but not yet parsed: `Sources::parse` parses them.
+/// Reading is the part that can overlap with connecting to the database.
+#[derive(Debug)]
+pub struct Sources {
+    files: Vec<Source>,
+    problems: Vec<FileProblem>,
+}
+
+/// One migration file's name, bytes and checksum.
+#[derive(Debug)]
+struct Source {
+    name: FileName,
+    display: String,
+    bytes: Vec<u8>,
+    checksum: String,
+}
+
+impl Sources {
+    /// Parses every file, checking each as much as `check(version, checksum)` says, spread over
+    /// the cores; then reports every problem of reading and parsing together, duplicate
+    /// versions included.
+    pub fn parse(self, check: impl Fn(i64, &str) -> Check + Sync) -> Result<Vec<Migration>, Error> {
+        let Sources {
+            files,
+            mut problems,
+        } = self;
+        let check = &check;
+        let results = in_parallel(&files, |source| {
+            parse_checked(
+                source.name.clone(),
+                &source.display,
+                &source.bytes,
+                check(source.name.version, &source.checksum),
+                source.checksum.clone(),
+            )
+        });
+        let mut migrations: Vec<Migration> = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(m) => migrations.push(m),
+                Err(p) => problems.push(p),
+            }
+        }
+        migrations.sort_by_key(|m| m.version);
+        for pair in migrations.windows(2) {
+            if pair[0].version == pair[1].version {
+                problems.push(FileProblem {
+                    file: pair[1].path.clone(),
+                    line: None,
+                    message: format!(
+                        "duplicate version {} (also {}); give one of them the next free number",
+                        pair[1].version, pair[0].path
+                    ),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(migrations)
+        } else {
+            Err(file_problems(&problems))
+        }
+    }
+}
+
+/// `f` over `items` on up to 8 threads, results in order: reading, hashing and lexing are
+/// independent per file (a thousand files are most of `status`'s time otherwise).
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(items.len().max(1));
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Reads every `*.sql` file of `dir` (names, bytes, checksums) without parsing it. Problems
+/// with entries, names and reading are kept for `Sources::parse` to report with the rest.
+pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sources, Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Error::input(format!(
             "cannot read the migrations directory {}: {e}; create it or set [paths] migrations in migrate.toml",
@@ -485,63 +658,22 @@ pub fn discover(
         }
     }
     paths.sort();
-
-    // Reading, hashing and lexing are independent per file: spread over the cores, in
-    // order (a thousand files are most of `status`'s time otherwise).
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(paths.len().max(1));
-    let chunk = paths.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Migration, FileProblem>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|path| read_migration(path, display_root, domains))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    let mut migrations: Vec<Migration> = Vec::new();
-    for result in results {
+    let mut files = Vec::with_capacity(paths.len());
+    for result in in_parallel(&paths, |path| read_source(path, display_root, domains)) {
         match result {
-            Ok(m) => migrations.push(m),
+            Ok(source) => files.push(source),
             Err(p) => problems.push(p),
         }
     }
-    migrations.sort_by_key(|m| m.version);
-    for pair in migrations.windows(2) {
-        if pair[0].version == pair[1].version {
-            problems.push(FileProblem {
-                file: pair[1].path.clone(),
-                line: None,
-                message: format!(
-                    "duplicate version {} (also {}); give one of them the next free number",
-                    pair[1].version, pair[0].path
-                ),
-            });
-        }
-    }
-    if problems.is_empty() {
-        Ok(migrations)
-    } else {
-        Err(file_problems(&problems))
-    }
+    Ok(Sources { files, problems })
 }
 
-/// Reads and parses one migration file.
-fn read_migration(
+/// Reads one migration file: its name, bytes and checksum.
+fn read_source(
     path: &Path,
     display_root: &Path,
     domains: &[String],
-) -> Result<Migration, FileProblem> {
+) -> Result<Source, FileProblem> {
     let display = path
         .strip_prefix(display_root)
         .unwrap_or(path)
@@ -556,9 +688,14 @@ fn read_migration(
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| problem("file name is not UTF-8".into()))?;
-    let name = parse_file_name(file_name, domains).map_err(problem)?;
+    let name = parse_file_name(file_name, domains).map_err(|e| problem(e.to_string()))?;
     let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
-    parse(name, &display, &bytes)
+    Ok(Source {
+        name,
+        checksum: checksum(&bytes),
+        display,
+        bytes,
+    })
 }
 
 /// What an entry of the migrations directory is.

@@ -18,8 +18,14 @@ pub struct AppliedMigration {
     pub dirty: bool,
 }
 
+/// The highest applied version (rows come ordered by version), `None` on a fresh database.
+pub fn head(applied: &[AppliedMigration]) -> Option<i64> {
+    applied.last().map(|a| a.version)
+}
+
 /// How a migration stands against the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Applied,
@@ -33,14 +39,9 @@ pub enum State {
 }
 
 impl State {
+    /// The stable name, as JSON and the database write it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            State::Applied => "applied",
-            State::Pending => "pending",
-            State::Changed => "changed",
-            State::Missing => "missing",
-            State::Dirty => "dirty",
-        }
+        self.into()
     }
 
     /// States that make `up` refuse to run.
@@ -70,7 +71,7 @@ impl<'a> Entry<'a> {
     pub fn path(&self) -> String {
         match self.file {
             Some(f) => f.path.clone(),
-            None => format!("{:04}_{}.sql", self.version, self.name()),
+            None => super::file_name(self.version, self.name()),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::cli::{ColorChoice, GlobalArgs};
 use crate::error::ExitStatus;
 use crate::redact::mask;
 pub use lint::{findings_lines, findings_table};
-pub use progress::{Bar, NoProgress, Progress};
+pub use progress::{Bar, NoProgress};
 pub use prompt::TerminalPrompt;
 
 /// A command's result, renderable as text or JSON.
@@ -78,7 +78,7 @@ impl Printer {
 
     /// Progress only for a person watching: stderr a terminal that can redraw a line
     /// (not `TERM=dumb`), no --json or --quiet.
-    pub fn progress(&self) -> Box<dyn Progress> {
+    pub fn progress(&self) -> Box<dyn crate::engine::Reporter> {
         if !self.json && !self.quiet && std::io::stderr().is_terminal() && !dumb_terminal() {
             Box::new(Bar::default())
         } else {

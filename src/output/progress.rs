@@ -1,4 +1,4 @@
-//! Progress of a run, reported by the runner and drawn (or not) here.
+//! Progress of a run: the engine's `Reporter`, drawn (or not) here.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -8,31 +8,12 @@ use std::io::Write;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::db::session::ServerMessage;
+use crate::engine::Reporter;
 
-/// What a run reports while it works. The runner calls `migration` as each migration starts.
-pub trait Progress {
-    fn start(&self, total: u64, verb: &str);
-    /// The migration `name` (its file name) starts now.
-    fn migration(&self, name: &str);
-    fn finish(&self);
-
-    /// A WARNING or NOTICE the server sent while a migration ran: shown on stderr as it
-    /// arrives, with or without a terminal (never on stdout, which --json owns).
-    fn server_message(&self, message: &ServerMessage) {
-        if !quiet() {
-            self.println(&format!("server {message}"));
-        }
-    }
-
-    /// The run waits (for the migration lock): said at once on stderr, terminal or not.
-    fn waiting(&self, message: &str) {
-        if !quiet() {
-            self.println(message);
-        }
-    }
-
-    /// Prints a line on stderr without breaking a bar that is being drawn.
-    fn println(&self, line: &str) {
+/// A line on stderr (redacted), unless --quiet: server messages and lock waits are said as
+/// they happen, terminal or not (never on stdout, which --json owns).
+fn say(line: &str) {
+    if !quiet() {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}", crate::redact::mask(line));
     }
@@ -49,10 +30,16 @@ pub(crate) static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// For --json, --quiet, and a stderr that is not a terminal.
 pub struct NoProgress;
 
-impl Progress for NoProgress {
+impl Reporter for NoProgress {
     fn start(&self, _: u64, _: &str) {}
     fn migration(&self, _: &str) {}
     fn finish(&self) {}
+    fn server_message(&self, message: &ServerMessage) {
+        say(&format!("server {message}"));
+    }
+    fn waiting(&self, message: &str) {
+        say(message);
+    }
 }
 
 /// A spinner line on stderr naming the migration that is running, which of how many it is,
@@ -65,7 +52,7 @@ pub struct Bar(Mutex<Option<ProgressBar>>);
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(100);
 
-impl Progress for Bar {
+impl Reporter for Bar {
     fn start(&self, total: u64, verb: &str) {
         if total == 0 {
             return;
@@ -95,14 +82,25 @@ impl Progress for Bar {
         }
     }
 
+    fn server_message(&self, message: &ServerMessage) {
+        self.println(&format!("server {message}"));
+    }
+
+    fn waiting(&self, message: &str) {
+        self.println(message);
+    }
+}
+
+impl Bar {
+    /// `say`, without breaking the line being drawn.
     fn println(&self, line: &str) {
+        if quiet() {
+            return;
+        }
         let line = crate::redact::mask(line);
         match self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             Some(bar) => bar.println(line),
-            None => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{line}");
-            }
+            None => say(&line),
         }
     }
 }

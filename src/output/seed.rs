@@ -5,9 +5,9 @@ use comfy_table::{Attribute, Cell, Color};
 use super::human::table;
 use super::{Report, Style};
 use crate::commands::seed::{ClearReport, FileKind, SeedReport, SeedState, SeedStatusReport};
-use crate::commands::setup::SetupReport;
+use crate::db::seeds::load::Counts;
 use crate::error::ExitStatus;
-use crate::seeds::load::Counts;
+use crate::setup::SetupReport;
 
 fn counts_cells(c: &Counts) -> Vec<Cell> {
     vec![

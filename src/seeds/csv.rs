@@ -172,42 +172,16 @@ pub fn columns(source: &CsvSource, positions: &[usize]) -> Vec<Vec<Option<String
     out
 }
 
-/// Reads a CSV seed file into the rows of its one table (values as text, NULL as `Null`).
+/// Reads a CSV seed file into its columns' text (`None` for NULL), with the line of each row.
 #[cfg(test)]
-pub fn parse_csv(file_name: &str, text: &str) -> Result<Vec<super::TableRows>, Problems> {
-    use super::{Row, TableRows, Value};
+fn parse_csv(
+    file_name: &str,
+    text: &str,
+) -> Result<(Vec<usize>, Vec<Vec<Option<String>>>), Problems> {
     let source = scan(file_name, text.to_string())?;
     let positions: Vec<usize> = (0..source.header.len()).collect();
-    let mut columns: Vec<std::vec::IntoIter<Option<String>>> = columns(&source, &positions)
-        .into_iter()
-        .map(Vec::into_iter)
-        .collect();
-    let rows = source
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, &line)| Row {
-            index: i + 1,
-            line,
-            values: source
-                .header
-                .iter()
-                .zip(columns.iter_mut())
-                .map(|(name, column)| {
-                    let value = match column.next().flatten() {
-                        Some(text) => Value::Text(text),
-                        None => Value::Null,
-                    };
-                    (name.clone(), value)
-                })
-                .collect(),
-        })
-        .collect();
-    Ok(vec![TableRows {
-        schema: source.schema,
-        table: source.table,
-        rows,
-    }])
+    let columns = columns(&source, &positions);
+    Ok((source.lines, columns))
 }
 
 fn csv_message(e: &csv::Error) -> String {
@@ -275,7 +249,6 @@ mod tests {
     }
 
     use super::*;
-    use crate::seeds::Value;
 
     #[test]
     fn names_give_schema_and_table() {
@@ -293,14 +266,12 @@ mod tests {
     #[test]
     fn empty_unquoted_is_null_and_quoted_is_empty_text() {
         let text = "id,note,tags,extra\n1,,\"{a,b}\",\"\"\n2,\"say \"\"hi\"\", ok\",{},x\n";
-        let tables = parse_csv("010_coach.notes.csv", text).unwrap();
-        let rows = &tables[0].rows;
-        assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].index, rows[0].line), (1, 2));
-        assert_eq!(rows[0].values[1], ("note".into(), Value::Null));
-        assert_eq!(rows[0].values[2].1, Value::Text("{a,b}".into()));
-        assert_eq!(rows[0].values[3].1, Value::Text(String::new()));
-        assert_eq!(rows[1].values[1].1, Value::Text("say \"hi\", ok".into()));
+        let (lines, columns) = parse_csv("010_coach.notes.csv", text).unwrap();
+        assert_eq!(lines, [2, 3]);
+        assert_eq!(columns[1][0], None);
+        assert_eq!(columns[2][0].as_deref(), Some("{a,b}"));
+        assert_eq!(columns[3][0].as_deref(), Some(""));
+        assert_eq!(columns[1][1].as_deref(), Some("say \"hi\", ok"));
         assert_eq!(
             quoted_fields(b"\"\",,\"a\"\"\",", 4),
             [true, false, true, false]

@@ -1,11 +1,8 @@
 //! Seed sets (DESIGN §9): discovering `seeds/base` and `seeds/test`, and reading `.toml` seed
 //! files into rows per table. Pure: no database, no printing.
 
-pub mod catalog;
 pub mod csv;
-pub mod load;
 pub mod prepare;
-pub mod runs;
 pub mod value;
 
 use std::path::{Path, PathBuf};
@@ -16,11 +13,15 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::{file_problems, Error, FileProblem};
 use crate::migrations::checksum;
-pub use value::Value;
+use crate::migrations::lexer::LineIndex;
+pub use value::{Value, ValueError};
 
 /// A named directory of seed files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SeedSet {
     Base,
     Test,
@@ -36,11 +37,9 @@ impl From<crate::cli::SeedSetName> for SeedSet {
 }
 
 impl SeedSet {
+    /// Its directory's name under `seeds/`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SeedSet::Base => "base",
-            SeedSet::Test => "test",
-        }
+        self.into()
     }
 
     /// The sets a command loads, in order: `test` is base, then test.
@@ -291,22 +290,6 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Line numbers of byte offsets, by binary search over line starts.
-pub struct Lines(Vec<usize>);
-
-impl Lines {
-    pub fn new(text: &str) -> Lines {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines(starts)
-    }
-
-    /// The 1-based line of a byte offset.
-    pub fn line(&self, offset: usize) -> usize {
-        self.0.partition_point(|&start| start <= offset)
-    }
-}
-
 const SHAPE: &str = "a seed file lists rows per schema-qualified table: `[[schema.table]]` \
                      headers, each followed by `column = value` lines";
 
@@ -418,7 +401,7 @@ fn split_rows(text: &str, pieces: usize) -> Option<Vec<(usize, usize, usize)>> {
 
 /// One parse of a whole TOML text.
 fn parse_whole(text: &str) -> Result<Vec<TableRows>, Problems> {
-    let lines = Lines::new(text);
+    let lines = LineIndex::new(text);
     let line_of = |span: std::ops::Range<usize>| lines.line(span.start);
     let doc = DeTable::parse(text).map_err(|e| {
         let message = e.message().trim().to_string();
@@ -497,7 +480,7 @@ fn parse_whole(text: &str) -> Result<Vec<TableRows>, Problems> {
     Ok(tables.into_iter().map(|(_, t)| t).collect())
 }
 
-fn row_values(table: DeTable<'_>) -> Result<Vec<(String, Value)>, (String, String)> {
+fn row_values(table: DeTable<'_>) -> Result<Vec<(String, Value)>, (String, ValueError)> {
     table
         .into_iter()
         .map(|(k, v)| {
@@ -598,7 +581,7 @@ id = 1
 
     #[test]
     fn lines_of_offsets() {
-        let lines = Lines::new("ab\ncd\n\nef");
+        let lines = LineIndex::new("ab\ncd\n\nef");
         assert_eq!(lines.line(0), 1);
         assert_eq!(lines.line(2), 1);
         assert_eq!(lines.line(3), 2);

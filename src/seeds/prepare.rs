@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::catalog::TableShape;
 use super::csv::{self, CsvSource};
 use super::value::Kind;
-use super::{Body, SeedFile, TableRows, Value};
+use super::{Body, Row, SeedFile, TableRows};
+use crate::db::seeds::catalog::TableShape;
 use crate::error::FileProblem;
 
 /// Rows of one table that give the same columns: loaded by one statement.
@@ -150,103 +150,20 @@ fn table_batches(
     let mut batches: Vec<Batch> = Vec::new();
     let mut seen_keys: HashMap<String, usize> = HashMap::with_capacity(rows.rows.len());
     for row in rows.rows {
-        let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
-        let mut cells: Vec<(usize, Option<String>)> = Vec::with_capacity(row.values.len());
-        let mut given: Vec<usize> = Vec::with_capacity(row.values.len());
-        let mut ok = true;
-        for (name, value) in row.values {
-            let name = name.as_str();
-            let Some((i, column)) = shape.column(name) else {
-                problems.push(
-                    file,
-                    row.line,
-                    format!(
-                        "{}: unknown column; `{qualified}` has {}",
-                        at(name),
-                        column_list(shape)
-                    ),
-                );
-                ok = false;
-                continue;
-            };
-            given.push(i);
-            if column.generated {
-                problems.push(
-                    file,
-                    row.line,
-                    format!(
-                        "{}: is a generated column (GENERATED ALWAYS AS ...); PostgreSQL \
-                         computes it, leave it out",
-                        at(name)
-                    ),
-                );
-                ok = false;
-                continue;
-            }
-            if column.identity_always && !shape.primary_key.iter().any(|k| k == name) {
-                problems.push(
-                    file,
-                    row.line,
-                    format!(
-                        "{}: is an identity column (GENERATED ALWAYS AS IDENTITY); leave it out",
-                        at(name)
-                    ),
-                );
-                ok = false;
-                continue;
-            }
-            if value == Value::Null {
-                if shape.primary_key.iter().any(|k| k == name) {
-                    problems.push(
-                        file,
-                        row.line,
-                        format!(
-                            "{}: primary-key value is NULL (an empty unquoted field); give it",
-                            at(name)
-                        ),
-                    );
-                    ok = false;
-                } else {
-                    cells.push((i, None));
-                }
-                continue;
-            }
-            match column.kind.text(&column.type_name, value) {
-                Ok(text) => cells.push((i, Some(text))),
-                Err(e) => {
-                    problems.push(file, row.line, format!("{}: {e}", at(name)));
-                    ok = false;
-                }
-            }
-        }
-        for &k in &key_columns {
-            if !given.contains(&k) {
-                problems.push(
-                    file,
-                    row.line,
-                    format!(
-                        "{}: primary-key value missing; seed rows are upserted by primary key \
-                         ({}), so every row gives it",
-                        at(&shape.columns[k].name),
-                        shape.primary_key.join(", ")
-                    ),
-                );
-                ok = false;
-            }
-        }
-        if !ok {
+        let (index, line) = (row.index, row.line);
+        let Some(mut cells) = row_cells(file, &qualified, shape, &key_columns, row, problems)
+        else {
             continue;
-        }
+        };
         cells.sort_by_key(|(i, _)| *i);
         let key = key_text(shape, &key_columns, &cells);
-        if let Some(first) = seen_keys.insert(key, row.index) {
+        if let Some(first) = seen_keys.insert(key, index) {
             problems.push(
                 file,
-                row.line,
+                line,
                 format!(
-                    "{qualified} row {}: same primary key ({}) as row {first} of this file; \
+                    "{qualified} row {index}: same primary key ({}) as row {first} of this file; \
                      give each row once",
-                    row.index,
                     shape.primary_key.join(", ")
                 ),
             );
@@ -271,9 +188,90 @@ fn table_batches(
         for (slot, (_, text)) in batch.values.iter_mut().zip(cells) {
             slot.push(text);
         }
-        batch.rows.push((row.index, row.line));
+        batch.rows.push((index, line));
     }
     batches
+}
+
+/// One row's cells (column index, text), or None when a problem was found in it: an unknown,
+/// generated or identity column, a value that does not fit its column, a key not given.
+fn row_cells(
+    file: &SeedFile,
+    qualified: &str,
+    shape: &TableShape,
+    key_columns: &[usize],
+    row: Row,
+    problems: &mut Problems,
+) -> Option<Vec<(usize, Option<String>)>> {
+    let at = |column: &str| format!("{qualified} row {}, column `{column}`", row.index);
+    let mut cells: Vec<(usize, Option<String>)> = Vec::with_capacity(row.values.len());
+    let mut given: Vec<usize> = Vec::with_capacity(row.values.len());
+    let mut ok = true;
+    for (name, value) in row.values {
+        let name = name.as_str();
+        let Some((i, column)) = shape.column(name) else {
+            problems.push(
+                file,
+                row.line,
+                format!(
+                    "{}: unknown column; `{qualified}` has {}",
+                    at(name),
+                    column_list(shape)
+                ),
+            );
+            ok = false;
+            continue;
+        };
+        given.push(i);
+        if column.generated {
+            problems.push(
+                file,
+                row.line,
+                format!(
+                    "{}: is a generated column (GENERATED ALWAYS AS ...); PostgreSQL \
+                     computes it, leave it out",
+                    at(name)
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        if column.identity_always && !shape.primary_key.iter().any(|k| k == name) {
+            problems.push(
+                file,
+                row.line,
+                format!(
+                    "{}: is an identity column (GENERATED ALWAYS AS IDENTITY); leave it out",
+                    at(name)
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        match column.kind.text(&column.type_name, value) {
+            Ok(text) => cells.push((i, Some(text))),
+            Err(e) => {
+                problems.push(file, row.line, format!("{}: {e}", at(name)));
+                ok = false;
+            }
+        }
+    }
+    for &k in key_columns {
+        if !given.contains(&k) {
+            problems.push(
+                file,
+                row.line,
+                format!(
+                    "{}: primary-key value missing; seed rows are upserted by primary key \
+                     ({}), so every row gives it",
+                    at(&shape.columns[k].name),
+                    shape.primary_key.join(", ")
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(cells)
 }
 
 /// The one batch of a CSV file: its header checked against the table, and every row's key
@@ -453,7 +451,7 @@ fn column_list(shape: &TableShape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seeds::catalog::ColumnShape;
+    use crate::db::seeds::catalog::ColumnShape;
     use crate::seeds::{parse_toml, SeedSet};
 
     fn column(name: &str, type_name: &str, category: &str) -> ColumnShape {

@@ -4,6 +4,32 @@
 
 use toml::de::DeValue;
 
+/// Why a seed value cannot go into its column, said after the column's name.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{0} does not fit a 64-bit integer; write it as a string")]
+    IntegerTooLarge(String),
+    #[error("{0} is not a 64-bit float; write it as a string")]
+    NotFloat(String),
+    #[error("expected {expected} for type {type_name}, found {found}")]
+    Mismatch {
+        expected: &'static str,
+        type_name: String,
+        found: &'static str,
+    },
+    #[error("{value} is out of range for type {type_name}")]
+    OutOfRange { value: i64, type_name: String },
+    #[error(
+        "{0:?} is not a uuid (expected 32 hex digits, e.g. 00000000-0000-4000-8000-000000000001)"
+    )]
+    NotUuid(String),
+    #[error("element {index}: {error}")]
+    Element {
+        index: usize,
+        error: Box<ValueError>,
+    },
+}
+
 /// A TOML value, detached from the document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -16,26 +42,21 @@ pub enum Value {
     Array(Vec<Value>),
     /// An inline table or sub-table.
     Table(Vec<(String, Value)>),
-    /// A CSV field: PostgreSQL text input, sent as it is whatever the column's type.
-    Text(String),
-    /// An empty unquoted CSV field.
-    Null,
 }
 
 impl Value {
     /// Takes a value out of the parsed document (strings move, nothing is copied).
-    pub fn from_toml(value: DeValue<'_>) -> Result<Value, String> {
+    pub fn from_toml(value: DeValue<'_>) -> Result<Value, ValueError> {
         Ok(match value {
             DeValue::String(s) => Value::String(s.into_owned()),
-            DeValue::Integer(i) => {
-                Value::Integer(i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| {
-                    format!("{i} does not fit a 64-bit integer; write it as a string")
-                })?)
-            }
+            DeValue::Integer(i) => Value::Integer(
+                i64::from_str_radix(i.as_str(), i.radix())
+                    .map_err(|_| ValueError::IntegerTooLarge(i.to_string()))?,
+            ),
             DeValue::Float(f) => Value::Float(
                 f.as_str()
                     .parse()
-                    .map_err(|_| format!("{f} is not a 64-bit float; write it as a string"))?,
+                    .map_err(|_| ValueError::NotFloat(f.to_string()))?,
             ),
             DeValue::Boolean(b) => Value::Boolean(b),
             DeValue::Datetime(d) => Value::Datetime(d.to_string()),
@@ -52,7 +73,7 @@ impl Value {
                             Value::from_toml(v.into_inner())?,
                         ))
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, ValueError>>()?,
             ),
         })
     }
@@ -67,16 +88,13 @@ impl Value {
             Value::Datetime(_) => "a datetime",
             Value::Array(_) => "an array",
             Value::Table(_) => "a table",
-            Value::Text(_) => "a text",
-            Value::Null => "NULL",
         }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
-            Value::String(s) | Value::Datetime(s) | Value::Text(s) => J::String(s.clone()),
-            Value::Null => J::Null,
+            Value::String(s) | Value::Datetime(s) => J::String(s.clone()),
             Value::Integer(i) => J::from(*i),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Boolean(b) => J::Bool(*b),
@@ -148,16 +166,16 @@ impl Kind {
 
     /// The text PostgreSQL casts to the column's type, or why the value does not fit. Takes
     /// the value: a string moves into the text unchanged.
-    pub fn text(&self, type_name: &str, value: Value) -> Result<String, String> {
+    pub fn text(&self, type_name: &str, value: Value) -> Result<String, ValueError> {
         let found = value.describe();
-        let mismatch = |expected: &str| {
-            Err(format!(
-                "expected {expected} for type {type_name}, found {found}"
-            ))
+        let mismatch = |expected: &'static str| {
+            Err(ValueError::Mismatch {
+                expected,
+                type_name: type_name.to_string(),
+                found,
+            })
         };
         match (self, value) {
-            (_, Value::Text(s)) => Ok(s),
-            (_, Value::Null) => Err("is NULL".into()),
             (Kind::Json, v) => Ok(v.to_json().to_string()),
             (Kind::Array(element), Value::Array(items)) => {
                 let mut out = String::new();
@@ -171,7 +189,10 @@ impl Kind {
             (Kind::Boolean, _) => mismatch("a boolean"),
             (Kind::Integer { min, max }, Value::Integer(i)) => {
                 if i < *min || i > *max {
-                    Err(format!("{i} is out of range for type {type_name}"))
+                    Err(ValueError::OutOfRange {
+                        value: i,
+                        type_name: type_name.to_string(),
+                    })
                 } else {
                     Ok(i.to_string())
                 }
@@ -186,10 +207,7 @@ impl Kind {
                 if is_uuid(&s) {
                     Ok(s)
                 } else {
-                    Err(format!(
-                        "{s:?} is not a uuid (expected 32 hex digits, e.g. \
-                         00000000-0000-4000-8000-000000000001)"
-                    ))
+                    Err(ValueError::NotUuid(s))
                 }
             }
             (Kind::Uuid, _) => mismatch("a string holding a uuid"),
@@ -212,7 +230,7 @@ fn array_literal(
     type_name: &str,
     items: Vec<Value>,
     out: &mut String,
-) -> Result<(), String> {
+) -> Result<(), ValueError> {
     let element_type = type_name.strip_suffix("[]").unwrap_or(type_name);
     out.push('{');
     for (i, item) in items.into_iter().enumerate() {
@@ -225,7 +243,10 @@ fn array_literal(
             (_, item) => quote_element(
                 &element
                     .text(element_type, item)
-                    .map_err(|e| format!("element {}: {e}", i + 1))?,
+                    .map_err(|e| ValueError::Element {
+                        index: i + 1,
+                        error: Box::new(e),
+                    })?,
                 out,
             ),
         }
@@ -328,7 +349,8 @@ mod tests {
                 "integer[]",
                 Value::Array(vec![s("1"), Value::Boolean(true)]),
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("element 2"), "{err}");
     }
 
@@ -355,10 +377,12 @@ mod tests {
         assert!(int
             .text("integer", Value::Float(1.5))
             .unwrap_err()
+            .to_string()
             .contains("expected an integer for type integer, found a float"));
         assert!(Kind::of("smallint", "N", None)
             .text("smallint", Value::Integer(40_000))
             .unwrap_err()
+            .to_string()
             .contains("out of range"));
         assert!(Kind::Uuid.text("uuid", s("not-a-uuid")).is_err());
         assert!(Kind::Uuid.text("uuid", Value::Integer(7)).is_err());

@@ -2,17 +2,21 @@
 //! over the live catalog, and from the drift between the live catalog and `schema.lock`.
 
 pub mod drift;
+pub mod inspect;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::VerifyConfig;
 use crate::migrations::plan::{Entry, State};
-use crate::migrations::short;
+use crate::migrations::{file_name, short};
 
 /// How serious a finding is: errors make `verify` exit 1, warnings and info do not.
 /// `migrate.toml` may set a rule's level (`[verify.levels]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Error,
@@ -22,18 +26,28 @@ pub enum Level {
 }
 
 impl Level {
+    /// The stable name, as JSON and the database write it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warning => "warning",
-            Level::Info => "info",
-        }
+        self.into()
     }
 }
 
 /// Stable rule names: Supabase's lint names (splinter) where one exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Rule {
     ChecksumMismatch,
     FileMissing,
@@ -59,32 +73,11 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 20] = [
-        Rule::ChecksumMismatch,
-        Rule::FileMissing,
-        Rule::MigrationDirty,
-        Rule::LockStale,
-        Rule::RlsDisabled,
-        Rule::RlsEnabledNoPolicy,
-        Rule::RlsPolicyAlwaysTrue,
-        Rule::FunctionSearchPathMutable,
-        Rule::SecurityDefinerView,
-        Rule::MaterializedViewInApi,
-        Rule::IndexMissing,
-        Rule::IndexInvalid,
-        Rule::UnindexedForeignKeys,
-        Rule::NoPrimaryKey,
-        Rule::DuplicateIndex,
-        Rule::AuthRlsInitplan,
-        Rule::MultiplePermissivePolicies,
-        Rule::AnonSecurityDefinerFunctionExecutable,
-        Rule::AuthenticatedSecurityDefinerFunctionExecutable,
-        Rule::Drift,
-    ];
+    pub const ALL: &'static [Rule] = <Rule as strum::VariantArray>::VARIANTS;
 
     /// The rule with this stable name.
     pub fn from_name(name: &str) -> Option<Rule> {
-        Rule::ALL.into_iter().find(|r| r.as_str() == name)
+        name.parse().ok()
     }
 
     /// Rules about the applied history and the files rather than the live catalog.
@@ -95,33 +88,9 @@ impl Rule {
         )
     }
 
+    /// The stable name (Supabase's splinter name where one exists).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::ChecksumMismatch => "checksum_mismatch",
-            Rule::FileMissing => "file_missing",
-            Rule::MigrationDirty => "migration_dirty",
-            Rule::LockStale => "lock_stale",
-            Rule::RlsDisabled => "rls_disabled",
-            Rule::RlsEnabledNoPolicy => "rls_enabled_no_policy",
-            Rule::RlsPolicyAlwaysTrue => "rls_policy_always_true",
-            Rule::FunctionSearchPathMutable => "function_search_path_mutable",
-            Rule::SecurityDefinerView => "security_definer_view",
-            Rule::MaterializedViewInApi => "materialized_view_in_api",
-            Rule::IndexMissing => "index_missing",
-            Rule::IndexInvalid => "index_invalid",
-            Rule::UnindexedForeignKeys => "unindexed_foreign_keys",
-            Rule::NoPrimaryKey => "no_primary_key",
-            Rule::DuplicateIndex => "duplicate_index",
-            Rule::AuthRlsInitplan => "auth_rls_initplan",
-            Rule::MultiplePermissivePolicies => "multiple_permissive_policies",
-            Rule::AnonSecurityDefinerFunctionExecutable => {
-                "anon_security_definer_function_executable"
-            }
-            Rule::AuthenticatedSecurityDefinerFunctionExecutable => {
-                "authenticated_security_definer_function_executable"
-            }
-            Rule::Drift => "drift",
-        }
+        self.into()
     }
 }
 
@@ -270,7 +239,7 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
                 table: None,
                 object: match e.file {
                     Some(f) => f.path.clone(),
-                    None => format!("{dir}/{:04}_{}.sql", e.version, e.name()),
+                    None => format!("{dir}/{}", file_name(e.version, e.name())),
                 },
                 message,
                 remedy,
@@ -287,7 +256,7 @@ mod tests {
     #[test]
     fn every_rule_has_one_name_that_finds_it() {
         let mut names: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
-        for rule in Rule::ALL {
+        for &rule in Rule::ALL {
             assert_eq!(Rule::from_name(rule.as_str()), Some(rule));
         }
         names.sort_unstable();

@@ -74,7 +74,12 @@ fn tracking_rows_carry_the_contract_columns() {
         )
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "coach_t1");
-    let expected = migrate::migrations::checksum(table(1).as_bytes());
+    // The SHA-256 of the file, lowercase hex (README), computed here rather than by the
+    // product's own `migrations::checksum`, which would agree with itself whatever it did.
+    // Mutations this catches (both passed the old comparison): upper-case hex in
+    // `migrations::hex`, and `migrations::checksum` hashing a prefix first.
+    use sha2::Digest;
+    let expected = format!("{:x}", sha2::Sha256::digest(table(1).as_bytes()));
     assert_eq!(row.get::<_, String>(1), expected);
     assert_eq!(row.get::<_, String>(2), server().user());
     assert!(row.get::<_, bool>(3));
@@ -469,29 +474,50 @@ fn irreversible_migration_stops_down_before_it() {
 
 #[test]
 fn json_output_is_one_document_for_every_command() {
+    // Each command's exit code and effect are stated here, from the README, and the database
+    // is read after it: a document whose `exit_code` only echoed the process's own passed with
+    // `--dry-run` ignored. Mutation this catches: `up` ignoring `--dry-run` (run.rs) applies
+    // 0003 and `applied` reads [1, 2, 3].
     let p = three("json");
-    for args in [
-        vec!["check", "--json"],
-        vec!["status", "--json"],
-        vec!["up", "--json", "--to", "1"],
-        vec!["up", "--json", "--dry-run"],
-        vec!["down", "--json"],
-        vec!["redo", "--json"],
-        vec!["baseline", "1", "--json"],
-    ] {
-        let run = p.migrate(&args);
+    let succeeded = |direction: &str| -> i64 {
+        p.db.scalar(&format!(
+            "SELECT count(*) FROM _migrate.history WHERE direction = '{direction}' AND success"
+        ))
+    };
+    // (arguments, exit code, versions recorded afterwards)
+    let cases: [(&[&str], i32, &[i64]); 7] = [
+        // No schema.lock yet: check fails (README, Commands).
+        (&["check", "--json"], 1, &[]),
+        (&["status", "--json"], 0, &[]),
+        // baseline records without running.
+        (&["baseline", "1", "--json"], 0, &[1]),
+        (&["up", "--json", "--to", "2"], 0, &[1, 2]),
+        (&["up", "--json", "--dry-run"], 0, &[1, 2]),
+        (&["redo", "--json"], 0, &[1, 2]),
+        (&["down", "--json"], 0, &[1]),
+    ];
+    for (args, code, applied) in cases {
+        let run = p.migrate(args);
+        run.code(code);
         let json = run.json();
-        assert_eq!(
-            json["exit_code"].as_i64(),
-            Some(run.code as i64),
-            "{args:?}"
-        );
+        assert_eq!(json["exit_code"], code, "{args:?}");
+        assert_eq!(json["ok"], code == 0, "{args:?}");
+        assert_eq!(p.applied(), applied, "after {args:?}");
     }
+    assert_eq!(
+        tables(&p),
+        Vec::<String>::new(),
+        "baseline ran nothing, --dry-run applied nothing, down dropped 0002's table"
+    );
+    // up and redo applied 0002 once each; redo and down reverted it once each.
+    assert_eq!((succeeded("up"), succeeded("down")), (2, 2));
     // Errors are a JSON document too, and still go to stderr.
     p.migration("0009_coach_bad.sql", "nope");
     let run = p.migrate(&["up", "--json"]);
     run.code(2).stderr_has("SQL before");
     assert_eq!(run.json()["ok"], false);
+    assert_eq!(run.json()["exit_code"], 2);
+    assert_eq!(p.applied(), [1]);
 }
 
 #[test]
@@ -581,4 +607,91 @@ fn config_errors_exit_2() {
     std::fs::rename(p.migrations(), p.path().join("db/migrations")).unwrap();
     p.migrate(&["up"]).success();
     assert_eq!(p.applied(), vec![1, 2, 3]);
+}
+
+/// `status` checks every file that is not applied byte for byte, and only finds the sections
+/// of one that is: a file an older migrate applied before a rule existed is still reported
+/// as what it is (applied), not as an input error; the same bytes pending are refused.
+/// Fails if status skips the rules for pending files (the first half) or checks applied,
+/// unchanged files whole again (the second half: exit 2 before this change).
+#[test]
+fn status_checks_every_file_except_applied_unchanged_ones() {
+    let p = three("status_depth");
+    p.migrate(&["up"]).success();
+    let old_rules =
+        "-- UP\ncreate table coach_t4 (id int);\ncommit;\n-- DOWN\ndrop table coach_t4;\n";
+    p.migration("0004_coach_t4.sql", old_rules);
+    p.migrate(&["status"])
+        .code(2)
+        .stderr_has("0004_coach_t4.sql:3")
+        .stderr_has("`COMMIT` in the UP section");
+    // As an older migrate without the transaction-control rule would have recorded it.
+    let checksum = migrate::migrations::checksum(old_rules.as_bytes());
+    p.db.execute(&format!(
+        "INSERT INTO _migrate.schema_migrations (version, name, checksum, applied_by, duration_ms, tool_version, dirty)
+         VALUES (4, 'coach_t4', '{checksum}', current_user, 1, 'migrate 0.0.9', false)"
+    ));
+    let json = p.migrate(&["status", "--json"]).success().json();
+    let states: Vec<&str> = json["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied"; 4]);
+    // Edited after it was applied: checked whole again, and its problem is named.
+    p.migration(
+        "0004_coach_t4.sql",
+        &old_rules.replace("(id int)", "(id bigint)"),
+    );
+    p.migrate(&["status"])
+        .code(2)
+        .stderr_has("0004_coach_t4.sql:3");
+}
+
+/// Reading the files overlaps with connecting, but a broken file is still reported before an
+/// unreachable database (exit 2, not 3), as `up` reports it. Fails if the connection error
+/// wins the race.
+#[test]
+fn status_names_a_broken_file_before_an_unreachable_database() {
+    let p = three("status_order");
+    p.migration(
+        "0004_coach_t4.sql",
+        "-- UP\ncreate table coach_t4 (id int);\n",
+    );
+    p.migrate_raw(
+        &[
+            "status",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ],
+        &[],
+    )
+    .code(2)
+    .stderr_has("0004_coach_t4.sql")
+    .stderr_has("missing `-- DOWN` marker");
+}
+
+/// A redo that fails while applying again says what is true: the re-applied ones before it
+/// stay applied, the failed one stays reverted. Mutation this catches: counting the redo's
+/// reverts as migrations that "stay applied" (it said 3 where 1 was, and 2 were reverted).
+#[test]
+fn a_failed_redo_counts_what_stays_applied_and_what_stays_reverted() {
+    let p = Project::new("redo_counts");
+    p.migration(
+        "0001_coach_gate.sql",
+        "-- UP\ncreate table coach_gate (x int);\ninsert into coach_gate values (1);\n-- DOWN\ndrop table coach_gate;\n",
+    );
+    p.migration("0002_coach_t2.sql", &table(2));
+    p.migration(
+        "0003_coach_t3.sql",
+        "-- UP\ncreate table coach_t3 (id int);\nselect 1 / (select count(*) from coach_gate)::int;\n-- DOWN\ndrop table coach_t3;\ndelete from coach_gate;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migrate(&["redo", "--steps", "2"])
+        .code(1)
+        .stderr_has("up of coach_t3 failed")
+        .stderr_has("1 migration(s) before it stay applied")
+        .stderr_has("1 migration(s) this run reverted stay reverted");
+    assert_eq!(p.applied(), vec![1, 2]);
 }

@@ -237,6 +237,51 @@ fn tls_verify_full_without_the_root_certificate_fails_naming_the_certificate() {
     assert!(e.contains("unknown issuer"), "{e}");
 }
 
+/// README, TLS: without `sslrootcert`, `~/.postgresql/root.crt` is the root certificate when it
+/// exists (as libpq), for `verify-full` and for `require` (which then verifies the chain);
+/// `sslrootcert=system` makes `verify-full` the default and refuses a weaker `sslmode`.
+/// Mutations this catches: the `~/.postgresql/root.crt` default dropped from `conninfo`
+/// (verify-full then fails, require then connects), and `system` no longer implying
+/// verify-full (the plain `sslrootcert=system` URL then connects with `prefer`).
+#[test]
+fn tls_root_certificate_defaults() {
+    let tls = tls_server();
+    let p = Project::new("tls_root_defaults");
+    let home = p.path().join("home");
+    std::fs::create_dir_all(home.join(".postgresql")).unwrap();
+    let home_env = home.display().to_string();
+    let status = |params: &str| {
+        p.migrate_raw(
+            &["status", "--database-url", &tls.url("localhost", params)],
+            &[("HOME", &home_env)],
+        )
+    };
+    // No root.crt yet: verify-full has only the system's CAs, which do not know ours.
+    status("sslmode=verify-full")
+        .code(3)
+        .stderr_has("unknown issuer");
+    // ~/.postgresql/root.crt holds our CA: verify-full connects with no sslrootcert.
+    std::fs::copy(&tls.ca, home.join(".postgresql/root.crt")).unwrap();
+    status("sslmode=verify-full").success();
+    // Another CA there: require verifies the chain against it, and fails.
+    let rcgen::CertifiedKey { cert, .. } =
+        rcgen::generate_simple_self_signed(vec!["elsewhere".to_string()]).unwrap();
+    std::fs::write(home.join(".postgresql/root.crt"), cert.pem()).unwrap();
+    status("sslmode=require")
+        .code(3)
+        .stderr_has("unknown issuer");
+    std::fs::remove_file(home.join(".postgresql/root.crt")).unwrap();
+    status("sslmode=require").success();
+    // sslrootcert=system: verify-full unless told otherwise, and nothing weaker.
+    status("sslrootcert=system")
+        .code(3)
+        .stderr_has("sslmode=verify-full")
+        .stderr_has("unknown issuer");
+    status("sslrootcert=system&sslmode=require")
+        .code(2)
+        .stderr_has("sslmode=require cannot be used with sslrootcert=system");
+}
+
 #[test]
 fn tls_require_against_a_server_without_tls_says_the_server_refused() {
     // The main test cluster runs with ssl=off.
@@ -420,11 +465,17 @@ fn reasons(json: &serde_json::Value) -> Vec<(String, Option<i64>)> {
         .collect()
 }
 
-fn plan_json(pair: &Pair) -> serde_json::Value {
+/// `plan --json`, which must exit `code` (the caller knows whether the plan may proceed; the
+/// plan's own `may_proceed` is not the judge of its exit code). Mutation this catches: a plan
+/// that may not proceed exiting 0 (`PlanReport::status` always Success) — every refusal
+/// test fails; it passed when the expected code was read from `may_proceed`.
+#[track_caller]
+fn plan_json(pair: &Pair, code: i32) -> serde_json::Value {
     let run = pair.run(&["plan", "--from", "staging", "--to", "production", "--json"]);
+    run.code(code);
     let json = run.json();
-    let expected = if json["may_proceed"] == true { 0 } else { 1 };
-    run.code(expected);
+    assert_eq!(json["may_proceed"], code == 0, "{json:#}");
+    assert_eq!(json["exit_code"], code);
     json
 }
 
@@ -448,7 +499,7 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     let before = pair.versions();
     assert_eq!(before.last(), Some(&22));
 
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 0);
     assert_eq!(plan["may_proceed"], true);
     assert_eq!(plan["reasons"], serde_json::json!([]));
     let missing: Vec<i64> = plan["missing"]
@@ -466,7 +517,16 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     assert_eq!(missing, expected);
     assert_eq!(plan["to"]["head"], 22);
     assert_eq!(plan["from"]["environment"], "staging");
-    assert!(!plan["to"]["target"].as_str().unwrap().is_empty());
+    // Each side names its own database (not merely some non-empty text). Mutation this
+    // catches: the plan showing one side's target for both.
+    let database = |url: &str| url.rsplit('/').next().unwrap().to_string();
+    for (side, url) in [("from", &pair.p.db.url), ("to", &pair.prod.url)] {
+        let target = plan[side]["target"].as_str().unwrap();
+        assert!(
+            target.ends_with(&format!("/{}", database(url))),
+            "{side}: {target}"
+        );
+    }
 
     let run = pair.promote(&["--yes", "--json"]);
     run.success();
@@ -481,7 +541,7 @@ fn promote_brings_production_to_staging_head_with_identical_checksums() {
     assert_eq!(promoted, missing.len() as i64);
 
     // Nothing left to promote.
-    let again = plan_json(&pair);
+    let again = plan_json(&pair, 0);
     assert_eq!(again["missing"], serde_json::json!([]));
     pair.promote(&["--yes"])
         .success()
@@ -520,7 +580,7 @@ fn plan_refuses_diverged_history() {
     pair.run(&["up", "--env", "production", "--yes"]).success();
     pair.run(&["repair", "2", "--forget", "--env", "staging"])
         .success();
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(plan["may_proceed"], false);
     assert_eq!(reasons(&plan), [("diverged".to_string(), Some(2))]);
 
@@ -538,7 +598,7 @@ fn plan_refuses_diverged_history() {
         "--yes",
     ])
     .success();
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(reasons(&plan), [("diverged".to_string(), Some(2))]);
     let before = pair.production();
     pair.promote(&["--yes"])
@@ -559,7 +619,7 @@ fn plan_refuses_a_changed_checksum() {
         "-- UP\ncreate table coach_t2 (id bigint primary key);\n-- DOWN\ndrop table coach_t2;\n",
     );
     pair.run(&["up", "--env", "staging"]).success();
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(reasons(&plan), [("checksum_changed".to_string(), Some(2))]);
     pair.run(&["plan", "--from", "staging", "--to", "production"])
         .code(1)
@@ -579,7 +639,7 @@ fn plan_refuses_a_dirty_migration() {
     pair.run(&["up", "--env", "staging"])
         .code(1)
         .stderr_has("division by zero");
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(reasons(&plan), [("dirty".to_string(), Some(3))]);
     assert!(plan["reasons"][0]["message"]
         .as_str()
@@ -592,7 +652,7 @@ fn plan_refuses_when_production_is_ahead() {
     let pair = Pair::three("plan_ahead");
     pair.run(&["up", "--env", "staging", "--to", "1"]).success();
     pair.run(&["up", "--env", "production", "--yes"]).success();
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(
         reasons(&plan),
         [
@@ -613,7 +673,7 @@ fn plan_and_promote_refuse_files_that_differ_from_staging() {
         "0003_coach_t3.sql",
         "-- UP\ncreate table coach_t3 (id text primary key);\n-- DOWN\ndrop table coach_t3;\n",
     );
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(reasons(&plan), [("file_changed".to_string(), Some(3))]);
     pair.promote(&["--yes"])
         .code(1)
@@ -621,7 +681,7 @@ fn plan_and_promote_refuse_files_that_differ_from_staging() {
     assert_eq!(pair.versions(), [1]);
 
     pair.p.remove_migration("0003_coach_t3.sql");
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(reasons(&plan), [("file_missing".to_string(), Some(3))]);
     pair.promote(&["--yes"]).code(1);
     assert_eq!(pair.versions(), [1]);
@@ -765,7 +825,7 @@ fn plan_and_promote_refuse_when_verify_finds_errors() {
     // Someone built a table by hand in a managed schema of production, without RLS.
     pair.prod
         .execute("CREATE SCHEMA coach; CREATE TABLE coach.hand_made (id int PRIMARY KEY)");
-    let plan = plan_json(&pair);
+    let plan = plan_json(&pair, 1);
     assert_eq!(plan["may_proceed"], false);
     assert_eq!(reasons(&plan), [("drift".to_string(), None)]);
     let message = plan["reasons"][0]["message"].as_str().unwrap();

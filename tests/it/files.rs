@@ -145,8 +145,15 @@ fn crlf_bom_and_odd_markers_are_accepted() {
     // The checksum is over the bytes with CRLF normalised: rewriting with LF endings keeps it.
     bytes.retain(|&b| b != b'\r');
     p.migration("0001_coach_crlf.sql", std::str::from_utf8(&bytes).unwrap());
-    p.migrate(&["status"]).success().stdout_has("applied");
-    assert_eq!(checksum.len(), 64);
+    // Mutations this catches: a checksum that is not the SHA-256 of the LF-normalised bytes
+    // (tried: `migrations::checksum` hashing a prefix first — the old assertions, "applied"
+    // in stdout and a 64-character length, passed under it), and hashing the raw bytes, CRLF
+    // and all (the LF rewrite then reads `changed`).
+    use sha2::Digest;
+    assert_eq!(checksum, format!("{:x}", sha2::Sha256::digest(&bytes)));
+    let status = p.migrate(&["status", "--json"]).success().json();
+    assert_eq!(status["migrations"][0]["state"], "applied", "{status:#}");
+    assert_eq!(status["counts"]["changed"], 0, "{status:#}");
     p.migrate(&["down"]).success();
     let exists: bool =
         p.db.scalar("SELECT to_regclass('public.coach_crlf') IS NOT NULL");

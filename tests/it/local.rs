@@ -57,22 +57,35 @@ fn local_cluster_lifecycle_and_default_target() {
         .unwrap()
         .get(0);
     assert_eq!(applied, 1);
-    // PostgreSQL refuses root: when we are root, the server runs as `postgres`.
-    let server_user: String = client
-        .query_one("SELECT pg_catalog.current_setting('data_directory')", &[])
-        .map(|r| r.get::<_, String>(0))
-        .map(|dir| {
-            let out = std::process::Command::new("stat")
-                .args(["-c", "%U", &dir])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        })
-        .unwrap();
+    // PostgreSQL refuses root: when we are root, the server runs as `postgres`; otherwise as
+    // the user running migrate. Read from the server process itself (the owner of its /proc
+    // entry), on either branch: the check used to be skipped silently when not root.
+    // Mutation this catches: `postgres_user` picking another system user (`nobody`): the
+    // server then runs as it (the old root-only check of the data directory's owner caught
+    // that too; what it missed is every run as a non-root user).
+    let backend: i32 = client
+        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let output_of = |args: &[&str]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let server_user = output_of(&["stat", "-c", "%U", &format!("/proc/{backend}")]);
     let we_are_root = unsafe { libc::geteuid() } == 0;
-    if we_are_root {
-        assert_eq!(server_user, "postgres");
-    }
+    let expected = if we_are_root {
+        "postgres".to_string()
+    } else {
+        output_of(&["id", "-un"])
+    };
+    assert!(!expected.is_empty());
+    assert_eq!(
+        server_user, expected,
+        "the server's backend {backend} runs as"
+    );
     drop(client);
 
     p.migrate_raw(&["status"], &[])

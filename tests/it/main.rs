@@ -2,6 +2,8 @@
 
 mod support;
 
+mod architecture;
+mod claims;
 mod connect;
 mod daily;
 mod domains;
@@ -15,6 +17,7 @@ mod ports;
 mod production;
 mod seed_data;
 mod seeds;
+mod shapes;
 mod truth;
 mod verify;
 mod verify_authority;

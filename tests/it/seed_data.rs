@@ -91,6 +91,22 @@ fn test_set_loads_covers_every_check_value_and_keeps_rls() {
         }
     }
 
+    // The coverage check can fail (its must-fail control): an allowed value no seed row has.
+    // Mutation this catches: the script's gap ASSERT removed or made vacuous (tried:
+    // `cardinality(gaps) >= 0`), or assertions switched off (`plpgsql.check_asserts`), under
+    // which the coverage line above passed on any seed set.
+    client
+        .batch_execute(
+            "ALTER TABLE coach.users ADD CONSTRAINT users_stage_control CHECK (stage IN (1, 2, 3, 4))",
+        )
+        .unwrap();
+    let message = run_script(&mut client, "seed_enum_coverage.sql")
+        .expect_err("a value no seed row has must fail the coverage check");
+    assert!(message.contains("coach.users.stage: 4"), "{message}");
+    client
+        .batch_execute("ALTER TABLE coach.users DROP CONSTRAINT users_stage_control")
+        .unwrap();
+
     // The seeded check can fail: open one table to every signed-in user.
     client
         .batch_execute(

@@ -148,7 +148,22 @@ fn session_settings_of_the_target_do_not_read_as_drift() {
     );
     let run = p.migrate(&["verify", "--json"]);
     run.success();
-    assert_eq!(at_level(&run.json(), "error"), set(&[]), "{}", run.stdout);
+    let json = run.json();
+    assert_eq!(at_level(&json, "error"), set(&[]), "{}", run.stdout);
+    // No drift only means something if drift was compared. Mutation this catches: verify
+    // skipping the comparison (`against_lock` returning before `drift::drift`) — this test
+    // passed under it.
+    assert_eq!(json["drift_compared"], true, "{}", run.stdout);
+    assert_eq!(json["head"], 60);
+    assert_eq!(json["lock_head"], 60);
+    // And under these settings a real difference is still found.
+    p.db.execute("ALTER TABLE counsel.users ALTER COLUMN trial SET DEFAULT interval '31 days'");
+    let json = p.migrate(&["verify", "--json"]).code(1).json();
+    assert_eq!(
+        at_level(&json, "error"),
+        set(&[("drift", "counsel.users.trial")]),
+        "{json:#}"
+    );
 }
 
 #[test]

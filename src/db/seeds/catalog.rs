@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::GenericClient;
 
-use super::value::Kind;
+use crate::seeds::value::Kind;
 
 /// A table as the loader needs to know it.
 #[derive(Debug, Clone)]

@@ -1,14 +1,13 @@
 //! `setup`: `up`, then a seed set, with one report and one exit code (what a CI job or a new
-//! developer runs on an empty database).
+//! developer runs on an empty database). It composes two commands, so it sits above
+//! `commands/` (no command module imports another).
 
 use serde::Serialize;
 
-use super::run::RunReport;
-use super::seed::SeedReport;
-use super::Context;
 use crate::cli::{SeedArgs, SetupArgs, UpArgs};
-use crate::error::ExitStatus;
-use crate::output::Report;
+use crate::commands::run::{self, RunReport};
+use crate::commands::seed::{self, SeedReport};
+use crate::commands::Context;
 use crate::seeds::SeedSet;
 
 /// What `setup` did: the migrations applied, then the seed set loaded (none when `up` failed).
@@ -26,13 +25,13 @@ pub async fn setup(ctx: &Context, args: &SetupArgs) -> anyhow::Result<SetupRepor
         atomic: false,
         allow_out_of_order: false,
     };
-    let up = super::run::up(ctx, &up_args).await?;
-    if up.status() != ExitStatus::Success {
+    let up = run::up(ctx, &up_args).await?;
+    if up.failure.is_some() {
         return Ok(SetupReport { up, seed: None });
     }
     let set = SeedSet::from(args.seed);
     let applied = up.steps.len();
-    let seed = super::seed::load(ctx, set, &SeedArgs { dry_run: false })
+    let seed = seed::load(ctx, set, &SeedArgs { dry_run: false })
         .await
         .map_err(|e| {
             e.context(format!(

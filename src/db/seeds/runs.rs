@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 
 use super::load::Counts;
-use super::{SeedFile, SeedSet, UnchangedFiles};
+use crate::seeds::{SeedFile, SeedSet, UnchangedFiles};
 
 /// Adds the columns this version records to a `seed_runs` table created by an older one.
 const ENSURE: &str = "

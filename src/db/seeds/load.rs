@@ -8,13 +8,14 @@
 
 use futures_util::SinkExt;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::catalog::ColumnShape;
-use super::csv::CsvSource;
-use super::prepare::Batch;
-use crate::db::{describe_db_error, quote_ident};
+use crate::db::{describe_db_error, quote_ident, sqlstate};
+use crate::seeds::csv::CsvSource;
+use crate::seeds::prepare::Batch;
 
 /// What loading did to a table's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -121,9 +122,26 @@ async fn copy_csv(
     source: &CsvSource,
 ) -> Result<u64, LoadError> {
     let names: Vec<String> = source.header.iter().map(|n| quote_ident(n)).collect();
+    let chunks = source
+        .text
+        .as_bytes()
+        .chunks(COPY_CHUNK)
+        .map(<[u8]>::to_vec);
+    copy(tx, batch, &names, " (FORMAT csv, HEADER true)", chunks).await
+}
+
+/// `COPY target (names) FROM STDIN options`, sending `chunks`; the rows copied. A COPY the
+/// server refuses to start leaves the session unusable (see `LoadError`).
+async fn copy(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    names: &[String],
+    options: &str,
+    chunks: impl Iterator<Item = Vec<u8>>,
+) -> Result<u64, LoadError> {
     let sink = tx
         .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
-            "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)",
+            "COPY {} ({}) FROM STDIN{options}",
             target(batch),
             names.join(", ")
         ))
@@ -134,8 +152,8 @@ async fn copy_csv(
             session_unusable: true,
         })?;
     futures_util::pin_mut!(sink);
-    for chunk in source.text.as_bytes().chunks(COPY_CHUNK) {
-        sink.send(std::io::Cursor::new(chunk.to_vec()))
+    for chunk in chunks {
+        sink.send(std::io::Cursor::new(chunk))
             .await
             .map_err(|e| LoadError::query(e, false))?;
     }
@@ -176,47 +194,29 @@ async fn copy_in(tx: &Transaction<'_>, batch: &Batch) -> Result<u64, LoadError> 
         .iter()
         .map(|&i| quote_ident(&batch.table.columns[i].name))
         .collect();
-    let sink = tx
-        .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
-            "COPY {} ({}) FROM STDIN",
-            target(batch),
-            names.join(", ")
-        ))
-        .await
-        .map_err(|error| LoadError {
-            error,
-            rls: false,
-            session_unusable: true,
-        })?;
-    futures_util::pin_mut!(sink);
-    let mut chunk = String::with_capacity(COPY_CHUNK + 4096);
-    for row in 0..batch.len() {
-        for (c, values) in batch.values.iter().enumerate() {
-            if c > 0 {
-                chunk.push('\t');
-            }
-            match &values[row] {
-                Some(text) => copy_escape(text, &mut chunk),
-                None => chunk.push_str("\\N"),
-            }
+    // Rows in COPY's text format, about COPY_CHUNK bytes at a time.
+    let mut row = 0;
+    let chunks = std::iter::from_fn(move || {
+        if row >= batch.len() {
+            return None;
         }
-        chunk.push('\n');
-        if chunk.len() >= COPY_CHUNK {
-            let full = std::mem::replace(&mut chunk, String::with_capacity(COPY_CHUNK + 4096));
-            sink.send(std::io::Cursor::new(full.into_bytes()))
-                .await
-                .map_err(|e| LoadError::query(e, false))?;
+        let mut chunk = String::with_capacity(COPY_CHUNK + 4096);
+        while row < batch.len() && chunk.len() < COPY_CHUNK {
+            for (c, values) in batch.values.iter().enumerate() {
+                if c > 0 {
+                    chunk.push('\t');
+                }
+                match &values[row] {
+                    Some(text) => copy_escape(text, &mut chunk),
+                    None => chunk.push_str("\\N"),
+                }
+            }
+            chunk.push('\n');
+            row += 1;
         }
-    }
-    if !chunk.is_empty() {
-        sink.send(std::io::Cursor::new(chunk.into_bytes()))
-            .await
-            .map_err(|e| LoadError::query(e, false))?;
-    }
-    sink.as_mut()
-        .finish()
-        .await
-        .map_err(|e| LoadError::query(e, false))
+        Some(chunk.into_bytes())
+    });
+    copy(tx, batch, &names, "", chunks).await
 }
 
 /// COPY's text format: backslash, tab, newline and carriage return are escaped.
@@ -423,10 +423,8 @@ pub struct Failure {
 /// A data exception (22), an integrity constraint violation (23), or a privilege or policy
 /// that refuses the rows (42501: no INSERT/UPDATE privilege, or a row-level security policy).
 fn is_bad_input(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|c| {
-        let c = c.code();
-        c.starts_with("22") || c.starts_with("23") || c == "42501"
-    })
+    e.code()
+        .is_some_and(|c| sqlstate::is_bad_data(c) || *c == SqlState::INSUFFICIENT_PRIVILEGE)
 }
 
 fn message(e: &tokio_postgres::Error) -> String {
@@ -434,6 +432,56 @@ fn message(e: &tokio_postgres::Error) -> String {
         Some(db) => describe_db_error(db),
         None => crate::db::chain(e),
     }
+}
+
+/// A batch that did not load: the row at fault (when it could be found), and whether
+/// row-level security applies to the loading role on its table.
+#[derive(Debug)]
+pub struct BatchFailure {
+    pub failure: Failure,
+    pub rls: bool,
+}
+
+/// Upserts one batch inside a savepoint, so that a failure leaves the transaction usable for
+/// finding the row at fault. It is released on success: left open, every batch would nest
+/// one subtransaction deeper (each level keeps its own state until the commit).
+pub async fn upsert_in_savepoint(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+) -> anyhow::Result<Result<Counts, BatchFailure>> {
+    tx.batch_execute("SAVEPOINT seed_batch").await?;
+    match upsert(tx, batch).await {
+        Ok(counts) => {
+            tx.batch_execute("RELEASE SAVEPOINT seed_batch").await?;
+            Ok(Ok(counts))
+        }
+        Err(e) if e.session_unusable => Ok(Err(BatchFailure {
+            failure: unlocated(&e.error),
+            rls: e.rls,
+        })),
+        Err(e) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT seed_batch").await?;
+            Ok(Err(BatchFailure {
+                failure: locate(tx, batch, e.error).await?,
+                rls: e.rls,
+            }))
+        }
+    }
+}
+
+const DELETED_PER_TABLE: &str = "
+SELECT schemaname || '.' || relname, n_tup_del
+FROM pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0";
+
+/// Rows deleted in this transaction so far, per table (`schema.table`), by the database's own
+/// counts: what `ON DELETE CASCADE` and triggers removed included.
+pub async fn deleted_per_table(tx: &Transaction<'_>) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(tx
+        .query(DELETED_PER_TABLE, &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
 }
 
 /// A failure whose row is not looked for: not the data's fault, or the session cannot be
@@ -486,7 +534,7 @@ pub async fn locate(
         .and_then(|db| db.column())
         .map(str::to_string);
     let mut text = message(&error);
-    if column.is_none() && error.code().is_some_and(|c| c.code().starts_with("22")) {
+    if column.is_none() && sqlstate::error_is(&error, sqlstate::is_data_exception) {
         for (slot, &i) in batch.columns.iter().enumerate() {
             let c = &batch.table.columns[i];
             tx.batch_execute("SAVEPOINT seed_probe").await?;
@@ -511,7 +559,7 @@ pub async fn locate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seeds::catalog::TableShape;
+    use crate::db::seeds::catalog::TableShape;
     use crate::seeds::value::Kind;
 
     fn column(name: &str, type_name: &str) -> ColumnShape {

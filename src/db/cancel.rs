@@ -1,0 +1,125 @@
+//! Cancel requests sent the way libpq's `PQcancel` sends them: on a new connection to the
+//! server (or pooler) the session is connected to, then waiting until the other side closes
+//! that connection, which is how it says the request was handled.
+//!
+//! tokio-postgres closes its cancel connection as soon as the request is written. PostgreSQL
+//! does not mind, but PgBouncer 1.18 (Debian 12's) exits with `FATAL ... disconnect_client():
+//! bad client state: 0` when a cancel client goes away before PgBouncer has forwarded the
+//! request (pgbouncer/pgbouncer#801, fixed in 1.19 by #846): a Ctrl-C of `migrate up` through
+//! the pooler took the pooler down for every application behind it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{CancelToken, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// How long a cancel request may take, connecting included (seconds): a signal's wind-down
+/// has 10 s in all.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the server to cancel the statement the session of `token` is running. Best effort,
+/// as `PQcancel`: the statement may have finished already, and errors are not reported. With
+/// several hosts, the request goes to the first one that accepts it (the one the session
+/// most likely reached: sessions connect to the first host that answers).
+pub async fn send(token: &CancelToken, config: &Config, tls: &MakeRustlsConnect) {
+    let _ = tokio::time::timeout(CANCEL_TIMEOUT, async {
+        let hosts = config.get_hosts();
+        let ports = config.get_ports();
+        let addrs = config.get_hostaddrs();
+        for (i, host) in hosts.iter().enumerate() {
+            // libpq: one port for all hosts, or one per host.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let sent = match host {
+                Host::Tcp(name) => {
+                    let stream = match addrs.get(i) {
+                        Some(addr) => TcpStream::connect((*addr, port)).await,
+                        None => TcpStream::connect((name.as_str(), port)).await,
+                    };
+                    match stream {
+                        Ok(stream) => over(token, stream, name, tls).await,
+                        Err(_) => false,
+                    }
+                }
+                Host::Unix(dir) => {
+                    match UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await {
+                        Ok(stream) => over(token, stream, "", tls).await,
+                        Err(_) => false,
+                    }
+                }
+            };
+            if sent {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+/// Sends the request on `stream`, with TLS when the session's `sslmode` asked for it.
+async fn over<S>(token: &CancelToken, stream: S, host: &str, tls: &MakeRustlsConnect) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut tls = tls.clone();
+    // The rustls connector's error type is `Infallible`.
+    let connect = match MakeTlsConnect::<WaitForClose<S>>::make_tls_connect(&mut tls, host) {
+        Ok(connect) => connect,
+        Err(never) => match never {},
+    };
+    token
+        .cancel_query_raw(WaitForClose(stream), connect)
+        .await
+        .is_ok()
+}
+
+/// A stream whose shutdown does not half-close it but reads until the peer closes it: what
+/// `PQcancel` does after writing the request. tokio-postgres shuts its cancel stream down
+/// once the request is written and returns; with this, it returns once the request was handled.
+struct WaitForClose<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for WaitForClose<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WaitForClose<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 256];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.0).poll_read(cx, &mut buf) {
+                // End of stream: the other side closed, the request was handled.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                // Servers send nothing back; a TLS close_notify or an error is skipped.
+                Poll::Ready(Ok(())) => continue,
+                // A reset is a close too.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
