@@ -439,7 +439,9 @@ fn settings_a_migration_makes_do_not_leak_to_other_clients_of_the_pool() {
     let p = Project::new("pooler_leak");
     p.migration(
         "0001_coach_x.sql",
-        "-- UP\nset search_path to nowhere, public;\nset statement_timeout = '1ms';\nset default_transaction_read_only = on;\ncreate table public.coach_x (a int);\n-- DOWN\ndrop table public.coach_x;\n",
+        // statement_timeout last: only the bookkeeping runs under it (which must not be hit by
+        // it), never a statement of the migration itself, which a loaded machine can keep 1 ms.
+        "-- UP\nset search_path to nowhere, public;\ncreate table public.coach_x (a int);\nset default_transaction_read_only = on;\nset statement_timeout = '1ms';\n-- DOWN\ndrop table public.coach_x;\n",
     );
     let url = pooled_url(&p);
     p.migrate_raw(&["up", "--database-url", &url], &[])
