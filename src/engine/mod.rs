@@ -1301,5 +1301,28 @@ mod privilege_tests {
         );
         assert!(advice.contains("CREATE on schema extensions"), "{advice}");
         assert_eq!(privilege_advice("something else", "select 1"), "");
+        // cargo-mutants: the CREATE/ALTER/DROP arm deleted read "lacks SELECT" here.
+        let advice = privilege_advice(
+            "permission denied for table users",
+            "create trigger t after insert on auth.users for each row execute function f()",
+        );
+        assert!(
+            advice
+                .contains("lacks ownership (or REFERENCES for a foreign key) on table auth.users"),
+            "{advice}"
+        );
+    }
+
+    /// Mutation this catches (cargo-mutants): `ALTER SYSTEM`, which writes its file outside
+    /// any transaction, taken for a statement PostgreSQL rolls back by itself.
+    #[test]
+    fn only_transactional_first_statements_roll_back_alone() {
+        assert!(!super::rolls_back_alone(
+            "alter system set work_mem = '1MB'"
+        ));
+        assert!(!super::rolls_back_alone(
+            "create index concurrently i on t (x)"
+        ));
+        assert!(super::rolls_back_alone("alter table t add column x int"));
     }
 }

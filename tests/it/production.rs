@@ -233,6 +233,73 @@ fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
     assert_eq!(advisory_locks(&p), 0);
 }
 
+/// Mutation this catches: runs through the pooler taking no transaction-level lock (the
+/// `XACT_LOCK` statement made a no-op): they then apply beside a run that holds the migration
+/// lock. (`lock::acquire_xact` alone, the `--atomic` run's lock, is not seen: the run took the
+/// same lock to create the state tables just before; README, Mutation testing.)
+#[test]
+fn runs_through_a_pooler_wait_for_the_migration_lock() {
+    let p = five("pooler_waits");
+    let url = pooled_url(&p);
+    for atomic in [false, true] {
+        let mut holder = p.db.client();
+        holder
+            .query_one(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+            )
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command
+            .args(["up", "--database-url", &url])
+            .args(atomic.then_some("--atomic"))
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        // Until its transaction waits for the advisory lock; it must not finish first.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let waiting: i64 = p.db.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+            );
+            if waiting > 0 {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "atomic={atomic}: the run ended ({status}) without waiting for the lock; \
+                     applied {:?}\n{}",
+                    p.applied(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(Instant::now() < deadline, "atomic={atomic}: never waited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            p.applied().is_empty(),
+            "atomic={atomic}: applied under the lock"
+        );
+        holder
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(p.applied(), vec![1, 2, 3, 4, 5], "atomic={atomic}");
+        p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
+            .success();
+    }
+}
+
 /// Mutation this catches: skipping the re-check under the transaction-level lock.
 #[test]
 fn concurrent_runs_through_a_pooler_apply_each_migration_once() {
@@ -366,15 +433,15 @@ fn a_run_waiting_for_the_lock_says_so_at_once_and_names_the_holder() {
 }
 
 /// Mutation this catches: leaving a migration's session settings on the pooled server
-/// connection after the run (the reset runs only before each migration). The timeout is one
-/// no statement here reaches (it was 1 ms, which the migration's own CREATE TABLE hit on a
-/// loaded machine).
+/// connection after the run (the reset runs only before each migration).
 #[test]
 fn settings_a_migration_makes_do_not_leak_to_other_clients_of_the_pool() {
     let p = Project::new("pooler_leak");
     p.migration(
         "0001_coach_x.sql",
-        "-- UP\nset search_path to nowhere, public;\nset statement_timeout = '4321s';\nset default_transaction_read_only = on;\ncreate table public.coach_x (a int);\n-- DOWN\ndrop table public.coach_x;\n",
+        // statement_timeout last: only the bookkeeping runs under it (which must not be hit by
+        // it), never a statement of the migration itself, which a loaded machine can keep 1 ms.
+        "-- UP\nset search_path to nowhere, public;\ncreate table public.coach_x (a int);\nset default_transaction_read_only = on;\nset statement_timeout = '1ms';\n-- DOWN\ndrop table public.coach_x;\n",
     );
     let url = pooled_url(&p);
     p.migrate_raw(&["up", "--database-url", &url], &[])
