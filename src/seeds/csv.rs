@@ -178,10 +178,7 @@ type Columns = Vec<Vec<Option<String>>>;
 
 /// Reads a CSV seed file into its columns' text, with the line of each row.
 #[cfg(test)]
-fn parse_csv(
-    file_name: &str,
-    text: &str,
-) -> Result<(Vec<usize>, Columns), Problems> {
+fn parse_csv(file_name: &str, text: &str) -> Result<(Vec<usize>, Columns), Problems> {
     let source = scan(file_name, text.to_string())?;
     let positions: Vec<usize> = (0..source.header.len()).collect();
     let columns = columns(&source, &positions);
