@@ -76,7 +76,8 @@ fn tracking_rows_carry_the_contract_columns() {
     assert_eq!(row.get::<_, String>(0), "coach_t1");
     // The SHA-256 of the file, lowercase hex (README), computed here rather than by the
     // product's own `migrations::checksum`, which would agree with itself whatever it did.
-    // Mutation this catches: upper-case hex in `migrations::hex`.
+    // Mutations this catches (both passed the old comparison): upper-case hex in
+    // `migrations::hex`, and `migrations::checksum` hashing a prefix first.
     use sha2::Digest;
     let expected = format!("{:x}", sha2::Sha256::digest(table(1).as_bytes()));
     assert_eq!(row.get::<_, String>(1), expected);
@@ -670,4 +671,28 @@ fn status_names_a_broken_file_before_an_unreachable_database() {
     .code(2)
     .stderr_has("0004_coach_t4.sql")
     .stderr_has("missing `-- DOWN` marker");
+}
+
+/// A redo that fails while applying again says what is true: the re-applied ones before it
+/// stay applied, the failed one stays reverted. Mutation this catches: counting the redo's
+/// reverts as migrations that "stay applied" (it said 3 where 1 was, and 2 were reverted).
+#[test]
+fn a_failed_redo_counts_what_stays_applied_and_what_stays_reverted() {
+    let p = Project::new("redo_counts");
+    p.migration(
+        "0001_coach_gate.sql",
+        "-- UP\ncreate table coach_gate (x int);\ninsert into coach_gate values (1);\n-- DOWN\ndrop table coach_gate;\n",
+    );
+    p.migration("0002_coach_t2.sql", &table(2));
+    p.migration(
+        "0003_coach_t3.sql",
+        "-- UP\ncreate table coach_t3 (id int);\nselect 1 / (select count(*) from coach_gate)::int;\n-- DOWN\ndrop table coach_t3;\ndelete from coach_gate;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migrate(&["redo", "--steps", "2"])
+        .code(1)
+        .stderr_has("up of coach_t3 failed")
+        .stderr_has("1 migration(s) before it stay applied")
+        .stderr_has("1 migration(s) this run reverted stay reverted");
+    assert_eq!(p.applied(), vec![1, 2]);
 }

@@ -145,9 +145,10 @@ fn crlf_bom_and_odd_markers_are_accepted() {
     // The checksum is over the bytes with CRLF normalised: rewriting with LF endings keeps it.
     bytes.retain(|&b| b != b'\r');
     p.migration("0001_coach_crlf.sql", std::str::from_utf8(&bytes).unwrap());
-    // Mutation this catches: hashing the raw bytes, CRLF and all (migrations::checksum) — the
-    // recorded checksum is then not the one computed here, and the LF rewrite reads `changed`.
-    // ("applied" in stdout and a 64-character checksum both held under it.)
+    // Mutations this catches: a checksum that is not the SHA-256 of the LF-normalised bytes
+    // (tried: `migrations::checksum` hashing a prefix first — the old assertions, "applied"
+    // in stdout and a 64-character length, passed under it), and hashing the raw bytes, CRLF
+    // and all (the LF rewrite then reads `changed`).
     use sha2::Digest;
     assert_eq!(checksum, format!("{:x}", sha2::Sha256::digest(&bytes)));
     let status = p.migrate(&["status", "--json"]).success().json();

@@ -61,7 +61,8 @@ fn local_cluster_lifecycle_and_default_target() {
     // the user running migrate. Read from the server process itself (the owner of its /proc
     // entry), on either branch: the check used to be skipped silently when not root.
     // Mutation this catches: `postgres_user` picking another system user (`nobody`): the
-    // server then runs as it.
+    // server then runs as it (the old root-only check of the data directory's owner caught
+    // that too; what it missed is every run as a non-root user).
     let backend: i32 = client
         .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
         .unwrap()
