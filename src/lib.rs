@@ -146,32 +146,30 @@ async fn run_command(
 ) -> anyhow::Result<ExitStatus> {
     {
         let status = match command {
-            Command::Up(args) => printer.emit(&commands::run::up(&ctx, args).await?),
-            Command::Down(args) => printer.emit(&commands::run::down(&ctx, args).await?),
-            Command::Redo(args) => printer.emit(&commands::run::redo(&ctx, args).await?),
-            Command::Status => printer.emit(&commands::status::status(&ctx).await?),
-            Command::New(args) => printer.emit(&commands::new::new(&ctx, &args.name)?),
-            Command::Check => printer.emit(&commands::check::check(&ctx)?),
-            Command::Lock(args) => printer.emit(&commands::lock::lock(&ctx, args).await?),
-            Command::Verify => printer.emit(&commands::verify::verify(&ctx).await?),
+            Command::Up(args) => printer.emit(&commands::run::up(ctx, args).await?),
+            Command::Down(args) => printer.emit(&commands::run::down(ctx, args).await?),
+            Command::Redo(args) => printer.emit(&commands::run::redo(ctx, args).await?),
+            Command::Status => printer.emit(&commands::status::status(ctx).await?),
+            Command::New(args) => printer.emit(&commands::new::new(ctx, &args.name)?),
+            Command::Check => printer.emit(&commands::check::check(ctx)?),
+            Command::Lock(args) => printer.emit(&commands::lock::lock(ctx, args).await?),
+            Command::Verify => printer.emit(&commands::verify::verify(ctx).await?),
             Command::Baseline(args) => {
-                printer.emit(&commands::baseline::baseline(&ctx, args.version).await?)
+                printer.emit(&commands::baseline::baseline(ctx, args.version).await?)
             }
-            Command::Repair(args) => printer.emit(&commands::repair::repair(&ctx, args).await?),
-            Command::Local(command) => printer.emit(&commands::local::local(&ctx, *command)?),
-            Command::Plan(args) => printer.emit(&commands::promote::plan(&ctx, args).await?),
-            Command::Promote(args) => printer.emit(&commands::promote::promote(&ctx, args).await?),
+            Command::Repair(args) => printer.emit(&commands::repair::repair(ctx, args).await?),
+            Command::Local(command) => printer.emit(&commands::local::local(ctx, *command)?),
+            Command::Plan(args) => printer.emit(&commands::promote::plan(ctx, args).await?),
+            Command::Promote(args) => printer.emit(&commands::promote::promote(ctx, args).await?),
             Command::Seed(SeedCommand::Base(args)) => {
-                printer.emit(&commands::seed::load(&ctx, SeedSet::Base, args).await?)
+                printer.emit(&commands::seed::load(ctx, SeedSet::Base, args).await?)
             }
             Command::Seed(SeedCommand::Test(args)) => {
-                printer.emit(&commands::seed::load(&ctx, SeedSet::Test, args).await?)
+                printer.emit(&commands::seed::load(ctx, SeedSet::Test, args).await?)
             }
-            Command::Seed(SeedCommand::Status) => {
-                printer.emit(&commands::seed::status(&ctx).await?)
-            }
+            Command::Seed(SeedCommand::Status) => printer.emit(&commands::seed::status(ctx).await?),
             Command::Lint(args) => {
-                let report = commands::lint::lint(&ctx, args).await?;
+                let report = commands::lint::lint(ctx, args).await?;
                 if args.format == cli::LintFormat::Json && !ctx.global.json {
                     Printer::new(true, ctx.global.quiet).emit(&report)
                 } else {
@@ -179,19 +177,19 @@ async fn run_command(
                 }
             }
             Command::Seed(SeedCommand::Clear(args)) => {
-                printer.emit(&commands::seed::clear(&ctx, args).await?)
+                printer.emit(&commands::seed::clear(ctx, args).await?)
             }
-            Command::Setup(args) => printer.emit(&setup::setup(&ctx, args).await?),
+            Command::Setup(args) => printer.emit(&setup::setup(ctx, args).await?),
             // Answered before the project was loaded; here for completeness.
             Command::Completions(args) => {
                 printer.emit(&commands::completions::completions(args.shell))
             }
             Command::Man(args) => printer.emit(&commands::completions::man(args.dir.as_deref())?),
             Command::Database(DatabaseCommand::Create) => {
-                printer.emit(&commands::database::create(&ctx).await?)
+                printer.emit(&commands::database::create(ctx).await?)
             }
             Command::Database(DatabaseCommand::Drop(args)) => {
-                printer.emit(&commands::database::drop(&ctx, args).await?)
+                printer.emit(&commands::database::drop(ctx, args).await?)
             }
         };
         // Interrupted: the command wound down cleanly; the exit status still says so.

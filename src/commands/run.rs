@@ -217,12 +217,10 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         ctx.confirm_protected(&target, &action)?;
     }
     ensure_state(&client, locking).await?;
-    let settings = ctx.migration_settings(&target);
     let outcome = run_plan(
         ctx,
         &mut client,
         &target,
-        &settings,
         locking,
         &plan,
         Direction::Down,
@@ -254,12 +252,10 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         ctx.confirm_protected(&target, &action)?;
     }
     ensure_state(&client, locking).await?;
-    let settings = ctx.migration_settings(&target);
     let mut outcome = run_plan(
         ctx,
         &mut client,
         &target,
-        &settings,
         locking,
         &plan,
         Direction::Down,
@@ -280,7 +276,6 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
             ctx,
             &mut client,
             &target,
-            &settings,
             locking,
             &again,
             Direction::Up,
@@ -306,17 +301,17 @@ async fn run_plan(
     ctx: &Context,
     session: &mut Session,
     target: &Target,
-    settings: &[(String, String)],
     locking: Locking,
     plan: &[&Migration],
     direction: Direction,
     versions: &[i64],
 ) -> anyhow::Result<Outcome> {
+    let settings = ctx.migration_settings(target);
     let note = |_| None;
     Runner {
         session,
         url: target.conninfo(),
-        settings,
+        settings: &settings,
         progress: ctx.progress.as_ref(),
         note: &note,
         locking,

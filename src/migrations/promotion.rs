@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::plan::AppliedMigration;
+use super::plan::{head, AppliedMigration};
 use super::{short, Migration};
 
 /// Why a promotion may not proceed. Stable names: CI pipelines match on them.
@@ -67,8 +67,31 @@ pub fn compare<'r, 'f>(
     to: &'r [AppliedMigration],
     files: &'f [Migration],
 ) -> Comparison<'r, 'f> {
-    let (from_name, to_name) = names;
     let mut reasons = Vec::new();
+    dirty(names, from, to, &mut reasons);
+    let staged: BTreeMap<i64, &AppliedMigration> = from.iter().map(|r| (r.version, r)).collect();
+    production_rows(names, &staged, head(from), to, &mut reasons);
+    let applied: BTreeMap<i64, &AppliedMigration> = to.iter().map(|r| (r.version, r)).collect();
+    let missing: Vec<&'r AppliedMigration> = from
+        .iter()
+        .filter(|r| !applied.contains_key(&r.version))
+        .collect();
+    skipped(names, &staged, to, &missing, &mut reasons);
+    let to_apply = files_to_apply(names.0, &missing, files, &mut reasons);
+    Comparison {
+        missing,
+        files: to_apply,
+        reasons,
+    }
+}
+
+/// A dirty migration on either side stops a promotion.
+fn dirty(
+    (from_name, to_name): (&str, &str),
+    from: &[AppliedMigration],
+    to: &[AppliedMigration],
+    reasons: &mut Vec<Reason>,
+) {
     for (side, rows) in [(from_name, from), (to_name, to)] {
         for row in rows.iter().filter(|r| r.dirty) {
             reasons.push(Reason::new(
@@ -83,9 +106,16 @@ pub fn compare<'r, 'f>(
             ));
         }
     }
+}
 
-    let staged: BTreeMap<i64, &AppliedMigration> = from.iter().map(|r| (r.version, r)).collect();
-    let staging_head = from.last().map(|r| r.version);
+/// Every production row must be staging's, with staging's checksum.
+fn production_rows(
+    (from_name, to_name): (&str, &str),
+    staged: &BTreeMap<i64, &AppliedMigration>,
+    staging_head: Option<i64>,
+    to: &[AppliedMigration],
+    reasons: &mut Vec<Reason>,
+) {
     for row in to {
         match staged.get(&row.version) {
             Some(s) if s.checksum != row.checksum => reasons.push(Reason::new(
@@ -122,20 +152,23 @@ pub fn compare<'r, 'f>(
             )),
         }
     }
+}
 
-    // Prefix: every staging version below production's highest shared one must be applied
-    // in production too, or production skipped it and the order differs.
-    let applied: BTreeMap<i64, &AppliedMigration> = to.iter().map(|r| (r.version, r)).collect();
+/// Prefix: every staging version below production's highest shared one must be applied in
+/// production too, or production skipped it and the order differs.
+fn skipped(
+    (from_name, to_name): (&str, &str),
+    staged: &BTreeMap<i64, &AppliedMigration>,
+    to: &[AppliedMigration],
+    missing: &[&AppliedMigration],
+    reasons: &mut Vec<Reason>,
+) {
     let shared_top = to
         .iter()
         .filter(|r| staged.contains_key(&r.version))
         .map(|r| r.version)
         .max();
-    let missing: Vec<&'r AppliedMigration> = from
-        .iter()
-        .filter(|r| !applied.contains_key(&r.version))
-        .collect();
-    for row in &missing {
+    for row in missing {
         if shared_top.is_some_and(|top| row.version < top) {
             reasons.push(Reason::new(
                 Obstacle::Diverged,
@@ -149,10 +182,18 @@ pub fn compare<'r, 'f>(
             ));
         }
     }
+}
 
+/// The files for staging's records that production lacks, when each is here and unchanged.
+fn files_to_apply<'f>(
+    from_name: &str,
+    missing: &[&AppliedMigration],
+    files: &'f [Migration],
+    reasons: &mut Vec<Reason>,
+) -> Vec<&'f Migration> {
     let on_disk: BTreeMap<i64, &'f Migration> = files.iter().map(|m| (m.version, m)).collect();
     let mut to_apply = Vec::new();
-    for row in &missing {
+    for row in missing {
         match on_disk.get(&row.version) {
             None => reasons.push(Reason::new(
                 Obstacle::FileMissing,
@@ -177,11 +218,7 @@ pub fn compare<'r, 'f>(
             Some(file) => to_apply.push(*file),
         }
     }
-    Comparison {
-        missing,
-        files: to_apply,
-        reasons,
-    }
+    to_apply
 }
 
 fn label(row: &AppliedMigration) -> String {

@@ -172,12 +172,13 @@ pub fn columns(source: &CsvSource, positions: &[usize]) -> Vec<Vec<Option<String
     out
 }
 
-/// Reads a CSV seed file into its columns' text (`None` for NULL), with the line of each row.
+/// Each column's text per row (`None` for NULL).
 #[cfg(test)]
-fn parse_csv(
-    file_name: &str,
-    text: &str,
-) -> Result<(Vec<usize>, Vec<Vec<Option<String>>>), Problems> {
+type Columns = Vec<Vec<Option<String>>>;
+
+/// Reads a CSV seed file into its columns' text, with the line of each row.
+#[cfg(test)]
+fn parse_csv(file_name: &str, text: &str) -> Result<(Vec<usize>, Columns), Problems> {
     let source = scan(file_name, text.to_string())?;
     let positions: Vec<usize> = (0..source.header.len()).collect();
     let columns = columns(&source, &positions);

@@ -306,6 +306,42 @@ fn csv_batch(
         return None;
     }
     let before = problems.list.len() + problems.more;
+    let (mut columns, key_positions) = csv_header(file, &qualified, shape, source, problems);
+    if problems.list.len() + problems.more > before {
+        return None;
+    }
+    csv_keys(file, &qualified, shape, source, &key_positions, problems);
+    if problems.list.len() + problems.more > before {
+        return None;
+    }
+    columns.sort();
+    Some(Batch {
+        table: shape.clone(),
+        columns: columns.iter().map(|(i, _)| *i).collect(),
+        values: Vec::new(),
+        rows: source
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, &line)| (i + 1, line))
+            .collect(),
+        csv: Some((
+            Arc::clone(source),
+            columns.iter().map(|(_, p)| *p).collect(),
+        )),
+    })
+}
+
+/// The header's columns that go into the table, as (column index, header position), and the
+/// header positions of the primary key; a problem for each column that cannot be loaded and
+/// for a key column the header lacks.
+fn csv_header(
+    file: &SeedFile,
+    qualified: &str,
+    shape: &TableShape,
+    source: &CsvSource,
+    problems: &mut Problems,
+) -> (Vec<(usize, usize)>, Vec<usize>) {
     let mut columns: Vec<(usize, usize)> = Vec::new(); // (column index, header position)
     for (position, name) in source.header.iter().enumerate() {
         let at = format!("{qualified} header, column `{name}`");
@@ -353,10 +389,19 @@ fn csv_batch(
             ),
         );
     }
-    if problems.list.len() + problems.more > before {
-        return None;
-    }
-    let keys = csv::columns(source, &key_positions);
+    (columns, key_positions)
+}
+
+/// Every row's key is given (not NULL) and given once.
+fn csv_keys(
+    file: &SeedFile,
+    qualified: &str,
+    shape: &TableShape,
+    source: &CsvSource,
+    key_positions: &[usize],
+    problems: &mut Problems,
+) {
+    let keys = csv::columns(source, key_positions);
     let uuid: Vec<bool> = key_positions
         .iter()
         .map(|&p| {
@@ -402,25 +447,6 @@ fn csv_batch(
             );
         }
     }
-    if problems.list.len() + problems.more > before {
-        return None;
-    }
-    columns.sort();
-    Some(Batch {
-        table: shape.clone(),
-        columns: columns.iter().map(|(i, _)| *i).collect(),
-        values: Vec::new(),
-        rows: source
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(i, &line)| (i + 1, line))
-            .collect(),
-        csv: Some((
-            Arc::clone(source),
-            columns.iter().map(|(_, p)| *p).collect(),
-        )),
-    })
 }
 
 /// A row's primary key as one string, for spotting the same key twice in a file.
