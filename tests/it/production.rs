@@ -485,3 +485,63 @@ fn signals_through_a_transaction_pooler_cancel_the_statement_and_record_it() {
         terminate_query(&p, "/* pooled sig */");
     }
 }
+
+/// The names of the prepared statements on the pooled server connections, as another client
+/// of the pool sees them (PgBouncer hands out the most recently used connection first).
+fn pooled_prepared_statements(url: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        let mut other = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        for m in other
+            .simple_query("SELECT name FROM pg_prepared_statements")
+            .unwrap()
+        {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                names.extend(r.get(0).map(str::to_string));
+            }
+        }
+    }
+    names
+}
+
+/// Every command that may run through a transaction pooler leaves no named prepared
+/// statement on a pooled server connection, so the next run (ours or another app's) does not
+/// fail with `prepared statement "s0" already exists`.
+/// Mutation this catches: a read with `query(&str)` (a named statement, parsed and closed in
+/// separate round trips) outside a transaction, as `seed status` did.
+#[test]
+fn commands_through_a_transaction_pooler_leave_no_prepared_statement_behind() {
+    let p = five("pooler_named");
+    p.migration(
+        "0006_coach_seeded.sql",
+        "-- UP\ncreate table coach_seeded (id int primary key);\n-- DOWN\ndrop table coach_seeded;\n",
+    );
+    p.write(
+        "seeds/base/100_coach_seeded.toml",
+        "[[public.coach_seeded]]\nid = 1\n",
+    );
+    p.migrate(&["up"]).success();
+    let url = pooled_url(&p);
+    let commands: [&[&str]; 7] = [
+        &["seed", "status"],
+        &["seed", "base", "--dry-run"],
+        &["status"],
+        &["verify"],
+        &["lint", "--pending"],
+        &["up"],
+        &["up", "--dry-run"],
+    ];
+    for args in commands {
+        for _ in 0..2 {
+            let mut all = args.to_vec();
+            all.extend(["--database-url", &url]);
+            let run = p.migrate_raw(&all, &[]);
+            assert!(!run.stderr.contains("already exists"), "{run:?}");
+            assert_eq!(
+                pooled_prepared_statements(&url),
+                Vec::<String>::new(),
+                "after {args:?}"
+            );
+        }
+    }
+}
