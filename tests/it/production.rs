@@ -545,3 +545,24 @@ fn commands_through_a_transaction_pooler_leave_no_prepared_statement_behind() {
         }
     }
 }
+
+/// Mutation this catches: `lock` building through a transaction pooler (a session lock left
+/// on a pooled connection, `transaction: none` statements spread over server connections).
+#[test]
+fn lock_refuses_a_scratch_server_behind_a_transaction_pooler() {
+    let p = five("pooler_lock");
+    let url = pooled_url(&p);
+    p.migrate(&["lock", "--scratch-url", &url])
+        .code(1)
+        .stderr_has("transaction-mode connection pooler")
+        .stderr_has("lock needs a session of its own")
+        .stderr_has("Connect directly");
+    assert!(
+        !p.path().join("schema.lock").exists(),
+        "schema.lock written"
+    );
+    let scratch: i64 =
+        p.db.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'migrate_lock_%'");
+    assert_eq!(scratch, 0, "a scratch database was created");
+    assert_eq!(advisory_locks(&p), 0);
+}
