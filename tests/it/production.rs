@@ -566,3 +566,71 @@ fn lock_refuses_a_scratch_server_behind_a_transaction_pooler() {
     assert_eq!(scratch, 0, "a scratch database was created");
     assert_eq!(advisory_locks(&p), 0);
 }
+
+/// Mutation this catches: a lock wait ended by a signal reported as PostgreSQL's raw cancel
+/// error ("db error: ... canceling statement"), and the interruption said twice.
+#[test]
+fn a_signal_during_a_lock_wait_says_it_interrupted_the_wait() {
+    let p = five("lock_wait_signal");
+    let mut holder = p.db.client();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+        )
+        .unwrap();
+    let mut child = spawn(&p, &["up", "--lock-wait", "60"]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting up to 60s"), "{line}");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("interrupted by SIGINT while waiting for the migration lock, held by pid"),
+        "{rest}"
+    );
+    assert!(!rest.contains("db error"), "{rest}");
+    assert_eq!(rest.matches("interrupted by").count(), 1, "{rest}");
+    assert!(p.applied().is_empty());
+}
+
+/// Mutation this catches: "interrupted by SIGINT: interrupted by SIGINT" from `lock`.
+#[test]
+fn an_interrupted_lock_says_so_once() {
+    let p = Project::new("lock_signal");
+    p.migration(
+        "0001_coach_slow.sql",
+        "-- UP\nselect pg_sleep(120) /* lockslow */;\n-- DOWN\nselect 1;\n",
+    );
+    let child = spawn(&p, &["lock", "--scratch-url", server().admin_url()]);
+    let mut client = p.db.client();
+    let started = Instant::now();
+    while client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* lockslow */%' \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("schema.lock was not written"), "{stderr}");
+    assert_eq!(
+        stderr.matches("interrupted by SIGINT").count(),
+        1,
+        "{stderr}"
+    );
+}
