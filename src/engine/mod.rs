@@ -841,7 +841,10 @@ impl Runner<'_> {
             rolled_back: false,
             connection_lost: false,
             interrupted: Some(session::signal_name(signal).to_string()),
-            state: "it did not start: nothing of it was applied".into(),
+            state: match direction {
+                Direction::Down => "it did not start: it is still applied".into(),
+                _ => "it did not start: nothing of it was applied".into(),
+            },
             warnings: Vec::new(),
         };
         let note = (self.note)(migration.version);

@@ -634,3 +634,37 @@ fn an_interrupted_lock_says_so_once() {
         "{stderr}"
     );
 }
+
+/// A signal between two reverts stops `down` before the next one, which stays applied.
+/// Mutation this catches: the up direction's wording ("nothing of it was applied") for a
+/// migration that `down` did not start reverting.
+#[test]
+fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
+    let p = Project::new("signal_down_between");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    // The cancel the signal sends is swallowed: this revert completes, the next never starts.
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (x int);\n-- DOWN\ndo $$ begin perform pg_sleep(120) /* between */; \
+         exception when query_canceled then null; end $$;\ndrop table coach_b;\n",
+    );
+    p.migrate(&["up"]).success();
+    let child = spawn(&p, &["down", "--all", "--allow-destructive", "--json"]);
+    wait_for_query(&p, "/* between */");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failure = &report["failure"];
+    assert_eq!(failure["version"], 1, "{report}");
+    assert_eq!(
+        failure["state"], "it did not start: it is still applied",
+        "{report}"
+    );
+    assert_eq!(p.applied(), vec![1]);
+}
