@@ -668,3 +668,43 @@ fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
     );
     assert_eq!(p.applied(), vec![1]);
 }
+
+/// Mutation this catches: a run that lost its connection reporting no head ("head is none")
+/// and "the server said: connection closed" while the server sent 57P01, and a rolled-back
+/// transaction reported with `rolled_back: false`.
+#[test]
+fn a_lost_connection_reports_the_head_and_the_servers_reason() {
+    let p = Project::new("lost_head");
+    p.migration(
+        "0001_coach_ok.sql",
+        "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+    );
+    p.migration(
+        "0002_coach_slow.sql",
+        "-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(60) /* losthead */;\n-- DOWN\ndrop table coach_slow;\n",
+    );
+    for json in [true, false] {
+        let args: &[&str] = if json { &["up", "--json"] } else { &["up"] };
+        let child = spawn(&p, args);
+        wait_for_query(&p, "/* losthead */");
+        terminate_query(&p, "/* losthead */");
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(!stderr.contains("connection closed"), "{stderr}");
+        assert!(
+            stderr.contains("(the server said: FATAL: terminating connection due to administrator command (SQLSTATE 57P01))"),
+            "{stderr}"
+        );
+        if json {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(report["head"], 1, "{report}");
+            assert_eq!(report["failure"]["rolled_back"], true, "{report}");
+            assert_eq!(report["failure"]["connection_lost"], true, "{report}");
+        } else {
+            assert!(stdout.contains("head is 0001"), "{stdout}");
+        }
+        assert_eq!(p.applied(), vec![1]);
+    }
+}
