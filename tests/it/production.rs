@@ -708,3 +708,38 @@ fn a_lost_connection_reports_the_head_and_the_servers_reason() {
         assert_eq!(p.applied(), vec![1]);
     }
 }
+
+/// A file renamed after it was applied (same version and checksum) stays `applied`, `up` does
+/// not apply it again, and `status` says the history names another file.
+/// Mutation this catches: the rename passing unnoticed (no problem line), or treated as a
+/// new migration by `up`.
+#[test]
+fn a_renamed_applied_file_is_noted_by_status_and_not_applied_again() {
+    let p = five("renamed");
+    p.migrate(&["up"]).success();
+    std::fs::rename(
+        p.migrations().join("0002_coach_t2.sql"),
+        p.migrations().join("0002_coach_second.sql"),
+    )
+    .unwrap();
+    p.migrate(&["status"])
+        .success()
+        .stdout_has("5 applied, 0 pending, 0 changed, 0 missing, 0 dirty")
+        .stdout_has(
+            "! migrations/0002_coach_second.sql is applied under another name, 0002_coach_t2.sql",
+        );
+    let report = p.migrate(&["status", "--json"]).json();
+    let row = &report["migrations"][1];
+    assert_eq!(row["state"], "applied", "{row}");
+    assert!(
+        row["problem"]
+            .as_str()
+            .is_some_and(|s| s.contains("renamed after it was applied")),
+        "{row}"
+    );
+    p.migrate(&["up"]).success().stdout_has("nothing to up");
+    let ups: i64 =
+        p.db.scalar("SELECT count(*) FROM _migrate.history WHERE version = 2 AND direction = 'up'");
+    assert_eq!(ups, 1, "applied again");
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+}
