@@ -661,6 +661,7 @@ fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let failure = &report["failure"];
+    assert_eq!(report["exit_code"], 130, "{report}");
     assert_eq!(failure["version"], 1, "{report}");
     assert_eq!(
         failure["state"], "it did not start: it is still applied",
