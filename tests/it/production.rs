@@ -522,7 +522,7 @@ fn commands_through_a_transaction_pooler_leave_no_prepared_statement_behind() {
     );
     p.migrate(&["up"]).success();
     let url = pooled_url(&p);
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 9] = [
         &["seed", "status"],
         &["seed", "base", "--dry-run"],
         &["status"],
@@ -530,6 +530,8 @@ fn commands_through_a_transaction_pooler_leave_no_prepared_statement_behind() {
         &["lint", "--pending"],
         &["up"],
         &["up", "--dry-run"],
+        &["down", "--dry-run"],
+        &["redo", "--allow-destructive"],
     ];
     for args in commands {
         for _ in 0..2 {
@@ -537,6 +539,7 @@ fn commands_through_a_transaction_pooler_leave_no_prepared_statement_behind() {
             all.extend(["--database-url", &url]);
             let run = p.migrate_raw(&all, &[]);
             assert!(!run.stderr.contains("already exists"), "{run:?}");
+            assert_eq!(run.code, 0, "{run:?}");
             assert_eq!(
                 pooled_prepared_statements(&url),
                 Vec::<String>::new(),
