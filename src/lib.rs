@@ -134,7 +134,21 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         .build()?;
     runtime.block_on(async {
         db::session::watch_signals();
-        let status = match &cli.command {
+        let outcome = run_command(&cli.command, &ctx, printer).await;
+        // A cancel request may still wait for its answer: exiting would cut it off.
+        db::session::settle().await;
+        outcome
+    })
+}
+
+/// Runs the command on the runtime and prints its report; returns the exit status it means.
+async fn run_command(
+    command: &Command,
+    ctx: &Context,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    {
+        let status = match command {
             Command::Up(args) => printer.emit(&commands::run::up(&ctx, args).await?),
             Command::Down(args) => printer.emit(&commands::run::down(&ctx, args).await?),
             Command::Redo(args) => printer.emit(&commands::run::redo(&ctx, args).await?),
@@ -188,5 +202,5 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Some(signal) => ExitStatus::Interrupted(signal),
             None => status,
         })
-    })
+    }
 }

@@ -193,6 +193,7 @@ async fn build(
         note: &note,
         locking: Locking::Session,
         out_of_order: &[],
+        versions: &[],
     };
     let outcome = runner.run(&all, Direction::Up).await?;
     if let Some(f) = outcome.failure {

@@ -96,14 +96,17 @@ impl Context {
 
     /// Takes the migration lock for `up`, `down` or `redo`: the session-level lock on a
     /// direct connection; through a transaction-mode pooler, none here, and each migration's
-    /// transaction takes the transaction-level lock instead (`Locking::Transaction`).
+    /// transaction takes the transaction-level lock instead (`Locking::Transaction`, waiting at most `--lock-wait` for it each time).
     pub async fn lock_migrations(
         &self,
         session: &db::Session,
         target: &Target,
     ) -> anyhow::Result<Locking> {
         if db::pooler::is_transaction_pooler(target.conninfo(), session).await? {
-            return Ok(Locking::Transaction);
+            let lock_wait = Duration::from_secs(self.global.lock_wait);
+            let progress = self.progress.as_ref();
+            db::lock::announce_xact(session, lock_wait, &|m| progress.waiting(m)).await?;
+            return Ok(Locking::Transaction { lock_wait });
         }
         self.take_session_lock(session).await?;
         Ok(Locking::Session)

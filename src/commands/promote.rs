@@ -275,6 +275,7 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
         note: &note,
         locking: Locking::Session,
         out_of_order: &[],
+        versions: &[],
     }
     .run(&to_apply, state::Direction::Up)
     .await?;

@@ -10,7 +10,7 @@ use crate::db::Session;
 use crate::engine::{Failure, Locking, Outcome, Runner, Step};
 use crate::error::Error;
 use crate::migrations::plan::{self, reconcile, DownTarget, Entry, Refusal};
-use crate::migrations::Migration;
+use crate::migrations::{lexer, Migration};
 use crate::target::Target;
 
 /// What `up`, `down` or `redo` did, or with `--dry-run` would do.
@@ -143,7 +143,12 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     check_to(ctx, args.to, &entries)?;
     let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
     refuse_empty(&plan.migrations)?;
-    refuse_outside_transaction_through_pooler(&target, locking, &plan.migrations)?;
+    refuse_outside_transaction_through_pooler(
+        &target,
+        locking,
+        &plan.migrations,
+        &[Direction::Up],
+    )?;
     if args.atomic {
         if let Some(m) = plan.migrations.iter().find(|m| !m.transactional) {
             return Err(Error::input(format!(
@@ -167,6 +172,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
             .then(|| "applied out of order (--allow-out-of-order)".to_string())
     };
     let settings = ctx.migration_settings(&target);
+    let versions = versions(&files);
     let mut runner = Runner {
         session: &mut client,
         url: target.conninfo(),
@@ -175,6 +181,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         note: &note,
         locking,
         out_of_order: &out_of_order,
+        versions: &versions,
     };
     let outcome = if args.atomic {
         runner.run_atomic(&plan.migrations, Direction::Up).await?
@@ -214,7 +221,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
-    refuse_outside_transaction_through_pooler(&target, locking, &plan)?;
+    refuse_outside_transaction_through_pooler(&target, locking, &plan, &[Direction::Down])?;
     if !plan.is_empty() {
         let action = format!("Revert {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
@@ -229,6 +236,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         locking,
         &plan,
         Direction::Down,
+        &versions(&files),
     )
     .await?;
     report.steps = outcome.steps;
@@ -245,7 +253,12 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     let applied = state::applied(&*client).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
-    refuse_outside_transaction_through_pooler(&target, locking, &plan)?;
+    refuse_outside_transaction_through_pooler(
+        &target,
+        locking,
+        &plan,
+        &[Direction::Down, Direction::Up],
+    )?;
     if !plan.is_empty() {
         let action = format!("Revert and re-apply {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
@@ -260,6 +273,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         locking,
         &plan,
         Direction::Down,
+        &versions(&files),
     )
     .await?;
     if outcome.failure.is_none() {
@@ -280,6 +294,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
             locking,
             &again,
             Direction::Up,
+            &versions(&files),
         )
         .await?;
         outcome.steps.extend(up.steps);
@@ -292,6 +307,11 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     Ok(report)
 }
 
+/// Every file's version, ascending (files are sorted by version).
+fn versions(files: &[Migration]) -> Vec<i64> {
+    files.iter().map(|m| m.version).collect()
+}
+
 async fn run_plan(
     ctx: &Context,
     session: &mut Session,
@@ -300,6 +320,7 @@ async fn run_plan(
     locking: Locking,
     plan: &[&Migration],
     direction: Direction,
+    versions: &[i64],
 ) -> anyhow::Result<Outcome> {
     let note = |_| None;
     Runner {
@@ -310,6 +331,7 @@ async fn run_plan(
         note: &note,
         locking,
         out_of_order: &[],
+        versions,
     }
     .run(plan, direction)
     .await
@@ -321,17 +343,50 @@ fn refuse_outside_transaction_through_pooler(
     target: &Target,
     locking: Locking,
     plan: &[&Migration],
+    directions: &[Direction],
 ) -> Result<(), Error> {
-    if locking != Locking::Transaction {
+    if !matches!(locking, Locking::Transaction { .. }) {
         return Ok(());
     }
-    match plan.iter().find(|m| !m.transactional) {
-        Some(m) => Err(through_pooler(
+    if let Some(m) = plan.iter().find(|m| !m.transactional) {
+        return Err(through_pooler(
             target,
             &format!("{} (`-- transaction: none`)", m.path),
-        )),
-        None => Ok(()),
+        ));
     }
+    for m in plan {
+        for &direction in directions {
+            let section = match direction {
+                Direction::Down => &m.down,
+                _ => &m.up,
+            };
+            // Parsing checked the statements; a section that no longer splits fails later.
+            let Ok(statements) = section.statements() else {
+                continue;
+            };
+            if let Some(s) = statements.iter().find(|s| creates_session_state(s.sql)) {
+                let line = section.line_of_offset(s.offset + lexer::leading_blank(s.sql));
+                return Err(through_pooler(
+                    target,
+                    &format!(
+                        "{}:{line} (`PREPARE`: a prepared statement outlives the transaction, \
+                         so the pooler would hand it to other clients)",
+                        m.path
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A statement that leaves state on the session a transaction cannot take back: `PREPARE`
+/// (`PREPARE TRANSACTION` is refused for every migration). Settings, temporary objects,
+/// cursors and `LISTEN` are undone by the reset that ends each pooled transaction.
+fn creates_session_state(sql: &str) -> bool {
+    let words = lexer::leading_words(sql, 2);
+    words.first().map(String::as_str) == Some("prepare")
+        && words.get(1).map(String::as_str) != Some("transaction")
 }
 
 /// Creates the state tables on first use, under the lock the run holds (through a pooler,
@@ -339,6 +394,8 @@ fn refuse_outside_transaction_through_pooler(
 async fn ensure_state(client: &Client, locking: Locking) -> anyhow::Result<()> {
     match locking {
         Locking::Session => state::ensure(client).await,
-        Locking::Transaction => state::ensure_under_xact_lock(client).await,
+        Locking::Transaction { lock_wait } => {
+            state::ensure_under_xact_lock(client, lock_wait).await
+        }
     }
 }

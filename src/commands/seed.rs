@@ -570,6 +570,17 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
             }),
         }
     }
+    if !args.dry_run {
+        // Rows of the other set's files went with them (ON DELETE CASCADE): those files are
+        // not loaded any more either.
+        let set_names: Vec<&str> = sets.iter().map(|s| s.as_str()).collect();
+        let cascaded: Vec<String> = tables
+            .iter()
+            .filter(|t| t.cascaded > 0)
+            .map(|t| t.table.clone())
+            .collect();
+        runs::record_cascaded(&tx, &set_names, &cascaded).await?;
+    }
     if args.dry_run {
         tx.rollback().await?;
     } else {

@@ -417,3 +417,17 @@ mod property {
         }
     }
 }
+
+/// Mutation this catches (cargo-mutants): `ConnInfo::redacted` returning anything but the
+/// string as written with its secrets masked (what every message naming a target shows).
+#[test]
+fn a_connection_shows_its_string_with_the_secrets_masked() {
+    assert_eq!(
+        info("postgres://app:Sw0rdfish@db.example.com:5432/app?sslmode=require").redacted(),
+        "postgres://app:***@db.example.com:5432/app?sslmode=require"
+    );
+    assert_eq!(
+        info("host=h user=app password='it s3cret' dbname=app").redacted(),
+        "host=h user=app password=*** dbname=app"
+    );
+}

@@ -15,7 +15,20 @@ pub const KEYS: (i32, i32) = (0x6d69_6772, 0x6174_6521);
 
 /// The transaction-level form of the lock, for runs through a transaction-mode pooler: held
 /// until the transaction ends, so it can never be left behind on a pooled server connection.
-pub const XACT_LOCK: &str = "SELECT pg_catalog.pg_advisory_xact_lock(1835624306, 1635018017)";
+/// It waits at most `wait` (`--lock-wait`; `lock_timeout` for this statement only, then the
+/// transaction's own value again), then fails with `lock_not_available` (55P03).
+pub fn xact_lock(wait: Duration) -> String {
+    let millis = wait.as_millis().clamp(1, i32::MAX as u128);
+    format!(
+        "SELECT pg_catalog.set_config('migrate.lock_timeout', \
+         pg_catalog.current_setting('lock_timeout'), true), \
+         pg_catalog.set_config('lock_timeout', '{millis}', true); \
+         SELECT pg_catalog.pg_advisory_xact_lock({}, {}); \
+         SELECT pg_catalog.set_config('lock_timeout', \
+         pg_catalog.current_setting('migrate.lock_timeout'), true)",
+        KEYS.0, KEYS.1
+    )
+}
 
 /// Who holds the lock, as the server sees them.
 const HOLDER: &str = "
@@ -31,10 +44,61 @@ const HOLDER: &str = "
       AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid AND l.objsubid = 2
     LIMIT 1";
 
-/// Takes the transaction-level lock inside the caller's transaction.
-pub async fn acquire_xact(client: &Client) -> anyhow::Result<()> {
-    client.batch_execute(XACT_LOCK).await?;
+/// Takes the transaction-level lock inside the caller's transaction, waiting at most `wait`.
+/// When it is not acquired in time the transaction is rolled back and the error (exit 3)
+/// names the holder.
+pub async fn acquire_xact(client: &Client, wait: Duration) -> anyhow::Result<()> {
+    match client.batch_execute(&xact_lock(wait)).await {
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            client.batch_execute("ROLLBACK").await?;
+            Err(not_acquired(client, wait).await)
+        }
+        result => Ok(result?),
+    }
+}
+
+/// Through a transaction pooler, before the run's first transaction waits for the lock: when
+/// another session holds it, says so at once and names the holder, as `acquire` does.
+pub async fn announce_xact(
+    client: &Client,
+    wait: Duration,
+    waiting: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    client.batch_execute("BEGIN").await?;
+    let free = client
+        .query_typed_one(
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
+            &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
+        )
+        .await;
+    let who = match &free {
+        Ok(row) if !row.get::<_, bool>(0) => Some(holder(client).await),
+        _ => None,
+    };
+    client.batch_execute("ROLLBACK").await?;
+    free?;
+    if let Some(who) = who {
+        waiting(&format!(
+            "waiting up to {}s for the migration lock, held by {}",
+            wait.as_secs(),
+            who?
+        ));
+    }
     Ok(())
+}
+
+/// The lock was not acquired within `wait`: who holds it, as an "unavailable" error (exit 3).
+pub async fn not_acquired(client: &Client, wait: Duration) -> anyhow::Error {
+    let who = match holder(client).await {
+        Ok(who) => who,
+        Err(e) => return e,
+    };
+    Error::unavailable(format!(
+        "another migrate run holds the migration lock: {who}; waited {}s. \
+         Let it finish, or raise --lock-wait",
+        wait.as_secs()
+    ))
+    .into()
 }
 
 /// The lock's holder in a sentence, or "another session" when it is gone already.
@@ -137,13 +201,7 @@ pub async fn acquire(
     if acquired {
         return Ok(());
     }
-    let who = holder(client).await?;
-    Err(Error::unavailable(format!(
-        "another migrate run holds the migration lock: {who}; waited {}s. \
-         Let it finish, or raise --lock-wait",
-        wait.as_secs()
-    ))
-    .into())
+    Err(not_acquired(client, wait).await)
 }
 /// Releases the lock, every hold of it (the runner's record guard adds one per migration;
 /// closing the session releases them too).

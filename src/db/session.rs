@@ -176,7 +176,8 @@ pub fn watch_signals() {
             }
             first = false;
             INTERRUPTED.store(number, Ordering::SeqCst);
-            cancel_all().await;
+            let cancelling = tokio::spawn(cancel_all());
+            *CANCELLING.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancelling);
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_secs(10));
                 exit_now(number, "the run had not wound down 10 s after it");
@@ -204,6 +205,21 @@ fn exit_now(signal: i32, why: &str) -> ! {
     }
     let _ = writeln!(std::io::stderr(), "error: {message}");
     std::process::exit(128 + signal);
+}
+
+/// The cancel requests a signal sent, while they wait for the server (or pooler) to close
+/// their connections.
+static CANCELLING: Mutex<Option<tokio::task::JoinHandle<()>>> = Mutex::new(None);
+
+/// Waits until the cancel requests a signal sent have been handled (each gives up after a
+/// few seconds). The command's statement fails as soon as the server cancels it, often before
+/// the pooler has closed the cancel connection; a process that exited then would close it
+/// first, which is what crashes PgBouncer 1.18 (see `db::cancel`).
+pub async fn settle() {
+    let cancelling = CANCELLING.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(cancelling) = cancelling {
+        let _ = cancelling.await;
+    }
 }
 
 /// Sends a cancel request for every open session's running statement.

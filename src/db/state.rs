@@ -161,9 +161,12 @@ pub async fn ensure(client: &Client) -> anyhow::Result<()> {
 
 /// `ensure` in a transaction of its own that holds the transaction-level migration lock
 /// (through a transaction pooler, where the session-level lock cannot be held).
-pub async fn ensure_under_xact_lock(client: &Client) -> anyhow::Result<()> {
+pub async fn ensure_under_xact_lock(
+    client: &Client,
+    lock_wait: std::time::Duration,
+) -> anyhow::Result<()> {
     client.batch_execute("BEGIN").await?;
-    super::lock::acquire_xact(client).await?;
+    super::lock::acquire_xact(client, lock_wait).await?;
     let created = ensure(client).await;
     client
         .batch_execute(if created.is_ok() {

@@ -14,7 +14,7 @@
 //! - a rollback is reported only when one happened, a lost connection is reported with what
 //!   is known about the migration afterwards, and the server's warnings are kept.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -88,8 +88,9 @@ pub enum Locking {
     /// The caller holds the session-level migration lock for the whole run.
     Session,
     /// Through a transaction-mode pooler: each migration's transaction takes the
-    /// transaction-level lock and re-checks the applied state under it.
-    Transaction,
+    /// transaction-level lock, waiting at most `lock_wait` (`--lock-wait`), and re-checks the
+    /// applied state under it.
+    Transaction { lock_wait: Duration },
 }
 
 pub struct Runner<'a> {
@@ -106,6 +107,9 @@ pub struct Runner<'a> {
     /// Versions applied out of order on purpose (`--allow-out-of-order`): their guard under a
     /// transaction-level lock does not insist on being above the head.
     pub out_of_order: &'a [i64],
+    /// Every migration file's version, ascending: under a transaction-level lock the guard of
+    /// `up` checks that the file below each migration is still applied.
+    pub versions: &'a [i64],
 }
 
 /// Restores the connection's initial session state: what `DISCARD ALL` does, except releasing
@@ -118,10 +122,11 @@ const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESE
      CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES";
 
 /// Through a transaction pooler the reset runs inside each transaction, on whichever server
-/// connection the transaction got, and leaves prepared statements alone (PgBouncer 1.21+
-/// keeps its own on the server connections).
+/// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
+/// effect at commit), and leaves prepared statements alone (PgBouncer 1.21+ keeps its own on
+/// the server connections): a migration's `PREPARE` is refused through a pooler instead.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
-     CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
+     CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES";
 
 /// Inside a transaction, before the tracking rows: back to the connecting role, a search
 /// path that only sees the catalog, and no timeouts, whatever the migration set (a migration's
@@ -156,7 +161,7 @@ fn record_guard(locking: Locking) -> String {
             lock::KEYS.0,
             lock::KEYS.1
         ),
-        Locking::Transaction => String::new(),
+        Locking::Transaction { .. } => String::new(),
     };
     format!(
         "DO $migrate$ BEGIN \
@@ -247,14 +252,14 @@ impl Runner<'_> {
         let client = &self.session.client;
         let reset = match self.locking {
             Locking::Session => RESET_SESSION,
-            Locking::Transaction => RESET_POOLED,
+            Locking::Transaction { .. } => RESET_POOLED,
         };
         if self.locking == Locking::Session {
             client.batch_execute(reset).await?;
         }
         client.batch_execute("BEGIN").await?;
-        if self.locking == Locking::Transaction {
-            lock::acquire_xact(client).await?;
+        if let Locking::Transaction { lock_wait } = self.locking {
+            lock::acquire_xact(client, lock_wait).await?;
         }
         let mut steps = Vec::new();
         for migration in migrations {
@@ -268,8 +273,11 @@ impl Runner<'_> {
             }
             let section = section(migration, direction);
             let statements = statements(migration, section)?;
-            if self.locking == Locking::Transaction {
-                parts.push((Part::Guard, guard(migration, direction, self.out_of_order)));
+            if matches!(self.locking, Locking::Transaction { .. }) {
+                parts.push((
+                    Part::Guard,
+                    guard(migration, direction, self.out_of_order, self.versions),
+                ));
             }
             let flight = self
                 .flight(
@@ -402,11 +410,14 @@ impl Runner<'_> {
             ],
             // Through a pooler the reset runs inside the transaction, on whichever server
             // connection it got; so does the one before COMMIT (in `record`).
-            Locking::Transaction => vec![
+            Locking::Transaction { lock_wait } => vec![
                 (Part::Setup, "BEGIN".into()),
                 (Part::Setup, format!("{RESET_POOLED}; {MARK_TRANSACTION}")),
-                (Part::Guard, lock::XACT_LOCK.to_string()),
-                (Part::Guard, guard(migration, direction, self.out_of_order)),
+                (Part::Guard, lock::xact_lock(lock_wait)),
+                (
+                    Part::Guard,
+                    guard(migration, direction, self.out_of_order, self.versions),
+                ),
             ],
         };
         if let Some(sql) = settings_sql(self.settings, true) {
@@ -433,6 +444,13 @@ impl Runner<'_> {
         };
         if part == Part::Guard && e.code().is_some_and(|c| c.code() == DONE_ELSEWHERE) {
             return Ok(Ran::Skipped);
+        }
+        if let Locking::Transaction { lock_wait } = self.locking {
+            if part == Part::Guard
+                && e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+            {
+                return Err(lock::not_acquired(&self.session.client, lock_wait).await);
+            }
         }
         let mut failure = self.failure(migration, direction, section, &statements, part, &e);
         failure.warnings = flight.warnings;
@@ -966,31 +984,50 @@ async fn copy_in(
 const DONE_ELSEWHERE: &str = "MG001";
 
 /// Under a transaction-level lock (pooler): the migration must still be as the plan saw it.
-/// For `up`: not applied (`MG001` when another run applied it: skipped), and no higher
-/// version applied unless it is applied out of order on purpose (`MG002`: stop). For `down`:
-/// still applied (`MG001` when another run reverted it) and still the head (`MG002`).
-fn guard(migration: &Migration, direction: Direction, out_of_order: &[i64]) -> String {
+/// For `up`: not applied (`MG001` when another run applied it: skipped), no higher version
+/// applied unless it is applied out of order on purpose, and the file below it still applied
+/// (`MG002`: stop; `down` reverts newest first, so a run that reverted anything below has
+/// reverted that one). For `down`: still applied (`MG001` when another run reverted it) and
+/// still the head (`MG002`).
+fn guard(
+    migration: &Migration,
+    direction: Direction,
+    out_of_order: &[i64],
+    versions: &[i64],
+) -> String {
     let v = migration.version;
-    let (done, conflict) = match direction {
+    let below = versions[..versions.partition_point(|&x| x < v)].last();
+    let (done, conflict, why) = match direction {
         Direction::Down => (
             format!("NOT EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})"),
             format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version > {v})"),
+            format!("another run applied a migration above {v} meanwhile"),
         ),
-        _ => (
-            format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})"),
-            if out_of_order.contains(&v) {
+        _ => {
+            let above = if out_of_order.contains(&v) {
                 "false".to_string()
             } else {
                 format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version > {v})")
-            },
-        ),
+            };
+            let gone = below.map_or("false".to_string(), |b| {
+                format!("NOT EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {b})")
+            });
+            (
+                format!("EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = {v})"),
+                format!("{above} OR {gone}"),
+                format!(
+                    "another run applied a migration above {v} or reverted {} below it meanwhile",
+                    below.map_or("none".to_string(), |b| format!("{b:04}"))
+                ),
+            )
+        }
     };
     format!(
         "DO $migrate$ BEGIN \
          IF {done} THEN RAISE EXCEPTION USING ERRCODE = '{DONE_ELSEWHERE}', \
          MESSAGE = 'migration {v} was {verb} by another run meanwhile'; END IF; \
          IF {conflict} THEN RAISE EXCEPTION USING ERRCODE = 'MG002', \
-         MESSAGE = 'another run applied a migration above {v} meanwhile'; END IF; \
+         MESSAGE = '{why}'; END IF; \
          END $migrate$",
         verb = if direction == Direction::Down {
             "reverted"
@@ -1033,7 +1070,7 @@ fn record(
     };
     let tail = match locking {
         // Leave the pooled server connection as clean as the migration found it.
-        Locking::Transaction => format!("; {RESET_POOLED}"),
+        Locking::Transaction { .. } => format!("; {RESET_POOLED}"),
         Locking::Session => String::new(),
     };
     format!(
@@ -1284,5 +1321,28 @@ mod privilege_tests {
         );
         assert!(advice.contains("CREATE on schema extensions"), "{advice}");
         assert_eq!(privilege_advice("something else", "select 1"), "");
+        // cargo-mutants: the CREATE/ALTER/DROP arm deleted read "lacks SELECT" here.
+        let advice = privilege_advice(
+            "permission denied for table users",
+            "create trigger t after insert on auth.users for each row execute function f()",
+        );
+        assert!(
+            advice
+                .contains("lacks ownership (or REFERENCES for a foreign key) on table auth.users"),
+            "{advice}"
+        );
+    }
+
+    /// Mutation this catches (cargo-mutants): `ALTER SYSTEM`, which writes its file outside
+    /// any transaction, taken for a statement PostgreSQL rolls back by itself.
+    #[test]
+    fn only_transactional_first_statements_roll_back_alone() {
+        assert!(!super::rolls_back_alone(
+            "alter system set work_mem = '1MB'"
+        ));
+        assert!(!super::rolls_back_alone(
+            "create index concurrently i on t (x)"
+        ));
+        assert!(super::rolls_back_alone("alter table t add column x int"));
     }
 }

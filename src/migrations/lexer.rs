@@ -581,6 +581,11 @@ mod tests {
             split_statements("select 1;\ncopy t to stdout;"),
             Err(SplitError::CopyToStdout { .. })
         ));
+        // Only `TO STDOUT` is: a server-side COPY TO elsewhere runs as it is (cargo-mutants:
+        // `&&` made `||` in `Words::finish` took this for one).
+        let got = split_statements("copy t to program 'gzip > /tmp/t.gz';\nselect 1;").unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].copy_data.is_none());
     }
 
     #[test]

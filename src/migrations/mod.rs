@@ -785,6 +785,47 @@ mod tests {
         (p.line, p.message)
     }
 
+    /// Mutations these catch (cargo-mutants): `file_name` a constant, the NUL byte's line
+    /// counted by the wrong bytes, `START TRANSACTION` no longer seen as transaction control.
+    #[test]
+    fn file_name_nul_line_and_start_transaction() {
+        let m = parse_text("-- UP\nselect 1;\n-- DOWN\nselect 2;\n").unwrap();
+        assert_eq!(m.file_name(), "0001_coach_core.sql");
+        let (line, message) = error("-- UP\nselect 1;\nselect '\0';\n-- DOWN\n");
+        assert_eq!(line, Some(3), "{message}");
+        assert!(message.contains("NUL byte"), "{message}");
+        for control in [
+            "start transaction",
+            "START  Transaction isolation level serializable",
+        ] {
+            let (line, message) = error(&format!(
+                "-- UP\ncreate table coach.t ();\n{control};\n-- DOWN\n"
+            ));
+            assert_eq!(line, Some(3), "{message}");
+            assert!(
+                message.starts_with("`START TRANSACTION` in the UP section"),
+                "{message}"
+            );
+        }
+    }
+
+    /// Mutation this catches: a name like `0001_x.txt` no longer taken for a migration that
+    /// would never run (`classify_entry`'s `!v.is_empty()` negated).
+    #[test]
+    fn a_migration_named_file_that_is_not_sql_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("0001_coach_x.txt"), "-- UP\n-- DOWN\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "fine\n").unwrap();
+        let error = discover(dir.path(), dir.path(), &domains()).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("0001_coach_x.txt"), "{text}");
+        assert!(
+            text.contains("named like a migration but not `.sql`"),
+            "{text}"
+        );
+        assert!(!text.contains("notes.txt"), "{text}");
+    }
+
     #[test]
     fn parses_sections_and_lines() {
         let m = parse_text(

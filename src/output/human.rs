@@ -128,15 +128,30 @@ impl Report for RunReport {
     fn problem(&self) -> Option<String> {
         let f = self.failure.as_ref()?;
         let mut after = f.state.clone();
-        if !self.atomic && !f.connection_lost && !self.steps.is_empty() {
+        // Only the steps in the failed direction came before it: a redo's reverts are not
+        // "applied" (and those it did not apply again stay reverted).
+        let count = |direction: &str| {
+            self.steps
+                .iter()
+                .filter(|s| s.direction.as_str() == direction)
+                .count()
+        };
+        let done = count(f.direction.as_str());
+        if !self.atomic && !f.connection_lost && done > 0 {
             after.push_str(&format!(
-                "; {} migration(s) before it stay {}",
-                self.steps.len(),
+                "; {done} migration(s) before it stay {}",
                 if f.direction.as_str() == "down" {
                     "reverted"
                 } else {
                     "applied"
                 }
+            ));
+        }
+        let not_again = count("down").saturating_sub(count("up"));
+        if !self.atomic && f.direction.as_str() != "down" && not_again > 0 {
+            after.push_str(&format!(
+                "; {not_again} migration(s) this run reverted stay reverted (`migrate up` \
+                 applies them again)"
             ));
         }
         if f.connection_lost {

@@ -337,3 +337,70 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
         .stderr_has("canceling statement due to statement timeout (SQLSTATE 57014)");
     assert_eq!(p.applied(), [1]);
 }
+
+/// Mutation this catches: `state::clear_dirty` a no-op (cargo-mutants): a `transaction: none`
+/// migration whose DOWN fails on its first statement, which PostgreSQL rolls back by itself,
+/// stays applied and must not stay marked dirty.
+#[test]
+fn a_down_outside_a_transaction_that_changed_nothing_is_not_dirty() {
+    let p = Project::new("guard_down_clean");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_t (id int);\n\
+         -- DOWN\ndrop table coach_missing;\ndrop table coach_t;\n",
+    );
+    p.migrate(&["up"]).success();
+    let json = p.migrate(&["down", "--json"]).code(1).json();
+    assert_eq!(json["failure"]["dirty"], false, "{json}");
+    assert_eq!(json["failure"]["rolled_back"], true, "{json}");
+    let dirty: bool =
+        p.db.scalar("SELECT dirty FROM _migrate.schema_migrations WHERE version = 1");
+    assert!(!dirty, "still applied, and clean");
+    p.migrate(&["up"]).success().stdout_has("nothing to up");
+}
+
+/// Mutation this catches: `state::ensure` not upgrading state tables an older `migrate` made
+/// (its `!` deleted: `_migrate.history` without `warnings` is left so, and keeping a
+/// migration's warnings then fails the run).
+#[test]
+fn state_tables_of_an_older_migrate_are_upgraded_on_first_use() {
+    let p = Project::new("guard_state_upgrade");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (id int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.db.execute("ALTER TABLE _migrate.history DROP COLUMN warnings");
+    p.migration(
+        "0002_coach_warns.sql",
+        "-- UP\ndo $$ begin raise warning 'heads up'; end $$;\n-- DOWN\nselect 1;\n",
+    );
+    p.migrate(&["up"]).success();
+    let kept: Vec<String> =
+        p.db.scalar("SELECT warnings FROM _migrate.history WHERE version = 2 AND direction = 'up'");
+    assert_eq!(kept, vec!["WARNING: heads up".to_string()]);
+}
+
+/// Mutation this catches: any error while waiting for the migration lock taken for the lock
+/// timeout (`lock::acquire`'s SQLSTATE 55P03 match made `true`): a statement_timeout the
+/// connection sets, shorter than `--lock-wait`, then reads as "another run holds the lock,
+/// waited 30s" instead of the server's own error.
+#[test]
+fn an_error_while_waiting_for_the_lock_is_not_called_a_lock_timeout() {
+    let p = Project::new("guard_lock_error");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (id int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    let (_holder, _) = hold_lock(&p.db);
+    let separator = if p.db.url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-c%20statement_timeout%3D700",
+        p.db.url
+    );
+    let run = p.migrate_raw(&["up", "--lock-wait", "30", "--database-url", &url], &[]);
+    assert_ne!(run.code, 0, "{run:?}");
+    run.stderr_has("canceling statement due to statement timeout");
+    assert!(!run.stderr.contains("waited 30s"), "{run:?}");
+    assert!(p.applied().is_empty());
+}

@@ -233,6 +233,73 @@ fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
     assert_eq!(advisory_locks(&p), 0);
 }
 
+/// Mutation this catches: runs through the pooler taking no transaction-level lock (the
+/// `XACT_LOCK` statement made a no-op): they then apply beside a run that holds the migration
+/// lock. (`lock::acquire_xact` alone, the `--atomic` run's lock, is not seen: the run took the
+/// same lock to create the state tables just before; README, Mutation testing.)
+#[test]
+fn runs_through_a_pooler_wait_for_the_migration_lock() {
+    let p = five("pooler_waits");
+    let url = pooled_url(&p);
+    for atomic in [false, true] {
+        let mut holder = p.db.client();
+        holder
+            .query_one(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+            )
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command
+            .args(["up", "--database-url", &url])
+            .args(atomic.then_some("--atomic"))
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        // Until its transaction waits for the advisory lock; it must not finish first.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let waiting: i64 = p.db.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+            );
+            if waiting > 0 {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "atomic={atomic}: the run ended ({status}) without waiting for the lock; \
+                     applied {:?}\n{}",
+                    p.applied(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(Instant::now() < deadline, "atomic={atomic}: never waited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            p.applied().is_empty(),
+            "atomic={atomic}: applied under the lock"
+        );
+        holder
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(p.applied(), vec![1, 2, 3, 4, 5], "atomic={atomic}");
+        p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
+            .success();
+    }
+}
+
 /// Mutation this catches: skipping the re-check under the transaction-level lock.
 #[test]
 fn concurrent_runs_through_a_pooler_apply_each_migration_once() {
@@ -372,7 +439,9 @@ fn settings_a_migration_makes_do_not_leak_to_other_clients_of_the_pool() {
     let p = Project::new("pooler_leak");
     p.migration(
         "0001_coach_x.sql",
-        "-- UP\nset search_path to nowhere, public;\nset statement_timeout = '1ms';\nset default_transaction_read_only = on;\ncreate table public.coach_x (a int);\n-- DOWN\ndrop table public.coach_x;\n",
+        // statement_timeout last: only the bookkeeping runs under it (which must not be hit by
+        // it), never a statement of the migration itself, which a loaded machine can keep 1 ms.
+        "-- UP\nset search_path to nowhere, public;\ncreate table public.coach_x (a int);\nset default_transaction_read_only = on;\nset statement_timeout = '1ms';\n-- DOWN\ndrop table public.coach_x;\n",
     );
     let url = pooled_url(&p);
     p.migrate_raw(&["up", "--database-url", &url], &[])
@@ -746,4 +815,225 @@ fn a_renamed_applied_file_is_noted_by_status_and_not_applied_again() {
         p.db.scalar("SELECT count(*) FROM _migrate.history WHERE version = 2 AND direction = 'up'");
     assert_eq!(ups, 1, "applied again");
     assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+}
+
+/// A signal while a run waits for the transaction-level lock through the pooler: the wait is
+/// cancelled at once, and the process stays until the pooler has closed the cancel
+/// connection. Mutation this catches: exiting as soon as the command fails, which cut the
+/// cancel connection short and made PgBouncer 1.18 exit (`bad client state: 0`) in about half
+/// the tries, dropping every client of the pool.
+#[test]
+fn a_signal_during_a_lock_wait_through_the_pooler_leaves_the_pooler_up() {
+    let p = five("pooled_wait_signal");
+    let url = pooled_url(&p);
+    let mut holder = p.db.client();
+    holder
+        .execute(
+            &format!(
+                "SELECT pg_advisory_lock({}, {})",
+                migrate::db::lock::KEYS.0,
+                migrate::db::lock::KEYS.1
+            ),
+            &[],
+        )
+        .unwrap();
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)]
+        .into_iter()
+        .cycle()
+        .take(6)
+    {
+        let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["up", "--database-url", &url])
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&p, "pg_advisory_xact_lock");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert_eq!(running(&p, "pg_advisory_xact_lock"), 0, "still waiting");
+        // The pooler is still there for the next client.
+        p.migrate_raw(&["status", "--database-url", &url], &[])
+            .success();
+    }
+    assert!(p.applied().is_empty());
+}
+
+/// Starts `migrate ARGS` through the pooler without waiting for it.
+fn spawn_pooled(p: &Project, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(args)
+        .args(["--database-url", &pooled_url(p)])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits at most `limit` for `child`; a run still going then is killed and the test fails.
+fn finish_within(mut child: Child, limit: Duration) -> std::process::Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Through the pooler a run waits for the lock as a direct one does: it says so at once,
+/// naming the holder, and gives up after `--lock-wait` with exit 3.
+/// Mutation this catches: `pg_advisory_xact_lock` without a lock_timeout (the run waited,
+/// silent, as long as the holder held the lock).
+#[test]
+fn a_run_through_the_pooler_says_it_waits_and_gives_up_after_lock_wait() {
+    let p = five("pooled_lock_wait");
+    let mut holder = p.db.client();
+    holder
+        .execute(
+            &format!(
+                "SELECT pg_advisory_lock({}, {}) /* holder */",
+                migrate::db::lock::KEYS.0,
+                migrate::db::lock::KEYS.1
+            ),
+            &[],
+        )
+        .unwrap();
+    let child = spawn_pooled(&p, &["--lock-wait", "2", "up"]);
+    let out = finish_within(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("waiting up to 2s for the migration lock, held by pid"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/* holder */"), "{stderr}");
+    assert!(
+        stderr.contains("another migrate run holds the migration lock"),
+        "{stderr}"
+    );
+    assert!(p.applied().is_empty());
+    drop(holder);
+    // Free again: the same run applies everything.
+    p.migrate_raw(&["up", "--database-url", &pooled_url(&p)], &[])
+        .success();
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+}
+
+/// A direct `down --all` that reverts what a pooled `up` stands on, between two of its
+/// migrations: the pooled run stops instead of applying the next migration above a gap.
+/// Mutation this catches: the guard checking only "not applied yet" and "nothing above"
+/// (the run applied 0005 with 0001-0004 reverted, and said all was well).
+#[test]
+fn a_pooled_up_stops_when_another_run_reverts_what_it_stands_on() {
+    let p = Project::new("pooled_gap");
+    for n in 1..=6 {
+        let body = if n == 4 {
+            "select pg_sleep(3) /* gap */;\n"
+        } else {
+            ""
+        };
+        p.migration(
+            &format!("000{n}_coach_t{n}.sql"),
+            &format!(
+                "-- UP\ncreate table coach_t{n} (id int);\n{body}-- DOWN\ndrop table coach_t{n};\n"
+            ),
+        );
+    }
+    p.migrate(&["up", "--to", "3"]).success();
+    let pooled = spawn_pooled(&p, &["up"]);
+    wait_for_query(&p, "/* gap */");
+    let down = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["down", "--all", "--database-url", &p.db.url])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pooled = finish_within(pooled, Duration::from_secs(60));
+    let down = finish_within(down, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&pooled.stderr);
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(pooled.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reverted 0004 below it meanwhile"),
+        "{stderr}"
+    );
+    // Whatever the order, never a migration above one that is not applied.
+    let applied = p.applied();
+    let expected: Vec<i64> = (1..=applied.len() as i64).collect();
+    assert_eq!(applied, expected, "a gap below the head");
+    assert!(applied.is_empty(), "down --all ran last");
+}
+
+/// What a migration leaves on its session stays on our side of the pooler: a `LISTEN` is
+/// undone before the transaction commits, and a `PREPARE` (which no rollback undoes) is
+/// refused before anything runs, naming the file and line.
+/// Mutations this catches: the pooled reset without `UNLISTEN *` (one server connection of
+/// the pool kept listening for every later client), and no refusal of `PREPARE` (the pool
+/// kept `p1`, and a later client's `PREPARE p1` failed).
+#[test]
+fn a_migration_leaves_no_listen_or_prepared_statement_in_the_pool() {
+    let p = Project::new("pooled_session_state");
+    p.migration(
+        "0001_coach_listen.sql",
+        "-- UP\ncreate table coach_l (id int);\nlisten coach_events;\n-- DOWN\ndrop table coach_l;\n",
+    );
+    let url = pooled_url(&p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    assert_eq!(p.applied(), vec![1]);
+    // Pool size 4: four open transactions hold every server connection of the pool.
+    let mut clients: Vec<postgres::Client> = (0..4)
+        .map(|_| postgres::Client::connect(&url, postgres::NoTls).unwrap())
+        .collect();
+    for c in &mut clients {
+        c.simple_query("BEGIN").unwrap();
+    }
+    for c in &mut clients {
+        let rows = c
+            .simple_query("SELECT count(*) FROM pg_listening_channels()")
+            .unwrap();
+        let count = rows.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(count.as_deref(), Some("0"), "a pooled connection listens");
+    }
+    for c in &mut clients {
+        c.simple_query("COMMIT").unwrap();
+    }
+    p.migration(
+        "0002_coach_prepare.sql",
+        "-- UP\ncreate table coach_p (id int);\nprepare p1 as select 1;\n-- DOWN\ndrop table coach_p;\n",
+    );
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("0002_coach_prepare.sql:3 (`PREPARE`");
+    assert_eq!(p.applied(), vec![1]);
+    // Directly it runs (the session ends with the run).
+    p.migrate(&["up"]).success();
+    assert_eq!(p.applied(), vec![1, 2]);
 }

@@ -149,3 +149,45 @@ fn the_test_set_clears_and_loads_again() {
     let again = p.migrate(&["seed", "test", "--json"]).success().json();
     assert_eq!(totals(&again), (0, 0));
 }
+
+/// Clearing `base` after `test` removes the test rows too (ON DELETE CASCADE from the base
+/// rows they refer to): `seed status` then calls no test file loaded, and loading `test`
+/// again restores them. Mutation this catches: a clear that records only the files of the
+/// set it cleared (status showed every test file `loaded` over emptied tables).
+#[test]
+fn clearing_base_marks_the_test_files_whose_rows_cascaded_away() {
+    let p = seeded_project("repo_seed_cascade");
+    p.migrate(&["seed", "test"]).success();
+    let loaded_rows = p.db.dump_data(&SCHEMAS).lines().count();
+    let run = p
+        .migrate(&["seed", "clear", "base", "--json"])
+        .success()
+        .json();
+    assert!(run["cascaded"].as_i64().unwrap() > 0, "{run}");
+    let states = p.migrate(&["seed", "status", "--json"]).success().json();
+    let files = states["files"].as_array().unwrap();
+    let test_loaded: Vec<&str> = files
+        .iter()
+        .filter(|f| f["seed_set"] == "test" && f["state"] == "loaded")
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    // Only the files whose rows are all still there: job_queue has no foreign key to a base
+    // row, and the refreshed materialized view keeps its rows until the next refresh.
+    assert_eq!(
+        test_loaded,
+        [
+            "130_coach_job_queue.toml",
+            "490_signify_refresh_metrics.sql"
+        ]
+    );
+    let kept: i64 = p.db.scalar(
+        "SELECT count(*) FROM coach.job_queue WHERE id = '00000000-0000-4000-8000-5eed10410001'",
+    );
+    assert_eq!(kept, 1);
+    assert!(files
+        .iter()
+        .filter(|f| f["seed_set"] == "base")
+        .all(|f| f["state"] == "cleared"));
+    p.migrate(&["seed", "test"]).success();
+    assert_eq!(p.db.dump_data(&SCHEMAS).lines().count(), loaded_rows);
+}

@@ -649,7 +649,7 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
     let role = format!("narrow_{}", std::process::id());
     p.db.execute(&format!(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
-         THEN CREATE ROLE {role} LOGIN; END IF; END $$;
+         THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
          CREATE SCHEMA authx; CREATE TABLE authx.users (id int PRIMARY KEY);
          GRANT USAGE ON SCHEMA authx TO {role}; GRANT CREATE, USAGE ON SCHEMA public TO {role};
          GRANT CREATE ON DATABASE \"{db}\" TO {role};",
@@ -659,7 +659,7 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
         "0001_coach_t.sql",
         "-- UP\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n",
     );
-    let url = p.db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
         .stderr_has("0001_coach_t.sql:2")

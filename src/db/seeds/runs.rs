@@ -78,6 +78,40 @@ pub async fn record(
     .await
 }
 
+/// The files of other sets whose latest load filled a table a clear emptied rows of by
+/// cascade or trigger: recorded as cleared, since their rows are no longer all there.
+const CLEAR_CASCADED: &str = "
+INSERT INTO _migrate.seed_runs
+    (seed_set, file, checksum, inserted, updated, unchanged, action, deleted, relations)
+SELECT r.seed_set, r.file, r.checksum, 0, 0, 0, 'clear', 0, r.relations
+FROM (SELECT DISTINCT ON (seed_set, file) seed_set, file, checksum, action, relations
+      FROM _migrate.seed_runs ORDER BY seed_set, file, ran_at DESC, id DESC) AS r
+WHERE r.action = 'load' AND r.seed_set <> ALL ($1::text[])
+  AND r.relations && ARRAY(
+      SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', split_part(t, '.', 1),
+                                                       substr(t, strpos(t, '.') + 1)))
+      FROM unnest($2::text[]) AS t)
+RETURNING seed_set || '/' || file";
+
+/// After a clear of `sets` removed rows of `tables` (`schema.table`) by cascade or trigger:
+/// records every loaded file of another set that filled one of them as cleared, so `seed
+/// status` no longer calls it loaded. Returns them as `set/file`.
+pub async fn record_cascaded(
+    client: &impl GenericClient,
+    sets: &[&str],
+    tables: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(CLEAR_CASCADED, &[&sets, &tables])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 /// Records that `seed clear` removed `deleted` rows of `file`: it counts as not loaded.
 pub async fn record_clear(
     client: &impl GenericClient,

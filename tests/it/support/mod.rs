@@ -57,16 +57,16 @@ fn start_cluster() -> String {
     cluster.url(port, "postgres")
 }
 
-/// Connections one test may hold at its peak, measured (README, Tests): its clients, the
-/// sessions of the `migrate` runs it starts (three at once in the concurrency tests, each
-/// with a cancel connection when interrupted), and the server connections PgBouncer keeps
-/// per test database (`default_pool_size`); closed connections also linger a moment before
-/// their backend exits.
-const CONNECTIONS_PER_TEST: usize = 24;
+/// Connections one test thread may hold at its peak, with room to spare: its clients, the
+/// sessions of the `migrate` runs it starts (three at once in the concurrency tests), and the
+/// server connections PgBouncer keeps per test database; closed connections also linger a
+/// moment before their backend exits. Measured: 14 client backends at the peak of a whole
+/// run with 2 test threads (README, Tests).
+const CONNECTIONS_PER_TEST: usize = 16;
 
 /// `max_connections` for the harness's cluster: every test thread at its peak at once, plus
-/// the admin session and superuser_reserved_connections. PostgreSQL's default (100) runs out
-/// at five test threads.
+/// the admin session and superuser_reserved_connections; never below PostgreSQL's default
+/// (100), which a machine with a dozen cores and more test threads would exhaust.
 fn max_connections() -> usize {
     let threads = std::env::var("RUST_TEST_THREADS")
         .ok()
