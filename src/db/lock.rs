@@ -186,9 +186,13 @@ pub async fn acquire(
         match result {
             Ok(_) => true,
             Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => false,
-            Err(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
-                let by = super::session::interrupted()
-                    .map_or("a cancel request", super::session::signal_name);
+            // A cancel our own signal handler sent (a statement_timeout is the same SQLSTATE
+            // and keeps the server's words).
+            Err(e)
+                if e.code() == Some(&SqlState::QUERY_CANCELED)
+                    && super::session::interrupted().is_some() =>
+            {
+                let by = super::session::interrupted().map_or("", super::session::signal_name);
                 return Err(Error::refused(format!(
                     "interrupted by {by} while waiting for the migration lock, held by {who}; \
                      nothing was done"
