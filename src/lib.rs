@@ -56,13 +56,16 @@ fn main_on_this_thread() -> ExitCode {
         Ok(status) => status,
         Err(err) => {
             let (status, err) = match db::session::interrupted() {
-                Some(signal) => (
-                    ExitStatus::Interrupted(signal),
-                    err.context(format!(
-                        "interrupted by {}",
-                        db::session::signal_name(signal)
-                    )),
-                ),
+                Some(signal) => {
+                    let said = format!("interrupted by {}", db::session::signal_name(signal));
+                    // An error that says so already is not told twice.
+                    let err = if format!("{err:#}").contains(&said) {
+                        err
+                    } else {
+                        err.context(said)
+                    };
+                    (ExitStatus::Interrupted(signal), err)
+                }
                 None => (exit_status(&err), err),
             };
             printer.error(&err, status);

@@ -57,6 +57,11 @@ pub async fn lock(ctx: &Context, args: &LockArgs) -> anyhow::Result<LockReport> 
     let mut admin = db::connect(&server).await?;
     // Its DROP DATABASE after an interrupt must not be cancelled by that interrupt.
     admin.survive_interrupts();
+    // The build holds a session lock and runs `transaction: none` migrations statement by
+    // statement: neither works when each statement may land on another server connection.
+    if db::pooler::is_transaction_pooler(&server, &admin).await? {
+        return Err(super::through_pooler_at(&server.redacted(), "lock").into());
+    }
     let name = scratch_name();
     database::create(&admin, &name, Template::Pristine)
         .await

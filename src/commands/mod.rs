@@ -206,13 +206,19 @@ pub fn listed(migrations: &[&Migration]) -> Vec<String> {
 
 /// The refusal for a command that needs a session of its own, through a transaction pooler.
 pub fn through_pooler(target: &Target, what: &str) -> Error {
+    through_pooler_at(&target.redacted(), what)
+}
+
+/// `through_pooler` for a server named by its redacted connection string (`lock`'s
+/// `--scratch-url`).
+pub fn through_pooler_at(shown: &str, what: &str) -> Error {
     Error::refused(format!(
         "{} is reached through a transaction-mode connection pooler (PgBouncer with \
          pool_mode = transaction, or the transaction pooler port 6543 of a hosted Supabase \
          project), which may run each statement on another server connection: {what} needs a \
          session of its own, so nothing was done. Connect directly to PostgreSQL (Supabase: \
          the direct connection, or the session pooler on port 5432) for this command",
-        target.redacted()
+        shown
     ))
 }
 

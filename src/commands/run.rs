@@ -82,10 +82,20 @@ async fn head(client: &Client) -> anyhow::Result<Option<i64>> {
     Ok(state::applied(client).await?.last().map(|a| a.version))
 }
 
-/// The head after a run; unknown (None) when the run lost its connection.
-async fn head_after(client: &Client, failure: &Option<Failure>) -> anyhow::Result<Option<i64>> {
+/// The head after a run; after a lost connection, as a new session reads it (None when the
+/// server cannot be reached again).
+async fn head_after(
+    client: &Client,
+    target: &Target,
+    failure: &Option<Failure>,
+) -> anyhow::Result<Option<i64>> {
     if failure.as_ref().is_some_and(|f| f.connection_lost) {
-        return Ok(None);
+        // The run's session is gone: read it on a new one. When the server cannot be reached
+        // again it stays unknown (null), never a guess.
+        return Ok(match crate::db::connect(target.conninfo()).await {
+            Ok(session) => head(&session.client).await.ok().flatten(),
+            Err(_) => None,
+        });
     }
     head(client).await
 }
@@ -181,7 +191,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     report.steps = outcome.steps;
     report.failure = outcome.failure;
     report.out_of_order = plan.out_of_order;
-    report.head = head_after(&client, &report.failure).await?;
+    report.head = head_after(&client, &target, &report.failure).await?;
     Ok(report)
 }
 
@@ -229,7 +239,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     .await?;
     report.steps = outcome.steps;
     report.failure = outcome.failure;
-    report.head = head_after(&client, &report.failure).await?;
+    report.head = head_after(&client, &target, &report.failure).await?;
     Ok(report)
 }
 
@@ -288,7 +298,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     let mut report = RunReport::new("redo", &target, false, false);
     report.steps = outcome.steps;
     report.failure = outcome.failure;
-    report.head = head_after(&client, &report.failure).await?;
+    report.head = head_after(&client, &target, &report.failure).await?;
     Ok(report)
 }
 

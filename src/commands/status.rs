@@ -28,7 +28,8 @@ pub struct StatusRow {
     pub file: Option<String>,
     /// A pending file whose UP section is still empty (a skeleton from `migrate new`).
     pub empty: bool,
-    /// What is wrong and what to do, for changed, missing and dirty rows.
+    /// What is wrong and what to do, for changed, missing and dirty rows, and for an applied
+    /// file renamed since (its state stays `applied`).
     pub problem: Option<String>,
 }
 
@@ -85,7 +86,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
                 applied_at: e.applied.map(|a| a.applied_at.clone()),
                 file: e.file.map(|f| f.path.clone()),
                 empty: e.state == State::Pending && e.file.is_some_and(|f| f.is_empty()),
-                problem: e.problem(),
+                problem: e.problem().or_else(|| e.renamed()),
             }
         })
         .collect();

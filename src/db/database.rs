@@ -7,10 +7,13 @@ use super::quote_ident;
 
 /// Whether a database of this name exists on the server.
 pub async fn exists(client: &Client, name: &str) -> anyhow::Result<bool> {
-    Ok(client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some())
+    let rows = super::state::unnamed(
+        client,
+        "SELECT 1 FROM pg_database WHERE datname = $1",
+        &[&name],
+    )
+    .await?;
+    Ok(!rows.is_empty())
 }
 
 /// Which database a new one is copied from.

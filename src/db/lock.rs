@@ -163,16 +163,42 @@ pub async fn acquire(
         client
             .batch_execute(&format!("SET lock_timeout = {millis}"))
             .await?;
-        let result = client
-            .query_typed_one(
-                "SELECT pg_advisory_lock($1, $2)",
-                &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
-            )
-            .await;
+        let wait_for_lock = client.query_typed_one(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[(&KEYS.0, Type::INT4), (&KEYS.1, Type::INT4)],
+        );
+        tokio::pin!(wait_for_lock);
+        // A signal that came before the statement reached the server cancelled nothing:
+        // once it has, cancel again.
+        let mut cancelled_again = false;
+        let result = loop {
+            tokio::select! {
+                result = &mut wait_for_lock => break result,
+                _ = tokio::time::sleep(Duration::from_millis(250)), if !cancelled_again => {
+                    if super::session::interrupted().is_some() {
+                        cancelled_again = true;
+                        super::session::cancel_all().await;
+                    }
+                }
+            }
+        };
         client.batch_execute("RESET lock_timeout").await?;
         match result {
             Ok(_) => true,
             Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => false,
+            // A cancel our own signal handler sent (a statement_timeout is the same SQLSTATE
+            // and keeps the server's words).
+            Err(e)
+                if e.code() == Some(&SqlState::QUERY_CANCELED)
+                    && super::session::interrupted().is_some() =>
+            {
+                let by = super::session::interrupted().map_or("", super::session::signal_name);
+                return Err(Error::refused(format!(
+                    "interrupted by {by} while waiting for the migration lock, held by {who}; \
+                     nothing was done"
+                ))
+                .into());
+            }
             Err(e) => return Err(e.into()),
         }
     };

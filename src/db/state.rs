@@ -107,8 +107,10 @@ WHERE id = (SELECT max(id) FROM _migrate.history WHERE version = $1 AND directio
 
 /// Runs `sql` as an unnamed statement (one round trip, and nothing left on the server's
 /// connection, so it works through a transaction-mode pooler); parameter types come from
-/// the server.
-async fn unnamed(
+/// the server. Every read a command may make through a pooler goes through here: a named
+/// statement (`query(&str)`) is parsed and closed in separate round trips, which a
+/// transaction pooler may send to different server connections, leaving `s0` behind.
+pub(crate) async fn unnamed(
     client: &impl GenericClient,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -386,5 +388,5 @@ const MANAGED: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT N
 
 /// Whether the database behind `client` holds migrate's state.
 pub async fn is_managed(client: &impl GenericClient) -> anyhow::Result<bool> {
-    Ok(client.query_one(MANAGED, &[]).await?.get(0))
+    Ok(unnamed(client, MANAGED, &[]).await?[0].get(0))
 }

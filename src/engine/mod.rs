@@ -354,8 +354,9 @@ impl Runner<'_> {
                         failure.state = format!(
                             "the connection was lost before the --atomic run committed, so \
                              PostgreSQL rolled all of it back ({})",
-                            self.session
-                                .close_reason()
+                            e.as_db_error()
+                                .map(describe_db_error)
+                                .or_else(|| self.session.close_reason())
                                 .unwrap_or_else(|| "no reason given".into())
                         );
                     } else {
@@ -455,7 +456,11 @@ impl Runner<'_> {
         failure.warnings = flight.warnings;
         if is_connection_lost(&e) {
             failure.connection_lost = true;
-            failure.state = self.after_lost_connection(migration, direction, part).await;
+            let (state, rolled_back) = self
+                .after_lost_connection(migration, direction, part, &e)
+                .await;
+            failure.state = state;
+            failure.rolled_back = rolled_back;
             return Ok(Ran::Failed(failure));
         }
         if part == Part::Setup && self.session.client.is_closed() {
@@ -789,19 +794,25 @@ impl Runner<'_> {
     }
 
     /// After a lost connection: reconnects and reads whether the migration is recorded, which
-    /// tells whether its transaction committed.
+    /// tells whether its transaction committed. Returns what is known, and whether it was
+    /// rolled back (false when unknown).
     async fn after_lost_connection(
         &self,
         migration: &Migration,
         direction: Direction,
         part: Part,
-    ) -> String {
-        let reason = self
-            .session
-            .close_reason()
+        error: &tokio_postgres::Error,
+    ) -> (String, bool) {
+        // The server's own word (57P01 "terminating connection due to administrator
+        // command") comes with the failed statement's error; the session's close reason is
+        // the fallback, for a connection that died between statements.
+        let reason = error
+            .as_db_error()
+            .map(describe_db_error)
+            .or_else(|| self.session.close_reason())
             .map_or(String::new(), |r| format!(" (the server said: {r})"));
         if part != Part::Commit && part != Part::Record {
-            return format!(
+            let state = format!(
                 "the connection was lost before its transaction committed{reason}, so PostgreSQL \
                  rolled it back: it is {}",
                 if direction == Direction::Down {
@@ -810,6 +821,7 @@ impl Runner<'_> {
                     "not applied"
                 }
             );
+            return (state, true);
         }
         let recorded = async {
             let client = crate::db::connect(self.url).await?;
@@ -820,7 +832,7 @@ impl Runner<'_> {
         match recorded {
             Ok(recorded) => {
                 let done = recorded != (direction == Direction::Down);
-                format!(
+                let state = format!(
                     "the connection was lost at COMMIT{reason}; reconnected and found it {}: \
                      its transaction {}",
                     if recorded {
@@ -829,11 +841,16 @@ impl Runner<'_> {
                         "not recorded"
                     },
                     if done { "committed" } else { "was rolled back" }
-                )
+                );
+                (state, !done)
             }
-            Err(e) => format!(
-                "the connection was lost at COMMIT{reason} and reconnecting failed ({e:#}), so \
-                 whether it committed is unknown: run `migrate status` when the server is back"
+            Err(e) => (
+                format!(
+                    "the connection was lost at COMMIT{reason} and reconnecting failed ({e:#}), \
+                     so whether it committed is unknown: run `migrate status` when the server is \
+                     back"
+                ),
+                false,
             ),
         }
     }
@@ -859,7 +876,10 @@ impl Runner<'_> {
             rolled_back: false,
             connection_lost: false,
             interrupted: Some(session::signal_name(signal).to_string()),
-            state: "it did not start: nothing of it was applied".into(),
+            state: match direction {
+                Direction::Down => "it did not start: it is still applied".into(),
+                _ => "it did not start: nothing of it was applied".into(),
+            },
             warnings: Vec::new(),
         };
         let note = (self.note)(migration.version);

@@ -97,6 +97,25 @@ impl<'a> Entry<'a> {
             State::Applied | State::Pending => None,
         }
     }
+
+    /// An applied migration whose file has been renamed since (same version and checksum,
+    /// another name): not a problem for `up`, which does not apply it again, but the history
+    /// names a file that is no longer there, so `status` says so.
+    pub fn renamed(&self) -> Option<String> {
+        let (Some(file), Some(applied)) = (self.file, self.applied) else {
+            return None;
+        };
+        (self.state == State::Applied && file.name != applied.name).then(|| {
+            format!(
+                "{} is applied under another name, {} (recorded in _migrate.schema_migrations; \
+                 same version and checksum): the file was renamed after it was applied. `up` \
+                 does not apply it again; rename it back to match the history, or keep the new \
+                 name (the history keeps the old one)",
+                file.path,
+                super::file_name(self.version, &applied.name)
+            )
+        })
+    }
 }
 
 /// Merges files and applied rows by version, in version order.

@@ -88,7 +88,11 @@ impl Printer {
 
     /// Prints a report; returns the exit status it means.
     pub fn emit<R: Report>(&self, report: &R) -> ExitStatus {
-        let status = report.status();
+        // A run a signal wound down exits 128 + the signal: the document says the same.
+        let status = match crate::db::session::interrupted() {
+            Some(signal) => ExitStatus::Interrupted(signal),
+            None => report.status(),
+        };
         if self.json {
             let mut value = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
             if let serde_json::Value::Object(map) = &mut value {

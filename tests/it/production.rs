@@ -555,6 +555,268 @@ fn signals_through_a_transaction_pooler_cancel_the_statement_and_record_it() {
     }
 }
 
+/// The names of the prepared statements on the pooled server connections, as another client
+/// of the pool sees them (PgBouncer hands out the most recently used connection first).
+fn pooled_prepared_statements(url: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        let mut other = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        for m in other
+            .simple_query("SELECT name FROM pg_prepared_statements")
+            .unwrap()
+        {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                names.extend(r.get(0).map(str::to_string));
+            }
+        }
+    }
+    names
+}
+
+/// Every command that may run through a transaction pooler leaves no named prepared
+/// statement on a pooled server connection, so the next run (ours or another app's) does not
+/// fail with `prepared statement "s0" already exists`.
+/// Mutation this catches: a read with `query(&str)` (a named statement, parsed and closed in
+/// separate round trips) outside a transaction, as `seed status` did.
+#[test]
+fn commands_through_a_transaction_pooler_leave_no_prepared_statement_behind() {
+    let p = five("pooler_named");
+    p.migration(
+        "0006_coach_seeded.sql",
+        "-- UP\ncreate table coach_seeded (id int primary key);\n-- DOWN\ndrop table coach_seeded;\n",
+    );
+    p.write(
+        "seeds/base/100_coach_seeded.toml",
+        "[[public.coach_seeded]]\nid = 1\n",
+    );
+    p.migrate(&["up"]).success();
+    let url = pooled_url(&p);
+    let commands: [&[&str]; 9] = [
+        &["seed", "status"],
+        &["seed", "base", "--dry-run"],
+        &["status"],
+        &["verify"],
+        &["lint", "--pending"],
+        &["up"],
+        &["up", "--dry-run"],
+        &["down", "--dry-run"],
+        &["redo", "--allow-destructive"],
+    ];
+    for args in commands {
+        for _ in 0..2 {
+            let mut all = args.to_vec();
+            all.extend(["--database-url", &url]);
+            let run = p.migrate_raw(&all, &[]);
+            assert!(!run.stderr.contains("already exists"), "{run:?}");
+            assert_eq!(run.code, 0, "{run:?}");
+            assert_eq!(
+                pooled_prepared_statements(&url),
+                Vec::<String>::new(),
+                "after {args:?}"
+            );
+        }
+    }
+}
+
+/// Mutation this catches: `lock` building through a transaction pooler (a session lock left
+/// on a pooled connection, `transaction: none` statements spread over server connections).
+#[test]
+fn lock_refuses_a_scratch_server_behind_a_transaction_pooler() {
+    let p = five("pooler_lock");
+    let url = pooled_url(&p);
+    p.migrate(&["lock", "--scratch-url", &url])
+        .code(1)
+        .stderr_has("transaction-mode connection pooler")
+        .stderr_has("lock needs a session of its own")
+        .stderr_has("Connect directly");
+    assert!(
+        !p.path().join("schema.lock").exists(),
+        "schema.lock written"
+    );
+    let scratch: i64 =
+        p.db.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'migrate_lock_%'");
+    assert_eq!(scratch, 0, "a scratch database was created");
+    assert_eq!(advisory_locks(&p), 0);
+}
+
+/// Mutation this catches: a lock wait ended by a signal reported as PostgreSQL's raw cancel
+/// error ("db error: ... canceling statement"), and the interruption said twice.
+#[test]
+fn a_signal_during_a_lock_wait_says_it_interrupted_the_wait() {
+    let p = five("lock_wait_signal");
+    let mut holder = p.db.client();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+        )
+        .unwrap();
+    let mut child = spawn(&p, &["up", "--lock-wait", "60"]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting up to 60s"), "{line}");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("interrupted by SIGINT while waiting for the migration lock, held by pid"),
+        "{rest}"
+    );
+    assert!(!rest.contains("db error"), "{rest}");
+    assert_eq!(rest.matches("interrupted by").count(), 1, "{rest}");
+    assert!(p.applied().is_empty());
+}
+
+/// Mutation this catches: "interrupted by SIGINT: interrupted by SIGINT" from `lock`.
+#[test]
+fn an_interrupted_lock_says_so_once() {
+    let p = Project::new("lock_signal");
+    p.migration(
+        "0001_coach_slow.sql",
+        "-- UP\nselect pg_sleep(120) /* lockslow */;\n-- DOWN\nselect 1;\n",
+    );
+    let child = spawn(&p, &["lock", "--scratch-url", server().admin_url()]);
+    let mut client = p.db.client();
+    let started = Instant::now();
+    while client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* lockslow */%' \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("schema.lock was not written"), "{stderr}");
+    assert_eq!(
+        stderr.matches("interrupted by SIGINT").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// A signal between two reverts stops `down` before the next one, which stays applied.
+/// Mutation this catches: the up direction's wording ("nothing of it was applied") for a
+/// migration that `down` did not start reverting.
+#[test]
+fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
+    let p = Project::new("signal_down_between");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    // The cancel the signal sends is swallowed: this revert completes, the next never starts.
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (x int);\n-- DOWN\ndo $$ begin perform pg_sleep(120) /* between */; \
+         exception when query_canceled then null; end $$;\ndrop table coach_b;\n",
+    );
+    p.migrate(&["up"]).success();
+    let child = spawn(&p, &["down", "--all", "--allow-destructive", "--json"]);
+    wait_for_query(&p, "/* between */");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failure = &report["failure"];
+    assert_eq!(report["exit_code"], 130, "{report}");
+    assert_eq!(failure["version"], 1, "{report}");
+    assert_eq!(
+        failure["state"], "it did not start: it is still applied",
+        "{report}"
+    );
+    assert_eq!(p.applied(), vec![1]);
+}
+
+/// Mutation this catches: a run that lost its connection reporting no head ("head is none")
+/// and "the server said: connection closed" while the server sent 57P01, and a rolled-back
+/// transaction reported with `rolled_back: false`.
+#[test]
+fn a_lost_connection_reports_the_head_and_the_servers_reason() {
+    let p = Project::new("lost_head");
+    p.migration(
+        "0001_coach_ok.sql",
+        "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
+    );
+    p.migration(
+        "0002_coach_slow.sql",
+        "-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(60) /* losthead */;\n-- DOWN\ndrop table coach_slow;\n",
+    );
+    for json in [true, false] {
+        let args: &[&str] = if json { &["up", "--json"] } else { &["up"] };
+        let child = spawn(&p, args);
+        wait_for_query(&p, "/* losthead */");
+        terminate_query(&p, "/* losthead */");
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(!stderr.contains("connection closed"), "{stderr}");
+        assert!(
+            stderr.contains("(the server said: FATAL: terminating connection due to administrator command (SQLSTATE 57P01))"),
+            "{stderr}"
+        );
+        if json {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(report["head"], 1, "{report}");
+            assert_eq!(report["failure"]["rolled_back"], true, "{report}");
+            assert_eq!(report["failure"]["connection_lost"], true, "{report}");
+        } else {
+            assert!(stdout.contains("head is 0001"), "{stdout}");
+        }
+        assert_eq!(p.applied(), vec![1]);
+    }
+}
+
+/// A file renamed after it was applied (same version and checksum) stays `applied`, `up` does
+/// not apply it again, and `status` says the history names another file.
+/// Mutation this catches: the rename passing unnoticed (no problem line), or treated as a
+/// new migration by `up`.
+#[test]
+fn a_renamed_applied_file_is_noted_by_status_and_not_applied_again() {
+    let p = five("renamed");
+    p.migrate(&["up"]).success();
+    std::fs::rename(
+        p.migrations().join("0002_coach_t2.sql"),
+        p.migrations().join("0002_coach_second.sql"),
+    )
+    .unwrap();
+    p.migrate(&["status"])
+        .success()
+        .stdout_has("5 applied, 0 pending, 0 changed, 0 missing, 0 dirty")
+        .stdout_has(
+            "! migrations/0002_coach_second.sql is applied under another name, 0002_coach_t2.sql",
+        );
+    let report = p.migrate(&["status", "--json"]).json();
+    let row = &report["migrations"][1];
+    assert_eq!(row["state"], "applied", "{row}");
+    assert!(
+        row["problem"]
+            .as_str()
+            .is_some_and(|s| s.contains("renamed after it was applied")),
+        "{row}"
+    );
+    p.migrate(&["up"]).success().stdout_has("nothing to up");
+    let ups: i64 =
+        p.db.scalar("SELECT count(*) FROM _migrate.history WHERE version = 2 AND direction = 'up'");
+    assert_eq!(ups, 1, "applied again");
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5]);
+}
+
 /// A signal while a run waits for the transaction-level lock through the pooler: the wait is
 /// cancelled at once, and the process stays until the pooler has closed the cancel
 /// connection. Mutation this catches: exiting as soon as the command fails, which cut the

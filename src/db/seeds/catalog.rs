@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::GenericClient;
 
+use crate::db::state::unnamed;
 use crate::seeds::value::Kind;
 
 /// A table as the loader needs to know it.
@@ -80,7 +81,7 @@ pub async fn tables(
 ) -> anyhow::Result<HashMap<String, TableShape>> {
     let schemas: Vec<&str> = names.iter().map(|(s, _)| s.as_str()).collect();
     let relations: Vec<&str> = names.iter().map(|(_, t)| t.as_str()).collect();
-    let rows = client.query(COLUMNS, &[&schemas, &relations]).await?;
+    let rows = unnamed(client, COLUMNS, &[&schemas, &relations]).await?;
     let mut shapes: HashMap<String, TableShape> = HashMap::new();
     let mut keys: HashMap<String, Vec<(i32, String)>> = HashMap::new();
     for row in rows {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 
 use super::load::Counts;
+use crate::db::state::unnamed;
 use crate::seeds::{SeedFile, SeedSet, UnchangedFiles};
 
 /// Adds the columns this version records to a `seed_runs` table created by an older one.
@@ -175,7 +176,7 @@ pub struct SeedRun {
 
 /// The latest run of every file ever loaded, by set and file name; none before the first.
 pub async fn latest(client: &impl GenericClient) -> anyhow::Result<Vec<SeedRun>> {
-    let row = client.query_one(EXISTS, &[]).await?;
+    let row = &unnamed(client, EXISTS, &[]).await?[0];
     let (exists, current): (bool, bool) = (row.get(0), row.get(1));
     if !exists {
         return Ok(Vec::new());
@@ -190,8 +191,7 @@ pub async fn latest(client: &impl GenericClient) -> anyhow::Result<Vec<SeedRun>>
             .replace("{action}", "false")
             .replace("{recreated}", "false")
     };
-    Ok(client
-        .query(&sql, &[])
+    Ok(unnamed(client, &sql, &[])
         .await?
         .iter()
         .map(|r| SeedRun {
@@ -236,9 +236,8 @@ pub async fn fingerprint(
     let mut parts = Vec::with_capacity(relations.len());
     for name in relations {
         if !cache.contains_key(name) {
-            let row = client
-                .query_one(&TABLE_FINGERPRINT.replace("{}", name), &[name])
-                .await?;
+            let sql = TABLE_FINGERPRINT.replace("{}", name);
+            let row = &unnamed(client, &sql, &[name]).await?[0];
             let (oid, rows, hash, columns): (i64, i64, i64, i64) =
                 (row.get(0), row.get(1), row.get(2), row.get(3));
             cache.insert(name.clone(), format!("{oid}:{rows}:{hash:x}:{columns:x}"));
@@ -268,25 +267,25 @@ WHERE action = 'load' AND fingerprint IS NOT NULL
 /// The files whose last load's tables nothing has written since (same fingerprint): loading
 /// them again, if they are byte-identical, would change nothing.
 pub async fn unchanged(client: &impl GenericClient) -> anyhow::Result<UnchangedFiles> {
-    let row = client.query_one(EXISTS, &[]).await?;
+    let row = &unnamed(client, EXISTS, &[]).await?[0];
     let mut files = UnchangedFiles::new();
     if !(row.get::<_, bool>(0) && row.get::<_, bool>(1)) {
         return Ok(files);
     }
-    let has_fingerprints: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute \
-             WHERE attrelid = '_migrate.seed_runs'::regclass AND attname = 'fingerprint' \
-             AND NOT attisdropped)",
-            &[],
-        )
-        .await?
+    let has_fingerprints: bool = unnamed(
+        client,
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute \
+         WHERE attrelid = '_migrate.seed_runs'::regclass AND attname = 'fingerprint' \
+         AND NOT attisdropped)",
+        &[],
+    )
+    .await?[0]
         .get(0);
     if !has_fingerprints {
         return Ok(files);
     }
     let mut cache = HashMap::new();
-    for row in client.query(LAST_LOADS, &[]).await? {
+    for row in unnamed(client, LAST_LOADS, &[]).await? {
         let set = match row.get::<_, &str>(0) {
             "test" => SeedSet::Test,
             _ => SeedSet::Base,
