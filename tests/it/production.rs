@@ -331,11 +331,13 @@ fn concurrent_runs_through_a_pooler_apply_each_migration_once() {
     assert_eq!(ups, 5);
 }
 
+/// Statements containing `marker` running now (active: an idle pooled server connection
+/// still shows its last statement).
 fn running(p: &Project, marker: &str) -> i64 {
     p.db.client()
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+             AND state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
             &[&marker],
         )
         .unwrap()
@@ -857,7 +859,14 @@ fn a_signal_during_a_lock_wait_through_the_pooler_leaves_the_pooler_up() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
-        assert_eq!(running(&p, "pg_advisory_xact_lock"), 0, "still waiting");
+        // Active, not merely the last statement of an idle pooled server connection.
+        let waiting: i64 = p.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE '%pg_advisory_xact_lock%' \
+             AND pid <> pg_backend_pid()",
+        );
+        assert_eq!(waiting, 0, "still waiting");
+        assert!(!stderr.contains("exiting without waiting"), "{stderr}");
         // The pooler is still there for the next client.
         p.migrate_raw(&["status", "--database-url", &url], &[])
             .success();
