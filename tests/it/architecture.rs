@@ -167,10 +167,7 @@ fn macro_paths(mut cursor: syn::buffer::Cursor, out: &mut Vec<Vec<String>>) {
         }
         if let Some((ident, mut next)) = cursor.ident() {
             let mut segments = vec![ident.to_string()];
-            loop {
-                let Some((colon, after_colon)) = next.punct() else {
-                    break;
-                };
+            while let Some((colon, after_colon)) = next.punct() {
                 let Some((colon2, after_colons)) = after_colon.punct() else {
                     break;
                 };
@@ -399,11 +396,11 @@ impl Check<'_> {
                     }
                 }
             }
-            Some(layer) if LIBRARY.contains(&layer) => {
-                if target == "commands" || target == "output" {
-                    self.found
-                        .push(format!("{shown} (library) imports {target}"));
-                }
+            Some(layer)
+                if LIBRARY.contains(&layer) && (target == "commands" || target == "output") =>
+            {
+                self.found
+                    .push(format!("{shown} (library) imports {target}"));
             }
             _ => {}
         }
