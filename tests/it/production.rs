@@ -249,16 +249,8 @@ fn runs_through_a_pooler_wait_for_the_migration_lock() {
                 &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
             )
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
-        command
-            .args(["up", "--database-url", &url])
-            .args(atomic.then_some("--atomic"))
-            .current_dir(p.path())
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
+        let args: &[&str] = if atomic { &["up", "--atomic"] } else { &["up"] };
+        let mut child = spawn_pooled(&p, args);
         // Until its transaction waits for the advisory lock; it must not finish first.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -304,19 +296,7 @@ fn runs_through_a_pooler_wait_for_the_migration_lock() {
 #[test]
 fn concurrent_runs_through_a_pooler_apply_each_migration_once() {
     let p = five("pooler_concurrent");
-    let url = pooled_url(&p);
-    let runs: Vec<Child> = (0..3)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_migrate"))
-                .args(["up", "--database-url", &url])
-                .current_dir(p.path())
-                .env_remove("DATABASE_URL")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let runs: Vec<Child> = (0..3).map(|_| spawn_pooled(&p, &["up"])).collect();
     for run in runs {
         let out = run.wait_with_output().unwrap();
         assert!(
@@ -517,15 +497,7 @@ fn signals_through_a_transaction_pooler_cancel_the_statement_and_record_it() {
             "-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(120) /* pooled sig */;\n-- DOWN\ndrop table coach_slow;\n",
         );
         let url = pooled_url(&p);
-        let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
-            .args(["up", "--database-url", &url])
-            .current_dir(p.path())
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_pooled(&p, &["up"]);
         wait_for_query(&p, "/* pooled sig */");
         // SAFETY: signals our own child process.
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
@@ -844,15 +816,7 @@ fn a_signal_during_a_lock_wait_through_the_pooler_leaves_the_pooler_up() {
         .cycle()
         .take(6)
     {
-        let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
-            .args(["up", "--database-url", &url])
-            .current_dir(p.path())
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_pooled(&p, &["up"]);
         wait_for_query(&p, "pg_advisory_xact_lock");
         // SAFETY: signals our own child process.
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
@@ -967,15 +931,7 @@ fn a_pooled_up_stops_when_another_run_reverts_what_it_stands_on() {
     p.migrate(&["up", "--to", "3"]).success();
     let pooled = spawn_pooled(&p, &["up"]);
     wait_for_query(&p, "/* gap */");
-    let down = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["down", "--all", "--database-url", &p.db.url])
-        .current_dir(p.path())
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let down = spawn(&p, &["down", "--all"]);
     let pooled = finish_within(pooled, Duration::from_secs(60));
     let down = finish_within(down, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&pooled.stderr);
