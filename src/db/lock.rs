@@ -18,7 +18,7 @@ pub const KEYS: (i32, i32) = (0x6d69_6772, 0x6174_6521);
 /// It waits at most `wait` (`--lock-wait`; `lock_timeout` for this statement only, then the
 /// transaction's own value again), then fails with `lock_not_available` (55P03).
 pub fn xact_lock(wait: Duration) -> String {
-    let millis = wait.as_millis().clamp(1, i32::MAX as u128);
+    let millis = lock_timeout_millis(wait);
     format!(
         "SELECT pg_catalog.set_config('migrate.lock_timeout', \
          pg_catalog.current_setting('lock_timeout'), true), \
@@ -78,13 +78,25 @@ pub async fn announce_xact(
     client.batch_execute("ROLLBACK").await?;
     free?;
     if let Some(who) = who {
-        waiting(&format!(
-            "waiting up to {}s for the migration lock, held by {}",
-            wait.as_secs(),
-            who?
-        ));
+        announce(waiting, wait, &who?);
     }
     Ok(())
+}
+
+/// Says, before waiting, who holds the lock and how long the run will wait for it (nothing
+/// when it will not wait).
+fn announce(waiting: &dyn Fn(&str), wait: Duration, who: &str) {
+    if !wait.is_zero() {
+        waiting(&format!(
+            "waiting up to {}s for the migration lock, held by {who}",
+            wait.as_secs()
+        ));
+    }
+}
+
+/// `wait` as a `lock_timeout` in milliseconds: at least 1, since 0 would mean no limit.
+fn lock_timeout_millis(wait: Duration) -> u128 {
+    wait.as_millis().clamp(1, i32::MAX as u128)
 }
 
 /// The lock was not acquired within `wait`: who holds it, as an "unavailable" error (exit 3).
@@ -155,11 +167,8 @@ pub async fn acquire(
     let acquired = if wait.is_zero() {
         false
     } else {
-        waiting(&format!(
-            "waiting up to {}s for the migration lock, held by {who}",
-            wait.as_secs()
-        ));
-        let millis = wait.as_millis().clamp(1, i32::MAX as u128);
+        announce(waiting, wait, &who);
+        let millis = lock_timeout_millis(wait);
         client
             .batch_execute(&format!("SET lock_timeout = {millis}"))
             .await?;
