@@ -123,10 +123,13 @@ const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESE
 
 /// Through a transaction pooler the reset runs inside each transaction, on whichever server
 /// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
-/// effect at commit), and leaves prepared statements alone (PgBouncer 1.21+ keeps its own on
+/// effect at commit; `pg_advisory_unlock_all` drops session-level advisory locks a migration
+/// took, which would otherwise stay on a pooled connection, and leaves the run's
+/// transaction-level lock alone), and leaves prepared statements alone (PgBouncer 1.21+ keeps its own on
 /// the server connections): a migration's `PREPARE` is refused through a pooler instead.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
-     CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES";
+     CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
+     SELECT pg_catalog.pg_advisory_unlock_all()";
 
 /// Inside a transaction, before the tracking rows: back to the connecting role, a search
 /// path that only sees the catalog, and no timeouts, whatever the migration set (a migration's

@@ -953,8 +953,8 @@ fn a_pooled_up_stops_when_another_run_reverts_what_it_stands_on() {
     assert!(applied.is_empty(), "down --all ran last");
 }
 
-/// What a migration leaves on its session stays on our side of the pooler: a `LISTEN` is
-/// undone before the transaction commits, and a `PREPARE` (which no rollback undoes) is
+/// What a migration leaves on its session stays on our side of the pooler: a `LISTEN` and a
+/// session-level advisory lock are undone before the transaction commits, and a `PREPARE` (which no rollback undoes) is
 /// refused before anything runs, naming the file and line.
 /// Mutations this catches: the pooled reset without `UNLISTEN *` (one server connection of
 /// the pool kept listening for every later client), and no refusal of `PREPARE` (the pool
@@ -964,7 +964,7 @@ fn a_migration_leaves_no_listen_or_prepared_statement_in_the_pool() {
     let p = Project::new("pooled_session_state");
     p.migration(
         "0001_coach_listen.sql",
-        "-- UP\ncreate table coach_l (id int);\nlisten coach_events;\n-- DOWN\ndrop table coach_l;\n",
+        "-- UP\ncreate table coach_l (id int);\nlisten coach_events;\nselect pg_advisory_lock(4242);\n-- DOWN\ndrop table coach_l;\n",
     );
     let url = pooled_url(&p);
     p.migrate_raw(&["up", "--database-url", &url], &[])
@@ -990,6 +990,13 @@ fn a_migration_leaves_no_listen_or_prepared_statement_in_the_pool() {
     for c in &mut clients {
         c.simple_query("COMMIT").unwrap();
     }
+    // Nor a session-level advisory lock the migration took.
+    let kept: i64 =
+        p.db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242");
+    assert_eq!(
+        kept, 0,
+        "a pooled connection keeps the migration's advisory lock"
+    );
     p.migration(
         "0002_coach_prepare.sql",
         "-- UP\ncreate table coach_p (id int);\nprepare p1 as select 1;\n-- DOWN\ndrop table coach_p;\n",
