@@ -131,12 +131,11 @@ const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET
      CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
      SELECT pg_catalog.pg_advisory_unlock_all()";
 
-/// Inside a transaction, before the tracking rows: back to the connecting role, a search
-/// path that only sees the catalog, and no timeouts, whatever the migration set (a migration's
-/// `SET statement_timeout = '1ms'` must not fail its own bookkeeping).
+/// Inside a transaction, before the tracking rows: back to the connecting role and no
+/// timeouts, whatever the migration set (a migration's `SET statement_timeout = '1ms'` must
+/// not fail its own bookkeeping). `_migrate.record_step` sets its own `search_path`.
 const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; \
-     SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = 0; \
-     SET LOCAL lock_timeout = 0";
+     SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0";
 
 /// Set (LOCAL) right after the migration's BEGIN: if it is gone when the tracking rows are
 /// written, something in the file ended that transaction (a COMMIT the file check did not
@@ -147,33 +146,6 @@ const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 const ENDED_EARLY: &str = "MG003";
 /// SQLSTATE of the record guard when the migration released the run's own lock.
 const LOCK_RELEASED: &str = "MG004";
-
-/// Refuses to write the tracking rows outside the migration's own transaction, or (with the
-/// session-level lock) when the migration released the run's lock (`pg_advisory_unlock_all`).
-fn record_guard(locking: Locking) -> String {
-    let lock_check = match locking {
-        // pg_try_advisory_lock is true when this session holds the lock (it is re-entrant)
-        // or nobody does, false when another session took it: O(1), where reading pg_locks
-        // would copy the whole lock table for every migration. Each call adds one hold,
-        // released with the session (or by `lock::release`).
-        Locking::Session => format!(
-            "IF NOT pg_catalog.pg_try_advisory_lock({}, {}) THEN \
-             RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', MESSAGE = 'the migration \
-             released the migration lock this run holds (pg_advisory_unlock_all?), and another \
-             run has taken it'; END IF; ",
-            lock::KEYS.0,
-            lock::KEYS.1
-        ),
-        Locking::Transaction { .. } => String::new(),
-    };
-    format!(
-        "DO $migrate$ BEGIN \
-         IF pg_catalog.current_setting('migrate.in_migration', true) IS DISTINCT FROM 'on' THEN \
-         RAISE EXCEPTION USING ERRCODE = '{ENDED_EARLY}', MESSAGE = 'the migration ended the \
-         transaction migrate ran it in (a COMMIT or ROLLBACK the file check did not see, or a \
-         procedure that commits)'; END IF; {lock_check}END $migrate$"
-    )
-}
 
 /// `SELECT set_config(...)` for each setting; `local` for `SET LOCAL`.
 fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
@@ -1040,45 +1012,32 @@ fn guard(
     )
 }
 
-/// The tracking rows of a successful migration, as the connecting role, in one statement:
-/// its `schema_migrations` row (added for `up`, removed for `down`) and its history line,
-/// with the server's clock for start (the transaction's), finish and duration.
+/// The tracking rows of a successful migration, as the connecting role, in one call of
+/// `_migrate.record_step` (see `state::record_step_function`): its `schema_migrations` row
+/// (added for `up`, removed for `down`) and its history line, with the server's clock for
+/// start (the transaction's), finish and duration; refused (`MG003`) when the migration ended
+/// its transaction, and with the session-level lock (`MG004`) when the migration released
+/// the run's lock and another run took it.
 fn record(
     migration: &Migration,
     direction: Direction,
     note: Option<&str>,
     locking: Locking,
 ) -> String {
-    let v = migration.version;
-    let name = literal(&migration.name);
-    let checksum = literal(&migration.checksum);
-    let tool = literal(state::TOOL_VERSION);
-    let note = note.map_or("NULL".to_string(), literal);
-    let history = format!(
-        "INSERT INTO _migrate.history (version, name, direction, checksum, started_at, \
-         finished_at, success, error, tool_version, note) VALUES ({v}, {name}, '{dir}', \
-         {checksum}, pg_catalog.now(), pg_catalog.clock_timestamp(), true, NULL, {tool}, {note})",
-        dir = direction.as_str(),
-    );
-    let row = match direction {
-        Direction::Down => format!(
-            "WITH reverted AS (DELETE FROM _migrate.schema_migrations WHERE version = {v}) "
-        ),
-        _ => format!(
-            "WITH applied AS (INSERT INTO _migrate.schema_migrations (version, name, checksum, \
-             applied_by, duration_ms, tool_version, dirty) VALUES ({v}, {name}, {checksum}, \
-             pg_catalog.current_user(), (pg_catalog.date_part('epoch', \
-             pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::bigint, {tool}, false)) "
-        ),
-    };
-    let tail = match locking {
+    let (check_lock, tail) = match locking {
+        Locking::Session => (true, String::new()),
         // Leave the pooled server connection as clean as the migration found it.
-        Locking::Transaction { .. } => format!("; {RESET_POOLED}"),
-        Locking::Session => String::new(),
+        Locking::Transaction { .. } => (false, format!("; {RESET_POOLED}")),
     };
     format!(
-        "{AS_CONNECTING_ROLE}; {guard}; {row}{history}{tail}",
-        guard = record_guard(locking)
+        "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}', {v}, {name}, {checksum}, \
+         {tool}, {note}, {check_lock}){tail}",
+        dir = direction.as_str(),
+        v = migration.version,
+        name = literal(&migration.name),
+        checksum = literal(&migration.checksum),
+        tool = literal(state::TOOL_VERSION),
+        note = note.map_or("NULL".to_string(), literal),
     )
 }
 
