@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use super::Context;
 use crate::db::state;
 use crate::migrations::plan::{head, reconcile, AppliedMigration, State};
-use crate::migrations::Check;
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -46,7 +45,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
     // Reading the files and the applied rows overlap: each waits on its own I/O.
     let (sources, connected) = tokio::join!(ctx.read_migrations(), async {
         let (client, target) = ctx.connect().await?;
-        let applied = state::applied(&*client).await?;
+        let applied = state::applied_outside_transaction(&client).await?;
         anyhow::Ok((target, applied))
     });
     let sources = sources?;
@@ -54,17 +53,18 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
         Ok(connected) => connected,
         Err(e) => {
             // A broken file is reported before an unreachable database, as `up` does.
-            sources.parse(|_, _| Check::Everything)?;
+            sources.parse()?;
             return Err(e);
         }
     };
     // A file byte-identical to an applied one passed every rule when it was applied, and
-    // status runs nothing: only its sections are found. Every other file is checked whole.
+    // status runs nothing: it is listed unparsed. Every other file is checked whole.
     let recorded: HashMap<i64, &AppliedMigration> =
         applied.iter().map(|a| (a.version, a)).collect();
-    let files = sources.parse(|version, checksum| match recorded.get(&version) {
-        Some(a) if !a.dirty && a.checksum == checksum => Check::Sections,
-        _ => Check::Everything,
+    let files = sources.list(|version, checksum| {
+        recorded
+            .get(&version)
+            .is_some_and(|a| !a.dirty && a.checksum == checksum)
     })?;
     let entries = reconcile(&files, &applied);
     let mut counts = Counts::default();
@@ -85,7 +85,7 @@ pub async fn status(ctx: &Context) -> anyhow::Result<StatusReport> {
                 state: e.state,
                 applied_at: e.applied.map(|a| a.applied_at.clone()),
                 file: e.file.map(|f| f.path.clone()),
-                empty: e.state == State::Pending && e.file.is_some_and(|f| f.is_empty()),
+                empty: e.state == State::Pending && e.file.is_some_and(|f| f.empty),
                 problem: e.problem().or_else(|| e.renamed()),
             }
         })

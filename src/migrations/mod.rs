@@ -90,22 +90,23 @@ impl Migration {
 /// The lowercase hex SHA-256 of `bytes` with CRLF normalised to LF.
 pub fn checksum(bytes: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    let mut rest = bytes;
-    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-        hasher.update(&rest[..i]);
-        rest = &rest[i + 1..];
+    let mut from = 0;
+    for crlf in memchr::memmem::find_iter(bytes, b"\r\n") {
+        hasher.update(&bytes[from..crlf]);
+        from = crlf + 1;
     }
-    hasher.update(rest);
+    hasher.update(&bytes[from..]);
     hex(&hasher.finalize())
 }
 
+/// Lowercase hexadecimal, two digits per byte.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 /// The first 12 hex digits of a SHA-256, enough to tell two apart in a message. The text
@@ -197,26 +198,14 @@ type Located = (Option<usize>, String);
 
 /// Parses a migration file's bytes. `display` names the file in messages.
 pub fn parse(file: FileName, display: &str, bytes: &[u8]) -> Result<Migration, FileProblem> {
-    parse_checked(file, display, bytes, Check::Everything, checksum(bytes))
+    parse_checked(file, display, bytes, checksum(bytes))
 }
 
-/// How much of a file `parse_checked` checks beyond what building its sections needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    /// Every rule: sections that end inside a literal, transaction control statements.
-    Everything,
-    /// Only what finding the sections needs (markers, directives, unclosed constructs): for a
-    /// file byte-identical to one the database records as applied, which passed every rule
-    /// when it was applied and whose statements a read-only command never runs.
-    Sections,
-}
-
-/// `parse`, checking as much as `check` says.
+/// `parse`, given the checksum of `bytes`.
 fn parse_checked(
     file: FileName,
     display: &str,
     bytes: &[u8],
-    check: Check,
     checksum: String,
 ) -> Result<Migration, FileProblem> {
     let problem = |(line, message): Located| FileProblem {
@@ -233,10 +222,8 @@ fn parse_checked(
     };
     let up = section(markers.up, markers.down - 1);
     let down = section(markers.down, lines.len());
-    if check == Check::Everything {
-        for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
-            check_section(section, name, markers.transactional).map_err(problem)?;
-        }
+    for (section, name) in [(&up, "UP"), (&down, "DOWN")] {
+        check_section(section, name, markers.transactional).map_err(problem)?;
     }
     Ok(Migration {
         version: file.version,
@@ -528,7 +515,7 @@ pub fn discover(
     display_root: &Path,
     domains: &[String],
 ) -> Result<Vec<Migration>, Error> {
-    read(dir, display_root, domains)?.parse(|_, _| Check::Everything)
+    read(dir, display_root, domains)?.parse()
 }
 
 /// The migration files of a directory, read but not yet parsed: `Sources::parse` parses them.
@@ -549,49 +536,106 @@ struct Source {
 }
 
 impl Sources {
-    /// Parses every file, checking each as much as `check(version, checksum)` says, spread over
-    /// the cores; then reports every problem of reading and parsing together, duplicate
-    /// versions included.
-    pub fn parse(self, check: impl Fn(i64, &str) -> Check + Sync) -> Result<Vec<Migration>, Error> {
-        let Sources {
-            files,
-            mut problems,
-        } = self;
-        let check = &check;
-        let results = in_parallel(&files, |source| {
+    /// Parses every file, spread over the cores; then reports every problem of reading and
+    /// parsing together, duplicate versions included.
+    pub fn parse(self) -> Result<Vec<Migration>, Error> {
+        let Sources { files, problems } = self;
+        let parsed = in_parallel(&files, |source| {
             parse_checked(
                 source.name.clone(),
                 &source.display,
                 &source.bytes,
-                check(source.name.version, &source.checksum),
                 source.checksum.clone(),
             )
         });
-        let mut migrations: Vec<Migration> = Vec::with_capacity(results.len());
-        for result in results {
-            match result {
-                Ok(m) => migrations.push(m),
-                Err(p) => problems.push(p),
-            }
-        }
-        migrations.sort_by_key(|m| m.version);
-        for pair in migrations.windows(2) {
-            if pair[0].version == pair[1].version {
-                problems.push(FileProblem {
-                    file: pair[1].path.clone(),
-                    line: None,
-                    message: format!(
-                        "duplicate version {} (also {}); give one of them the next free number",
-                        pair[1].version, pair[0].path
-                    ),
+        collect(parsed, problems)
+    }
+
+    /// What `status` shows of every file. A file `trusted(version, checksum)` says is
+    /// byte-identical to one the database records as applied is listed without being parsed:
+    /// it passed every rule when it was applied, and a read-only command runs none of its
+    /// statements. Every other file is parsed and checked whole, with the same errors as
+    /// `parse`.
+    pub fn list(self, trusted: impl Fn(i64, &str) -> bool + Sync) -> Result<Vec<Listed>, Error> {
+        let Sources { files, problems } = self;
+        let trusted = &trusted;
+        let listed = in_parallel(&files, |source| {
+            if trusted(source.name.version, &source.checksum) {
+                return Ok(Listed {
+                    version: source.name.version,
+                    name: source.name.name.clone(),
+                    domain: source.name.domain.clone(),
+                    path: source.display.clone(),
+                    checksum: source.checksum.clone(),
+                    empty: false,
                 });
             }
+            let m = parse_checked(
+                source.name.clone(),
+                &source.display,
+                &source.bytes,
+                source.checksum.clone(),
+            )?;
+            Ok(Listed {
+                empty: m.is_empty(),
+                version: m.version,
+                name: m.name,
+                domain: m.domain,
+                path: m.path,
+                checksum: m.checksum,
+            })
+        });
+        collect(listed, problems)
+    }
+}
+
+/// A migration file as `status` lists it: who it is, and whether its UP section is empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub version: i64,
+    pub name: String,
+    /// The managed schema (or `platform`) the name starts with.
+    pub domain: String,
+    /// Path as shown to the user (relative to the project when possible).
+    pub path: String,
+    /// SHA-256 of the file's bytes with CRLF normalised to LF, lowercase hex.
+    pub checksum: String,
+    /// An UP section with only comments or blanks (`Migration::is_empty`); false for a file
+    /// listed without parsing, which was applied and so was not empty.
+    pub empty: bool,
+}
+
+/// The files that parsed, sorted by version, or every problem (those of reading, those of
+/// parsing, duplicate versions) in one error.
+fn collect<F: plan::MigrationFile>(
+    results: Vec<Result<F, FileProblem>>,
+    mut problems: Vec<FileProblem>,
+) -> Result<Vec<F>, Error> {
+    let mut files: Vec<F> = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(f) => files.push(f),
+            Err(p) => problems.push(p),
         }
-        if problems.is_empty() {
-            Ok(migrations)
-        } else {
-            Err(file_problems(&problems))
+    }
+    files.sort_by_key(|f| f.version());
+    for pair in files.windows(2) {
+        if pair[0].version() == pair[1].version() {
+            problems.push(FileProblem {
+                file: pair[1].path().to_string(),
+                line: None,
+                message: format!(
+                    "duplicate version {} (also {}); give one of them the next free number",
+                    pair[1].version(),
+                    pair[0].path()
+                ),
+            });
         }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(file_problems(&problems))
     }
 }
 
@@ -626,7 +670,8 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
         ))
     })?;
     let mut problems = Vec::new();
-    let mut paths: Vec<PathBuf> = Vec::new();
+    // (file name, path, path as shown): one directory, so the names sort as the paths do.
+    let mut found: Vec<(String, PathBuf, String)> = Vec::new();
     for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
@@ -637,18 +682,18 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
                 )))
             }
         };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
         let path = entry.path();
         let display = path
             .strip_prefix(display_root)
             .unwrap_or(&path)
             .display()
             .to_string();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        match classify_entry(&path, &name) {
-            Entry::Migration => paths.push(path),
+        match classify_entry(&entry, &name) {
+            Entry::Migration => found.push((name, path, display)),
             Entry::Other => {}
             Entry::Problem(message) => problems.push(FileProblem {
                 file: display,
@@ -657,9 +702,11 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
             }),
         }
     }
-    paths.sort();
-    let mut files = Vec::with_capacity(paths.len());
-    for result in in_parallel(&paths, |path| read_source(path, display_root, domains)) {
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut files = Vec::with_capacity(found.len());
+    for result in in_parallel(&found, |(name, path, display)| {
+        read_source(name, path, display, domains)
+    }) {
         match result {
             Ok(source) => files.push(source),
             Err(p) => problems.push(p),
@@ -670,30 +717,25 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
 
 /// Reads one migration file: its name, bytes and checksum.
 fn read_source(
+    file_name: &str,
     path: &Path,
-    display_root: &Path,
+    display: &str,
     domains: &[String],
 ) -> Result<Source, FileProblem> {
-    let display = path
-        .strip_prefix(display_root)
-        .unwrap_or(path)
-        .display()
-        .to_string();
     let problem = |message: String| FileProblem {
-        file: display.clone(),
+        file: display.to_string(),
         line: None,
         message,
     };
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| problem("file name is not UTF-8".into()))?;
+    if path.file_name().and_then(|n| n.to_str()).is_none() {
+        return Err(problem("file name is not UTF-8".into()));
+    }
     let name = parse_file_name(file_name, domains).map_err(|e| problem(e.to_string()))?;
     let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
     Ok(Source {
         name,
         checksum: checksum(&bytes),
-        display,
+        display: display.to_string(),
         bytes,
     })
 }
@@ -712,15 +754,20 @@ enum Entry {
 /// every name starting with a version and `_`, looks like a migration; it is one only as a
 /// readable regular file named `*.sql`. Directories, FIFOs, sockets and broken links are
 /// problems whatever their name, because a file moved there by mistake would silently not run.
-fn classify_entry(path: &Path, name: &str) -> Entry {
+fn classify_entry(entry: &std::fs::DirEntry, name: &str) -> Entry {
     let looks_like_migration = name.to_ascii_lowercase().ends_with(".sql")
         || name
             .split_once('_')
             .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
-    let kind = match std::fs::metadata(path) {
-        Ok(meta) => meta.file_type(),
+    // The directory entry knows its own type (no `stat`); a link is followed.
+    let kind = match entry.file_type() {
+        Ok(kind) if !kind.is_symlink() => Ok(kind),
+        _ => std::fs::metadata(entry.path()).map(|meta| meta.file_type()),
+    };
+    let kind = match kind {
+        Ok(kind) => kind,
         Err(e) => {
-            return Entry::Problem(match std::fs::symlink_metadata(path) {
+            return Entry::Problem(match std::fs::symlink_metadata(entry.path()) {
                 Ok(link) if link.file_type().is_symlink() => format!(
                     "a symbolic link whose target cannot be read ({e}); fix or remove the link"
                 ),

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{short, Migration};
+use super::{short, Listed, Migration};
 
 /// A row of `_migrate.schema_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,19 +50,58 @@ impl State {
     }
 }
 
+/// What reconciling a migration file with the history needs of it: a parsed `Migration`,
+/// or a `Listed` file `status` did not need to parse.
+pub trait MigrationFile {
+    fn version(&self) -> i64;
+    fn name(&self) -> &str;
+    /// Path as shown to the user.
+    fn path(&self) -> &str;
+    /// SHA-256 of the file (CRLF as LF), lowercase hex.
+    fn checksum(&self) -> &str;
+}
+
+macro_rules! migration_file {
+    ($($t:ty),*) => {$(
+        impl MigrationFile for $t {
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn path(&self) -> &str {
+                &self.path
+            }
+            fn checksum(&self) -> &str {
+                &self.checksum
+            }
+        }
+    )*};
+}
+migration_file!(Migration, Listed);
+
 /// One version, as the files and the database see it.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
+#[derive(Debug)]
+pub struct Entry<'a, F = Migration> {
     pub version: i64,
     pub state: State,
-    pub file: Option<&'a Migration>,
+    pub file: Option<&'a F>,
     pub applied: Option<&'a AppliedMigration>,
 }
 
-impl<'a> Entry<'a> {
+impl<F> Clone for Entry<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for Entry<'_, F> {}
+
+impl<'a, F: MigrationFile> Entry<'a, F> {
     pub fn name(&self) -> &'a str {
         match (self.file, self.applied) {
-            (Some(f), _) => &f.name,
+            (Some(f), _) => f.name(),
             (None, Some(a)) => &a.name,
             (None, None) => "",
         }
@@ -70,7 +109,7 @@ impl<'a> Entry<'a> {
 
     pub fn path(&self) -> String {
         match self.file {
-            Some(f) => f.path.clone(),
+            Some(f) => f.path().to_string(),
             None => super::file_name(self.version, self.name()),
         }
     }
@@ -83,7 +122,7 @@ impl<'a> Entry<'a> {
                 "{path} was edited after it was applied (checksum {} recorded, {} on disk); \
                  restore the file, or accept it with `migrate repair {}`",
                 short(self.applied.map_or("", |a| &a.checksum)),
-                short(self.file.map_or("", |f| &f.checksum)),
+                short(self.file.map_or("", |f| f.checksum())),
                 self.version
             )),
             State::Missing => Some(format!(
@@ -105,13 +144,13 @@ impl<'a> Entry<'a> {
         let (Some(file), Some(applied)) = (self.file, self.applied) else {
             return None;
         };
-        (self.state == State::Applied && file.name != applied.name).then(|| {
+        (self.state == State::Applied && file.name() != applied.name).then(|| {
             format!(
                 "{} is applied under another name, {} (recorded in _migrate.schema_migrations; \
                  same version and checksum): the file was renamed after it was applied. `up` \
                  does not apply it again; rename it back to match the history, or keep the new \
                  name (the history keeps the old one)",
-                file.path,
+                file.path(),
                 super::file_name(self.version, &applied.name)
             )
         })
@@ -119,35 +158,38 @@ impl<'a> Entry<'a> {
 }
 
 /// Merges files and applied rows by version, in version order.
-pub fn reconcile<'a>(files: &'a [Migration], applied: &'a [AppliedMigration]) -> Vec<Entry<'a>> {
-    let mut entries: Vec<Entry<'a>> = Vec::with_capacity(files.len().max(applied.len()));
+pub fn reconcile<'a, F: MigrationFile>(
+    files: &'a [F],
+    applied: &'a [AppliedMigration],
+) -> Vec<Entry<'a, F>> {
+    let mut entries: Vec<Entry<'a, F>> = Vec::with_capacity(files.len().max(applied.len()));
     let (mut f, mut a) = (files.iter().peekable(), applied.iter().peekable());
     loop {
         let entry = match (f.peek(), a.peek()) {
             (None, None) => break,
-            (Some(file), Some(row)) if file.version == row.version => {
+            (Some(file), Some(row)) if file.version() == row.version => {
                 let state = if row.dirty {
                     State::Dirty
-                } else if row.checksum != file.checksum {
+                } else if row.checksum != file.checksum() {
                     State::Changed
                 } else {
                     State::Applied
                 };
                 let e = Entry {
-                    version: file.version,
+                    version: file.version(),
                     state,
-                    file: Some(file),
+                    file: Some(*file),
                     applied: Some(row),
                 };
                 f.next();
                 a.next();
                 e
             }
-            (Some(file), row) if row.is_none_or(|r| file.version < r.version) => {
+            (Some(file), row) if row.is_none_or(|r| file.version() < r.version) => {
                 let e = Entry {
-                    version: file.version,
+                    version: file.version(),
                     state: State::Pending,
-                    file: Some(file),
+                    file: Some(*file),
                     applied: None,
                 };
                 f.next();
