@@ -381,6 +381,35 @@ fn state_tables_of_an_older_migrate_are_upgraded_on_first_use() {
     assert_eq!(kept, vec!["WARNING: heads up".to_string()]);
 }
 
+/// Mutation this catches: `state::ensure` not creating `_migrate.record_step` in state tables
+/// an older `migrate` made (its `|| !function` deleted): every transactional migration then
+/// fails writing its tracking rows ("function _migrate.record_step(...) does not exist").
+#[test]
+fn state_tables_without_the_record_function_get_it_on_first_use() {
+    let p = Project::new("guard_state_function");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (id int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.db.execute("DROP FUNCTION _migrate.record_step");
+    p.migration(
+        "0002_coach_u.sql",
+        "-- UP\ncreate table coach_u (id int);\n-- DOWN\ndrop table coach_u;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migrate(&["down"]).success();
+    let rows: Vec<String> = p.db.scalar(
+        "SELECT array_agg(direction || ' ' || version || ' ' || applied_by ORDER BY id) \
+         FROM _migrate.history WHERE version = 2",
+    );
+    let user: String = p.db.scalar("SELECT current_user::text");
+    assert_eq!(rows, vec![format!("up 2 {user}"), format!("down 2 {user}")]);
+    let applied: Vec<i64> =
+        p.db.scalar("SELECT array_agg(version ORDER BY version) FROM _migrate.schema_migrations");
+    assert_eq!(applied, vec![1]);
+}
+
 /// Mutation this catches: any error while waiting for the migration lock taken for the lock
 /// timeout (`lock::acquire`'s SQLSTATE 55P03 match made `true`): a statement_timeout the
 /// connection sets, shorter than `--lock-wait`, then reads as "another run holds the lock,
