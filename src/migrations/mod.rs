@@ -762,34 +762,35 @@ fn read_source(
 }
 
 /// The bytes of the file `name` in the directory `handle` (`dir`) is. Read without asking
-/// its size first: most migration files fit the first read, and the second one says so.
+/// its size first, into a buffer each reading thread keeps (most migration files fit the
+/// first read, and the second one says so), then copied out at their size.
 #[cfg(unix)]
 fn read_in(handle: &std::fs::File, _dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
     use rustix::fs::{openat, Mode, OFlags};
     use std::io::Read;
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 << 10]);
+    }
     let mut file = std::fs::File::from(openat(
         handle,
         name,
         OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )?);
-    // `read_to_end` would ask for the size and position first (two more system calls).
-    let mut bytes = vec![0; 16 << 10];
-    let mut len = 0;
-    loop {
-        if len == bytes.len() {
-            bytes.resize(2 * len, 0);
+    BUFFER.with_borrow_mut(|buffer| {
+        let mut len = 0;
+        loop {
+            if len == buffer.len() {
+                buffer.resize(2 * len, 0);
+            }
+            match file.read(&mut buffer[len..]) {
+                Ok(0) => return Ok(buffer[..len].to_vec()),
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    bytes.truncate(len);
-    bytes.shrink_to_fit();
-    Ok(bytes)
+    })
 }
 
 /// The bytes of the file `name` in the directory `dir`.
