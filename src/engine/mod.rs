@@ -125,11 +125,30 @@ const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESE
 /// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
 /// effect at commit; `pg_advisory_unlock_all` drops session-level advisory locks a migration
 /// took, which would otherwise stay on a pooled connection, and leaves the run's
-/// transaction-level lock alone), and leaves prepared statements alone (PgBouncer 1.21+ keeps its own on
-/// the server connections): a migration's `PREPARE` is refused through a pooler instead.
+/// transaction-level lock alone). Prepared statements: not `DEALLOCATE ALL` (PgBouncer 1.21+
+/// keeps its own, protocol-level ones on the server connections, `from_sql` false), but each
+/// SQL-level one (`from_sql`) by name: a `PREPARE` the static check cannot see (`EXECUTE
+/// 'PREPARE ...'` in a `DO` block or function) would otherwise stay on the pooled connection
+/// and collide with another client's. See `reset_pooled`, which also restores
+/// `application_name`.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
-     SELECT pg_catalog.pg_advisory_unlock_all()";
+     SELECT pg_catalog.pg_advisory_unlock_all(); \
+     DO $migrate$ DECLARE s text; BEGIN \
+     FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP \
+     EXECUTE 'DEALLOCATE ' || pg_catalog.quote_ident(s); END LOOP; END $migrate$";
+
+/// `RESET_POOLED`, then `application_name` back to the one this client connected with:
+/// `RESET ALL` sets it to the pooled server connection's startup value (the pooler's), so a
+/// running migration and the lock it holds would show no application in `pg_stat_activity`,
+/// and PgBouncer, which follows `application_name` through ParameterStatus, would keep the
+/// pooler's for the client's later transactions.
+fn reset_pooled(application_name: &str) -> String {
+    format!(
+        "{RESET_POOLED}; SELECT pg_catalog.set_config('application_name', {}, false)",
+        literal(application_name)
+    )
+}
 
 /// Inside a transaction, before the tracking rows: back to the connecting role and no
 /// timeouts, whatever the migration set (a migration's `SET statement_timeout = '1ms'` must
@@ -226,11 +245,11 @@ impl Runner<'_> {
         let _finish = reporter::start(self.progress, migrations.len() as u64, direction.as_str());
         let client = &self.session.client;
         let reset = match self.locking {
-            Locking::Session => RESET_SESSION,
-            Locking::Transaction { .. } => RESET_POOLED,
+            Locking::Session => RESET_SESSION.to_string(),
+            Locking::Transaction { .. } => reset_pooled(self.application_name()),
         };
         if self.locking == Locking::Session {
-            client.batch_execute(reset).await?;
+            client.batch_execute(&reset).await?;
         }
         client.batch_execute("BEGIN").await?;
         if let Locking::Transaction { lock_wait } = self.locking {
@@ -258,7 +277,13 @@ impl Runner<'_> {
                 .flight(
                     parts,
                     &statements,
-                    Some(record(migration, direction, note.as_deref(), self.locking)),
+                    Some(record(
+                        migration,
+                        direction,
+                        note.as_deref(),
+                        self.locking,
+                        self.application_name(),
+                    )),
                     false,
                 )
                 .await;
@@ -357,6 +382,15 @@ impl Runner<'_> {
         })
     }
 
+    /// The `application_name` this client connected with (`application_name`, else
+    /// `fallback_application_name`, else "migrate"), which the pooled reset restores.
+    fn application_name(&self) -> &str {
+        self.url
+            .config()
+            .get_application_name()
+            .unwrap_or("migrate")
+    }
+
     /// After an interrupt: releases the session-level lock at once (every command that runs
     /// migrations), rather than when the server notices the session has gone.
     async fn release_if_interrupted(&self) {
@@ -387,7 +421,13 @@ impl Runner<'_> {
             // connection it got; so does the one before COMMIT (in `record`).
             Locking::Transaction { lock_wait } => vec![
                 (Part::Setup, "BEGIN".into()),
-                (Part::Setup, format!("{RESET_POOLED}; {MARK_TRANSACTION}")),
+                (
+                    Part::Setup,
+                    format!(
+                        "{}; {MARK_TRANSACTION}",
+                        reset_pooled(self.application_name())
+                    ),
+                ),
                 (Part::Guard, lock::xact_lock(lock_wait)),
                 (
                     Part::Guard,
@@ -402,7 +442,13 @@ impl Runner<'_> {
             .flight(
                 parts,
                 &statements,
-                Some(record(migration, direction, note.as_deref(), self.locking)),
+                Some(record(
+                    migration,
+                    direction,
+                    note.as_deref(),
+                    self.locking,
+                    self.application_name(),
+                )),
                 true,
             )
             .await;
@@ -1023,11 +1069,12 @@ fn record(
     direction: Direction,
     note: Option<&str>,
     locking: Locking,
+    application_name: &str,
 ) -> String {
     let (check_lock, tail) = match locking {
         Locking::Session => (true, String::new()),
         // Leave the pooled server connection as clean as the migration found it.
-        Locking::Transaction { .. } => (false, format!("; {RESET_POOLED}")),
+        Locking::Transaction { .. } => (false, format!("; {}", reset_pooled(application_name))),
     };
     format!(
         "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}', {v}, {name}, {checksum}, \

@@ -1009,3 +1009,121 @@ fn a_migration_leaves_no_listen_or_prepared_statement_in_the_pool() {
     p.migrate(&["up"]).success();
     assert_eq!(p.applied(), vec![1, 2]);
 }
+
+/// The SQL-level prepared statements (`from_sql`) on every server connection of the pool:
+/// four open transactions hold all of them (pool size 4).
+fn sql_prepared_statements_in_the_pool(url: &str) -> Vec<String> {
+    let mut clients: Vec<postgres::Client> = (0..4)
+        .map(|_| postgres::Client::connect(url, postgres::NoTls).unwrap())
+        .collect();
+    let mut names = Vec::new();
+    for c in &mut clients {
+        c.simple_query("BEGIN").unwrap();
+        for m in c
+            .simple_query("SELECT name FROM pg_prepared_statements WHERE from_sql")
+            .unwrap()
+        {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                names.extend(r.get(0).map(str::to_string));
+            }
+        }
+    }
+    for c in &mut clients {
+        c.simple_query("COMMIT").unwrap();
+    }
+    names
+}
+
+/// A `PREPARE` the static refusal cannot see (run by `EXECUTE` in a `DO` block or in a
+/// function the migration calls, in UP or DOWN, one by one or `--atomic`) leaves no prepared
+/// statement on a pooled server connection: the pooled reset deallocates every SQL-level one.
+/// Fails without the `DEALLOCATE` loop in `RESET_POOLED`: `q`, `Odd "Name"` and `from_fn`
+/// stay in the pool, and a later client's `PREPARE q` fails with "already exists".
+#[test]
+fn a_prepare_hidden_in_a_do_block_leaves_no_prepared_statement_in_the_pool() {
+    let p = Project::new("pooled_hidden_prepare");
+    p.migration(
+        "0001_coach_hidden.sql",
+        "-- UP\ncreate table coach_h (id int);\n\
+         do $$ begin execute 'prepare q as select 1'; \
+         execute 'prepare \"Odd \"\"Name\"\"\" as select 2'; end $$;\n\
+         -- DOWN\ndrop table coach_h;\ndo $$ begin execute 'prepare q_down as select 1'; end $$;\n",
+    );
+    p.migration(
+        "0002_coach_fn.sql",
+        "-- UP\ncreate function coach_prep() returns void language plpgsql as $$ \
+         begin execute 'prepare from_fn as select 3'; end $$;\nselect coach_prep();\n\
+         -- DOWN\ndrop function coach_prep();\n",
+    );
+    let url = pooled_url(&p);
+    for args in [
+        &["up"][..],
+        &["down", "--all"],
+        &["up", "--atomic"],
+        &["redo", "--steps", "2", "--allow-destructive"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        p.migrate_raw(&all, &[]).success();
+        assert_eq!(
+            sql_prepared_statements_in_the_pool(&url),
+            Vec::<String>::new(),
+            "after {args:?}"
+        );
+    }
+    assert_eq!(p.applied(), vec![1, 2]);
+    // Another client of the pool can use the name.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    other
+        .batch_execute("BEGIN; PREPARE q AS SELECT 1; DEALLOCATE q; COMMIT")
+        .unwrap();
+}
+
+/// The application a pooled run connected as: `pg_stat_activity` shows it while a migration
+/// runs (and holds the lock), and another run waiting for the lock names it.
+/// Fails without restoring `application_name` after `RESET ALL` in the pooled reset: the
+/// running migration's backend showed an empty application (the pooled server connection's
+/// startup value), and so did the waiting run's message.
+#[test]
+fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
+    let p = Project::new("pooled_appname");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (id int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migration(
+        "0002_coach_slow.sql",
+        "-- UP\nselect pg_sleep(4) /* appname */;\n-- DOWN\nselect 1;\n",
+    );
+    let url = format!("{}?application_name=deploy-pooled", pooled_url(&p));
+    let pooled = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["up", "--database-url", &url])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&p, "/* appname */");
+    let shown: String = p.db.scalar(
+        "SELECT string_agg(application_name, ',') FROM pg_stat_activity \
+         WHERE datname = current_database() AND state = 'active' \
+         AND query LIKE '%/* appname */%' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(shown, "deploy-pooled");
+    // A direct run waits for the lock and names the pooled run's application.
+    let mut direct = spawn(&p, &["up", "--lock-wait", "60"]);
+    let mut stderr = BufReader::new(direct.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("application `deploy-pooled`"), "{line}");
+    let pooled = finish_within(pooled, Duration::from_secs(60));
+    assert!(
+        pooled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pooled.stderr)
+    );
+    assert!(direct.wait().unwrap().success());
+    assert_eq!(p.applied(), vec![1, 2]);
+}
