@@ -79,6 +79,10 @@ impl Failure {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub steps: Vec<Step>,
+    /// Versions of the plan this run did not run because another run had already done them
+    /// (applied, or for `down` reverted) when its guard checked under the transaction-level
+    /// lock (through a pooler only).
+    pub skipped: Vec<i64>,
     pub failure: Option<Failure>,
 }
 
@@ -225,7 +229,7 @@ impl Runner<'_> {
             };
             match result {
                 Ran::Done(step) => outcome.steps.push(step),
-                Ran::Skipped => {}
+                Ran::Skipped => outcome.skipped.push(migration.version),
                 Ran::Failed(failure) => {
                     outcome.failure = Some(failure);
                     break;
@@ -341,6 +345,7 @@ impl Runner<'_> {
                         self.log_failure(migration, started, &failure, note).await?;
                         return Ok(Outcome {
                             steps,
+                            skipped: Vec::new(),
                             failure: Some(failure),
                         });
                     }
@@ -365,6 +370,7 @@ impl Runner<'_> {
                     }
                     return Ok(Outcome {
                         steps: Vec::new(),
+                        skipped: Vec::new(),
                         failure: Some(failure),
                     });
                 }
@@ -378,6 +384,7 @@ impl Runner<'_> {
         }
         Ok(Outcome {
             steps,
+            skipped: Vec::new(),
             failure: None,
         })
     }

@@ -1127,3 +1127,202 @@ fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
     assert!(direct.wait().unwrap().success());
     assert_eq!(p.applied(), vec![1, 2]);
 }
+
+/// Migrations 0001..=`n` (`coach_r<v>`), with `pg_sleep(<secs>) /* <marker> */` in the
+/// sections `slow` names (version, "UP" or "DOWN").
+fn racing(label: &str, n: i64, slow: &[(i64, &str, u32)]) -> Project {
+    let p = Project::new(label);
+    for v in 1..=n {
+        let sleep = |section: &str| {
+            slow.iter()
+                .find(|(sv, ss, _)| *sv == v && *ss == section)
+                .map_or(String::new(), |(_, ss, secs)| {
+                    format!(
+                        "select pg_sleep({secs}) /* slow{v}{} */;\n",
+                        ss.to_lowercase()
+                    )
+                })
+        };
+        p.migration(
+            &format!("{v:04}_coach_r{v}.sql"),
+            &format!(
+                "-- UP\ncreate table coach_r{v} (id int);\n{}-- DOWN\ndrop table coach_r{v};\n{}",
+                sleep("UP"),
+                sleep("DOWN")
+            ),
+        );
+    }
+    p
+}
+
+/// Waits until `count` sessions of the test's database wait for an advisory lock.
+fn wait_for_lock_waiters(p: &Project, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = p.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        );
+        if waiting >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nobody waits for the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The tester's race: a pooled `down` started while a pooled `up` applies its first
+/// migration. It used to read the applied state outside the lock (the `up`'s migration not
+/// yet committed), plan nothing, and exit 0 with "nothing to down: head is 0001", though
+/// 0001 was applied when it ended. Now it plans from a read under the lock, so it either
+/// reverts 0001 (and the `up` stops at the gap) or stops, exit 1, saying another run
+/// applied above it; never "nothing to down".
+#[test]
+fn a_pooled_down_racing_a_pooled_up_tells_what_happened() {
+    let p = racing("pooled_race", 4, &[(1, "UP", 2), (2, "UP", 1)]);
+    for round in 0..2 {
+        let up = spawn_pooled(&p, &["up"]);
+        wait_for_query(&p, "/* slow1up */");
+        let down = spawn_pooled(&p, &["down"]);
+        let up = finish_within(up, Duration::from_secs(60));
+        let down = finish_within(down, Duration::from_secs(60));
+        let (down_out, down_err) = (text(&down.stdout), text(&down.stderr));
+        let (up_out, up_err) = (text(&up.stdout), text(&up.stderr));
+        let all = format!("round {round}\nup: {up_out}{up_err}\ndown: {down_out}{down_err}");
+        assert!(!down_out.contains("nothing to down"), "{all}");
+        let applied = p.applied();
+        if down.status.code() == Some(0) {
+            // It reverted 0001 between the up's transactions; the up stopped at the gap.
+            assert!(down_out.contains("coach_r1"), "{all}");
+            assert!(down_out.contains("head is none"), "{all}");
+            assert_eq!(up.status.code(), Some(1), "{all}");
+            assert!(up_err.contains("reverted 0001 below it"), "{all}");
+            assert!(applied.is_empty(), "{all}");
+        } else {
+            assert_eq!(down.status.code(), Some(1), "{all}");
+            assert!(
+                down_err.contains("another run applied a migration above"),
+                "{all}"
+            );
+            assert_eq!(up.status.code(), Some(0), "{all}");
+            assert_eq!(applied, vec![1, 2, 3, 4], "{all}");
+            p.migrate(&["down", "--all"]).success();
+        }
+    }
+}
+
+/// A migration another run did first (found under the lock) is reported as skipped, human
+/// and `--json`, with the head the database has after the run; `up` and `down` still exit 0
+/// (what was asked holds: it is applied, or reverted). Deterministic: a direct run queues
+/// for the lock while the pooled run's slow migration holds it, so it goes first after it.
+/// Fails when a skip is silent (the pooled run said "1 migration(s) done; head is 0004" and
+/// nothing of 0004).
+#[test]
+fn a_migration_another_run_did_first_is_reported_skipped() {
+    let p = racing("pooled_skip", 4, &[(3, "UP", 2), (4, "DOWN", 2)]);
+    for json in [false, true] {
+        p.migrate(&["up", "--to", "2"]).success();
+        let mut args = vec!["up"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let pooled = spawn_pooled(&p, &args);
+        wait_for_query(&p, "/* slow3up */");
+        let direct = spawn(&p, &["up"]);
+        wait_for_lock_waiters(&p, 1);
+        let pooled = finish_within(pooled, Duration::from_secs(60));
+        let direct = finish_within(direct, Duration::from_secs(60));
+        assert!(direct.status.success(), "{}", text(&direct.stderr));
+        let out = text(&pooled.stdout);
+        assert_eq!(
+            pooled.status.code(),
+            Some(0),
+            "{out}{}",
+            text(&pooled.stderr)
+        );
+        assert_eq!(p.applied(), vec![1, 2, 3, 4]);
+        if json {
+            let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(doc["ok"], true, "{doc}");
+            assert_eq!(doc["head"], 4, "{doc}");
+            assert_eq!(doc["steps"].as_array().unwrap().len(), 1, "{doc}");
+            assert_eq!(doc["skipped"][0]["version"], 4, "{doc}");
+            assert_eq!(doc["skipped"][0]["direction"], "up", "{doc}");
+            assert_eq!(
+                doc["skipped"][0]["reason"], "another run applied it first",
+                "{doc}"
+            );
+        } else {
+            assert!(
+                out.contains("skipped 0004 coach_r4 (up): another run applied it first"),
+                "{out}"
+            );
+            assert!(
+                out.contains(
+                    "1 migration(s) done, 1 skipped (another run did it first); head is 0004"
+                ),
+                "{out}"
+            );
+        }
+        // The same for down: the pooled run plans 0004 and 0003, the direct one reverts
+        // 0003 right after the pooled one reverted 0004.
+        let pooled = spawn_pooled(&p, &["down", "--steps", "2"]);
+        wait_for_query(&p, "/* slow4down */");
+        let direct = spawn(&p, &["down"]);
+        wait_for_lock_waiters(&p, 1);
+        let pooled = finish_within(pooled, Duration::from_secs(60));
+        let direct = finish_within(direct, Duration::from_secs(60));
+        assert!(direct.status.success(), "{}", text(&direct.stderr));
+        let out = text(&pooled.stdout);
+        assert_eq!(
+            pooled.status.code(),
+            Some(0),
+            "{out}{}",
+            text(&pooled.stderr)
+        );
+        assert!(
+            out.contains("skipped 0003 coach_r3 (down): another run reverted it first"),
+            "{out}"
+        );
+        assert!(out.contains("head is 0002"), "{out}");
+        assert_eq!(p.applied(), vec![1, 2]);
+        p.migrate(&["down", "--all"]).success();
+    }
+}
+
+/// A pooled `redo` whose migration another (pooled) run reverted first did not redo it: it
+/// says so and exits 1, and does not claim that what it re-applied stays reverted. The
+/// redo's plan read queues behind the `down`'s slow transaction, and the `down`'s next
+/// transaction (already queued) reverts the migration the redo planned.
+/// Fails when the skip is silent (exit 0, "0 migration(s) done; head is 0002").
+#[test]
+fn a_pooled_redo_says_when_another_run_reverted_its_migration_first() {
+    let p = racing("pooled_redo_race", 4, &[(4, "DOWN", 2), (3, "DOWN", 1)]);
+    p.migrate(&["up"]).success();
+    let down = spawn_pooled(&p, &["down", "--steps", "2"]);
+    wait_for_query(&p, "/* slow4down */");
+    let redo = spawn_pooled(&p, &["redo", "--allow-destructive"]);
+    wait_for_lock_waiters(&p, 1);
+    let down = finish_within(down, Duration::from_secs(60));
+    let redo = finish_within(redo, Duration::from_secs(60));
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let (out, err) = (text(&redo.stdout), text(&redo.stderr));
+    assert_eq!(redo.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("skipped 0003 coach_r3 (down): another run reverted it first"),
+        "{out}"
+    );
+    assert!(out.contains("head is 0002"), "{out}");
+    assert!(
+        err.contains(
+            "another run reverted it first, so this redo neither reverted nor re-applied it"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("stay reverted"), "{err}");
+    assert_eq!(p.applied(), vec![1, 2]);
+}
