@@ -788,7 +788,7 @@ impl Runner<'_> {
             }
             Part::Record => text = format!("recording it in _migrate: {text}"),
             Part::Commit => text = format!("at COMMIT: {text}"),
-            Part::Guard => text = format!("checking the applied migrations under the lock: {text}"),
+            Part::Guard => text = format!("{GUARD_CONTEXT}: {text}"),
             _ => {}
         }
         if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some(statement)) =
@@ -1007,6 +1007,10 @@ async fn copy_in(
         .await?;
     sink.finish().await.map(|_| ())
 }
+
+/// How a failure of the guard under the transaction-level lock begins: another run changed
+/// the applied migrations between this run's transactions (through a pooler).
+pub const GUARD_CONTEXT: &str = "checking the applied migrations under the lock";
 
 /// SQLSTATE of the guard when another run already did this migration: skipped, not failed.
 const DONE_ELSEWHERE: &str = "MG001";

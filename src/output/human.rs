@@ -156,22 +156,34 @@ impl Report for RunReport {
         let done = count(f.direction.as_str());
         // A redo's migration another run reverted first is not where its steps stopped.
         let stopped_here = !self.skipped.iter().any(|s| s.version == f.version);
+        // Another run changed the applied migrations between this run's transactions
+        // (through a pooler): what this run did before may not stay as it left it.
+        let raced = f.error.starts_with(crate::engine::GUARD_CONTEXT);
+        let verb = if f.direction.as_str() == "down" {
+            "reverted"
+        } else {
+            "applied"
+        };
         if !self.atomic && !f.connection_lost && done > 0 && stopped_here {
-            after.push_str(&format!(
-                "; {done} migration(s) before it stay {}",
-                if f.direction.as_str() == "down" {
-                    "reverted"
-                } else {
-                    "applied"
-                }
-            ));
+            after.push_str(&if raced {
+                format!(
+                    "; this run {verb} {done} migration(s) before it, which the other run may \
+                     have changed since"
+                )
+            } else {
+                format!("; {done} migration(s) before it stay {verb}")
+            });
         }
         let not_again = count("down").saturating_sub(count("up"));
         if !self.atomic && f.direction.as_str() != "down" && not_again > 0 {
-            after.push_str(&format!(
-                "; {not_again} migration(s) this run reverted stay reverted (`migrate up` \
-                 applies them again)"
-            ));
+            after.push_str(&if raced {
+                format!("; this run reverted {not_again} migration(s) and did not apply them again")
+            } else {
+                format!(
+                    "; {not_again} migration(s) this run reverted stay reverted (`migrate up` \
+                     applies them again)"
+                )
+            });
         }
         if f.connection_lost {
             after = format!("{after}\ntarget: {}", self.target);

@@ -1326,3 +1326,33 @@ fn a_pooled_redo_says_when_another_run_reverted_its_migration_first() {
     assert!(!err.contains("stay reverted"), "{err}");
     assert_eq!(p.applied(), vec![1, 2]);
 }
+
+/// A pooled `up` that stops because another run reverted what it had just applied does not
+/// claim that what it applied "stays applied", and shows the head the database has.
+/// Deterministic: a direct `down` queues for the lock during the pooled run's slow 0003.
+/// Fails with the old wording: "1 migration(s) before it stay applied", though the other
+/// run had reverted 0003.
+#[test]
+fn a_pooled_up_stopped_by_another_run_does_not_claim_its_steps_stay() {
+    let p = racing("pooled_raced_steps", 4, &[(3, "UP", 2)]);
+    p.migrate(&["up", "--to", "2"]).success();
+    let pooled = spawn_pooled(&p, &["up"]);
+    wait_for_query(&p, "/* slow3up */");
+    let direct = spawn(&p, &["down"]);
+    wait_for_lock_waiters(&p, 1);
+    let pooled = finish_within(pooled, Duration::from_secs(60));
+    let direct = finish_within(direct, Duration::from_secs(60));
+    assert!(direct.status.success(), "{}", text(&direct.stderr));
+    let (out, err) = (text(&pooled.stdout), text(&pooled.stderr));
+    assert_eq!(pooled.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("reverted 0003 below it meanwhile"), "{err}");
+    assert!(
+        err.contains(
+            "this run applied 1 migration(s) before it, which the other run may have changed since"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("stay applied"), "{err}");
+    assert!(out.contains("head is 0002"), "{out}");
+    assert_eq!(p.applied(), vec![1, 2]);
+}
