@@ -131,14 +131,18 @@ const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESE
 /// took, which would otherwise stay on a pooled connection, and leaves the run's
 /// transaction-level lock alone). Prepared statements: not `DEALLOCATE ALL` (PgBouncer 1.21+
 /// keeps its own, protocol-level ones on the server connections, `from_sql` false), but each
-/// SQL-level one (`from_sql`) by name: a `PREPARE` the static check cannot see (`EXECUTE
-/// 'PREPARE ...'` in a `DO` block or function) would otherwise stay on the pooled connection
-/// and collide with another client's. See `reset_pooled`, which also restores
-/// `application_name`.
+/// SQL-level one (`from_sql`) by name (`DEALLOCATE_FROM_SQL`): a `PREPARE` the static check
+/// cannot see (`EXECUTE 'PREPARE ...'` in a `DO` block or function) would otherwise stay on
+/// the pooled connection and collide with another client's. `reset_pooled` adds that and
+/// restores `application_name`.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
-     SELECT pg_catalog.pg_advisory_unlock_all(); \
-     DO $migrate$ DECLARE s text; BEGIN \
+     SELECT pg_catalog.pg_advisory_unlock_all()";
+
+/// Deallocates every SQL-level prepared statement (`PREPARE`, `from_sql`) by name, leaving
+/// protocol-level ones (PgBouncer 1.21+'s) alone. Part of the pooled reset; also sent after
+/// a pooled migration failed, since no rollback undoes a `PREPARE` it ran before failing.
+const DEALLOCATE_FROM_SQL: &str = "DO $migrate$ DECLARE s text; BEGIN \
      FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP \
      EXECUTE 'DEALLOCATE ' || pg_catalog.quote_ident(s); END LOOP; END $migrate$";
 
@@ -149,7 +153,8 @@ const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET
 /// pooler's for the client's later transactions.
 fn reset_pooled(application_name: &str) -> String {
     format!(
-        "{RESET_POOLED}; SELECT pg_catalog.set_config('application_name', {}, false)",
+        "{RESET_POOLED}; {DEALLOCATE_FROM_SQL}; \
+         SELECT pg_catalog.set_config('application_name', {}, false)",
         literal(application_name)
     )
 }
@@ -304,6 +309,7 @@ impl Runner<'_> {
                     let lost = is_connection_lost(&e);
                     if !lost {
                         let _ = self.session.client.batch_execute("ROLLBACK").await;
+                        self.deallocate_after_pooled_failure().await;
                     }
                     let mut failure =
                         self.failure(migration, direction, section, &statements, part, &e);
@@ -398,6 +404,16 @@ impl Runner<'_> {
             .unwrap_or("migrate")
     }
 
+    /// Through a pooler, after a migration's transaction failed (and rolled back): a
+    /// `PREPARE` it ran before failing outlives the rollback on the server connection it ran
+    /// on. Best effort: PgBouncer hands this next statement the server connection just
+    /// released (most recently used first) unless another client is waiting for one.
+    async fn deallocate_after_pooled_failure(&self) {
+        if matches!(self.locking, Locking::Transaction { .. }) {
+            let _ = self.session.client.batch_execute(DEALLOCATE_FROM_SQL).await;
+        }
+    }
+
     /// After an interrupt: releases the session-level lock at once (every command that runs
     /// migrations), rather than when the server notices the session has gone.
     async fn release_if_interrupted(&self) {
@@ -479,6 +495,9 @@ impl Runner<'_> {
             {
                 return Err(lock::not_acquired(&self.session.client, lock_wait).await);
             }
+        }
+        if !is_connection_lost(&e) {
+            self.deallocate_after_pooled_failure().await;
         }
         let mut failure = self.failure(migration, direction, section, &statements, part, &e);
         failure.warnings = flight.warnings;

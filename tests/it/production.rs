@@ -1356,3 +1356,32 @@ fn a_pooled_up_stopped_by_another_run_does_not_claim_its_steps_stay() {
     assert!(out.contains("head is 0002"), "{out}");
     assert_eq!(p.applied(), vec![1, 2]);
 }
+
+/// A migration that prepares a statement (hidden in a `DO` block) and then fails leaves it
+/// in the pool neither: no rollback undoes a `PREPARE`, so the runner deallocates after the
+/// failure, on the server connection PgBouncer just released (one by one and `--atomic`).
+/// Fails without it: `leak` stays on a pooled server connection.
+#[test]
+fn a_failed_pooled_migration_leaves_no_prepared_statement_in_the_pool() {
+    let p = Project::new("pooled_fail_prepare");
+    p.migration(
+        "0001_coach_f.sql",
+        "-- UP\ncreate table coach_f (id int);\n\
+         do $$ begin execute 'prepare leak as select 1'; end $$;\nselect 1/0;\n\
+         -- DOWN\ndrop table coach_f;\n",
+    );
+    let url = pooled_url(&p);
+    for args in [&["up"][..], &["up", "--atomic"]] {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        p.migrate_raw(&all, &[])
+            .code(1)
+            .stderr_has("division by zero");
+        assert_eq!(
+            sql_prepared_statements_in_the_pool(&url),
+            Vec::<String>::new(),
+            "after {args:?}"
+        );
+    }
+    assert!(p.applied().is_empty());
+}
