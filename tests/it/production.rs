@@ -1093,39 +1093,59 @@ fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
     );
     p.migration(
         "0002_coach_slow.sql",
-        "-- UP\nselect pg_sleep(4) /* appname */;\n-- DOWN\nselect 1;\n",
+        "-- UP\nselect pg_sleep(2) /* appname */;\n-- DOWN\nselect 1;\n",
     );
-    let url = format!("{}?application_name=deploy-pooled", pooled_url(&p));
-    let pooled = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["up", "--database-url", &url])
-        .current_dir(p.path())
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_query(&p, "/* appname */");
-    let shown: String = p.db.scalar(
-        "SELECT string_agg(application_name, ',') FROM pg_stat_activity \
-         WHERE datname = current_database() AND state = 'active' \
-         AND query LIKE '%/* appname */%' AND pid <> pg_backend_pid()",
-    );
-    assert_eq!(shown, "deploy-pooled");
-    // A direct run waits for the lock and names the pooled run's application.
-    let mut direct = spawn(&p, &["up", "--lock-wait", "60"]);
-    let mut stderr = BufReader::new(direct.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("application `deploy-pooled`"), "{line}");
-    let pooled = finish_within(pooled, Duration::from_secs(60));
-    assert!(
-        pooled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pooled.stderr)
-    );
-    assert!(direct.wait().unwrap().success());
-    assert_eq!(p.applied(), vec![1, 2]);
+    // application_name, else fallback_application_name, else PGAPPNAME, else "migrate".
+    for (query, env, expected) in [
+        ("?application_name=deploy-pooled", None, "deploy-pooled"),
+        (
+            "?fallback_application_name=fallback-app",
+            None,
+            "fallback-app",
+        ),
+        ("", Some("env-app"), "env-app"),
+        ("", None, "migrate"),
+    ] {
+        let url = format!("{}{query}", pooled_url(&p));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command
+            .args(["up", "--database-url", &url])
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("PGAPPNAME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(name) = env {
+            command.env("PGAPPNAME", name);
+        }
+        let pooled = command.spawn().unwrap();
+        wait_for_query(&p, "/* appname */");
+        let shown: String = p.db.scalar(
+            "SELECT string_agg(application_name, ',') FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'active' \
+             AND query LIKE '%/* appname */%' AND pid <> pg_backend_pid()",
+        );
+        assert_eq!(shown, expected);
+        // A direct run waits for the lock and names the pooled run's application.
+        let mut direct = spawn(&p, &["up", "--lock-wait", "60"]);
+        let mut stderr = BufReader::new(direct.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            line.contains(&format!("application `{expected}`")),
+            "{line}"
+        );
+        let pooled = finish_within(pooled, Duration::from_secs(60));
+        assert!(
+            pooled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&pooled.stderr)
+        );
+        assert!(direct.wait().unwrap().success());
+        assert_eq!(p.applied(), vec![1, 2]);
+        p.migrate(&["down", "--all"]).success();
+    }
 }
 
 /// Migrations 0001..=`n` (`coach_r<v>`), with `pg_sleep(<secs>) /* <marker> */` in the
