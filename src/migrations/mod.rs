@@ -5,7 +5,7 @@ pub(crate) mod plan;
 pub(crate) mod promotion;
 
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -686,9 +686,25 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
             dir.display()
         ))
     })?;
+    // Files are opened relative to the directory (one path lookup instead of one per file).
+    let handle = std::fs::File::open(dir).map_err(|e| {
+        Error::input(format!(
+            "cannot read the migrations directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let shown_dir = dir
+        .strip_prefix(display_root)
+        .unwrap_or(dir)
+        .display()
+        .to_string();
+    let shown = |name: &str| match shown_dir.as_str() {
+        "" => name.to_string(),
+        d => format!("{d}/{name}"),
+    };
     let mut problems = Vec::new();
-    // (file name, path, path as shown): one directory, so the names sort as the paths do.
-    let mut found: Vec<(String, PathBuf, String)> = Vec::new();
+    // (file name, path as shown): one directory, so the names sort as the paths do.
+    let mut found: Vec<(String, String)> = Vec::new();
     for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
@@ -699,21 +715,26 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
                 )))
             }
         };
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let (name, utf8) = match entry.file_name().into_string() {
+            Ok(name) => (name, true),
+            Err(raw) => (raw.to_string_lossy().into_owned(), false),
+        };
         if name.starts_with('.') {
             continue;
         }
-        let path = entry.path();
-        let display = path
-            .strip_prefix(display_root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
         match classify_entry(&entry, &name) {
-            Entry::Migration => found.push((name, path, display)),
+            Entry::Migration if !utf8 => problems.push(FileProblem {
+                file: shown(&name),
+                line: None,
+                message: "file name is not UTF-8".into(),
+            }),
+            Entry::Migration => {
+                let display = shown(&name);
+                found.push((name, display));
+            }
             Entry::Other => {}
             Entry::Problem(message) => problems.push(FileProblem {
-                file: display,
+                file: shown(&name),
                 line: None,
                 message,
             }),
@@ -721,8 +742,8 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
     }
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut files = Vec::with_capacity(found.len());
-    for result in in_parallel(&found, |(name, path, display)| {
-        read_source(name, path, display, domains)
+    for result in in_parallel(&found, |(name, display)| {
+        read_source(&handle, dir, name, display, domains)
     }) {
         match result {
             Ok(source) => files.push(source),
@@ -732,10 +753,12 @@ pub fn read(dir: &Path, display_root: &Path, domains: &[String]) -> Result<Sourc
     Ok(Sources { files, problems })
 }
 
-/// Reads one migration file: its name, bytes and checksum.
+/// Reads one migration file of the directory `handle` (`dir`) is: its name, bytes and
+/// checksum.
 fn read_source(
+    handle: &std::fs::File,
+    dir: &Path,
     file_name: &str,
-    path: &Path,
     display: &str,
     domains: &[String],
 ) -> Result<Source, FileProblem> {
@@ -744,17 +767,52 @@ fn read_source(
         line: None,
         message,
     };
-    if path.file_name().and_then(|n| n.to_str()).is_none() {
-        return Err(problem("file name is not UTF-8".into()));
-    }
     let name = parse_file_name(file_name, domains).map_err(|e| problem(e.to_string()))?;
-    let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let bytes =
+        read_in(handle, dir, file_name).map_err(|e| problem(format!("cannot read: {e}")))?;
     Ok(Source {
         name,
         checksum: checksum(&bytes),
         display: display.to_string(),
         bytes,
     })
+}
+
+/// The bytes of the file `name` in the directory `handle` (`dir`) is. Read without asking
+/// its size first: most migration files fit the first read, and the second one says so.
+#[cfg(unix)]
+fn read_in(handle: &std::fs::File, _dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    use rustix::fs::{openat, Mode, OFlags};
+    use std::io::Read;
+    let mut file = std::fs::File::from(openat(
+        handle,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?);
+    // `read_to_end` would ask for the size and position first (two more system calls).
+    let mut bytes = vec![0; 16 << 10];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            bytes.resize(2 * len, 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(len);
+    bytes.shrink_to_fit();
+    Ok(bytes)
+}
+
+/// The bytes of the file `name` in the directory `dir`.
+#[cfg(not(unix))]
+fn read_in(_handle: &std::fs::File, dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(dir.join(name))
 }
 
 /// What an entry of the migrations directory is.
