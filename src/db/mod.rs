@@ -27,6 +27,9 @@ pub struct Session {
     pub closed: session::CloseReason,
     /// When the connection attempt began (for telling a pooled backend from our own).
     pub connected_at: std::time::Instant,
+    /// The engine reset the session (`RESET ALL`, ...) after the last migration that ran on
+    /// it, so the next one need not reset it first; false on a new session.
+    pub reset: bool,
     _cancel: session::CancelRegistration,
 }
 
@@ -137,6 +140,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         notices,
         closed,
         connected_at: started,
+        reset: false,
         _cancel: cancel,
     })
 }

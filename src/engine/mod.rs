@@ -17,9 +17,10 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use crate::db::session::{self, ServerMessage};
 use crate::db::state::{self, Direction, HistoryEntry};
@@ -436,6 +437,10 @@ impl Runner<'_> {
         let mut parts = match self.locking {
             // The reset stays a message of its own, outside the transaction: a ROLLBACK of
             // the migration must not roll the reset back with it.
+            // A session the last migration's flight reset after its COMMIT needs no reset.
+            Locking::Session if self.session.reset => {
+                vec![(Part::Setup, format!("BEGIN; {MARK_TRANSACTION}"))]
+            }
             Locking::Session => vec![
                 (Part::Setup, RESET_SESSION.into()),
                 (Part::Setup, format!("BEGIN; {MARK_TRANSACTION}")),
@@ -693,29 +698,63 @@ impl Runner<'_> {
         let pipelined = commit && !has_copy;
         let in_transaction = record.is_some();
         let mut ended_early = false;
+        let locking = self.locking;
+        // Set when the flight ended with the reset for the next migration.
+        let mut reset = false;
         let error = {
             let work = async {
                 if pipelined {
                     for (i, s) in statements.iter().enumerate() {
                         messages.push((Part::Statement(i), s.sql.to_string()));
                     }
-                    if let Some(record) = &record {
-                        messages.push((Part::Record, record.clone()));
-                    }
-                    messages.push((Part::Commit, "COMMIT".into()));
+                    // The tracking rows, COMMIT and (with the session-level lock) the reset for
+                    // the next migration travel as one message: two messages fewer for the
+                    // server to read and answer per migration. The reset runs only if COMMIT
+                    // did (an error ends the message).
+                    let (last, record_len) = match &record {
+                        Some(record) => {
+                            let then = match locking {
+                                Locking::Session => format!("; {RESET_SESSION}"),
+                                Locking::Transaction { .. } => String::new(),
+                            };
+                            let len = lexer::split_statements(record).map_or(0, |all| all.len());
+                            ((Part::Record, format!("{record}; COMMIT{then}")), Some(len))
+                        }
+                        None => ((Part::Commit, "COMMIT".to_string()), None),
+                    };
+                    messages.push(last);
                     let results =
-                        join_all(messages.iter().map(|(_, sql)| client.batch_execute(sql))).await;
-                    ended_early = results.iter().any(|r| {
+                        join_all(messages.iter().map(|(_, sql)| completed(client, sql))).await;
+                    ended_early = results.iter().any(|(_, r)| {
                         r.as_ref()
                             .err()
                             .and_then(|e| e.code())
                             .is_some_and(|c| c.code() == ENDED_EARLY)
                     });
+                    let last = messages.len() - 1;
                     // The first error is the cause; what follows failed because of it.
-                    return messages
-                        .iter()
-                        .zip(results)
-                        .find_map(|((part, _), r)| r.err().map(|e| (*part, e)));
+                    let Some((i, done, e)) = results
+                        .into_iter()
+                        .enumerate()
+                        .find_map(|(i, (done, r))| r.err().map(|e| (i, done, e)))
+                    else {
+                        reset = locking == Locking::Session && record_len.is_some();
+                        return None;
+                    };
+                    let part = match record_len {
+                        // In the last message: the tracking rows failed (COMMIT never ran, so
+                        // the transaction is still open and aborted), COMMIT failed, or the
+                        // reset after a COMMIT that took effect did (the migration is done).
+                        Some(len) if i == last && done > len => return None,
+                        Some(len) if i == last && done == len => Part::Commit,
+                        _ => messages[i].0,
+                    };
+                    if part != Part::Commit && record.is_some() && !is_connection_lost(&e) {
+                        // As a COMMIT of its own did: it ends the aborted transaction (as a
+                        // ROLLBACK), or says no transaction is open when the migration ended it.
+                        let _ = client.batch_execute("COMMIT").await;
+                    }
+                    return Some((part, e));
                 }
                 for (part, sql) in &messages {
                     if let Err(e) = client.batch_execute(sql).await {
@@ -769,6 +808,7 @@ impl Runner<'_> {
             progress.server_message(&notice);
             warnings.push(notice);
         }
+        self.session.reset = reset;
         Flight {
             error,
             warnings,
@@ -997,6 +1037,25 @@ struct Flight {
     warnings: Vec<ServerMessage>,
     /// The migration ended the transaction it ran in: part of it may be committed.
     ended_early: bool,
+}
+
+/// Runs `sql` (one or more statements) as one simple-query message: how many of its
+/// statements completed, and the error of the one that failed.
+async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postgres::Error>) {
+    let stream = match client.simple_query_raw(sql).await {
+        Ok(stream) => stream,
+        Err(e) => return (0, Err(e)),
+    };
+    futures_util::pin_mut!(stream);
+    let mut done = 0;
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(SimpleQueryMessage::CommandComplete(_)) => done += 1,
+            Ok(_) => {}
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
 }
 
 /// After an error inside a migration's transaction: true while that transaction is still

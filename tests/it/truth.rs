@@ -769,3 +769,38 @@ fn every_spelling_of_a_savepoint_rollback_is_allowed() {
     );
     p.migrate(&["up"]).success();
 }
+
+/// Mutation this catches: a migration whose COMMIT fails (a deferred constraint) judged by
+/// the message the tracking rows and COMMIT share as failing in its tracking rows, or as done
+/// (the count of completed statements misread): the error must say "at COMMIT", nothing of
+/// it stays, and the run stops there.
+#[test]
+fn a_migration_failing_at_commit_is_reported_at_commit_and_rolled_back() {
+    let p = Project::new("commit_fails");
+    p.migration(
+        "0001_coach_parent.sql",
+        "-- UP\ncreate table coach_parent (id int primary key);\n-- DOWN\ndrop table coach_parent;\n",
+    );
+    p.migration(
+        "0002_coach_child.sql",
+        "-- UP\ncreate table coach_child (parent int references coach_parent \
+         deferrable initially deferred);\ninsert into coach_child values (42);\n\
+         -- DOWN\ndrop table coach_child;\n",
+    );
+    p.migration(
+        "0003_coach_after.sql",
+        "-- UP\ncreate table coach_after (x int);\n-- DOWN\ndrop table coach_after;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("0002_coach_child.sql")
+        .stderr_has("at COMMIT");
+    assert_eq!(p.applied(), vec![1]);
+    let child: Option<String> = p.db.scalar("SELECT to_regclass('coach_child')::text");
+    assert_eq!(child, None, "rolled back");
+    let after: Option<String> = p.db.scalar("SELECT to_regclass('coach_after')::text");
+    assert_eq!(after, None, "the run stopped at 0002");
+    let history: i64 =
+        p.db.scalar("SELECT count(*) FROM _migrate.history WHERE version = 2 AND NOT success");
+    assert_eq!(history, 1, "the failure is in the history");
+}
