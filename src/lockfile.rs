@@ -485,6 +485,7 @@ mod tests {
             domain: "coach".into(),
             path: format!("migrations/{version:04}_{name}.sql"),
             checksum: checksum.into(),
+            checksum_without_bom: None,
             up: Section {
                 sql: "select 1;".into(),
                 first_line: 2,

@@ -25,6 +25,9 @@ pub struct RunReport {
     /// With --dry-run: what would run, with its SQL.
     pub planned: Vec<Planned>,
     pub failure: Option<Failure>,
+    /// Migrations of the plan another run did first (through a pooler, found under the
+    /// lock): not run by this one, and said so.
+    pub skipped: Vec<Skipped>,
     /// Versions applied below the highest applied one (--allow-out-of-order).
     pub out_of_order: Vec<i64>,
     /// The highest applied version afterwards.
@@ -41,9 +44,40 @@ impl RunReport {
             steps: Vec::new(),
             planned: Vec::new(),
             failure: None,
+            skipped: Vec::new(),
             out_of_order: Vec::new(),
             head: None,
         }
+    }
+}
+
+/// A migration of the plan that this run did not run because another run (through a
+/// transaction pooler, where runs exclude each other one transaction at a time) had already
+/// done it when this run's guard checked under the lock.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub version: i64,
+    pub name: String,
+    pub direction: Direction,
+    /// What happened to it, in a sentence.
+    pub reason: String,
+}
+
+impl Skipped {
+    fn new(plan: &[&Migration], skipped: &[i64], direction: Direction) -> Vec<Skipped> {
+        plan.iter()
+            .filter(|m| skipped.contains(&m.version))
+            .map(|m| Skipped {
+                version: m.version,
+                name: m.name.clone(),
+                direction,
+                reason: match direction {
+                    Direction::Down => "another run reverted it first",
+                    _ => "another run applied it first",
+                }
+                .into(),
+            })
+            .collect()
     }
 }
 
@@ -76,6 +110,30 @@ fn planned(migrations: &[&Migration], direction: Direction) -> Vec<Planned> {
 
 fn refused(refusal: Refusal) -> Error {
     Error::refused(format!("refusing to run:\n{refusal}"))
+}
+
+/// The applied migrations a run plans from. Through a transaction pooler, read in a
+/// transaction that holds the transaction-level lock: a migration another run has in flight
+/// (its transaction holds the lock) is then read committed or rolled back, never as "not yet
+/// applied", so a `down` started while a pooled `up` runs does not plan from before it.
+async fn applied_for_plan(
+    client: &Client,
+    locking: Locking,
+) -> anyhow::Result<Vec<plan::AppliedMigration>> {
+    let Locking::Transaction { lock_wait } = locking else {
+        return state::applied(client).await;
+    };
+    client.batch_execute("BEGIN").await?;
+    crate::db::lock::acquire_xact(client, lock_wait).await?;
+    let applied = state::applied(client).await;
+    client
+        .batch_execute(if applied.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        })
+        .await?;
+    applied
 }
 
 async fn head(client: &Client) -> anyhow::Result<Option<i64>> {
@@ -138,7 +196,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
     }
 
     let locking = ctx.lock_migrations(&client, &target).await?;
-    let applied = state::applied(&*client).await?;
+    let applied = applied_for_plan(&client, locking).await?;
     let entries = reconcile(&files, &applied);
     check_to(ctx, args.to, &entries)?;
     let plan = plan::plan_up(&entries, args.to, args.allow_out_of_order).map_err(refused)?;
@@ -189,9 +247,16 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         runner.run(&plan.migrations, Direction::Up).await?
     };
     report.steps = outcome.steps;
+    report.skipped = Skipped::new(&plan.migrations, &outcome.skipped, Direction::Up);
     report.failure = outcome.failure;
     report.out_of_order = plan.out_of_order;
-    report.head = head_after(&client, &target, &report.failure).await?;
+    report.head = if plan.migrations.is_empty() {
+        // Nothing ran: the head is the one the (empty) plan was made against, not whatever
+        // another run has applied since.
+        plan::head(&applied)
+    } else {
+        head_after(&client, &target, &report.failure).await?
+    };
     Ok(report)
 }
 
@@ -218,7 +283,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         return Ok(report);
     }
     let locking = ctx.lock_migrations(&client, &target).await?;
-    let applied = state::applied(&*client).await?;
+    let applied = applied_for_plan(&client, locking).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
     refuse_outside_transaction_through_pooler(&target, locking, &plan, &[Direction::Down])?;
@@ -238,8 +303,13 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     )
     .await?;
     report.steps = outcome.steps;
+    report.skipped = Skipped::new(&plan, &outcome.skipped, Direction::Down);
     report.failure = outcome.failure;
-    report.head = head_after(&client, &target, &report.failure).await?;
+    report.head = if plan.is_empty() {
+        plan::head(&applied)
+    } else {
+        head_after(&client, &target, &report.failure).await?
+    };
     Ok(report)
 }
 
@@ -248,7 +318,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "redo")?;
     let locking = ctx.lock_migrations(&client, &target).await?;
-    let applied = state::applied(&*client).await?;
+    let applied = applied_for_plan(&client, locking).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
     refuse_outside_transaction_through_pooler(
@@ -272,6 +342,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         &versions(&files),
     )
     .await?;
+    let mut skipped = Skipped::new(&plan, &outcome.skipped, Direction::Down);
     if outcome.failure.is_none() {
         // Only what this run's down reverted (through a pooler, another run may have
         // reverted some of them first: re-applying those would leave a gap below the head).
@@ -293,13 +364,51 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
         )
         .await?;
         outcome.steps.extend(up.steps);
+        skipped.extend(Skipped::new(&again, &up.skipped, Direction::Up));
         outcome.failure = up.failure;
+    }
+    // A migration another run reverted first was not redone: this run did not revert it, so
+    // it does not apply it again either. What was asked did not happen (exit 1).
+    if outcome.failure.is_none() {
+        outcome.failure = skipped
+            .iter()
+            .find(|s| s.direction == Direction::Down)
+            .and_then(|s| plan.iter().find(|m| m.version == s.version))
+            .map(|m| not_redone(m));
     }
     let mut report = RunReport::new("redo", &target, false, false);
     report.steps = outcome.steps;
+    report.skipped = skipped;
     report.failure = outcome.failure;
-    report.head = head_after(&client, &target, &report.failure).await?;
+    report.head = if plan.is_empty() {
+        plan::head(&applied)
+    } else {
+        head_after(&client, &target, &report.failure).await?
+    };
     Ok(report)
+}
+
+/// The failure of a redo whose migration `m` another run reverted first.
+fn not_redone(m: &Migration) -> Failure {
+    Failure {
+        version: m.version,
+        name: m.name.clone(),
+        direction: Direction::Down,
+        file: m.path.clone(),
+        line: None,
+        error: "another run reverted it first, so this redo neither reverted nor re-applied it"
+            .into(),
+        dirty: false,
+        rolled_back: false,
+        connection_lost: false,
+        interrupted: None,
+        state: format!(
+            "it is left as the other run left it (`migrate status` shows it; `migrate up` \
+             applies it again): {} was not redone",
+            m.file_name()
+        ),
+        warnings: Vec::new(),
+    }
 }
 
 /// Every file's version, ascending (files are sorted by version).

@@ -80,6 +80,10 @@ impl Failure {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub steps: Vec<Step>,
+    /// Versions of the plan this run did not run because another run had already done them
+    /// (applied, or for `down` reverted) when its guard checked under the transaction-level
+    /// lock (through a pooler only).
+    pub skipped: Vec<i64>,
     pub failure: Option<Failure>,
 }
 
@@ -126,11 +130,35 @@ const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESE
 /// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
 /// effect at commit; `pg_advisory_unlock_all` drops session-level advisory locks a migration
 /// took, which would otherwise stay on a pooled connection, and leaves the run's
-/// transaction-level lock alone), and leaves prepared statements alone (PgBouncer 1.21+ keeps its own on
-/// the server connections): a migration's `PREPARE` is refused through a pooler instead.
+/// transaction-level lock alone). Prepared statements: not `DEALLOCATE ALL` (PgBouncer 1.21+
+/// keeps its own, protocol-level ones on the server connections, `from_sql` false), but each
+/// SQL-level one (`from_sql`) by name (`DEALLOCATE_FROM_SQL`): a `PREPARE` the static check
+/// cannot see (`EXECUTE 'PREPARE ...'` in a `DO` block or function) would otherwise stay on
+/// the pooled connection and collide with another client's. `reset_pooled` adds that and
+/// restores `application_name`.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
      SELECT pg_catalog.pg_advisory_unlock_all()";
+
+/// Deallocates every SQL-level prepared statement (`PREPARE`, `from_sql`) by name, leaving
+/// protocol-level ones (PgBouncer 1.21+'s) alone. Part of the pooled reset; also sent after
+/// a pooled migration failed, since no rollback undoes a `PREPARE` it ran before failing.
+const DEALLOCATE_FROM_SQL: &str = "DO $migrate$ DECLARE s text; BEGIN \
+     FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP \
+     EXECUTE 'DEALLOCATE ' || pg_catalog.quote_ident(s); END LOOP; END $migrate$";
+
+/// `RESET_POOLED`, then `application_name` back to the one this client connected with:
+/// `RESET ALL` sets it to the pooled server connection's startup value (the pooler's), so a
+/// running migration and the lock it holds would show no application in `pg_stat_activity`,
+/// and PgBouncer, which follows `application_name` through ParameterStatus, would keep the
+/// pooler's for the client's later transactions.
+fn reset_pooled(application_name: &str) -> String {
+    format!(
+        "{RESET_POOLED}; {DEALLOCATE_FROM_SQL}; \
+         SELECT pg_catalog.set_config('application_name', {}, false)",
+        literal(application_name)
+    )
+}
 
 /// Inside a transaction, before the tracking rows: back to the connecting role and no
 /// timeouts, whatever the migration set (a migration's `SET statement_timeout = '1ms'` must
@@ -207,7 +235,7 @@ impl Runner<'_> {
             };
             match result {
                 Ran::Done(step) => outcome.steps.push(step),
-                Ran::Skipped => {}
+                Ran::Skipped => outcome.skipped.push(migration.version),
                 Ran::Failed(failure) => {
                     outcome.failure = Some(failure);
                     break;
@@ -227,11 +255,11 @@ impl Runner<'_> {
         let _finish = reporter::start(self.progress, migrations.len() as u64, direction.as_str());
         let client = &self.session.client;
         let reset = match self.locking {
-            Locking::Session => RESET_SESSION,
-            Locking::Transaction { .. } => RESET_POOLED,
+            Locking::Session => RESET_SESSION.to_string(),
+            Locking::Transaction { .. } => reset_pooled(self.application_name()),
         };
         if self.locking == Locking::Session {
-            client.batch_execute(reset).await?;
+            client.batch_execute(&reset).await?;
         }
         client.batch_execute("BEGIN").await?;
         if let Locking::Transaction { lock_wait } = self.locking {
@@ -259,7 +287,13 @@ impl Runner<'_> {
                 .flight(
                     parts,
                     &statements,
-                    Some(record(migration, direction, note.as_deref(), self.locking)),
+                    Some(record(
+                        migration,
+                        direction,
+                        note.as_deref(),
+                        self.locking,
+                        self.application_name(),
+                    )),
                     false,
                 )
                 .await;
@@ -276,6 +310,7 @@ impl Runner<'_> {
                     let lost = is_connection_lost(&e);
                     if !lost {
                         let _ = self.session.client.batch_execute("ROLLBACK").await;
+                        self.deallocate_after_pooled_failure().await;
                     }
                     let mut failure =
                         self.failure(migration, direction, section, &statements, part, &e);
@@ -317,6 +352,7 @@ impl Runner<'_> {
                         self.log_failure(migration, started, &failure, note).await?;
                         return Ok(Outcome {
                             steps,
+                            skipped: Vec::new(),
                             failure: Some(failure),
                         });
                     }
@@ -341,6 +377,7 @@ impl Runner<'_> {
                     }
                     return Ok(Outcome {
                         steps: Vec::new(),
+                        skipped: Vec::new(),
                         failure: Some(failure),
                     });
                 }
@@ -354,8 +391,28 @@ impl Runner<'_> {
         }
         Ok(Outcome {
             steps,
+            skipped: Vec::new(),
             failure: None,
         })
+    }
+
+    /// The `application_name` this client connected with (`application_name`, else
+    /// `fallback_application_name`, else "migrate"), which the pooled reset restores.
+    fn application_name(&self) -> &str {
+        self.url
+            .config()
+            .get_application_name()
+            .unwrap_or("migrate")
+    }
+
+    /// Through a pooler, after a migration's transaction failed (and rolled back): a
+    /// `PREPARE` it ran before failing outlives the rollback on the server connection it ran
+    /// on. Best effort: PgBouncer hands this next statement the server connection just
+    /// released (most recently used first) unless another client is waiting for one.
+    async fn deallocate_after_pooled_failure(&self) {
+        if matches!(self.locking, Locking::Transaction { .. }) {
+            let _ = self.session.client.batch_execute(DEALLOCATE_FROM_SQL).await;
+        }
     }
 
     /// After an interrupt: releases the session-level lock at once (every command that runs
@@ -392,7 +449,13 @@ impl Runner<'_> {
             // connection it got; so does the one before COMMIT (in `record`).
             Locking::Transaction { lock_wait } => vec![
                 (Part::Setup, "BEGIN".into()),
-                (Part::Setup, format!("{RESET_POOLED}; {MARK_TRANSACTION}")),
+                (
+                    Part::Setup,
+                    format!(
+                        "{}; {MARK_TRANSACTION}",
+                        reset_pooled(self.application_name())
+                    ),
+                ),
                 (Part::Guard, lock::xact_lock(lock_wait)),
                 (
                     Part::Guard,
@@ -407,7 +470,13 @@ impl Runner<'_> {
             .flight(
                 parts,
                 &statements,
-                Some(record(migration, direction, note.as_deref(), self.locking)),
+                Some(record(
+                    migration,
+                    direction,
+                    note.as_deref(),
+                    self.locking,
+                    self.application_name(),
+                )),
                 true,
             )
             .await;
@@ -431,6 +500,9 @@ impl Runner<'_> {
             {
                 return Err(lock::not_acquired(&self.session.client, lock_wait).await);
             }
+        }
+        if !is_connection_lost(&e) {
+            self.deallocate_after_pooled_failure().await;
         }
         let mut failure = self.failure(migration, direction, section, &statements, part, &e);
         failure.warnings = flight.warnings;
@@ -775,7 +847,7 @@ impl Runner<'_> {
             }
             Part::Record => text = format!("recording it in _migrate: {text}"),
             Part::Commit => text = format!("at COMMIT: {text}"),
-            Part::Guard => text = format!("checking the applied migrations under the lock: {text}"),
+            Part::Guard => text = format!("{GUARD_CONTEXT}: {text}"),
             _ => {}
         }
         if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some(statement)) =
@@ -1014,6 +1086,10 @@ async fn copy_in(
     sink.finish().await.map(|_| ())
 }
 
+/// How a failure of the guard under the transaction-level lock begins: another run changed
+/// the applied migrations between this run's transactions (through a pooler).
+pub const GUARD_CONTEXT: &str = "checking the applied migrations under the lock";
+
 /// SQLSTATE of the guard when another run already did this migration: skipped, not failed.
 const DONE_ELSEWHERE: &str = "MG001";
 
@@ -1082,11 +1158,12 @@ fn record(
     direction: Direction,
     note: Option<&str>,
     locking: Locking,
+    application_name: &str,
 ) -> String {
     let (check_lock, tail) = match locking {
         Locking::Session => (true, String::new()),
         // Leave the pooled server connection as clean as the migration found it.
-        Locking::Transaction { .. } => (false, format!("; {RESET_POOLED}")),
+        Locking::Transaction { .. } => (false, format!("; {}", reset_pooled(application_name))),
     };
     format!(
         "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}', {v}, {name}, {checksum}, \

@@ -23,6 +23,10 @@ pub struct Migration {
     pub path: String,
     /// SHA-256 of the file's bytes with CRLF normalised to LF, lowercase hex.
     pub checksum: String,
+    /// When the file starts with a UTF-8 byte-order mark: the checksum of the bytes after
+    /// it, so a file whose only change is an added BOM is recognised as such (the BOM is
+    /// part of the checksum: an added one makes an applied file changed).
+    pub checksum_without_bom: Option<String>,
     pub up: Section,
     pub down: Section,
     /// False for `-- transaction: none`: statements run one by one, outside a transaction.
@@ -97,6 +101,14 @@ pub fn checksum(bytes: &[u8]) -> String {
     }
     hasher.update(&bytes[from..]);
     hex(&hasher.finalize())
+}
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// `checksum` of the bytes after a leading UTF-8 byte-order mark; None without one.
+pub fn checksum_without_bom(bytes: &[u8]) -> Option<String> {
+    bytes.strip_prefix(BOM).map(checksum)
 }
 
 /// Lowercase hexadecimal, two digits per byte.
@@ -231,6 +243,7 @@ fn parse_checked(
         domain: file.domain,
         path: display.to_string(),
         checksum,
+        checksum_without_bom: checksum_without_bom(bytes),
         up,
         down,
         transactional: markers.transactional,
@@ -567,6 +580,7 @@ impl Sources {
                     domain: source.name.domain.clone(),
                     path: source.display.clone(),
                     checksum: source.checksum.clone(),
+                    checksum_without_bom: checksum_without_bom(&source.bytes),
                     empty: false,
                 });
             }
@@ -583,6 +597,7 @@ impl Sources {
                 domain: m.domain,
                 path: m.path,
                 checksum: m.checksum,
+                checksum_without_bom: m.checksum_without_bom,
             })
         });
         collect(listed, problems)
@@ -600,6 +615,8 @@ pub struct Listed {
     pub path: String,
     /// SHA-256 of the file's bytes with CRLF normalised to LF, lowercase hex.
     pub checksum: String,
+    /// `Migration::checksum_without_bom`.
+    pub checksum_without_bom: Option<String>,
     /// An UP section with only comments or blanks (`Migration::is_empty`); false for a file
     /// listed without parsing, which was applied and so was not empty.
     pub empty: bool,

@@ -59,6 +59,8 @@ pub trait MigrationFile {
     fn path(&self) -> &str;
     /// SHA-256 of the file (CRLF as LF), lowercase hex.
     fn checksum(&self) -> &str;
+    /// The checksum of the file after its UTF-8 byte-order mark, when it starts with one.
+    fn checksum_without_bom(&self) -> Option<&str>;
 }
 
 macro_rules! migration_file {
@@ -75,6 +77,9 @@ macro_rules! migration_file {
             }
             fn checksum(&self) -> &str {
                 &self.checksum
+            }
+            fn checksum_without_bom(&self) -> Option<&str> {
+                self.checksum_without_bom.as_deref()
             }
         }
     )*};
@@ -114,10 +119,31 @@ impl<'a, F: MigrationFile> Entry<'a, F> {
         }
     }
 
+    /// A changed file whose only change is a UTF-8 byte-order mark added in front: the
+    /// recorded checksum is that of the file's bytes after the BOM.
+    pub fn only_bom_added(&self) -> bool {
+        self.state == State::Changed
+            && match (
+                self.file.and_then(|f| f.checksum_without_bom()),
+                self.applied,
+            ) {
+                (Some(without), Some(applied)) => without == applied.checksum,
+                _ => false,
+            }
+    }
+
     /// What is wrong with an applied migration, as one line with the way out.
     pub fn problem(&self) -> Option<String> {
         let path = self.path();
         match self.state {
+            State::Changed if self.only_bom_added() => Some(format!(
+                "{path} was changed after it was applied: only a byte-order mark was added \
+                 (checksum {} recorded, {} on disk); save it as UTF-8 without a BOM, or \
+                 accept it with `migrate repair {}`",
+                short(self.applied.map_or("", |a| &a.checksum)),
+                short(self.file.map_or("", |f| f.checksum())),
+                self.version
+            )),
             State::Changed => Some(format!(
                 "{path} was edited after it was applied (checksum {} recorded, {} on disk); \
                  restore the file, or accept it with `migrate repair {}`",
@@ -351,6 +377,7 @@ mod tests {
             domain: "coach".into(),
             path: format!("migrations/{version:04}_coach_{version}.sql"),
             checksum: checksum.into(),
+            checksum_without_bom: None,
             up: Section {
                 sql: "select 1;".into(),
                 first_line: 2,

@@ -250,6 +250,7 @@ mod tests {
             domain: "coach".into(),
             path: format!("migrations/{version:04}_coach_t{version}.sql"),
             checksum: checksum.to_string(),
+            checksum_without_bom: None,
             up: Section {
                 sql: String::new(),
                 first_line: 1,

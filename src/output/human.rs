@@ -81,7 +81,7 @@ impl Report for RunReport {
             }
             return out;
         }
-        if self.steps.is_empty() && self.failure.is_none() {
+        if self.steps.is_empty() && self.skipped.is_empty() && self.failure.is_none() {
             out.push_str(&format!(
                 "nothing to {}: head is {}\n",
                 self.command,
@@ -101,13 +101,30 @@ impl Report for RunReport {
             }
             out.push_str(&format!("{t}\n"));
         }
+        for s in &self.skipped {
+            out.push_str(&format!(
+                "skipped {:04} {} ({}): {}\n",
+                s.version,
+                s.name,
+                s.direction.as_str(),
+                s.reason
+            ));
+        }
         let verb = if self.atomic {
             "applied atomically"
         } else {
             "done"
         };
+        let skipped = if self.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} skipped (another run did it first)",
+                self.skipped.len()
+            )
+        };
         out.push_str(&format!(
-            "{} migration(s) {verb}; head is {}\n",
+            "{} migration(s) {verb}{skipped}; head is {}\n",
             self.steps.len(),
             version(self.head)
         ));
@@ -137,22 +154,36 @@ impl Report for RunReport {
                 .count()
         };
         let done = count(f.direction.as_str());
-        if !self.atomic && !f.connection_lost && done > 0 {
-            after.push_str(&format!(
-                "; {done} migration(s) before it stay {}",
-                if f.direction.as_str() == "down" {
-                    "reverted"
-                } else {
-                    "applied"
-                }
-            ));
+        // A redo's migration another run reverted first is not where its steps stopped.
+        let stopped_here = !self.skipped.iter().any(|s| s.version == f.version);
+        // Another run changed the applied migrations between this run's transactions
+        // (through a pooler): what this run did before may not stay as it left it.
+        let raced = f.error.starts_with(crate::engine::GUARD_CONTEXT);
+        let verb = if f.direction.as_str() == "down" {
+            "reverted"
+        } else {
+            "applied"
+        };
+        if !self.atomic && !f.connection_lost && done > 0 && stopped_here {
+            after.push_str(&if raced {
+                format!(
+                    "; this run {verb} {done} migration(s) before it, which the other run may \
+                     have changed since"
+                )
+            } else {
+                format!("; {done} migration(s) before it stay {verb}")
+            });
         }
         let not_again = count("down").saturating_sub(count("up"));
         if !self.atomic && f.direction.as_str() != "down" && not_again > 0 {
-            after.push_str(&format!(
-                "; {not_again} migration(s) this run reverted stay reverted (`migrate up` \
-                 applies them again)"
-            ));
+            after.push_str(&if raced {
+                format!("; this run reverted {not_again} migration(s) and did not apply them again")
+            } else {
+                format!(
+                    "; {not_again} migration(s) this run reverted stay reverted (`migrate up` \
+                     applies them again)"
+                )
+            });
         }
         if f.connection_lost {
             after = format!("{after}\ntarget: {}", self.target);

@@ -202,9 +202,13 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
                 State::Changed => (
                     Rule::ChecksumMismatch,
                     format!(
-                        "applied migration {:04} was edited afterwards (recorded checksum {}, \
-                         file {})",
+                        "applied migration {:04} was {} (recorded checksum {}, file {})",
                         e.version,
+                        if e.only_bom_added() {
+                            "changed afterwards: only a byte-order mark was added"
+                        } else {
+                            "edited afterwards"
+                        },
                         short(e.applied.map_or("", |a| &a.checksum)),
                         short(e.file.map_or("", |f| &f.checksum)),
                     ),

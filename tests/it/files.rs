@@ -198,3 +198,53 @@ fn new_creates_the_next_file_and_rejects_bad_names() {
         .code(2)
         .stderr_has("does not start with a domain");
 }
+
+/// A UTF-8 byte-order mark added to an applied file is a change (the checksum is of the
+/// bytes, unlike CRLF, which is normalised), and `status`, `up` and `verify` say that the BOM
+/// is all that changed; `migrate repair` accepts it. A BOM and an edit is an ordinary edit.
+/// Fails without the BOM check: the message was "was edited after it was applied".
+#[test]
+fn an_added_byte_order_mark_is_a_change_named_as_such() {
+    let p = Project::new("bom_added");
+    let lf = "-- UP\ncreate table coach_bom (id int);\n-- DOWN\ndrop table coach_bom;\n";
+    p.migration("0001_coach_bom.sql", &lf.replace('\n', "\r\n"));
+    p.migrate(&["up"]).success();
+    // CRLF to LF, and a BOM in front: only the BOM counts.
+    p.migration("0001_coach_bom.sql", &format!("\u{feff}{lf}"));
+    let status = p.migrate(&["status", "--json"]).success().json();
+    assert_eq!(status["migrations"][0]["state"], "changed", "{status:#}");
+    let problem = status["migrations"][0]["problem"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        problem.contains("only a byte-order mark was added")
+            && problem.contains("`migrate repair 1`"),
+        "{status:#}"
+    );
+    p.migrate(&["up"]).code(1).stderr_has(
+        "0001_coach_bom.sql was changed after it was applied: only a byte-order mark was added",
+    );
+    let verify = p.migrate(&["verify"]);
+    assert!(
+        verify.stdout.contains("only a byte-order mark was added"),
+        "{verify:?}"
+    );
+    // A BOM and an edit: an edit.
+    p.migration(
+        "0001_coach_bom.sql",
+        &format!("\u{feff}{}", lf.replace("(id int)", "(id bigint)")),
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("was edited after it was applied");
+    let status = p.migrate(&["status", "--json"]).success().json();
+    assert!(
+        !status.to_string().contains("byte-order mark"),
+        "{status:#}"
+    );
+    // The BOM alone again, accepted by repair.
+    p.migration("0001_coach_bom.sql", &format!("\u{feff}{lf}"));
+    p.migrate(&["repair", "1"]).success();
+    let status = p.migrate(&["status", "--json"]).success().json();
+    assert_eq!(status["migrations"][0]["state"], "applied", "{status:#}");
+}

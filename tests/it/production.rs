@@ -1009,3 +1009,399 @@ fn a_migration_leaves_no_listen_or_prepared_statement_in_the_pool() {
     p.migrate(&["up"]).success();
     assert_eq!(p.applied(), vec![1, 2]);
 }
+
+/// The SQL-level prepared statements (`from_sql`) on every server connection of the pool:
+/// four open transactions hold all of them (pool size 4).
+fn sql_prepared_statements_in_the_pool(url: &str) -> Vec<String> {
+    let mut clients: Vec<postgres::Client> = (0..4)
+        .map(|_| postgres::Client::connect(url, postgres::NoTls).unwrap())
+        .collect();
+    let mut names = Vec::new();
+    for c in &mut clients {
+        c.simple_query("BEGIN").unwrap();
+        for m in c
+            .simple_query("SELECT name FROM pg_prepared_statements WHERE from_sql")
+            .unwrap()
+        {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                names.extend(r.get(0).map(str::to_string));
+            }
+        }
+    }
+    for c in &mut clients {
+        c.simple_query("COMMIT").unwrap();
+    }
+    names
+}
+
+/// A `PREPARE` the static refusal cannot see (run by `EXECUTE` in a `DO` block or in a
+/// function the migration calls, in UP or DOWN, one by one or `--atomic`) leaves no prepared
+/// statement on a pooled server connection: the pooled reset deallocates every SQL-level one.
+/// Fails without the `DEALLOCATE` loop in `RESET_POOLED`: `q`, `Odd "Name"` and `from_fn`
+/// stay in the pool, and a later client's `PREPARE q` fails with "already exists".
+#[test]
+fn a_prepare_hidden_in_a_do_block_leaves_no_prepared_statement_in_the_pool() {
+    let p = Project::new("pooled_hidden_prepare");
+    p.migration(
+        "0001_coach_hidden.sql",
+        "-- UP\ncreate table coach_h (id int);\n\
+         do $$ begin execute 'prepare q as select 1'; \
+         execute 'prepare \"Odd \"\"Name\"\"\" as select 2'; end $$;\n\
+         -- DOWN\ndrop table coach_h;\ndo $$ begin execute 'prepare q_down as select 1'; end $$;\n",
+    );
+    p.migration(
+        "0002_coach_fn.sql",
+        "-- UP\ncreate function coach_prep() returns void language plpgsql as $$ \
+         begin execute 'prepare from_fn as select 3'; end $$;\nselect coach_prep();\n\
+         -- DOWN\ndrop function coach_prep();\n",
+    );
+    let url = pooled_url(&p);
+    for args in [
+        &["up"][..],
+        &["down", "--all"],
+        &["up", "--atomic"],
+        &["redo", "--steps", "2", "--allow-destructive"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        p.migrate_raw(&all, &[]).success();
+        assert_eq!(
+            sql_prepared_statements_in_the_pool(&url),
+            Vec::<String>::new(),
+            "after {args:?}"
+        );
+    }
+    assert_eq!(p.applied(), vec![1, 2]);
+    // Another client of the pool can use the name.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    other
+        .batch_execute("BEGIN; PREPARE q AS SELECT 1; DEALLOCATE q; COMMIT")
+        .unwrap();
+}
+
+/// The application a pooled run connected as: `pg_stat_activity` shows it while a migration
+/// runs (and holds the lock), and another run waiting for the lock names it.
+/// Fails without restoring `application_name` after `RESET ALL` in the pooled reset: the
+/// running migration's backend showed an empty application (the pooled server connection's
+/// startup value), and so did the waiting run's message.
+#[test]
+fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
+    let p = Project::new("pooled_appname");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (id int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migration(
+        "0002_coach_slow.sql",
+        "-- UP\nselect pg_sleep(2) /* appname */;\n-- DOWN\nselect 1;\n",
+    );
+    // application_name, else fallback_application_name, else PGAPPNAME, else "migrate".
+    for (query, env, expected) in [
+        ("?application_name=deploy-pooled", None, "deploy-pooled"),
+        (
+            "?fallback_application_name=fallback-app",
+            None,
+            "fallback-app",
+        ),
+        ("", Some("env-app"), "env-app"),
+        ("", None, "migrate"),
+    ] {
+        let url = format!("{}{query}", pooled_url(&p));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command
+            .args(["up", "--database-url", &url])
+            .current_dir(p.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("PGAPPNAME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(name) = env {
+            command.env("PGAPPNAME", name);
+        }
+        let pooled = command.spawn().unwrap();
+        wait_for_query(&p, "/* appname */");
+        let shown: String = p.db.scalar(
+            "SELECT string_agg(application_name, ',') FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'active' \
+             AND query LIKE '%/* appname */%' AND pid <> pg_backend_pid()",
+        );
+        assert_eq!(shown, expected);
+        // A direct run waits for the lock and names the pooled run's application.
+        let mut direct = spawn(&p, &["up", "--lock-wait", "60"]);
+        let mut stderr = BufReader::new(direct.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(
+            line.contains(&format!("application `{expected}`")),
+            "{line}"
+        );
+        let pooled = finish_within(pooled, Duration::from_secs(60));
+        assert!(
+            pooled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&pooled.stderr)
+        );
+        assert!(direct.wait().unwrap().success());
+        assert_eq!(p.applied(), vec![1, 2]);
+        p.migrate(&["down", "--all"]).success();
+    }
+}
+
+/// Migrations 0001..=`n` (`coach_r<v>`), with `pg_sleep(<secs>) /* <marker> */` in the
+/// sections `slow` names (version, "UP" or "DOWN").
+fn racing(label: &str, n: i64, slow: &[(i64, &str, u32)]) -> Project {
+    let p = Project::new(label);
+    for v in 1..=n {
+        let sleep = |section: &str| {
+            slow.iter()
+                .find(|(sv, ss, _)| *sv == v && *ss == section)
+                .map_or(String::new(), |(_, ss, secs)| {
+                    format!(
+                        "select pg_sleep({secs}) /* slow{v}{} */;\n",
+                        ss.to_lowercase()
+                    )
+                })
+        };
+        p.migration(
+            &format!("{v:04}_coach_r{v}.sql"),
+            &format!(
+                "-- UP\ncreate table coach_r{v} (id int);\n{}-- DOWN\ndrop table coach_r{v};\n{}",
+                sleep("UP"),
+                sleep("DOWN")
+            ),
+        );
+    }
+    p
+}
+
+/// Waits until `count` sessions of the test's database wait for an advisory lock.
+fn wait_for_lock_waiters(p: &Project, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = p.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        );
+        if waiting >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nobody waits for the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The tester's race: a pooled `down` started while a pooled `up` applies its first
+/// migration. It used to read the applied state outside the lock (the `up`'s migration not
+/// yet committed), plan nothing, and exit 0 with "nothing to down: head is 0001", though
+/// 0001 was applied when it ended. Now it plans from a read under the lock, so it either
+/// reverts 0001 (and the `up` stops at the gap) or stops, exit 1, saying another run
+/// applied above it; never "nothing to down".
+#[test]
+fn a_pooled_down_racing_a_pooled_up_tells_what_happened() {
+    let p = racing("pooled_race", 4, &[(1, "UP", 2), (2, "UP", 1)]);
+    for round in 0..2 {
+        let up = spawn_pooled(&p, &["up"]);
+        wait_for_query(&p, "/* slow1up */");
+        let down = spawn_pooled(&p, &["down"]);
+        let up = finish_within(up, Duration::from_secs(60));
+        let down = finish_within(down, Duration::from_secs(60));
+        let (down_out, down_err) = (text(&down.stdout), text(&down.stderr));
+        let (up_out, up_err) = (text(&up.stdout), text(&up.stderr));
+        let all = format!("round {round}\nup: {up_out}{up_err}\ndown: {down_out}{down_err}");
+        assert!(!down_out.contains("nothing to down"), "{all}");
+        let applied = p.applied();
+        if down.status.code() == Some(0) {
+            // It reverted 0001 between the up's transactions; the up stopped at the gap.
+            assert!(down_out.contains("coach_r1"), "{all}");
+            assert!(down_out.contains("head is none"), "{all}");
+            assert_eq!(up.status.code(), Some(1), "{all}");
+            assert!(up_err.contains("reverted 0001 below it"), "{all}");
+            assert!(applied.is_empty(), "{all}");
+        } else {
+            assert_eq!(down.status.code(), Some(1), "{all}");
+            assert!(
+                down_err.contains("another run applied a migration above"),
+                "{all}"
+            );
+            assert_eq!(up.status.code(), Some(0), "{all}");
+            assert_eq!(applied, vec![1, 2, 3, 4], "{all}");
+            p.migrate(&["down", "--all"]).success();
+        }
+    }
+}
+
+/// A migration another run did first (found under the lock) is reported as skipped, human
+/// and `--json`, with the head the database has after the run; `up` and `down` still exit 0
+/// (what was asked holds: it is applied, or reverted). Deterministic: a direct run queues
+/// for the lock while the pooled run's slow migration holds it, so it goes first after it.
+/// Fails when a skip is silent (the pooled run said "1 migration(s) done; head is 0004" and
+/// nothing of 0004).
+#[test]
+fn a_migration_another_run_did_first_is_reported_skipped() {
+    let p = racing("pooled_skip", 4, &[(3, "UP", 2), (4, "DOWN", 2)]);
+    for json in [false, true] {
+        p.migrate(&["up", "--to", "2"]).success();
+        let mut args = vec!["up"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let pooled = spawn_pooled(&p, &args);
+        wait_for_query(&p, "/* slow3up */");
+        let direct = spawn(&p, &["up"]);
+        wait_for_lock_waiters(&p, 1);
+        let pooled = finish_within(pooled, Duration::from_secs(60));
+        let direct = finish_within(direct, Duration::from_secs(60));
+        assert!(direct.status.success(), "{}", text(&direct.stderr));
+        let out = text(&pooled.stdout);
+        assert_eq!(
+            pooled.status.code(),
+            Some(0),
+            "{out}{}",
+            text(&pooled.stderr)
+        );
+        assert_eq!(p.applied(), vec![1, 2, 3, 4]);
+        if json {
+            let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(doc["ok"], true, "{doc}");
+            assert_eq!(doc["head"], 4, "{doc}");
+            assert_eq!(doc["steps"].as_array().unwrap().len(), 1, "{doc}");
+            assert_eq!(doc["skipped"][0]["version"], 4, "{doc}");
+            assert_eq!(doc["skipped"][0]["direction"], "up", "{doc}");
+            assert_eq!(
+                doc["skipped"][0]["reason"], "another run applied it first",
+                "{doc}"
+            );
+        } else {
+            assert!(
+                out.contains("skipped 0004 coach_r4 (up): another run applied it first"),
+                "{out}"
+            );
+            assert!(
+                out.contains(
+                    "1 migration(s) done, 1 skipped (another run did it first); head is 0004"
+                ),
+                "{out}"
+            );
+        }
+        // The same for down: the pooled run plans 0004 and 0003, the direct one reverts
+        // 0003 right after the pooled one reverted 0004.
+        let pooled = spawn_pooled(&p, &["down", "--steps", "2"]);
+        wait_for_query(&p, "/* slow4down */");
+        let direct = spawn(&p, &["down"]);
+        wait_for_lock_waiters(&p, 1);
+        let pooled = finish_within(pooled, Duration::from_secs(60));
+        let direct = finish_within(direct, Duration::from_secs(60));
+        assert!(direct.status.success(), "{}", text(&direct.stderr));
+        let out = text(&pooled.stdout);
+        assert_eq!(
+            pooled.status.code(),
+            Some(0),
+            "{out}{}",
+            text(&pooled.stderr)
+        );
+        assert!(
+            out.contains("skipped 0003 coach_r3 (down): another run reverted it first"),
+            "{out}"
+        );
+        assert!(out.contains("head is 0002"), "{out}");
+        assert_eq!(p.applied(), vec![1, 2]);
+        p.migrate(&["down", "--all"]).success();
+    }
+}
+
+/// A pooled `redo` whose migration another (pooled) run reverted first did not redo it: it
+/// says so and exits 1, and does not claim that what it re-applied stays reverted. The
+/// redo's plan read queues behind the `down`'s slow transaction, and the `down`'s next
+/// transaction (already queued) reverts the migration the redo planned.
+/// Fails when the skip is silent (exit 0, "0 migration(s) done; head is 0002").
+#[test]
+fn a_pooled_redo_says_when_another_run_reverted_its_migration_first() {
+    let p = racing("pooled_redo_race", 4, &[(4, "DOWN", 2), (3, "DOWN", 1)]);
+    p.migrate(&["up"]).success();
+    let down = spawn_pooled(&p, &["down", "--steps", "2"]);
+    wait_for_query(&p, "/* slow4down */");
+    let redo = spawn_pooled(&p, &["redo", "--allow-destructive"]);
+    wait_for_lock_waiters(&p, 1);
+    let down = finish_within(down, Duration::from_secs(60));
+    let redo = finish_within(redo, Duration::from_secs(60));
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let (out, err) = (text(&redo.stdout), text(&redo.stderr));
+    assert_eq!(redo.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("skipped 0003 coach_r3 (down): another run reverted it first"),
+        "{out}"
+    );
+    assert!(out.contains("head is 0002"), "{out}");
+    assert!(
+        err.contains(
+            "another run reverted it first, so this redo neither reverted nor re-applied it"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("stay reverted"), "{err}");
+    assert_eq!(p.applied(), vec![1, 2]);
+}
+
+/// A pooled `up` that stops because another run reverted what it had just applied does not
+/// claim that what it applied "stays applied", and shows the head the database has.
+/// Deterministic: a direct `down` queues for the lock during the pooled run's slow 0003.
+/// Fails with the old wording: "1 migration(s) before it stay applied", though the other
+/// run had reverted 0003.
+#[test]
+fn a_pooled_up_stopped_by_another_run_does_not_claim_its_steps_stay() {
+    let p = racing("pooled_raced_steps", 4, &[(3, "UP", 2)]);
+    p.migrate(&["up", "--to", "2"]).success();
+    let pooled = spawn_pooled(&p, &["up"]);
+    wait_for_query(&p, "/* slow3up */");
+    let direct = spawn(&p, &["down"]);
+    wait_for_lock_waiters(&p, 1);
+    let pooled = finish_within(pooled, Duration::from_secs(60));
+    let direct = finish_within(direct, Duration::from_secs(60));
+    assert!(direct.status.success(), "{}", text(&direct.stderr));
+    let (out, err) = (text(&pooled.stdout), text(&pooled.stderr));
+    assert_eq!(pooled.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("reverted 0003 below it meanwhile"), "{err}");
+    assert!(
+        err.contains(
+            "this run applied 1 migration(s) before it, which the other run may have changed since"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("stay applied"), "{err}");
+    assert!(out.contains("head is 0002"), "{out}");
+    assert_eq!(p.applied(), vec![1, 2]);
+}
+
+/// A migration that prepares a statement (hidden in a `DO` block) and then fails leaves it
+/// in the pool neither: no rollback undoes a `PREPARE`, so the runner deallocates after the
+/// failure, on the server connection PgBouncer just released (one by one and `--atomic`).
+/// Fails without it: `leak` stays on a pooled server connection.
+#[test]
+fn a_failed_pooled_migration_leaves_no_prepared_statement_in_the_pool() {
+    let p = Project::new("pooled_fail_prepare");
+    p.migration(
+        "0001_coach_f.sql",
+        "-- UP\ncreate table coach_f (id int);\n\
+         do $$ begin execute 'prepare leak as select 1'; end $$;\nselect 1/0;\n\
+         -- DOWN\ndrop table coach_f;\n",
+    );
+    let url = pooled_url(&p);
+    for args in [&["up"][..], &["up", "--atomic"]] {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        p.migrate_raw(&all, &[])
+            .code(1)
+            .stderr_has("division by zero");
+        assert_eq!(
+            sql_prepared_statements_in_the_pool(&url),
+            Vec::<String>::new(),
+            "after {args:?}"
+        );
+    }
+    assert!(p.applied().is_empty());
+}
