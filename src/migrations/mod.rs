@@ -571,19 +571,11 @@ impl Sources {
     /// `parse`.
     pub fn list(self, trusted: impl Fn(i64, &str) -> bool + Sync) -> Result<Vec<Listed>, Error> {
         let Sources { files, problems } = self;
-        let trusted = &trusted;
-        let listed = in_parallel(&files, |source| {
-            if trusted(source.name.version, &source.checksum) {
-                return Ok(Listed {
-                    version: source.name.version,
-                    name: source.name.name.clone(),
-                    domain: source.name.domain.clone(),
-                    path: source.display.clone(),
-                    checksum: source.checksum.clone(),
-                    checksum_without_bom: checksum_without_bom(&source.bytes),
-                    empty: false,
-                });
-            }
+        // Trusted files are only moved into their listing; the others are parsed on the cores.
+        let (trusted, others): (Vec<Source>, Vec<Source>) = files
+            .into_iter()
+            .partition(|source| trusted(source.name.version, &source.checksum));
+        let mut listed: Vec<Result<Listed, FileProblem>> = in_parallel(&others, |source| {
             let m = parse_checked(
                 source.name.clone(),
                 &source.display,
@@ -600,6 +592,17 @@ impl Sources {
                 checksum_without_bom: m.checksum_without_bom,
             })
         });
+        listed.extend(trusted.into_iter().map(|source| {
+            Ok(Listed {
+                checksum_without_bom: checksum_without_bom(&source.bytes),
+                version: source.name.version,
+                name: source.name.name,
+                domain: source.name.domain,
+                path: source.display,
+                checksum: source.checksum,
+                empty: false,
+            })
+        }));
         collect(listed, problems)
     }
 }
@@ -659,10 +662,14 @@ fn collect<F: plan::MigrationFile>(
 /// `f` over `items` on up to 8 threads, results in order: reading, hashing and lexing are
 /// independent per file (a thousand files are most of `status`'s time otherwise).
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(items.len().max(1));
+    // Asked once: the answer reads the cgroup's CPU quota from /proc and /sys each time.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8)
+    });
+    let threads = cores.min(items.len().max(1));
     let chunk = items.len().div_ceil(threads).max(1);
     let f = &f;
     std::thread::scope(|scope| {
