@@ -171,6 +171,9 @@ const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE;
 /// see, a procedure that commits), and part of the migration is already committed.
 const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 
+/// How often a flight still running after a signal is cancelled again.
+const RECANCEL: Duration = Duration::from_millis(250);
+
 /// SQLSTATE of the record guard when the migration's transaction ended early.
 const ENDED_EARLY: &str = "MG003";
 /// SQLSTATE of the record guard when the migration released the run's own lock.
@@ -800,6 +803,17 @@ impl Runner<'_> {
                     Some(notice) = notices.next() => {
                         progress.server_message(&notice);
                         warnings.push(notice);
+                    }
+                    // After a signal the flight is cancelled again every 250 ms until it
+                    // has come back: the first cancel request does nothing when it lands
+                    // between two statements, or when the migration catches it
+                    // (`EXCEPTION WHEN query_canceled`), and the rest of the flight would
+                    // run on, up to its COMMIT. A request that arrives once the session is
+                    // idle is ignored by the server.
+                    _ = tokio::time::sleep(RECANCEL) => {
+                        if session::interrupted().is_some() {
+                            session::cancel_all().await;
+                        }
                     }
                 }
             }

@@ -480,6 +480,42 @@ fn sigint_during_down_releases_the_lock_and_keeps_the_migration_applied() {
     assert_eq!(p.applied(), vec![1], "the down was rolled back");
 }
 
+/// Mutation this catches: cancelling a flight only once after a signal. The migration catches
+/// the first cancel (`EXCEPTION WHEN query_canceled`) and sleeps again; without a second cancel
+/// it would run on to its COMMIT and be applied although the run was interrupted.
+#[test]
+fn a_migration_that_catches_the_first_cancel_is_still_interrupted() {
+    let p = Project::new("signal_caught");
+    p.migration(
+        "0001_coach_stubborn.sql",
+        "-- UP\ncreate table coach_stubborn (x int);\n\
+         do $$ begin perform pg_sleep(60) /* caught1 */; \
+         exception when query_canceled then perform pg_sleep(8) /* caught2 */; end $$;\n\
+         -- DOWN\ndrop table coach_stubborn;\n",
+    );
+    let child = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* caught1 */");
+    let sent = std::time::Instant::now();
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(5),
+        "the second sleep ran out instead of being cancelled: {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        p.applied().is_empty(),
+        "applied although interrupted: {stderr}"
+    );
+    let table: Option<String> = p.db.scalar("SELECT to_regclass('coach_stubborn')::text");
+    assert_eq!(table, None, "rolled back");
+    assert_eq!(running(&p, "/* caught2 */"), 0, "the statement still runs");
+    assert_eq!(advisory_locks(&p), 0, "the lock is still held");
+}
+
 /// Through a transaction pooler the cancel request goes to the pooler, which forwards it to
 /// the server connection running the statement: the statement stops, the transaction rolls
 /// back, its transaction-level lock goes with it, and the interruption is recorded.
