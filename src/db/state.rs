@@ -56,12 +56,15 @@ REVOKE ALL ON ALL TABLES IN SCHEMA _migrate FROM PUBLIC;
 const EXISTS: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
 
 /// What the state schema holds, in one round trip: the tables, the `warnings` column added
-/// after the first release, and the `record_step` function.
+/// after the first release, and `record_step` exactly as this version defines it (`$1`: its
+/// body): a function of another version, or one somebody replaced, is replaced.
 const INSPECT: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL, \
      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = \
      to_regclass('_migrate.history') AND attname = 'warnings' AND NOT attisdropped), \
+     EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = \
      to_regprocedure('_migrate.record_step(text, bigint, text, text, text, text, boolean)') \
-     IS NOT NULL";
+     AND p.prosrc = $1 AND NOT p.prosecdef AND p.prorettype = 'pg_catalog.void'::pg_catalog.regtype \
+     AND p.proconfig = ARRAY['search_path=pg_catalog'])";
 
 /// Columns added after the first release, for state tables an older version created.
 const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS warnings text[]";
@@ -74,20 +77,34 @@ const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS war
 /// where each `DO` block and each literal `INSERT` was parsed and planned anew (about a
 /// quarter of a millisecond per migration on the server).
 ///
-/// Errors: `MG003` when the migration ended the transaction migrate ran it in (the
-/// `SET LOCAL migrate.in_migration` marker is gone); `MG004` when `check_lock` and another
-/// session holds the session-level migration lock (the migration released ours, by
-/// `pg_advisory_unlock_all`). `pg_try_advisory_lock` is true when this session holds the lock
-/// (it is re-entrant) or nobody does: O(1), where reading `pg_locks` would copy the whole lock
-/// table; each call adds one hold, released with the session.
+/// Errors: `MG003` when the migration ended the transaction migrate ran it in: the
+/// `SET LOCAL migrate.in_migration` marker is gone *and* this statement runs in a transaction
+/// of its own message (`now()`, the transaction's start, is this message's arrival,
+/// `statement_timestamp()`; in the migration's transaction it is the earlier `BEGIN`'s), so a
+/// `RESET ALL` in the migration, which also clears the marker, is not taken for it. `MG004`
+/// when `check_lock` and another session holds the session-level migration lock (the
+/// migration released ours, by `pg_advisory_unlock_all`). `pg_try_advisory_lock` is true when
+/// this session holds the lock (it is re-entrant) or nobody does: O(1), where reading
+/// `pg_locks` would copy the whole lock table; each call adds one hold, released with the
+/// session.
 pub(crate) fn record_step_function() -> String {
-    let (k1, k2) = super::lock::KEYS;
     format!(
         "CREATE OR REPLACE FUNCTION _migrate.record_step(direction text, version bigint, \
          name text, checksum text, tool_version text, note text, check_lock boolean) \
-         RETURNS void LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog AS $fn$
+         RETURNS void LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog AS \
+         $fn${}$fn$",
+        record_step_body()
+    )
+}
+
+/// The body of `_migrate.record_step` (see `record_step_function`).
+fn record_step_body() -> String {
+    let (k1, k2) = super::lock::KEYS;
+    format!(
+        "
 BEGIN
-    IF current_setting('migrate.in_migration', true) IS DISTINCT FROM 'on' THEN
+    IF current_setting('migrate.in_migration', true) IS DISTINCT FROM 'on'
+        AND now() = statement_timestamp() THEN
         RAISE EXCEPTION USING ERRCODE = 'MG003', MESSAGE = 'the migration ended the \
          transaction migrate ran it in (a COMMIT or ROLLBACK the file check did not see, or a \
          procedure that commits)';
@@ -111,7 +128,7 @@ BEGIN
         record_step.checksum, now(), clock_timestamp(), true, NULL,
         record_step.tool_version, record_step.note);
 END
-$fn$"
+"
     )
 }
 
@@ -202,7 +219,7 @@ fn type_of(value: &(dyn ToSql + Sync)) -> Type {
 
 /// Creates the state tables on first use; callers hold the migration lock.
 pub async fn ensure(client: &Client) -> anyhow::Result<()> {
-    let row = &unnamed(client, INSPECT, &[]).await?[0];
+    let row = &unnamed(client, INSPECT, &[&record_step_body()]).await?[0];
     let (tables, warnings, function): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
     if !tables {
         client.batch_execute(CREATE).await?;

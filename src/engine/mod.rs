@@ -1076,12 +1076,15 @@ async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postg
 /// open (aborted: every statement fails with 25P02), false when the migration ended it.
 async fn still_in_migration(client: &Client) -> bool {
     match client
-        .simple_query("SELECT pg_catalog.current_setting('migrate.in_migration', true)")
+        .simple_query(
+            "SELECT pg_catalog.current_setting('migrate.in_migration', true) = 'on' \
+             OR pg_catalog.now() <> pg_catalog.statement_timestamp()",
+        )
         .await
     {
         Err(_) => true,
         Ok(messages) => messages.iter().any(|m| {
-            matches!(m, tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("on"))
+            matches!(m, tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))
         }),
     }
 }
@@ -1180,8 +1183,10 @@ fn record(
         Locking::Transaction { .. } => (false, format!("; {}", reset_pooled(application_name))),
     };
     format!(
-        "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}', {v}, {name}, {checksum}, \
-         {tool}, {note}, {check_lock}){tail}",
+        // Every argument cast to its parameter's type: an overload somebody added (with an
+        // `integer` version, say) never wins over the function `state::ensure` checked.
+        "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}'::text, {v}::bigint, \
+         {name}::text, {checksum}::text, {tool}::text, {note}::text, {check_lock}::boolean){tail}",
         dir = direction.as_str(),
         v = migration.version,
         name = literal(&migration.name),

@@ -804,3 +804,72 @@ fn a_migration_failing_at_commit_is_reported_at_commit_and_rolled_back() {
         p.db.scalar("SELECT count(*) FROM _migrate.history WHERE version = 2 AND NOT success");
     assert_eq!(history, 1, "the failure is in the history");
 }
+
+/// Mutation this catches: taking a missing `SET LOCAL` marker alone for a migration that ended
+/// its own transaction. `RESET ALL` (or `SET migrate.in_migration TO DEFAULT`) in a migration
+/// clears the marker too, yet everything is still in the migration's transaction: it must be
+/// applied and recorded clean, one by one and with `--atomic`, not called committed-in-part
+/// and dirty (which it is not: the whole transaction would be rolled back... or committed).
+#[test]
+fn a_migration_that_resets_all_settings_is_applied_not_dirty() {
+    for atomic in [false, true] {
+        let p = Project::new(if atomic {
+            "reset_all_atomic"
+        } else {
+            "reset_all"
+        });
+        p.migration(
+            "0001_coach_a.sql",
+            "-- UP\ncreate table coach_a (i int);\nreset all;\n-- DOWN\ndrop table coach_a;\n",
+        );
+        p.migration(
+            "0002_coach_b.sql",
+            "-- UP\ncreate table coach_b (i int);\nset migrate.in_migration to default;\n\
+             -- DOWN\ndrop table coach_b;\n",
+        );
+        let args: &[&str] = if atomic { &["up", "--atomic"] } else { &["up"] };
+        p.migrate(args).success();
+        assert_eq!(p.applied(), vec![1, 2]);
+        assert_eq!(dirty(&p, 1), Some(false));
+        assert_eq!(dirty(&p, 2), Some(false));
+        p.migrate(&["down", "--all"]).success();
+        assert!(p.applied().is_empty());
+        let left: Option<String> = p.db.scalar("SELECT to_regclass('coach_a')::text");
+        assert_eq!(left, None);
+    }
+}
+
+/// Mutation this catches: `state::ensure` checking only that a `record_step(text, bigint, ...)`
+/// exists, and the call leaving its arguments' types to overload resolution. An overload with
+/// an `integer` version (which the literal version would pick) or a body somebody replaced
+/// records nothing; `up` then said "done" over migrations it never recorded.
+#[test]
+fn a_replaced_or_overloaded_record_function_is_not_trusted() {
+    let p = Project::new("record_overload");
+    for v in 1..=3 {
+        p.migration(
+            &format!("000{v}_coach_t{v}.sql"),
+            &format!("-- UP\ncreate table coach_t{v} (i int);\n-- DOWN\ndrop table coach_t{v};\n"),
+        );
+    }
+    p.migrate(&["up", "--to", "1"]).success();
+    p.db.execute(
+        "CREATE FUNCTION _migrate.record_step(direction text, version int, name text, \
+         checksum text, tool_version text, note text, check_lock boolean) RETURNS void \
+         LANGUAGE sql AS 'select null'",
+    );
+    p.migrate(&["up", "--to", "2"]).success();
+    assert_eq!(p.applied(), vec![1, 2], "the overload recorded nothing");
+    p.db.execute(
+        "CREATE OR REPLACE FUNCTION _migrate.record_step(direction text, version bigint, \
+         name text, checksum text, tool_version text, note text, check_lock boolean) \
+         RETURNS void LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog \
+         AS $$ BEGIN END $$",
+    );
+    p.migrate(&["up"]).success();
+    assert_eq!(
+        p.applied(),
+        vec![1, 2, 3],
+        "the replaced body recorded nothing"
+    );
+}
