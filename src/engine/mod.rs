@@ -171,6 +171,10 @@ const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE;
 /// see, a procedure that commits), and part of the migration is already committed.
 const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 
+/// How long, after a lost connection, a new session waits for the lost one to end (it may
+/// still be running what it had received) before the outcome is called unknown.
+const LOST_SESSION_WAIT: Duration = Duration::from_secs(30);
+
 /// How often a flight still running after a signal is cancelled again.
 const RECANCEL: Duration = Duration::from_millis(250);
 
@@ -511,9 +515,7 @@ impl Runner<'_> {
         failure.warnings = flight.warnings;
         if is_connection_lost(&e) {
             failure.connection_lost = true;
-            let (state, rolled_back) = self
-                .after_lost_connection(migration, direction, part, &e)
-                .await;
+            let (state, rolled_back) = self.after_lost_connection(migration, direction, &e).await;
             failure.state = state;
             failure.rolled_back = rolled_back;
             return Ok(Ran::Failed(failure));
@@ -901,7 +903,6 @@ impl Runner<'_> {
         &self,
         migration: &Migration,
         direction: Direction,
-        part: Part,
         error: &tokio_postgres::Error,
     ) -> (String, bool) {
         // The server's own word (57P01 "terminating connection due to administrator
@@ -912,44 +913,63 @@ impl Runner<'_> {
             .map(describe_db_error)
             .or_else(|| self.session.close_reason())
             .map_or(String::new(), |r| format!(" (the server said: {r})"));
-        if part != Part::Commit && part != Part::Record {
-            let state = format!(
-                "the connection was lost before its transaction committed{reason}, so PostgreSQL \
-                 rolled it back: it is {}",
-                if direction == Direction::Down {
-                    "still applied"
-                } else {
-                    "not applied"
-                }
-            );
-            return (state, true);
-        }
+        // The flight's statements, tracking rows and COMMIT went out together: the server may
+        // still run what it had received, up to the COMMIT, after the connection is gone. The
+        // lost session holds the migration lock (the session-level one, or through a pooler
+        // the transaction's) until it ends, so taking it on a new session waits for that.
         let recorded = async {
-            let client = crate::db::connect(self.url).await?;
-            let applied = state::applied(&client.client).await?;
+            let session = crate::db::connect(self.url).await?;
+            let client = &session.client;
+            match self.locking {
+                Locking::Session => lock::acquire(client, LOST_SESSION_WAIT, &|_| {}).await?,
+                Locking::Transaction { .. } => {
+                    client.batch_execute("BEGIN").await?;
+                    lock::acquire_xact(client, LOST_SESSION_WAIT).await?;
+                }
+            }
+            let applied = state::applied(client).await?;
             anyhow::Ok(applied.iter().any(|a| a.version == migration.version))
         }
         .await;
         match recorded {
             Ok(recorded) => {
                 let done = recorded != (direction == Direction::Down);
-                let state = format!(
-                    "the connection was lost at COMMIT{reason}; reconnected and found it {}: \
-                     its transaction {}",
-                    if recorded {
-                        "recorded as applied"
-                    } else {
-                        "not recorded"
-                    },
-                    if done { "committed" } else { "was rolled back" }
-                );
+                let state = if done {
+                    format!(
+                        "the connection was lost{reason} after the whole migration had been \
+                         sent; the server finished it: reconnected, waited for that session to \
+                         end, and found it {}: its transaction committed",
+                        if recorded {
+                            "recorded as applied"
+                        } else {
+                            "no longer recorded"
+                        }
+                    )
+                } else {
+                    format!(
+                        "the connection was lost before its transaction committed{reason}; \
+                         reconnected, waited for that session to end, and found it {}: \
+                         PostgreSQL rolled it back: it is {}",
+                        if recorded {
+                            "still recorded"
+                        } else {
+                            "not recorded"
+                        },
+                        if direction == Direction::Down {
+                            "still applied"
+                        } else {
+                            "not applied"
+                        }
+                    )
+                };
                 (state, !done)
             }
             Err(e) => (
                 format!(
-                    "the connection was lost at COMMIT{reason} and reconnecting failed ({e:#}), \
-                     so whether it committed is unknown: run `migrate status` when the server is \
-                     back"
+                    "the connection was lost{reason}, and whether the server finished what it \
+                     had already received (up to its COMMIT) is unknown: reconnecting and \
+                     waiting for that session to end failed ({e:#}); run `migrate status` when \
+                     the server is back"
                 ),
                 false,
             ),

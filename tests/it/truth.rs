@@ -873,3 +873,95 @@ fn a_replaced_or_overloaded_record_function_is_not_trusted() {
         "the replaced body recorded nothing"
     );
 }
+
+/// A TCP proxy in front of the test server whose open connections the test can cut (what a
+/// network failure or a killed pooler does to them), while it keeps accepting new ones.
+struct Proxy {
+    port: u16,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let registry = open.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(&target)) else {
+                    continue;
+                };
+                let mut all = registry.lock().unwrap();
+                all.push(client.try_clone().unwrap());
+                all.push(server.try_clone().unwrap());
+                let pairs = [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ];
+                for (mut from, mut to) in pairs {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, open }
+    }
+
+    /// Cuts every connection open through the proxy, both ways.
+    fn cut(&self) {
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Mutation this catches: saying a migration was rolled back because the connection died
+/// before its COMMIT came back. The whole flight (statements, tracking rows, COMMIT) had been
+/// sent; the server runs what it had received and commits it after the connection is gone. The
+/// report must say what the database then holds: applied and recorded.
+#[test]
+fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed() {
+    let p = Project::new("lost_sent");
+    // host:port of the test server, between the user part and the database.
+    let after_scheme = p.db.url.split_once("://").map_or("", |(_, r)| r);
+    let after_user = after_scheme
+        .rsplit_once('@')
+        .map_or(after_scheme, |(_, r)| r);
+    let authority = after_user.split('/').next().unwrap_or("");
+    if authority.parse::<std::net::SocketAddr>().is_err() {
+        eprintln!("skipped: the test server is not reached over TCP ({authority})");
+        return;
+    }
+    let proxy = Proxy::start(authority.to_string());
+    let url =
+        p.db.url
+            .replacen(authority, &format!("127.0.0.1:{}", proxy.port), 1);
+    p.migration(
+        "0001_coach_sent.sql",
+        "-- UP\ncreate table coach_sent (x int);\nselect pg_sleep(2) /* sent */;\n\
+         -- DOWN\ndrop table coach_sent;\n",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["up", "--database-url", &url])
+        .current_dir(p.path())
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn migrate");
+    wait_for_query(&p, "/* sent */");
+    proxy.cut();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(p.applied(), vec![1], "the server committed it: {stderr}");
+    assert_eq!(table_schema(&p, "coach_sent").as_deref(), Some("public"));
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("recorded as applied"), "{stderr}");
+    assert!(!stderr.contains("rolled it back"), "{stderr}");
+}
