@@ -141,8 +141,9 @@ const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET
      SELECT pg_catalog.pg_advisory_unlock_all()";
 
 /// Deallocates every SQL-level prepared statement (`PREPARE`, `from_sql`) by name, leaving
-/// protocol-level ones (PgBouncer 1.21+'s) alone. Part of the pooled reset; also sent after
-/// a pooled migration failed, since no rollback undoes a `PREPARE` it ran before failing.
+/// protocol-level ones (PgBouncer 1.21+'s) alone. Part of the pooled reset, which is also sent
+/// after a pooled migration failed: no rollback undoes a `PREPARE` or a session-level advisory
+/// lock it took before failing.
 const DEALLOCATE_FROM_SQL: &str = "DO $migrate$ DECLARE s text; BEGIN \
      FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP \
      EXECUTE 'DEALLOCATE ' || pg_catalog.quote_ident(s); END LOOP; END $migrate$";
@@ -418,7 +419,14 @@ impl Runner<'_> {
     /// released (most recently used first) unless another client is waiting for one.
     async fn deallocate_after_pooled_failure(&self) {
         if matches!(self.locking, Locking::Transaction { .. }) {
-            let _ = self.session.client.batch_execute(DEALLOCATE_FROM_SQL).await;
+            // The whole pooled reset, not only the deallocation: what the failed migration
+            // did outside its transaction's reach (a session-level advisory lock, a
+            // `PREPARE`) survives the rollback, and the reset at its end never ran.
+            let _ = self
+                .session
+                .client
+                .batch_execute(&reset_pooled(self.application_name()))
+                .await;
         }
     }
 

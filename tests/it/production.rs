@@ -1418,12 +1418,13 @@ fn a_pooled_up_stopped_by_another_run_does_not_claim_its_steps_stay() {
 /// failure, on the server connection PgBouncer just released (one by one and `--atomic`).
 /// Fails without it: `leak` stays on a pooled server connection.
 #[test]
-fn a_failed_pooled_migration_leaves_no_prepared_statement_in_the_pool() {
+fn a_failed_pooled_migration_leaves_no_prepared_statement_or_lock_in_the_pool() {
     let p = Project::new("pooled_fail_prepare");
     p.migration(
         "0001_coach_f.sql",
         "-- UP\ncreate table coach_f (id int);\n\
-         do $$ begin execute 'prepare leak as select 1'; end $$;\nselect 1/0;\n\
+         do $$ begin execute 'prepare leak as select 1'; end $$;\n\
+         select pg_advisory_lock(4242);\nselect 1/0;\n\
          -- DOWN\ndrop table coach_f;\n",
     );
     let url = pooled_url(&p);
@@ -1437,6 +1438,15 @@ fn a_failed_pooled_migration_leaves_no_prepared_statement_in_the_pool() {
             sql_prepared_statements_in_the_pool(&url),
             Vec::<String>::new(),
             "after {args:?}"
+        );
+        // Nor the session-level advisory lock it took before failing (the rollback does not
+        // release it).
+        let held: i64 = p
+            .db
+            .scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242");
+        assert_eq!(
+            held, 0,
+            "advisory lock 4242 stays in the pool after {args:?}"
         );
     }
     assert!(p.applied().is_empty());
