@@ -357,7 +357,8 @@ impl Runner<'_> {
                             },
                             migration.file_name()
                         );
-                        self.log_failure(migration, started, &failure, note).await?;
+                        self.log_failure(migration, started, &mut failure, note)
+                            .await;
                         return Ok(Outcome {
                             steps,
                             skipped: Vec::new(),
@@ -380,7 +381,8 @@ impl Runner<'_> {
                                 .unwrap_or_else(|| "no reason given".into())
                         );
                     } else {
-                        self.log_failure(migration, started, &failure, note).await?;
+                        self.log_failure(migration, started, &mut failure, note)
+                            .await;
                         self.release_if_interrupted().await;
                     }
                     return Ok(Outcome {
@@ -559,7 +561,8 @@ impl Runner<'_> {
                  {v} --forget`",
                 v = migration.version
             );
-            self.log_failure(migration, started, &failure, note).await?;
+            self.log_failure(migration, started, &mut failure, note)
+                .await;
             return Ok(Ran::Failed(failure));
         }
         if part == Part::Record && e.code().is_some_and(|c| c.code() == LOCK_RELEASED) {
@@ -567,7 +570,8 @@ impl Runner<'_> {
             failure.state = "it was rolled back, and the run stops: it released the migration \
                              lock, so another run may have started beside this one"
                 .into();
-            self.log_failure(migration, started, &failure, note).await?;
+            self.log_failure(migration, started, &mut failure, note)
+                .await;
             return Ok(Ran::Failed(failure));
         }
         // An error inside the transaction made its COMMIT a ROLLBACK; an error at COMMIT
@@ -582,7 +586,8 @@ impl Runner<'_> {
                              done: run `migrate status`"
                 .into();
         }
-        self.log_failure(migration, started, &failure, note).await?;
+        self.log_failure(migration, started, &mut failure, note)
+            .await;
         Ok(Ran::Failed(failure))
     }
 
@@ -684,7 +689,8 @@ impl Runner<'_> {
                     failure.rolled_back = false;
                     failure.state = dirty_advice(migration, direction, &statements, part);
                 }
-                self.log_failure(migration, started, &failure, note).await?;
+                self.log_failure(migration, started, &mut failure, note)
+                    .await;
                 Ok(Err(failure))
             }
         }
@@ -991,7 +997,7 @@ impl Runner<'_> {
         direction: Direction,
         signal: i32,
     ) -> anyhow::Result<Failure> {
-        let failure = Failure {
+        let mut failure = Failure {
             version: migration.version,
             name: migration.name.clone(),
             direction,
@@ -1012,19 +1018,22 @@ impl Runner<'_> {
             warnings: Vec::new(),
         };
         let note = (self.note)(migration.version);
-        self.log_failure(migration, SystemTime::now(), &failure, note)
-            .await?;
+        self.log_failure(migration, SystemTime::now(), &mut failure, note)
+            .await;
         Ok(failure)
     }
 
     /// Logs a failed migration run in the history, as the connecting role.
+    /// Writes the failure's history line. When that fails too (no right to write
+    /// `_migrate.history`, a damaged state table), the failure is still what is reported, and
+    /// its state says the history line is missing and why.
     async fn log_failure(
         &self,
         migration: &Migration,
         started: SystemTime,
-        failure: &Failure,
+        failure: &mut Failure,
         note: Option<String>,
-    ) -> anyhow::Result<()> {
+    ) {
         let client = &self.session.client;
         let error = format!("{}: {}", failure.location(), failure.error);
         let note = match (&failure.interrupted, note) {
@@ -1033,7 +1042,7 @@ impl Runner<'_> {
             (None, note) => note,
         };
         let warnings: Vec<String> = failure.warnings.iter().map(|w| w.to_string()).collect();
-        state::record_history(
+        let written = state::record_history(
             client,
             &HistoryEntry {
                 version: migration.version,
@@ -1047,7 +1056,13 @@ impl Runner<'_> {
                 warnings: &warnings,
             },
         )
-        .await
+        .await;
+        if let Err(e) = written {
+            failure.state = format!(
+                "{}; this failure could not be written to _migrate.history ({e:#})",
+                failure.state
+            );
+        }
     }
 }
 

@@ -965,3 +965,37 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
     assert!(stderr.contains("recorded as applied"), "{stderr}");
     assert!(!stderr.contains("rolled it back"), "{stderr}");
 }
+
+/// Mutation this catches: letting the error of writing a failure's history line replace the
+/// failure (`log_failure(...)?`). A role that may read `_migrate` but not write it runs `up`:
+/// the report must still name the file and say the migration was rolled back, and add that
+/// its history line could not be written.
+#[test]
+fn a_failure_that_cannot_be_written_to_the_history_is_still_reported() {
+    let p = Project::new("history_denied");
+    let role = format!("reader_{}", std::process::id());
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (i int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (i int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    p.db.execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
+         THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
+         GRANT CREATE, USAGE ON SCHEMA public TO {role};
+         GRANT USAGE ON SCHEMA _migrate TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA _migrate TO {role};"
+    ));
+    let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("0002_coach_b.sql")
+        .stderr_has("rolled back")
+        .stderr_has("could not be written to _migrate.history");
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(table_schema(&p, "coach_b"), None);
+}
