@@ -229,6 +229,12 @@ pub enum ConfigError {
          the role in the database URL instead)"
     )]
     SettingReserved { table: String, name: String },
+    #[error(
+        "{table} `{name}` cannot be set for migrations: migrate splits migration files into \
+         statements as PostgreSQL does with its default, so another value would let a string \
+         end a statement where migrate does not see one"
+    )]
+    SettingStringSyntax { table: String, name: String },
     #[error("{table} `{name}` holds a NUL character")]
     SettingNul { table: String, name: String },
     #[error(
@@ -322,10 +328,12 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
         if !valid {
             return Err(ConfigError::SettingName { table, name });
         }
-        if ["role", "session_authorization", "transaction_isolation"]
-            .contains(&name.to_ascii_lowercase().as_str())
-        {
+        let lower = name.to_ascii_lowercase();
+        if ["role", "session_authorization", "transaction_isolation"].contains(&lower.as_str()) {
             return Err(ConfigError::SettingReserved { table, name });
+        }
+        if ["standard_conforming_strings", "backslash_quote"].contains(&lower.as_str()) {
+            return Err(ConfigError::SettingStringSyntax { table, name });
         }
         if value.contains('\0') {
             return Err(ConfigError::SettingNul { table, name });

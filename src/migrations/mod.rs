@@ -458,6 +458,21 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
         }
     }
     for statement in statements {
+        if changes_string_syntax(statement.sql) {
+            return Err((
+                Some(
+                    section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql)),
+                ),
+                format!(
+                    "the {name} section sets `standard_conforming_strings` (or \
+                     `backslash_quote`): migrate splits a file into statements as PostgreSQL \
+                     does with `standard_conforming_strings = on`, its default, so with it off a \
+                     backslash in a string could end a statement (or hide a COMMIT) where \
+                     migrate does not see one; remove it, and write backslash escapes as \
+                     E'...' strings"
+                ),
+            ));
+        }
         if let Some(control) = transaction_control(statement.sql) {
             return Err((
                 Some(
@@ -479,6 +494,19 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Whether a statement may change how strings are read (`standard_conforming_strings`,
+/// `backslash_quote`): a `SET` of either, or any other statement naming them (`set_config`,
+/// an `EXECUTE` in a `DO` block), but `SHOW` and `RESET`, which cannot turn them off.
+fn changes_string_syntax(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let named = lower.contains("standard_conforming_strings") || lower.contains("backslash_quote");
+    named
+        && !matches!(
+            lexer::leading_words(sql, 1).first().map(String::as_str),
+            Some("show" | "reset")
+        )
 }
 
 /// The transaction-control command a statement starts with, if any: `BEGIN`, `START
@@ -937,6 +965,31 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    /// Mutation this catches: `changes_string_syntax` dropped. With
+    /// `standard_conforming_strings` off the server reads `'a\\'; commit; --'` as a string
+    /// that ends before `commit`, where migrate's split sees one string: a COMMIT the file
+    /// check never saw (attacker finding). Every way of setting it is refused; SHOW is not.
+    #[test]
+    fn setting_how_strings_are_read_is_refused() {
+        for set in [
+            "set standard_conforming_strings = off",
+            "SET LOCAL standard_conforming_strings TO 'off'",
+            "set session backslash_quote = on",
+            "select set_config('standard_conforming_strings', 'off', true)",
+            "do $$ begin execute 'set standard_conforming_strings = off'; end $$",
+        ] {
+            let (line, message) = error(&format!(
+                "-- UP\ncreate table coach.t ();\n{set};\nselect 'a\\'; commit; --';\n-- DOWN\n"
+            ));
+            assert_eq!(line, Some(3), "{set}: {message}");
+            assert!(
+                message.contains("sets `standard_conforming_strings`"),
+                "{set}: {message}"
+            );
+        }
+        parse_text("-- UP\nshow standard_conforming_strings;\n-- DOWN\n").unwrap();
     }
 
     /// Mutation this catches: a name like `0001_x.txt` no longer taken for a migration that

@@ -135,6 +135,15 @@ fn migrate_toml_session_settings_reach_every_migration() {
     // A bad setting name is a configuration error before anything connects.
     p.write("migrate.toml", "[session]\n\"role\" = \"postgres\"\n");
     p.migrate(&["up"]).code(2).stderr_has("role");
+    // So is one that changes how migrate must split the files into statements.
+    p.write(
+        "migrate.toml",
+        "[session]\nstandard_conforming_strings = \"off\"\n",
+    );
+    p.migrate(&["up"])
+        .code(2)
+        .stderr_has("standard_conforming_strings")
+        .stderr_has("splits migration files");
 }
 
 /// Mutation this catches: dropping the transaction-control check of `migrations::parse`.
