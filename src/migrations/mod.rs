@@ -981,7 +981,7 @@ mod tests {
             "do $$ begin execute 'set standard_conforming_strings = off'; end $$",
         ] {
             let (line, message) = error(&format!(
-                "-- UP\ncreate table coach.t ();\n{set};\nselect 'a\\'; commit; --';\n-- DOWN\n"
+                "-- UP\ncreate table coach.t ();\n{set};\nselect 'a\\''; commit; --';\n-- DOWN\n"
             ));
             assert_eq!(line, Some(3), "{set}: {message}");
             assert!(
