@@ -34,7 +34,8 @@ pub enum State {
     Changed,
     /// Applied, but its file is gone.
     Missing,
-    /// A `transaction: none` migration that failed part way.
+    /// A migration that may have taken effect in part: a `transaction: none` one that failed
+    /// part way, or one that ended its own transaction.
     Dirty,
 }
 
@@ -155,8 +156,9 @@ impl<'a, F: MigrationFile> Entry<'a, F> {
                 "{path} is applied but its file is missing; restore the file from version control"
             )),
             State::Dirty => Some(format!(
-                "{path} failed part way (it runs outside a transaction) and is marked dirty; \
-                 fix the database by hand, then `migrate repair {}`",
+                "{path} is marked dirty: part of it may have taken effect (it failed part way \
+                 outside a transaction, or ended its own transaction); fix the database by \
+                 hand, then `migrate repair {}`",
                 self.version
             )),
             State::Applied | State::Pending => None,

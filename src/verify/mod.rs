@@ -226,7 +226,7 @@ pub fn history(entries: &[Entry], dir: &str) -> Vec<Finding> {
                 State::Dirty => (
                     Rule::MigrationDirty,
                     format!(
-                        "migration {:04} failed part way outside a transaction",
+                        "migration {:04} is marked dirty: it failed part way (outside a transaction, or after ending its own transaction)",
                         e.version
                     ),
                     format!(
