@@ -53,6 +53,22 @@ pub async fn acquire_xact(client: &Client, wait: Duration) -> anyhow::Result<()>
             client.batch_execute("ROLLBACK").await?;
             Err(not_acquired(client, wait).await)
         }
+        // A cancel our own signal handler sent, as `acquire` says it.
+        Err(e)
+            if e.code() == Some(&SqlState::QUERY_CANCELED)
+                && super::session::interrupted().is_some() =>
+        {
+            let _ = client.batch_execute("ROLLBACK").await;
+            let who = holder(client)
+                .await
+                .unwrap_or_else(|_| "another session".to_string());
+            let by = super::session::interrupted().map_or("", super::session::signal_name);
+            Err(Error::refused(format!(
+                "interrupted by {by} while waiting for the migration lock, held by {who}; \
+                 nothing was done"
+            ))
+            .into())
+        }
         result => Ok(result?),
     }
 }

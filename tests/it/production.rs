@@ -867,6 +867,12 @@ fn a_signal_during_a_lock_wait_through_the_pooler_leaves_the_pooler_up() {
         );
         assert_eq!(waiting, 0, "still waiting");
         assert!(!stderr.contains("exiting without waiting"), "{stderr}");
+        // Said as a direct run says it, not as PostgreSQL's raw cancel.
+        assert!(
+            stderr.contains("while waiting for the migration lock, held by pid"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("canceling statement"), "{stderr}");
         // The pooler is still there for the next client.
         p.migrate_raw(&["status", "--database-url", &url], &[])
             .success();
