@@ -126,6 +126,12 @@ pub struct Runner<'a> {
 const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES";
 
+/// `RESET_SESSION` after a migration's tracking rows and COMMIT, in the same message: the
+/// tracking rows were written after `AS_CONNECTING_ROLE`'s session-level `SET SESSION
+/// AUTHORIZATION DEFAULT; RESET ROLE`, which the COMMIT kept, so only the rest is left to do.
+const RESET_AFTER_TRACKING: &str = "RESET ALL; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; \
+     DISCARD TEMP; DISCARD SEQUENCES";
+
 /// Through a transaction pooler the reset runs inside each transaction, on whichever server
 /// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
 /// effect at commit; `pg_advisory_unlock_all` drops session-level advisory locks a migration
@@ -733,7 +739,7 @@ impl Runner<'_> {
                     let (last, record_len) = match &record {
                         Some(record) => {
                             let then = match locking {
-                                Locking::Session => format!("; {RESET_SESSION}"),
+                                Locking::Session => format!("; {RESET_AFTER_TRACKING}"),
                                 Locking::Transaction { .. } => String::new(),
                             };
                             let len = lexer::split_statements(record).map_or(0, |all| all.len());
