@@ -57,14 +57,16 @@ const EXISTS: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NU
 
 /// What the state schema holds, in one round trip: the tables, the `warnings` column added
 /// after the first release, and `record_step` exactly as this version defines it (`$1`: its
-/// body): a function of another version, or one somebody replaced, is replaced.
+/// body): a function of another version, or one somebody replaced, is replaced. And whether
+/// the session reads strings as migrate splits files (`standard_conforming_strings`).
 const INSPECT: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL, \
      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = \
      to_regclass('_migrate.history') AND attname = 'warnings' AND NOT attisdropped), \
      EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = \
      to_regprocedure('_migrate.record_step(text, bigint, text, text, text, text, boolean)') \
      AND p.prosrc = $1 AND NOT p.prosecdef AND p.prorettype = 'pg_catalog.void'::pg_catalog.regtype \
-     AND p.proconfig = ARRAY['search_path=pg_catalog'])";
+     AND p.proconfig = ARRAY['search_path=pg_catalog']), \
+     pg_catalog.current_setting('standard_conforming_strings') = 'on'";
 
 /// Columns added after the first release, for state tables an older version created.
 const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS warnings text[]";
@@ -221,6 +223,18 @@ fn type_of(value: &(dyn ToSql + Sync)) -> Type {
 pub async fn ensure(client: &Client) -> anyhow::Result<()> {
     let row = &unnamed(client, INSPECT, &[&record_step_body()]).await?[0];
     let (tables, warnings, function): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    if !row.get::<_, bool>(3) {
+        return Err(crate::error::Error::input(
+            "this session has standard_conforming_strings = off (a database or role default, or \
+             the connection's options): migrate splits migration files into statements as \
+             PostgreSQL does with it on, its default, and with it off a backslash in a string \
+             could end a statement (or hide a COMMIT) where migrate does not see one; turn it \
+             on for the role that migrates (ALTER ROLE ... SET standard_conforming_strings = \
+             on) or remove the option"
+                .to_string(),
+        )
+        .into());
+    }
     if !tables {
         client.batch_execute(CREATE).await?;
     } else if !warnings {

@@ -1008,3 +1008,27 @@ fn a_failure_that_cannot_be_written_to_the_history_is_still_reported() {
     assert_eq!(p.applied(), vec![1]);
     assert_eq!(table_schema(&p, "coach_b"), None);
 }
+
+/// Mutation this catches: not checking the session's own `standard_conforming_strings` (a
+/// database or role default, or the connection's options). With it off, a file that passes
+/// the split's checks can hide a COMMIT and a BEGIN in a string, and a half-committed
+/// migration was reported "rolled back" (attacker finding). Nothing runs.
+#[test]
+fn a_session_without_standard_strings_is_refused_before_anything_runs() {
+    let p = Project::new("nonstandard_strings");
+    p.migration(
+        "0001_coach_h.sql",
+        "-- UP\ncreate table coach_h (x int);\nselect 'a\\''; commit; begin; --';\nselect 1/0;\n\
+         -- DOWN\ndrop table coach_h;\n",
+    );
+    let separator = if p.db.url.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-c%20standard_conforming_strings%3Doff",
+        p.db.url
+    );
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(2)
+        .stderr_has("standard_conforming_strings = off");
+    assert_eq!(table_schema(&p, "coach_h"), None, "nothing ran");
+    assert!(p.applied().is_empty());
+}
