@@ -473,6 +473,19 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
                 ),
             ));
         }
+        if changes_state_schema(statement.sql) {
+            return Err((
+                Some(
+                    section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql)),
+                ),
+                format!(
+                    "the {name} section changes `_migrate`, migrate's own state schema (its \
+                     history, applied rows and the function that writes them): a migration that \
+                     did would make migrate record what did not happen; remove it (reading it, \
+                     GRANT and REVOKE on it are fine)"
+                ),
+            ));
+        }
         if let Some(control) = transaction_control(statement.sql) {
             return Err((
                 Some(
@@ -494,6 +507,36 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Whether a statement may change migrate's own state schema: one that names `_migrate` and
+/// starts with a command that creates, changes or removes anything (or runs code that may),
+/// rather than reading it or granting rights on it.
+fn changes_state_schema(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("_migrate")
+        && matches!(
+            lexer::leading_words(sql, 1).first().map(String::as_str),
+            Some(
+                "create"
+                    | "alter"
+                    | "drop"
+                    | "insert"
+                    | "update"
+                    | "delete"
+                    | "truncate"
+                    | "merge"
+                    | "do"
+                    | "call"
+                    | "copy"
+                    | "comment"
+                    | "security"
+                    | "reindex"
+                    | "cluster"
+                    | "vacuum"
+                    | "lock"
+            )
+        )
 }
 
 /// Whether a statement may change how strings are read (`standard_conforming_strings`,
@@ -990,6 +1033,30 @@ mod tests {
             );
         }
         parse_text("-- UP\nshow standard_conforming_strings;\n-- DOWN\n").unwrap();
+    }
+
+    /// Mutation this catches: `changes_state_schema` dropped. A migration that replaced
+    /// `_migrate.record_step` made every later migration of the run "done" and unrecorded
+    /// (attacker finding). Changing `_migrate` is refused; reading it and granting on it is not.
+    #[test]
+    fn changing_the_state_schema_is_refused() {
+        for change in [
+            "create or replace function _migrate.record_step() returns void language sql as 'select'",
+            "DELETE FROM _migrate.schema_migrations",
+            "drop schema _migrate cascade",
+            "do $$ begin execute 'truncate _migrate.history'; end $$",
+        ] {
+            let (line, message) = error(&format!(
+                "-- UP\ncreate table coach.t ();\n{change};\n-- DOWN\n"
+            ));
+            assert_eq!(line, Some(3), "{change}: {message}");
+            assert!(message.contains("changes `_migrate`"), "{change}: {message}");
+        }
+        parse_text(
+            "-- UP\ngrant select on all tables in schema _migrate to public;\n\
+             select count(*) from _migrate.history;\n-- DOWN\n",
+        )
+        .unwrap();
     }
 
     /// Mutation this catches: a name like `0001_x.txt` no longer taken for a migration that
