@@ -182,6 +182,10 @@ const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 /// still be running what it had received) before the outcome is called unknown.
 const LOST_SESSION_WAIT: Duration = Duration::from_secs(30);
 
+/// How long, after a lost connection, the runner keeps trying to connect again to learn what
+/// became of the migration.
+const RECONNECT_WAIT: Duration = Duration::from_secs(10);
+
 /// How often a flight still running after a signal is cancelled again.
 const RECANCEL: Duration = Duration::from_millis(250);
 
@@ -938,7 +942,18 @@ impl Runner<'_> {
         // lost session holds the migration lock (the session-level one, or through a pooler
         // the transaction's) until it ends, so taking it on a new session waits for that.
         let recorded = async {
-            let session = crate::db::connect(self.url).await?;
+            // The server, or the pooler or network in front of it, may be back in a moment:
+            // try again every 250 ms for up to RECONNECT_WAIT (not after a signal).
+            let deadline = Instant::now() + RECONNECT_WAIT;
+            let session = loop {
+                match crate::db::connect(self.url).await {
+                    Ok(session) => break session,
+                    Err(_) if Instant::now() < deadline && session::interrupted().is_none() => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             let client = &session.client;
             match self.locking {
                 Locking::Session => lock::acquire(client, LOST_SESSION_WAIT, &|_| {}).await?,

@@ -888,6 +888,8 @@ fn a_replaced_or_overloaded_record_function_is_not_trusted() {
 struct Proxy {
     port: u16,
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// Until when new connections are dropped at once (a server or pooler restarting).
+    refuse_until: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl Proxy {
@@ -897,8 +899,17 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let registry = open.clone();
+        let refuse_until = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let refusing = refuse_until.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
+                if refusing
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|until| Instant::now() < until)
+                {
+                    continue;
+                }
                 let (Ok(client), Ok(server)) = (client, TcpStream::connect(&target)) else {
                     continue;
                 };
@@ -917,7 +928,16 @@ impl Proxy {
                 }
             }
         });
-        Proxy { port, open }
+        Proxy {
+            port,
+            open,
+            refuse_until,
+        }
+    }
+
+    /// Drops every new connection for `how_long`.
+    fn refuse_for(&self, how_long: Duration) {
+        *self.refuse_until.lock().unwrap() = Some(Instant::now() + how_long);
     }
 
     /// Cuts every connection open through the proxy, both ways.
@@ -965,6 +985,8 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
         .spawn()
         .expect("spawn migrate");
     wait_for_query(&p, "/* sent */");
+    // The way back is closed for a moment, as while a pooler restarts.
+    proxy.refuse_for(Duration::from_millis(1500));
     proxy.cut();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
