@@ -670,11 +670,15 @@ impl Runner<'_> {
                 }
                 let client = &self.session.client;
                 client.batch_execute(RESET_SESSION).await?;
-                // Nothing took effect when the first statement failed and it is one that
-                // PostgreSQL rolls back by itself; otherwise it stays dirty.
+                // Nothing took effect when the failed statement is one that PostgreSQL rolls
+                // back by itself and every one before it only set the session (`SET`,
+                // `RESET`, `SHOW`: undone by the reset just sent); otherwise it stays dirty.
                 let untouched = match part {
                     Part::Settings => true,
-                    Part::Statement(0) => rolls_back_alone(statements[0].sql),
+                    Part::Statement(i) => {
+                        statements[..i].iter().all(|s| session_only(s.sql))
+                            && rolls_back_alone(statements[i].sql)
+                    }
                     _ => false,
                 };
                 if untouched {
@@ -686,12 +690,12 @@ impl Runner<'_> {
                     failure.rolled_back = true;
                     failure.state = match direction {
                         Direction::Down => {
-                            "its first statement failed and PostgreSQL rolled it back: it is \
-                             still applied"
+                            "its first statement that changes anything failed and PostgreSQL \
+                             rolled it back: it is still applied"
                                 .into()
                         }
-                        _ => "its first statement failed and PostgreSQL rolled it back: nothing \
-                              of it was applied"
+                        _ => "its first statement that changes anything failed and PostgreSQL \
+                              rolled it back: nothing of it was applied"
                             .into(),
                     };
                 } else {
@@ -1287,6 +1291,15 @@ fn statements<'m>(
 /// be sent on it.
 fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
     e.is_closed() || sqlstate::error_is(e, sqlstate::is_connection_lost)
+}
+
+/// True for a statement that only sets or shows the session's settings (`SET`, `RESET`,
+/// `SHOW`): nothing of it outlives the session reset.
+fn session_only(sql: &str) -> bool {
+    matches!(
+        lexer::leading_words(sql, 1).first().map(String::as_str),
+        Some("set" | "reset" | "show")
+    )
 }
 
 /// True when PostgreSQL undoes a failed statement by itself, leaving nothing behind: every

@@ -1054,3 +1054,22 @@ fn a_session_without_standard_strings_is_refused_before_anything_runs() {
     assert_eq!(table_schema(&p, "coach_h"), None, "nothing ran");
     assert!(p.applied().is_empty());
 }
+
+/// Mutation this catches: counting a `transaction: none` migration's `SET`/`RESET` statements
+/// as having taken effect. One that only set the session before its first real statement
+/// failed was marked dirty, blocking `up` until a manual repair (attacker finding).
+#[test]
+fn a_none_migration_that_only_set_the_session_before_failing_is_not_dirty() {
+    let p = Project::new("none_set_only");
+    p.migration(
+        "0001_coach_n.sql",
+        "-- transaction: none\n-- UP\nreset all;\nset search_path to default;\n\
+         select 1/0;\n-- DOWN\nselect 1;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("division by zero")
+        .stderr_has("nothing of it was applied");
+    assert_eq!(dirty(&p, 1), None, "not recorded at all");
+    p.migrate(&["status"]).success().stdout_has("pending");
+}
