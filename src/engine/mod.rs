@@ -274,7 +274,7 @@ impl Runner<'_> {
         let client = &self.session.client;
         let reset = match self.locking {
             Locking::Session => RESET_SESSION.to_string(),
-            Locking::Transaction { .. } => reset_pooled(self.application_name()),
+            Locking::Transaction { .. } => self.reset_pooled(),
         };
         if self.locking == Locking::Session {
             client.batch_execute(&reset).await?;
@@ -305,13 +305,7 @@ impl Runner<'_> {
                 .flight(
                     parts,
                     &statements,
-                    Some(record(
-                        migration,
-                        direction,
-                        note.as_deref(),
-                        self.locking,
-                        self.application_name(),
-                    )),
+                    Some(self.record(migration, direction, note.as_deref())),
                     false,
                 )
                 .await;
@@ -425,6 +419,20 @@ impl Runner<'_> {
             .unwrap_or("migrate")
     }
 
+    /// `reset_pooled` with the application name this client connected with.
+    fn reset_pooled(&self) -> String {
+        reset_pooled(self.application_name())
+    }
+
+    /// `record` for this run's locking.
+    fn record(&self, migration: &Migration, direction: Direction, note: Option<&str>) -> String {
+        let pooled = match self.locking {
+            Locking::Session => None,
+            Locking::Transaction { .. } => Some(self.reset_pooled()),
+        };
+        record(migration, direction, note, pooled.as_deref())
+    }
+
     /// Through a pooler, after a migration's transaction failed (and rolled back): a
     /// `PREPARE` it ran before failing outlives the rollback on the server connection it ran
     /// on. Best effort: PgBouncer hands this next statement the server connection just
@@ -437,7 +445,7 @@ impl Runner<'_> {
             let _ = self
                 .session
                 .client
-                .batch_execute(&reset_pooled(self.application_name()))
+                .batch_execute(&self.reset_pooled())
                 .await;
         }
     }
@@ -478,10 +486,7 @@ impl Runner<'_> {
                 (Part::Setup, "BEGIN".into()),
                 (
                     Part::Setup,
-                    format!(
-                        "{}; {MARK_TRANSACTION}",
-                        reset_pooled(self.application_name())
-                    ),
+                    format!("{}; {MARK_TRANSACTION}", self.reset_pooled()),
                 ),
                 (Part::Guard, lock::xact_lock(lock_wait)),
                 (
@@ -497,13 +502,7 @@ impl Runner<'_> {
             .flight(
                 parts,
                 &statements,
-                Some(record(
-                    migration,
-                    direction,
-                    note.as_deref(),
-                    self.locking,
-                    self.application_name(),
-                )),
+                Some(self.record(migration, direction, note.as_deref())),
                 true,
             )
             .await;
@@ -924,9 +923,10 @@ impl Runner<'_> {
         }
     }
 
-    /// After a lost connection: reconnects and reads whether the migration is recorded, which
-    /// tells whether its transaction committed. Returns what is known, and whether it was
-    /// rolled back (false when unknown).
+    /// After a lost connection: reconnects (trying for up to `RECONNECT_WAIT`), waits for the
+    /// lost session to end (up to `LOST_SESSION_WAIT`, by taking the migration lock it holds),
+    /// and reads whether the migration is recorded, which tells whether its transaction
+    /// committed. Returns what is known, and whether it was rolled back (false when unknown).
     async fn after_lost_connection(
         &self,
         migration: &Migration,
@@ -1242,13 +1242,13 @@ fn record(
     migration: &Migration,
     direction: Direction,
     note: Option<&str>,
-    locking: Locking,
-    application_name: &str,
+    pooled: Option<&str>,
 ) -> String {
-    let (check_lock, tail) = match locking {
-        Locking::Session => (true, String::new()),
-        // Leave the pooled server connection as clean as the migration found it.
-        Locking::Transaction { .. } => (false, format!("; {}", reset_pooled(application_name))),
+    // Through a pooler: no session-level lock to check, and the pooled reset after the rows
+    // leaves the server connection as clean as the migration found it.
+    let (check_lock, tail) = match pooled {
+        None => (true, String::new()),
+        Some(reset) => (false, format!("; {reset}")),
     };
     format!(
         // Every argument cast to its parameter's type: an overload somebody added (with an

@@ -647,21 +647,13 @@ impl Sources {
             .into_iter()
             .partition(|source| trusted(source.name.version, &source.checksum));
         let mut listed: Vec<Result<Listed, FileProblem>> = in_parallel(&others, |source| {
-            let m = parse_checked(
+            parse_checked(
                 source.name.clone(),
                 &source.display,
                 &source.bytes,
                 source.checksum.clone(),
-            )?;
-            Ok(Listed {
-                empty: m.is_empty(),
-                version: m.version,
-                name: m.name,
-                domain: m.domain,
-                path: m.path,
-                checksum: m.checksum,
-                checksum_without_bom: m.checksum_without_bom,
-            })
+            )
+            .map(Listed::from)
         });
         listed.extend(trusted.into_iter().map(|source| {
             Ok(Listed {
@@ -694,6 +686,20 @@ pub struct Listed {
     /// An UP section with only comments or blanks (`Migration::is_empty`); false for a file
     /// listed without parsing, which was applied and so was not empty.
     pub empty: bool,
+}
+
+impl From<Migration> for Listed {
+    fn from(m: Migration) -> Listed {
+        Listed {
+            empty: m.is_empty(),
+            version: m.version,
+            name: m.name,
+            domain: m.domain,
+            path: m.path,
+            checksum: m.checksum,
+            checksum_without_bom: m.checksum_without_bom,
+        }
+    }
 }
 
 /// The files that parsed, sorted by version, or every problem (those of reading, those of
