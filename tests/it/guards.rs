@@ -422,11 +422,7 @@ fn an_error_while_waiting_for_the_lock_is_not_called_a_lock_timeout() {
         "-- UP\ncreate table coach_t (id int);\n-- DOWN\ndrop table coach_t;\n",
     );
     let (_holder, _) = hold_lock(&p.db);
-    let separator = if p.db.url.contains('?') { '&' } else { '?' };
-    let url = format!(
-        "{}{separator}options=-c%20statement_timeout%3D700",
-        p.db.url
-    );
+    let url = crate::support::with_options(&p.db.url, "-c%20statement_timeout%3D700");
     let run = p.migrate_raw(&["up", "--lock-wait", "30", "--database-url", &url], &[]);
     assert_ne!(run.code, 0, "{run:?}");
     run.stderr_has("canceling statement due to statement timeout");

@@ -882,16 +882,24 @@ fn a_signal_during_a_lock_wait_through_the_pooler_leaves_the_pooler_up() {
 
 /// Starts `migrate ARGS` through the pooler without waiting for it.
 fn spawn_pooled(p: &Project, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(args)
-        .args(["--database-url", &pooled_url(p)])
-        .current_dir(p.path())
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    crate::truth::spawn_at(p, &pooled_url(p), args)
+}
+
+/// Once `first` (already started) runs the statement marked `marker`, starts `second`, which
+/// queues for the migration lock behind it; the outputs of both, each within a minute.
+fn queued_behind(
+    p: &Project,
+    first: Child,
+    marker: &str,
+    second: impl FnOnce() -> Child,
+) -> (std::process::Output, std::process::Output) {
+    wait_for_query(p, marker);
+    let second = second();
+    wait_for_lock_waiters(p, 1);
+    (
+        finish_within(first, Duration::from_secs(60)),
+        finish_within(second, Duration::from_secs(60)),
+    )
 }
 
 /// Waits at most `limit` for `child`; a run still going then is killed and the test fails.
@@ -1292,12 +1300,9 @@ fn a_migration_another_run_did_first_is_reported_skipped() {
         if json {
             args.insert(0, "--json");
         }
-        let pooled = spawn_pooled(&p, &args);
-        wait_for_query(&p, "/* slow3up */");
-        let direct = spawn(&p, &["up"]);
-        wait_for_lock_waiters(&p, 1);
-        let pooled = finish_within(pooled, Duration::from_secs(60));
-        let direct = finish_within(direct, Duration::from_secs(60));
+        let (pooled, direct) = queued_behind(&p, spawn_pooled(&p, &args), "/* slow3up */", || {
+            spawn(&p, &["up"])
+        });
         assert!(direct.status.success(), "{}", text(&direct.stderr));
         let out = text(&pooled.stdout);
         assert_eq!(
@@ -1332,12 +1337,12 @@ fn a_migration_another_run_did_first_is_reported_skipped() {
         }
         // The same for down: the pooled run plans 0004 and 0003, the direct one reverts
         // 0003 right after the pooled one reverted 0004.
-        let pooled = spawn_pooled(&p, &["down", "--steps", "2"]);
-        wait_for_query(&p, "/* slow4down */");
-        let direct = spawn(&p, &["down"]);
-        wait_for_lock_waiters(&p, 1);
-        let pooled = finish_within(pooled, Duration::from_secs(60));
-        let direct = finish_within(direct, Duration::from_secs(60));
+        let (pooled, direct) = queued_behind(
+            &p,
+            spawn_pooled(&p, &["down", "--steps", "2"]),
+            "/* slow4down */",
+            || spawn(&p, &["down"]),
+        );
         assert!(direct.status.success(), "{}", text(&direct.stderr));
         let out = text(&pooled.stdout);
         assert_eq!(
@@ -1365,12 +1370,12 @@ fn a_migration_another_run_did_first_is_reported_skipped() {
 fn a_pooled_redo_says_when_another_run_reverted_its_migration_first() {
     let p = racing("pooled_redo_race", 4, &[(4, "DOWN", 2), (3, "DOWN", 1)]);
     p.migrate(&["up"]).success();
-    let down = spawn_pooled(&p, &["down", "--steps", "2"]);
-    wait_for_query(&p, "/* slow4down */");
-    let redo = spawn_pooled(&p, &["redo", "--allow-destructive"]);
-    wait_for_lock_waiters(&p, 1);
-    let down = finish_within(down, Duration::from_secs(60));
-    let redo = finish_within(redo, Duration::from_secs(60));
+    let (down, redo) = queued_behind(
+        &p,
+        spawn_pooled(&p, &["down", "--steps", "2"]),
+        "/* slow4down */",
+        || spawn_pooled(&p, &["redo", "--allow-destructive"]),
+    );
     assert!(down.status.success(), "{}", text(&down.stderr));
     let (out, err) = (text(&redo.stdout), text(&redo.stderr));
     assert_eq!(redo.status.code(), Some(1), "{out}{err}");
@@ -1398,12 +1403,9 @@ fn a_pooled_redo_says_when_another_run_reverted_its_migration_first() {
 fn a_pooled_up_stopped_by_another_run_does_not_claim_its_steps_stay() {
     let p = racing("pooled_raced_steps", 4, &[(3, "UP", 2)]);
     p.migrate(&["up", "--to", "2"]).success();
-    let pooled = spawn_pooled(&p, &["up"]);
-    wait_for_query(&p, "/* slow3up */");
-    let direct = spawn(&p, &["down"]);
-    wait_for_lock_waiters(&p, 1);
-    let pooled = finish_within(pooled, Duration::from_secs(60));
-    let direct = finish_within(direct, Duration::from_secs(60));
+    let (pooled, direct) = queued_behind(&p, spawn_pooled(&p, &["up"]), "/* slow3up */", || {
+        spawn(&p, &["down"])
+    });
     assert!(direct.status.success(), "{}", text(&direct.stderr));
     let (out, err) = (text(&pooled.stdout), text(&pooled.stderr));
     assert_eq!(pooled.status.code(), Some(1), "{out}{err}");

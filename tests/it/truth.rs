@@ -545,9 +545,14 @@ fn nothing_in_the_migrations_directory_is_silently_skipped() {
 
 /// Starts `migrate ARGS --database-url <the project's database>` without waiting for it.
 pub fn spawn(p: &Project, args: &[&str]) -> Child {
+    spawn_at(p, &p.db.url, args)
+}
+
+/// `spawn` against the database at `url` (a proxy or pooler in front of the test server).
+pub fn spawn_at(p: &Project, url: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_migrate"))
         .args(args)
-        .args(["--database-url", &p.db.url])
+        .args(["--database-url", url])
         .current_dir(p.path())
         .env_remove("DATABASE_URL")
         .env("NO_COLOR", "1")
@@ -974,16 +979,7 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
         "-- UP\ncreate table coach_sent (x int);\nselect pg_sleep(2) /* sent */;\n\
          -- DOWN\ndrop table coach_sent;\n",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(["up", "--database-url", &url])
-        .current_dir(p.path())
-        .env_remove("DATABASE_URL")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn migrate");
+    let child = spawn_at(&p, &url, &["up"]);
     wait_for_query(&p, "/* sent */");
     // The way back is closed for a moment, as while a pooler restarts.
     proxy.refuse_for(Duration::from_millis(1500));
@@ -1043,11 +1039,7 @@ fn a_session_without_standard_strings_is_refused_before_anything_runs() {
         "-- UP\ncreate table coach_h (x int);\nselect 'a\\''; commit; begin; --';\nselect 1/0;\n\
          -- DOWN\ndrop table coach_h;\n",
     );
-    let separator = if p.db.url.contains('?') { '&' } else { '?' };
-    let url = format!(
-        "{}{separator}options=-c%20standard_conforming_strings%3Doff",
-        p.db.url
-    );
+    let url = crate::support::with_options(&p.db.url, "-c%20standard_conforming_strings%3Doff");
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(2)
         .stderr_has("standard_conforming_strings = off");

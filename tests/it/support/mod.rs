@@ -229,6 +229,13 @@ pub fn with_credentials(url: &str, user: &str, password: Option<&str>) -> String
     format!("{}{userinfo}@{}", &url[..start], &url[hosts..])
 }
 
+/// `url` with the libpq `options` parameter `options` (percent-encoded, e.g.
+/// `-c%20statement_timeout%3D700`).
+pub fn with_options(url: &str, options: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options={options}")
+}
+
 pub struct TestDb {
     pub url: String,
 }
