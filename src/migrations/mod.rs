@@ -514,7 +514,15 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
 /// rather than reading it or granting rights on it.
 fn changes_state_schema(sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
-    lower.contains("_migrate")
+    // `_migrate` as a name of its own (`_migrate.history`, `"_migrate"`, `schema _migrate`),
+    // not inside another (`app_migrate_log`, `_migrated_at`).
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    let names_it = lower.match_indices("_migrate").any(|(at, found)| {
+        let before = lower.as_bytes()[..at].last().copied();
+        let after = lower.as_bytes().get(at + found.len()).copied();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    });
+    names_it
         && matches!(
             lexer::leading_words(sql, 1).first().map(String::as_str),
             Some(
@@ -1060,9 +1068,13 @@ mod tests {
         }
         parse_text(
             "-- UP\ngrant select on all tables in schema _migrate to public;\n\
-             select count(*) from _migrate.history;\n-- DOWN\n",
+             select count(*) from _migrate.history;\n\
+             create table coach.app_migrate_log (id int);\n\
+             alter table coach.users add column _migrated_at timestamptz;\n-- DOWN\n",
         )
         .unwrap();
+        let (_, message) = error("-- UP\nDELETE FROM \"_migrate\".history;\n-- DOWN\n");
+        assert!(message.contains("changes `_migrate`"), "{message}");
     }
 
     /// Mutation this catches: a name like `0001_x.txt` no longer taken for a migration that
