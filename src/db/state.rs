@@ -99,14 +99,21 @@ pub(crate) fn record_step_function() -> String {
     )
 }
 
+/// True while the session is still in the transaction the engine began for a migration: its
+/// `SET LOCAL migrate.in_migration` marker is there, or (a `RESET ALL` in the migration clears
+/// the marker too) the transaction began before the current message arrived (`now()` is the
+/// transaction's start, `statement_timestamp()` the message's arrival; a transaction that
+/// the migration's own COMMIT left behind starts with the message that runs this).
+pub const IN_MIGRATION: &str = "coalesce(pg_catalog.current_setting('migrate.in_migration', \
+     true), '') = 'on' OR pg_catalog.now() <> pg_catalog.statement_timestamp()";
+
 /// The body of `_migrate.record_step` (see `record_step_function`).
 fn record_step_body() -> String {
     let (k1, k2) = super::lock::KEYS;
     format!(
         "
 BEGIN
-    IF current_setting('migrate.in_migration', true) IS DISTINCT FROM 'on'
-        AND now() = statement_timestamp() THEN
+    IF NOT ({IN_MIGRATION}) THEN
         RAISE EXCEPTION USING ERRCODE = 'MG003', MESSAGE = 'the migration ended the \
          transaction migrate ran it in (a COMMIT or ROLLBACK the file check did not see, or a \
          procedure that commits)';

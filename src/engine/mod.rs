@@ -1144,10 +1144,7 @@ async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postg
 /// open (aborted: every statement fails with 25P02), false when the migration ended it.
 async fn still_in_migration(client: &Client) -> bool {
     match client
-        .simple_query(
-            "SELECT pg_catalog.current_setting('migrate.in_migration', true) = 'on' \
-             OR pg_catalog.now() <> pg_catalog.statement_timestamp()",
-        )
+        .simple_query(&format!("SELECT {}", state::IN_MIGRATION))
         .await
     {
         Err(_) => true,
