@@ -513,7 +513,8 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
 /// starts with a command that creates, changes or removes anything (or runs code that may),
 /// rather than reading it or granting rights on it.
 fn changes_state_schema(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
+    // The comments before the statement are not part of it.
+    let lower = sql[lexer::leading_blank(sql)..].to_ascii_lowercase();
     // `_migrate` as a name of its own (`_migrate.history`, `"_migrate"`, `schema _migrate`),
     // not inside another (`app_migrate_log`, `_migrated_at`).
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
@@ -543,6 +544,8 @@ fn changes_state_schema(sql: &str) -> bool {
                     | "cluster"
                     | "vacuum"
                     | "lock"
+                    // Putting it on the search path, so a later statement changes it unnamed.
+                    | "set"
             )
         )
 }
@@ -1075,6 +1078,15 @@ mod tests {
         .unwrap();
         let (_, message) = error("-- UP\nDELETE FROM \"_migrate\".history;\n-- DOWN\n");
         assert!(message.contains("changes `_migrate`"), "{message}");
+        let (_, message) = error(
+            "-- UP\nset local search_path = _migrate, public;\ndelete from schema_migrations;\n-- DOWN\n",
+        );
+        assert!(message.contains("changes `_migrate`"), "{message}");
+        // A comment before a statement is not the statement.
+        parse_text(
+            "-- UP\n-- we never touch _migrate.history here\ninsert into coach.t values (1);\n-- DOWN\n",
+        )
+        .unwrap();
     }
 
     /// Mutation this catches: a name like `0001_x.txt` no longer taken for a migration that
