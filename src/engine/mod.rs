@@ -223,7 +223,16 @@ enum Part {
     Setup,
     Settings,
     Guard,
-    Statement(usize),
+    /// The section's statement `index`, sent in a message that began at byte `sent_at` of
+    /// the section (the statement's own offset, or the first statement's when the whole
+    /// section went as one message): PostgreSQL's error positions count from there.
+    Statement {
+        index: usize,
+        sent_at: usize,
+    },
+    /// All of the section's statements as one message (a transactional migration without
+    /// COPY); an error in it is attributed to a `Statement` by `Flight::in_body`.
+    Body,
     Record,
     Commit,
 }
@@ -304,6 +313,7 @@ impl Runner<'_> {
             let flight = self
                 .flight(
                     parts,
+                    section,
                     &statements,
                     Some(self.record(migration, direction, note.as_deref())),
                     false,
@@ -501,6 +511,7 @@ impl Runner<'_> {
         let flight = self
             .flight(
                 parts,
+                section,
                 &statements,
                 Some(self.record(migration, direction, note.as_deref())),
                 true,
@@ -623,7 +634,7 @@ impl Runner<'_> {
         if let Some(sql) = settings_sql(self.settings, false) {
             parts.push((Part::Settings, sql));
         }
-        let flight = self.flight(parts, &statements, None, false).await;
+        let flight = self.flight(parts, section, &statements, None, false).await;
         let duration_ms = clock.elapsed().as_millis() as i64;
         let warnings = flight.warnings;
         let client = &self.session.client;
@@ -674,7 +685,7 @@ impl Runner<'_> {
                 // `RESET`, `SHOW`: undone by the reset just sent); otherwise it stays dirty.
                 let untouched = match part {
                     Part::Settings => true,
-                    Part::Statement(i) => {
+                    Part::Statement { index: i, .. } => {
                         statements[..i].iter().all(|s| session_only(s.sql))
                             && rolls_back_alone(statements[i].sql)
                     }
@@ -710,12 +721,14 @@ impl Runner<'_> {
     }
 
     /// Sends `parts`, then the statements (COPY rows streamed after their statement), then
-    /// `record` and, when `commit`, COMMIT. Without COPY everything goes out at once and the
-    /// answers are read after; with `commit` false the statements run one after another and
-    /// the first error stops them. Server notices are passed on as they arrive.
+    /// `record` and, when `commit`, COMMIT. Without COPY everything goes out at once, the
+    /// section's statements as one message, and the answers are read after; with `commit`
+    /// false the statements run one after another, one message each, and the first error
+    /// stops them. Server notices are passed on as they arrive.
     async fn flight(
         &mut self,
         parts: Vec<(Part, String)>,
+        section: &Section,
         statements: &[Statement<'_>],
         record: Option<String>,
         commit: bool,
@@ -736,8 +749,14 @@ impl Runner<'_> {
         let error = {
             let work = async {
                 if pipelined {
-                    for (i, s) in statements.iter().enumerate() {
-                        messages.push((Part::Statement(i), s.sql.to_string()));
+                    // The statements as one message, as the file has them (comments between
+                    // them included): the server parses and runs them in turn, with the
+                    // per-message work done once per migration instead of once per
+                    // statement, and stops at the first error (a syntax error anywhere
+                    // stops it before any statement ran).
+                    if let (Some(first), Some(last)) = (statements.first(), statements.last()) {
+                        let body = &section.sql[first.offset..last.offset + last.sql.len()];
+                        messages.push((Part::Body, body.to_string()));
                     }
                     // The tracking rows, COMMIT and (with the session-level lock) the reset for
                     // the next migration travel as one message: two messages fewer for the
@@ -779,6 +798,7 @@ impl Runner<'_> {
                         // reset after a COMMIT that took effect did (the migration is done).
                         Some(len) if i == last && done > len => return None,
                         Some(len) if i == last && done == len => Part::Commit,
+                        _ if messages[i].0 == Part::Body => in_body(section, statements, done, &e),
                         _ => messages[i].0,
                     };
                     if part != Part::Commit && record.is_some() && !is_connection_lost(&e) {
@@ -805,7 +825,13 @@ impl Runner<'_> {
                         if commit {
                             let _ = client.batch_execute("ROLLBACK").await;
                         }
-                        return Some((Part::Statement(i), e));
+                        return Some((
+                            Part::Statement {
+                                index: i,
+                                sent_at: s.offset,
+                            },
+                            e,
+                        ));
                     }
                 }
                 if let Some(record) = &record {
@@ -870,16 +896,17 @@ impl Runner<'_> {
         error: &tokio_postgres::Error,
     ) -> Failure {
         let statement = match part {
-            Part::Statement(i) => statements.get(i),
+            Part::Statement { index, sent_at } => statements.get(index).map(|s| (s, sent_at)),
             _ => None,
         };
         let (line, mut text) = match error.as_db_error() {
             Some(db) => (
-                statement.map(|s| error_line(section, statements, s, db)),
+                statement.map(|(s, sent_at)| error_line(section, statements, s, sent_at, db)),
                 describe_db_error(db),
             ),
             None => (
-                statement.map(|s| section.line_of_offset(s.offset + lexer::leading_blank(s.sql))),
+                statement
+                    .map(|(s, _)| section.line_of_offset(s.offset + lexer::leading_blank(s.sql))),
                 crate::db::chain(error),
             ),
         };
@@ -893,7 +920,7 @@ impl Runner<'_> {
             Part::Guard => text = format!("{GUARD_CONTEXT}: {text}"),
             _ => {}
         }
-        if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some(statement)) =
+        if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some((statement, _))) =
             (error.code(), error.as_db_error(), statement)
         {
             text.push_str(&privilege_advice(db.message(), statement.sql));
@@ -1121,6 +1148,38 @@ struct Flight {
     ended_early: bool,
 }
 
+/// The statement of a section sent as one message (`Part::Body`) that failed with `error`
+/// after `done` of them completed: the one PostgreSQL's error position points into (a syntax
+/// error anywhere fails the whole message before any statement runs), else the next one.
+fn in_body(
+    section: &Section,
+    statements: &[Statement<'_>],
+    done: usize,
+    error: &tokio_postgres::Error,
+) -> Part {
+    let sent_at = statements.first().map_or(0, |s| s.offset);
+    let position = error.as_db_error().and_then(|db| match db.position() {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+        _ => None,
+    });
+    let index = match position {
+        Some(p) => {
+            let at = sent_at + char_offset(&section.sql[sent_at..], p);
+            statements.iter().rposition(|s| s.offset <= at).unwrap_or(0)
+        }
+        None => done.min(statements.len().saturating_sub(1)),
+    };
+    Part::Statement { index, sent_at }
+}
+
+/// The byte offset in `text` of PostgreSQL's 1-based character `position` (its end when the
+/// position is past it).
+fn char_offset(text: &str, position: usize) -> usize {
+    text.char_indices()
+        .nth(position.saturating_sub(1))
+        .map_or(text.len(), |(i, _)| i)
+}
+
 /// Runs `sql` (one or more statements) as one simple-query message: how many of its
 /// statements completed, and the error of the one that failed.
 async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postgres::Error>) {
@@ -1322,7 +1381,7 @@ fn dirty_advice(
 ) -> String {
     let mut advice =
         String::from("it ran outside a transaction and stopped part way, so it is marked dirty");
-    if let Part::Statement(i) = part {
+    if let Part::Statement { index: i, .. } = part {
         let words = lexer::leading_words(statements[i].sql, 6);
         if words.iter().any(|w| w == "concurrently") && words.first().is_some_and(|w| w == "create")
         {
@@ -1396,22 +1455,19 @@ fn privilege_advice(message: &str, statement: &str) -> String {
     )
 }
 
-/// The file line an error in `statement` points at: PostgreSQL's position in the statement;
+/// The file line an error in `statement` points at: PostgreSQL's position in the message
+/// that began at byte `sent_at` of the section;
 /// else the line of a PL/pgSQL `DO` block or function body of this section that its context
 /// names ("PL/pgSQL function inline_code_block line 3"); else the statement's first line.
 fn error_line(
     section: &Section,
     statements: &[Statement<'_>],
     statement: &Statement<'_>,
+    sent_at: usize,
     db: &tokio_postgres::error::DbError,
 ) -> usize {
     if let Some(tokio_postgres::error::ErrorPosition::Original(p)) = db.position() {
-        let offset = statement
-            .sql
-            .char_indices()
-            .nth((*p as usize).saturating_sub(1))
-            .map_or(statement.sql.len(), |(i, _)| i);
-        return section.line_of_offset(statement.offset + offset);
+        return section.line_of_offset(sent_at + char_offset(&section.sql[sent_at..], *p as usize));
     }
     if let Some(context) = db.where_() {
         for frame in context.lines() {

@@ -190,6 +190,52 @@ fn failing_migration_changes_nothing_and_names_the_file() {
     assert!(error.contains("0004_coach_bad.sql:4"), "{error}");
 }
 
+/// A transactional migration's statements reach the server as one message: an error's line
+/// comes from PostgreSQL's position in that message (a syntax error anywhere fails the whole
+/// message before any statement runs), else from how many statements completed before it.
+/// Mutations this catches: reading the position as bytes rather than characters (the
+/// multibyte text before the syntax error moves it to line 4), and an off-by-one in the
+/// count of completed statements (the division by zero is put on line 4).
+#[test]
+fn errors_in_a_multi_statement_migration_name_the_failing_statement() {
+    let p = Project::new("body_lines");
+    let wide = "é".repeat(40);
+    p.migration(
+        "0001_coach_syntax.sql",
+        &format!(
+            "-- UP\ncreate table coach_a (x text default '{wide}');\n-- a comment; with a semicolon\n\
+             insert into coach_a values ('ß');\n\ncreate tabel coach_b (x int);\n-- DOWN\n\
+             drop table coach_a;\n"
+        ),
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("migrations/0001_coach_syntax.sql:6:")
+        .stderr_has("syntax error at or near \"tabel\"");
+    assert!(p.applied().is_empty());
+    assert!(tables(&p).is_empty(), "nothing of it ran: {:?}", tables(&p));
+
+    p.migration(
+        "0001_coach_syntax.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migration(
+        "0002_coach_runtime.sql",
+        &format!(
+            "-- UP\ninsert into coach_a values (1);\n/* '{wide}'; */ insert into coach_a values (2);\n\
+             select 1;\nselect 1 / (select count(*) - 2 from coach_a);\ninsert into coach_a values (3);\n\
+             -- DOWN\ndelete from coach_a;\n"
+        ),
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("migrations/0002_coach_runtime.sql:5:")
+        .stderr_has("division by zero");
+    assert_eq!(p.applied(), vec![1]);
+    let rows: i64 = p.db.scalar("SELECT count(*) FROM coach_a");
+    assert_eq!(rows, 0, "the failed migration was rolled back");
+}
+
 #[test]
 fn a_failure_stops_the_run_after_earlier_migrations_commit() {
     let p = three("stops");
