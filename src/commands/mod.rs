@@ -51,6 +51,37 @@ impl Context {
         )
     }
 
+    /// `migrations`, read and parsed on blocking threads while `work` (connecting, locking)
+    /// waits on the server. A problem with the files is reported first (exit 2), and at once:
+    /// `work` is dropped unfinished (a lock wait included), as if the files had been read
+    /// before connecting.
+    pub async fn migrations_during<T>(
+        &self,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<(Vec<Migration>, T)> {
+        let dir = self.project.migrations_dir();
+        let root = self.project.root.clone();
+        let domains = migrations::domains(self.project.managed_schemas());
+        let files =
+            tokio::task::spawn_blocking(move || migrations::discover(&dir, &root, &domains));
+        let files = async {
+            anyhow::Context::context(files.await, "reading the migration files")?
+                .map_err(anyhow::Error::from)
+        };
+        tokio::pin!(files, work);
+        tokio::select! {
+            biased;
+            files = &mut files => {
+                let files = files?;
+                Ok((files, work.await?))
+            }
+            done = &mut work => {
+                let files = files.await?;
+                Ok((files, done?))
+            }
+        }
+    }
+
     /// Reads the migration files on a blocking thread, so that it overlaps with whatever the
     /// caller awaits meanwhile (connecting); `Sources::parse` parses them.
     pub async fn read_migrations(&self) -> anyhow::Result<migrations::Sources> {

@@ -180,10 +180,18 @@ fn refuse_empty(plan: &[&Migration]) -> Result<(), Error> {
 }
 
 pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
-    let files = ctx.migrations()?;
-    let (mut client, target) = ctx.connect().await?;
+    let (files, (mut client, target, locking)) = ctx
+        .migrations_during(async {
+            let (client, target) = ctx.connect().await?;
+            let locking = match args.dry_run {
+                true => None,
+                false => Some(ctx.lock_migrations(&client, &target).await?),
+            };
+            Ok((client, target, locking))
+        })
+        .await?;
     let mut report = RunReport::new("up", &target, args.dry_run, args.atomic);
-    if args.dry_run {
+    let Some(locking) = locking else {
         let applied = state::applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
         check_to(ctx, args.to, &entries)?;
@@ -193,9 +201,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         report.out_of_order = plan.out_of_order;
         report.head = plan::head(&applied);
         return Ok(report);
-    }
-
-    let locking = ctx.lock_migrations(&client, &target).await?;
+    };
     let applied = applied_for_plan(&client, locking).await?;
     let entries = reconcile(&files, &applied);
     check_to(ctx, args.to, &entries)?;
@@ -270,19 +276,26 @@ fn down_target(args: &DownArgs) -> DownTarget {
 }
 
 pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
-    let files = ctx.migrations()?;
-    let (mut client, target) = ctx.connect().await?;
-    ctx.guard_destructive(&target, "down")?;
+    let (files, (mut client, target, locking)) = ctx
+        .migrations_during(async {
+            let (client, target) = ctx.connect().await?;
+            ctx.guard_destructive(&target, "down")?;
+            let locking = match args.dry_run {
+                true => None,
+                false => Some(ctx.lock_migrations(&client, &target).await?),
+            };
+            Ok((client, target, locking))
+        })
+        .await?;
     let mut report = RunReport::new("down", &target, args.dry_run, false);
-    if args.dry_run {
+    let Some(locking) = locking else {
         let applied = state::applied_read_only(&mut client).await?;
         let entries = reconcile(&files, &applied);
         let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
         report.planned = planned(&plan, Direction::Down);
         report.head = plan::head(&applied);
         return Ok(report);
-    }
-    let locking = ctx.lock_migrations(&client, &target).await?;
+    };
     let applied = applied_for_plan(&client, locking).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, down_target(args)).map_err(refused)?;
@@ -314,10 +327,14 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
 }
 
 pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
-    let files = ctx.migrations()?;
-    let (mut client, target) = ctx.connect().await?;
-    ctx.guard_destructive(&target, "redo")?;
-    let locking = ctx.lock_migrations(&client, &target).await?;
+    let (files, (mut client, target, locking)) = ctx
+        .migrations_during(async {
+            let (client, target) = ctx.connect().await?;
+            ctx.guard_destructive(&target, "redo")?;
+            let locking = ctx.lock_migrations(&client, &target).await?;
+            Ok((client, target, locking))
+        })
+        .await?;
     let applied = applied_for_plan(&client, locking).await?;
     let entries = reconcile(&files, &applied);
     let plan = plan::plan_down(&entries, DownTarget::Steps(args.steps)).map_err(refused)?;
