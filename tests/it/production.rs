@@ -178,6 +178,65 @@ fn five(label: &str) -> Project {
 
 /// Mutation this catches: taking the session-level lock (or named statements) through a
 /// transaction pooler: the lock stays on a pooled connection, the next run fails.
+/// Sessions ever opened to the test database, by the server's statistics, read from the
+/// `postgres` database once the count has settled (a backend adds its session to the
+/// statistics as it exits).
+fn sessions_opened(p: &Project) -> i64 {
+    let name =
+        p.db.url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+    let mut admin = postgres::Client::connect(server().admin_url(), postgres::NoTls).unwrap();
+    let mut read = || -> i64 {
+        admin
+            .query_one(
+                "SELECT coalesce(sessions, 0) FROM pg_stat_database WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = read();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// On a direct TCP connection the backend's client is this process's own socket, which
+/// settles "no pooler" without the second session the other signs need (starting a backend
+/// is most of a short run's server work). Mutation this catches: dropping the own-socket
+/// check in `is_transaction_pooler` (two sessions per run again).
+#[test]
+fn a_direct_run_over_tcp_opens_one_session() {
+    let p = Project::new("one_session");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    assert!(
+        p.db.url.contains("@127.0.0.1:"),
+        "the harness connects over TCP"
+    );
+    let before = sessions_opened(&p);
+    p.migrate(&["up"]).success();
+    assert_eq!(
+        sessions_opened(&p) - before,
+        1,
+        "sessions opened by one `up`"
+    );
+    assert_eq!(p.applied(), vec![1]);
+}
+
 #[test]
 fn migrations_work_through_a_transaction_pooler_and_leave_no_lock() {
     let p = five("pooler");
