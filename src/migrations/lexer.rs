@@ -33,11 +33,19 @@ impl State {
 /// A lexer over one text, advanced a line at a time or over the whole text.
 pub struct Scanner {
     state: State,
+    /// Length in bytes of the identifier (or keyword, or number) the last code byte ended: an
+    /// `E` that is a whole identifier opens an escape string, and a `$` inside an identifier
+    /// (PostgreSQL allows `$` after its first character: `x$y`) is part of it, not a
+    /// dollar quote.
+    ident: usize,
 }
 
 impl Default for Scanner {
     fn default() -> Self {
-        Scanner { state: State::Code }
+        Scanner {
+            state: State::Code,
+            ident: 0,
+        }
     }
 }
 
@@ -79,16 +87,17 @@ impl Scanner {
     ) -> Option<usize> {
         let bytes = text.as_bytes();
         let mut i = 0;
+        // Identifiers do not run across the pieces a text is fed in (lines).
+        self.ident = 0;
         while i < bytes.len() {
             let c = bytes[i];
             let next = bytes.get(i + 1).copied();
+            let ident = std::mem::take(&mut self.ident);
             match &mut self.state {
                 State::Code => match c {
                     b'\'' => {
                         let _ = on_code(i, c);
-                        let escapes = i > 0
-                            && matches!(bytes[i - 1], b'e' | b'E')
-                            && (i < 2 || !is_ident_byte(bytes[i - 2]));
+                        let escapes = ident == 1 && matches!(bytes[i - 1], b'e' | b'E');
                         self.state = State::String { escapes };
                     }
                     b'"' => {
@@ -103,7 +112,7 @@ impl Scanner {
                         self.state = State::BlockComment(1);
                         i += 1;
                     }
-                    b'$' if i == 0 || !is_ident_byte(bytes[i - 1]) => {
+                    b'$' if ident == 0 => {
                         let _ = on_code(i, c);
                         if let Some(len) = dollar_tag_len(&bytes[i..]) {
                             self.state = State::Dollar(text[i..i + len].to_string());
@@ -111,6 +120,9 @@ impl Scanner {
                         }
                     }
                     _ => {
+                        if is_ident_byte(c) || c == b'$' {
+                            self.ident = ident + 1;
+                        }
                         if !on_code(i, c) {
                             return Some(i + 1);
                         }
@@ -351,6 +363,9 @@ struct Words {
     from_stdin: bool,
     to_stdout: bool,
     atomic_depth: u32,
+    /// Parentheses open at this point: as in psql, `BEGIN`, `CASE` and `END` count towards
+    /// `atomic_depth` only outside them (a parameter may be named `begin`).
+    paren_depth: i64,
     /// Offset of the statement's first byte of code (after comments and blanks).
     first_code: Option<usize>,
 }
@@ -360,7 +375,8 @@ impl Words {
         if self.first_code.is_none() && !b.is_ascii_whitespace() {
             self.first_code = Some(at);
         }
-        if is_ident_byte(b) {
+        let continues = self.current.is_some_and(|(_, last)| last + 1 == at);
+        if is_ident_byte(b) || (b == b'$' && continues) {
             match self.current {
                 Some((start, last)) if last + 1 == at => self.current = Some((start, at)),
                 Some(_) => {
@@ -371,6 +387,11 @@ impl Words {
             }
         } else {
             self.finish(sql, at);
+            match b {
+                b'(' => self.paren_depth += 1,
+                b')' => self.paren_depth -= 1,
+                _ => {}
+            }
         }
     }
 
@@ -400,6 +421,7 @@ impl Words {
             return;
         }
         match self.kind {
+            Kind::Routine if self.paren_depth != 0 => {}
             Kind::Routine => {
                 if word.eq_ignore_ascii_case("begin")
                     || (word.eq_ignore_ascii_case("case") && self.atomic_depth > 0)
@@ -547,6 +569,35 @@ mod tests {
     fn tagged_dollar_quotes_hold_other_dollars() {
         let sql = "do $body$ begin perform $$;$$; end $body$; select 1";
         assert_eq!(statements(sql).len(), 2);
+    }
+
+    /// PostgreSQL's identifiers may hold `$` after the first character, and psql counts
+    /// `BEGIN` towards a function body only outside parentheses: otherwise a `COMMIT` reads
+    /// as part of a string, a dollar quote or a body, and the check for transaction control
+    /// never sees it.
+    #[test]
+    fn dollars_in_identifiers_and_a_parameter_named_begin_hide_nothing() {
+        assert_eq!(
+            statements("select coach.x$E'\\'; commit; begin; -- ';"),
+            vec!["select coach.x$E'\\';", "commit;", "begin;"]
+        );
+        assert_eq!(
+            statements("select 1 as x$$a$; commit; select 2 as y$a$;"),
+            vec!["select 1 as x$$a$;", "commit;", "select 2 as y$a$;"]
+        );
+        assert_eq!(
+            statements(
+                "create function coach.f(begin int) returns int language sql as 'select 1'; \
+                 commit; begin; select 1;"
+            )
+            .len(),
+            4
+        );
+        // A dollar quote right after another one is a dollar quote again.
+        assert_eq!(
+            statements("select $$a$$$$b;$$; select 3;"),
+            vec!["select $$a$$$$b;$$;", "select 3;"]
+        );
     }
 
     #[test]
