@@ -79,11 +79,8 @@ const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS war
 /// where each `DO` block and each literal `INSERT` was parsed and planned anew (about a
 /// quarter of a millisecond per migration on the server).
 ///
-/// Errors: `MG003` when the migration ended the transaction migrate ran it in: the
-/// `SET LOCAL migrate.in_migration` marker is gone *and* this statement runs in a transaction
-/// of its own message (`now()`, the transaction's start, is this message's arrival,
-/// `statement_timestamp()`; in the migration's transaction it is the earlier `BEGIN`'s), so a
-/// `RESET ALL` in the migration, which also clears the marker, is not taken for it. `MG004`
+/// Errors: `MG003` when the migration ended the transaction migrate ran it in
+/// (`IN_MIGRATION` is false). `MG004`
 /// when `check_lock` and another session holds the session-level migration lock (the
 /// migration released ours, by `pg_advisory_unlock_all`). `pg_try_advisory_lock` is true when
 /// this session holds the lock (it is re-entrant) or nobody does: O(1), where reading
@@ -99,13 +96,22 @@ pub(crate) fn record_step_function() -> String {
     )
 }
 
-/// True while the session is still in the transaction the engine began for a migration: its
-/// `SET LOCAL migrate.in_migration` marker is there, or (a `RESET ALL` in the migration clears
-/// the marker too) the transaction began before the current message arrived (`now()` is the
-/// transaction's start, `statement_timestamp()` the message's arrival; a transaction that
-/// the migration's own COMMIT left behind starts with the message that runs this).
+/// How the engine begins a migration's transaction. `DEFERRABLE` changes nothing there (it
+/// only matters to a `SERIALIZABLE READ ONLY` transaction) but marks it: see `IN_MIGRATION`.
+pub const BEGIN: &str = "BEGIN DEFERRABLE";
+
+/// True while the session is still in the transaction the engine began for a migration
+/// (`BEGIN`, then `SET LOCAL migrate.in_migration = 'on'`). Either mark is enough, and a
+/// transaction the migration's own `COMMIT` or `ROLLBACK` left behind (the rest of its
+/// message runs in one; so does a `BEGIN` of its own) has neither:
+/// - the `SET LOCAL` marker, which `RESET ALL` in the migration clears too;
+/// - `transaction_deferrable`, which `RESET ALL` leaves alone (PostgreSQL's
+///   `GUC_NO_RESET_ALL`) and which a new transaction takes from
+///   `default_transaction_deferrable`; not a mark when that default is on.
 pub const IN_MIGRATION: &str = "coalesce(pg_catalog.current_setting('migrate.in_migration', \
-     true), '') = 'on' OR pg_catalog.now() <> pg_catalog.statement_timestamp()";
+     true), '') OPERATOR(pg_catalog.=) 'on' OR \
+     (pg_catalog.current_setting('transaction_deferrable') OPERATOR(pg_catalog.=) 'on' AND \
+     pg_catalog.current_setting('default_transaction_deferrable') OPERATOR(pg_catalog.=) 'off')";
 
 /// The body of `_migrate.record_step` (see `record_step_function`).
 fn record_step_body() -> String {

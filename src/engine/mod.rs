@@ -178,6 +178,25 @@ const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE;
 /// see, a procedure that commits), and part of the migration is already committed.
 const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 
+/// Set session-wide right after a migration's `BEGIN` (with the session-level lock; a pooled
+/// session may move between server connections), to a value no other flight of this process
+/// uses: a rollback of that transaction undoes it, a `COMMIT` keeps it. So when it is still
+/// there after the migration failed and its transaction was rolled back, a `COMMIT` in the
+/// migration had kept it (`ended_before_error`). `RESET ALL` clears it after each migration.
+const FLIGHT_SETTING: &str = "migrate.flight";
+
+/// A value for `FLIGHT_SETTING` that no other flight of this process uses.
+fn flight_mark() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{n}", std::process::id())
+}
+
+/// `SET` of `FLIGHT_SETTING` to `mark`.
+fn set_flight(mark: &str) -> String {
+    format!("SET {FLIGHT_SETTING} = {}", literal(mark))
+}
+
 /// How long, after a lost connection, a new session waits for the lost one to end (it may
 /// still be running what it had received) before the outcome is called unknown.
 const LOST_SESSION_WAIT: Duration = Duration::from_secs(30);
@@ -288,7 +307,7 @@ impl Runner<'_> {
         if self.locking == Locking::Session {
             client.batch_execute(&reset).await?;
         }
-        client.batch_execute("BEGIN").await?;
+        client.batch_execute(state::BEGIN).await?;
         if let Locking::Transaction { lock_wait } = self.locking {
             lock::acquire_xact(client, lock_wait).await?;
         }
@@ -298,7 +317,14 @@ impl Runner<'_> {
             let started = SystemTime::now();
             let clock = Instant::now();
             let note = (self.note)(migration.version);
-            let mut parts = vec![(Part::Setup, format!("{reset}; {MARK_TRANSACTION}"))];
+            let mark = (self.locking == Locking::Session).then(flight_mark);
+            let set_mark = mark
+                .as_deref()
+                .map_or(String::new(), |m| format!("; {}", set_flight(m)));
+            let mut parts = vec![(
+                Part::Setup,
+                format!("{reset}; {MARK_TRANSACTION}{set_mark}"),
+            )];
             if let Some(sql) = settings_sql(self.settings, true) {
                 parts.push((Part::Settings, sql));
             }
@@ -317,6 +343,7 @@ impl Runner<'_> {
                     &statements,
                     Some(self.record(migration, direction, note.as_deref())),
                     false,
+                    mark.as_deref(),
                 )
                 .await;
             let warnings = flight.warnings.clone();
@@ -354,21 +381,21 @@ impl Runner<'_> {
                             .collect();
                         failure.dirty = true;
                         failure.rolled_back = false;
+                        let done = if direction == Direction::Down {
+                            "reverted"
+                        } else {
+                            "applied and recorded"
+                        };
+                        let earlier = match kept.as_slice() {
+                            [] => "it was the run's first migration".to_string(),
+                            [one] => format!("{one} stays {done}"),
+                            many => format!("{} stay {done}", many.join(", ")),
+                        };
                         failure.state = format!(
                             "it ended the --atomic run's transaction (a COMMIT, ROLLBACK or \
                              committing procedure the file check did not see), so the run was \
-                             NOT all or nothing: {} stay {}, and {} is marked dirty. Remove the \
+                             NOT all or nothing: {earlier}, and {} is marked dirty. Remove the \
                              transaction control, check what took effect, then `migrate repair`",
-                            if kept.is_empty() {
-                                "no earlier migration".to_string()
-                            } else {
-                                kept.join(", ")
-                            },
-                            if direction == Direction::Down {
-                                "reverted"
-                            } else {
-                                "applied and recorded"
-                            },
                             migration.file_name()
                         );
                         self.log_failure(migration, started, &mut failure, note)
@@ -479,21 +506,22 @@ impl Runner<'_> {
         let clock = Instant::now();
         let section = section(migration, direction);
         let statements = statements(migration, section)?;
+        let mark = (self.locking == Locking::Session).then(flight_mark);
+        let begin = format!(
+            "{}; {MARK_TRANSACTION}; {}",
+            state::BEGIN,
+            set_flight(mark.as_deref().unwrap_or_default())
+        );
         let mut parts = match self.locking {
             // The reset stays a message of its own, outside the transaction: a ROLLBACK of
             // the migration must not roll the reset back with it.
             // A session the last migration's flight reset after its COMMIT needs no reset.
-            Locking::Session if self.session.reset => {
-                vec![(Part::Setup, format!("BEGIN; {MARK_TRANSACTION}"))]
-            }
-            Locking::Session => vec![
-                (Part::Setup, RESET_SESSION.into()),
-                (Part::Setup, format!("BEGIN; {MARK_TRANSACTION}")),
-            ],
+            Locking::Session if self.session.reset => vec![(Part::Setup, begin)],
+            Locking::Session => vec![(Part::Setup, RESET_SESSION.into()), (Part::Setup, begin)],
             // Through a pooler the reset runs inside the transaction, on whichever server
             // connection it got; so does the one before COMMIT (in `record`).
             Locking::Transaction { lock_wait } => vec![
-                (Part::Setup, "BEGIN".into()),
+                (Part::Setup, state::BEGIN.into()),
                 (
                     Part::Setup,
                     format!("{}; {MARK_TRANSACTION}", self.reset_pooled()),
@@ -515,6 +543,7 @@ impl Runner<'_> {
                 &statements,
                 Some(self.record(migration, direction, note.as_deref())),
                 true,
+                mark.as_deref(),
             )
             .await;
         let duration_ms = clock.elapsed().as_millis() as i64;
@@ -634,7 +663,9 @@ impl Runner<'_> {
         if let Some(sql) = settings_sql(self.settings, false) {
             parts.push((Part::Settings, sql));
         }
-        let flight = self.flight(parts, section, &statements, None, false).await;
+        let flight = self
+            .flight(parts, section, &statements, None, false, None)
+            .await;
         let duration_ms = clock.elapsed().as_millis() as i64;
         let warnings = flight.warnings;
         let client = &self.session.client;
@@ -732,6 +763,7 @@ impl Runner<'_> {
         statements: &[Statement<'_>],
         record: Option<String>,
         commit: bool,
+        mark: Option<&str>,
     ) -> Flight {
         let Session {
             client, notices, ..
@@ -802,8 +834,10 @@ impl Runner<'_> {
                         _ => messages[i].0,
                     };
                     if part != Part::Commit && record.is_some() && !is_connection_lost(&e) {
-                        // As a COMMIT of its own did: it ends the aborted transaction (as a
-                        // ROLLBACK), or says no transaction is open when the migration ended it.
+                        // The tracking rows could not tell, when the migration ended our
+                        // transaction, began one of its own and failed in it (an aborted
+                        // transaction runs nothing): ask, then end it.
+                        ended_early |= ended_before_error(client, mark).await;
                         let _ = client.batch_execute("COMMIT").await;
                     }
                     return Some((part, e));
@@ -820,7 +854,7 @@ impl Runner<'_> {
                     };
                     if let Err(e) = result {
                         if in_transaction && !is_connection_lost(&e) {
-                            ended_early = !still_in_migration(client).await;
+                            ended_early = ended_before_error(client, mark).await;
                         }
                         if commit {
                             let _ = client.batch_execute("ROLLBACK").await;
@@ -837,6 +871,9 @@ impl Runner<'_> {
                 if let Some(record) = &record {
                     if let Err(e) = client.batch_execute(record).await {
                         ended_early |= e.code().is_some_and(|c| c.code() == ENDED_EARLY);
+                        if !is_connection_lost(&e) {
+                            ended_early |= ended_before_error(client, mark).await;
+                        }
                         if commit {
                             let _ = client.batch_execute("ROLLBACK").await;
                         }
@@ -1199,17 +1236,33 @@ async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postg
     (done, Ok(()))
 }
 
-/// After an error inside a migration's transaction: true while that transaction is still
-/// open (aborted: every statement fails with 25P02), false when the migration ended it.
-async fn still_in_migration(client: &Client) -> bool {
-    match client
-        .simple_query(&format!("SELECT {}", state::IN_MIGRATION))
-        .await
-    {
-        Err(_) => true,
-        Ok(messages) => messages.iter().any(|m| {
-            matches!(m, tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))
-        }),
+/// After an error in a migration's transaction: true when the migration had ended that
+/// transaction itself before (a `COMMIT` or `ROLLBACK` the file check did not see), so part of
+/// it may be committed. Nothing can be asked of an aborted transaction, so this ends it,
+/// with `ROLLBACK AND CHAIN`, which fails when no transaction was open at all (the migration
+/// ended migrate's and the failed statement ran outside one: ended), and otherwise undoes
+/// `FLIGHT_SETTING` unless a `COMMIT` in the migration had kept it (`mark`: ended; without a
+/// mark, through a pooler, undecided: false). Leaves a transaction open, for the caller's
+/// `ROLLBACK` or `COMMIT` to end without a warning.
+async fn ended_before_error(client: &Client, mark: Option<&str>) -> bool {
+    match client.batch_execute("ROLLBACK AND CHAIN").await {
+        Err(e) if e.code() == Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION) => {
+            let _ = client.batch_execute("BEGIN").await;
+            true
+        }
+        Err(_) => false,
+        Ok(()) => {
+            let Some(mark) = mark else {
+                return false;
+            };
+            let kept = format!("SELECT pg_catalog.current_setting('{FLIGHT_SETTING}', true)");
+            match client.simple_query(&kept).await {
+                Ok(messages) => messages
+                    .iter()
+                    .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some(mark))),
+                Err(_) => false,
+            }
+        }
     }
 }
 

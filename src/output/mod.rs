@@ -106,8 +106,17 @@ impl Printer {
                 write_out(&text);
             }
         }
-        if let Some(problem) = report.problem() {
-            write_err(&format!("error: {problem}"));
+        match (report.problem(), crate::db::session::interrupted()) {
+            (Some(problem), _) => write_err(&format!("error: {problem}")),
+            // The signal stopped nothing the report shows: what it lists finished first (a
+            // statement that caught the cancel, or a signal that came as the last one
+            // committed). Said, so that the exit status is not the only trace.
+            (None, Some(signal)) => write_err(&format!(
+                "interrupted by {}: what is reported above had finished before the signal could \
+                 stop it; nothing after it was started",
+                crate::db::session::signal_name(signal)
+            )),
+            (None, None) => {}
         }
         status
     }

@@ -575,6 +575,36 @@ fn a_migration_that_catches_the_first_cancel_is_still_interrupted() {
     assert_eq!(advisory_locks(&p), 0, "the lock is still held");
 }
 
+/// A block that catches the cancel swallows it, and the rest of the migration, sent with it,
+/// runs on to its COMMIT faster than the next cancel: the migration is done and recorded, the
+/// exit status is the signal's, and the output says the signal stopped nothing. Mutation this
+/// catches: emitting the report without naming the signal (only the exit status told; attacker
+/// finding).
+#[test]
+fn a_swallowed_cancel_is_named_when_the_migration_still_finished() {
+    let p = Project::new("signal_swallowed");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n\
+         do $$ begin perform pg_sleep(60) /* swallowed */; \
+         exception when query_canceled then null; end $$;\ncreate table coach_b (x int);\n\
+         -- DOWN\ndrop table coach_b;\ndrop table coach_a;\n",
+    );
+    let child = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* swallowed */");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT: what is reported above had finished"),
+        "{stderr}"
+    );
+    assert_eq!(p.applied(), vec![1], "{stderr}");
+    assert_eq!(advisory_locks(&p), 0, "the lock is still held");
+}
+
 /// Through a transaction pooler the cancel request goes to the pooler, which forwards it to
 /// the server connection running the statement: the statement stops, the transaction rolls
 /// back, its transaction-level lock goes with it, and the interruption is recorded.

@@ -208,6 +208,35 @@ fn transaction_control_in_a_file_is_refused_before_anything_runs() {
     p.migrate(&["down"]).success();
 }
 
+/// A `COMMIT` and `BEGIN` hidden from the file check (here by turning standard strings off
+/// with a name the check cannot read, in a COPY migration, which goes statement by
+/// statement) commit part of the migration, and the statement that then fails aborts the
+/// migration's own transaction, where nothing can be asked. `ROLLBACK AND CHAIN` tells it
+/// from migrate's (`DEFERRABLE`). Mutation this catches: taking "cannot ask" for "still in
+/// migrate's transaction" (it said "rolled back: nothing of it was applied" while `coach_a`
+/// and its row were committed; attacker finding).
+#[test]
+fn a_hidden_commit_and_begin_leave_the_migration_dirty_not_rolled_back() {
+    let file = "-- UP\ncreate table coach_a (i int);\ncopy coach_a from stdin;\n1\n\\.\n\
+        select set_config(name, 'off', false) from pg_settings \
+        where name like 'standard%conforming%';\n\
+        select 'a\\''; commit; begin; --';\ncreate table coach_b (i int);\nselect 1/0;\n\
+        -- DOWN\ndrop table coach_b;\ndrop table coach_a;\n";
+    for args in [&["up"][..], &["up", "--atomic"]] {
+        let p = Project::new("hidden_commit_begin");
+        p.migration("0001_coach_a.sql", file);
+        p.migrate(args)
+            .code(1)
+            .stderr_has("division by zero")
+            .stderr_has(" NOT ")
+            .stderr_has("marked dirty");
+        assert_eq!(dirty(&p, 1), Some(true), "{args:?}");
+        let rows: i64 = p.db.scalar("SELECT count(*) FROM coach_a");
+        assert_eq!(rows, 1, "the part before the hidden COMMIT stays committed");
+        assert_eq!(table_schema(&p, "coach_b"), None, "{args:?}");
+    }
+}
+
 /// Mutation this catches: sending COPY rows as SQL (the pre-fix "connection closed").
 #[test]
 fn copy_from_stdin_blocks_load_in_both_modes() {
