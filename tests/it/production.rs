@@ -176,21 +176,28 @@ fn five(label: &str) -> Project {
     p
 }
 
-/// Mutation this catches: taking the session-level lock (or named statements) through a
-/// transaction pooler: the lock stays on a pooled connection, the next run fails.
+/// Runs `migrate args` in `p`, sends it `signal` once the server runs the statement holding
+/// `marker`, and waits for it: its output, and its stderr as text.
+fn interrupt(
+    p: &Project,
+    args: &[&str],
+    marker: &str,
+    signal: libc::c_int,
+) -> (std::process::Output, String) {
+    let child = spawn(p, args);
+    wait_for_query(p, marker);
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
+}
+
 /// Sessions ever opened to the test database, by the server's statistics, read from the
 /// `postgres` database once the count has settled (a backend adds its session to the
 /// statistics as it exits).
 fn sessions_opened(p: &Project) -> i64 {
-    let name =
-        p.db.url
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .split('?')
-            .next()
-            .unwrap()
-            .to_string();
+    let name = p.db.name();
     let mut admin = postgres::Client::connect(server().admin_url(), postgres::NoTls).unwrap();
     let mut read = || -> i64 {
         admin
@@ -237,6 +244,8 @@ fn a_direct_run_over_tcp_opens_one_session() {
     assert_eq!(p.applied(), vec![1]);
 }
 
+/// Mutation this catches: taking the session-level lock (or named statements) through a
+/// transaction pooler: the lock stays on a pooled connection, the next run fails.
 #[test]
 fn migrations_work_through_a_transaction_pooler_and_leave_no_lock() {
     let p = five("pooler");
@@ -407,12 +416,7 @@ fn sigint_and_sigterm_cancel_the_statement_record_it_and_release_the_lock() {
                 "{header}-- UP\ncreate table coach_slow (x int);\nselect pg_sleep(120) /* sig */;\n-- DOWN\ndrop table coach_slow;\n"
             ),
         );
-        let child = spawn(&p, &["up"]);
-        wait_for_query(&p, "/* sig */");
-        // SAFETY: signals our own child process.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (out, stderr) = interrupt(&p, &["up"], "/* sig */", signal);
         assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
         assert!(
             stderr.contains(&format!("interrupted by {name}")),
@@ -523,11 +527,7 @@ fn sigint_during_down_releases_the_lock_and_keeps_the_migration_applied() {
         "-- UP\ncreate table coach_slow (x int);\n-- DOWN\nselect pg_sleep(120) /* sigdown */;\ndrop table coach_slow;\n",
     );
     p.migrate(&["up"]).success();
-    let child = spawn(&p, &["down"]);
-    wait_for_query(&p, "/* sigdown */");
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let (out, _) = interrupt(&p, &["down"], "/* sigdown */", libc::SIGINT);
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -590,12 +590,7 @@ fn a_swallowed_cancel_is_named_when_the_migration_still_finished() {
          exception when query_canceled then null; end $$;\ncreate table coach_b (x int);\n\
          -- DOWN\ndrop table coach_b;\ndrop table coach_a;\n",
     );
-    let child = spawn(&p, &["up"]);
-    wait_for_query(&p, "/* swallowed */");
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stderr) = interrupt(&p, &["up"], "/* swallowed */", libc::SIGINT);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("interrupted by SIGINT: what is reported above had finished"),
@@ -823,12 +818,12 @@ fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
          exception when query_canceled then null; end $$;\ndrop table coach_b;\n",
     );
     p.migrate(&["up"]).success();
-    let child = spawn(&p, &["down", "--all", "--allow-destructive", "--json"]);
-    wait_for_query(&p, "/* between */");
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stderr) = interrupt(
+        &p,
+        &["down", "--all", "--allow-destructive", "--json"],
+        "/* between */",
+        libc::SIGINT,
+    );
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let failure = &report["failure"];

@@ -930,13 +930,7 @@ fn owner_role(p: &Project, label: &str) -> String {
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{role}-pw';
              ALTER DATABASE \"{}\" OWNER TO {role};",
-            p.db.url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
+            p.db.name()
         ))
         .unwrap();
     // With a password, for a TEST_DATABASE_URL server that does not trust loopback.

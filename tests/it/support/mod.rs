@@ -241,6 +241,12 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The database's name: the last part of its URL's path.
+    pub fn name(&self) -> String {
+        let path = self.url.rsplit('/').next().unwrap_or_default();
+        path.split('?').next().unwrap_or_default().to_string()
+    }
+
     pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
     }
