@@ -30,6 +30,9 @@ pub struct Session {
     /// The engine reset the session (`RESET ALL`, ...) after the last migration that ran on
     /// it, so the next one need not reset it first; false on a new session.
     pub reset: bool,
+    /// PostgreSQL's error positions count this session's query text in characters, except
+    /// on a `SQL_ASCII` database (`server_encoding`), where they count bytes.
+    pub positions_in_bytes: bool,
     _cancel: session::CancelRegistration,
 }
 
@@ -125,6 +128,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
             advice(target, &e)
         ))
     })?;
+    let positions_in_bytes = connection.parameter("server_encoding") == Some("SQL_ASCII");
     let (notices, closed) = session::drive(connection);
     let token = client.cancel_token();
     let cancel_tls = connector.clone();
@@ -141,6 +145,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         closed,
         connected_at: started,
         reset: false,
+        positions_in_bytes,
         _cancel: cancel,
     })
 }

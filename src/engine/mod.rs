@@ -766,8 +766,12 @@ impl Runner<'_> {
         mark: Option<&str>,
     ) -> Flight {
         let Session {
-            client, notices, ..
+            client,
+            notices,
+            positions_in_bytes,
+            ..
         } = &mut *self.session;
+        let in_bytes = *positions_in_bytes;
         let progress = self.progress;
         let mut warnings = Vec::new();
         let mut messages: Vec<(Part, String)> = parts;
@@ -830,7 +834,9 @@ impl Runner<'_> {
                         // reset after a COMMIT that took effect did (the migration is done).
                         Some(len) if i == last && done > len => return None,
                         Some(len) if i == last && done == len => Part::Commit,
-                        _ if messages[i].0 == Part::Body => in_body(section, statements, done, &e),
+                        _ if messages[i].0 == Part::Body => {
+                            in_body(section, statements, done, &e, in_bytes)
+                        }
                         _ => messages[i].0,
                     };
                     if part != Part::Commit && record.is_some() && !is_connection_lost(&e) {
@@ -938,7 +944,16 @@ impl Runner<'_> {
         };
         let (line, mut text) = match error.as_db_error() {
             Some(db) => (
-                statement.map(|(s, sent_at)| error_line(section, statements, s, sent_at, db)),
+                statement.map(|(s, sent_at)| {
+                    error_line(
+                        section,
+                        statements,
+                        s,
+                        sent_at,
+                        db,
+                        self.session.positions_in_bytes,
+                    )
+                }),
                 describe_db_error(db),
             ),
             None => (
@@ -1193,6 +1208,7 @@ fn in_body(
     statements: &[Statement<'_>],
     done: usize,
     error: &tokio_postgres::Error,
+    in_bytes: bool,
 ) -> Part {
     let sent_at = statements.first().map_or(0, |s| s.offset);
     let position = error.as_db_error().and_then(|db| match db.position() {
@@ -1201,7 +1217,7 @@ fn in_body(
     });
     let index = match position {
         Some(p) => {
-            let at = sent_at + char_offset(&section.sql[sent_at..], p);
+            let at = sent_at + char_offset(&section.sql[sent_at..], p, in_bytes);
             statements.iter().rposition(|s| s.offset <= at).unwrap_or(0)
         }
         None => done.min(statements.len().saturating_sub(1)),
@@ -1209,12 +1225,15 @@ fn in_body(
     Part::Statement { index, sent_at }
 }
 
-/// The byte offset in `text` of PostgreSQL's 1-based character `position` (its end when the
-/// position is past it).
-fn char_offset(text: &str, position: usize) -> usize {
-    text.char_indices()
-        .nth(position.saturating_sub(1))
-        .map_or(text.len(), |(i, _)| i)
+/// The byte offset in `text` of PostgreSQL's 1-based `position`: in characters, or in bytes
+/// on a `SQL_ASCII` database (`Session::positions_in_bytes`); the end of `text` when it is
+/// past it.
+fn char_offset(text: &str, position: usize, in_bytes: bool) -> usize {
+    let at = position.saturating_sub(1);
+    if in_bytes {
+        return at.min(text.len());
+    }
+    text.char_indices().nth(at).map_or(text.len(), |(i, _)| i)
 }
 
 /// Runs `sql` (one or more statements) as one simple-query message: how many of its
@@ -1518,9 +1537,11 @@ fn error_line(
     statement: &Statement<'_>,
     sent_at: usize,
     db: &tokio_postgres::error::DbError,
+    in_bytes: bool,
 ) -> usize {
     if let Some(tokio_postgres::error::ErrorPosition::Original(p)) = db.position() {
-        return section.line_of_offset(sent_at + char_offset(&section.sql[sent_at..], *p as usize));
+        return section
+            .line_of_offset(sent_at + char_offset(&section.sql[sent_at..], *p as usize, in_bytes));
     }
     if let Some(context) = db.where_() {
         for frame in context.lines() {

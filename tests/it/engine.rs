@@ -236,6 +236,39 @@ fn errors_in_a_multi_statement_migration_name_the_failing_statement() {
     assert_eq!(rows, 0, "the failed migration was rolled back");
 }
 
+/// On a `SQL_ASCII` database PostgreSQL counts error positions in bytes, not characters.
+/// Mutation this catches: reading them as characters there too (the syntax error after
+/// multibyte text is put 40 bytes further on, on line 7; attacker finding).
+#[test]
+fn error_positions_on_a_sql_ascii_database_count_bytes() {
+    let p = Project::new("sql_ascii");
+    let name = format!("{}_ascii", p.db.name());
+    let mut admin =
+        postgres::Client::connect(crate::support::server().admin_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'SQL_ASCII' \
+             LC_COLLATE 'C' LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    let url = crate::support::with_database(&p.db.url, &name);
+    let wide = "é".repeat(40);
+    p.migration(
+        "0001_coach_syntax.sql",
+        &format!(
+            "-- UP\nselect '{wide}';\nselect 1;\nselect 2;\n\ncreate tabel coach_b (x int);\n\
+             select 3;\nselect 4;\n-- DOWN\nselect 1;\n"
+        ),
+    );
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("migrations/0001_coach_syntax.sql:6:")
+        .stderr_has("syntax error at or near \"tabel\"");
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .unwrap();
+}
+
 #[test]
 fn a_failure_stops_the_run_after_earlier_migrations_commit() {
     let p = three("stops");
