@@ -178,11 +178,11 @@ const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE;
 /// see, a procedure that commits), and part of the migration is already committed.
 const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 
-/// Set session-wide right after a migration's `BEGIN` (with the session-level lock; a pooled
-/// session may move between server connections), to a value no other flight of this process
-/// uses: a rollback of that transaction undoes it, a `COMMIT` keeps it. So when it is still
-/// there after the migration failed and its transaction was rolled back, a `COMMIT` in the
-/// migration had kept it (`ended_before_error`). `RESET ALL` clears it after each migration.
+/// Set session-wide right after a migration's `BEGIN`, to a value no other flight of this
+/// process uses: a rollback of that transaction undoes it, a `COMMIT` keeps it. So when it is
+/// still there after the migration failed and its transaction was rolled back, a `COMMIT` in
+/// the migration had kept it (`ended_before_error`; through a pooler too: an open or aborted
+/// transaction keeps its server connection). `RESET ALL` clears it after each migration.
 const FLIGHT_SETTING: &str = "migrate.flight";
 
 /// A value for `FLIGHT_SETTING` that no other flight of this process uses.
@@ -317,13 +317,10 @@ impl Runner<'_> {
             let started = SystemTime::now();
             let clock = Instant::now();
             let note = (self.note)(migration.version);
-            let mark = (self.locking == Locking::Session).then(flight_mark);
-            let set_mark = mark
-                .as_deref()
-                .map_or(String::new(), |m| format!("; {}", set_flight(m)));
+            let mark = flight_mark();
             let mut parts = vec![(
                 Part::Setup,
-                format!("{reset}; {MARK_TRANSACTION}{set_mark}"),
+                format!("{reset}; {MARK_TRANSACTION}; {}", set_flight(&mark)),
             )];
             if let Some(sql) = settings_sql(self.settings, true) {
                 parts.push((Part::Settings, sql));
@@ -343,7 +340,7 @@ impl Runner<'_> {
                     &statements,
                     Some(self.record(migration, direction, note.as_deref())),
                     false,
-                    mark.as_deref(),
+                    Some(&mark),
                 )
                 .await;
             let warnings = flight.warnings.clone();
@@ -364,7 +361,7 @@ impl Runner<'_> {
                     let mut failure =
                         self.failure(migration, direction, section, &statements, part, &e);
                     failure.warnings = warnings;
-                    if flight.ended_early {
+                    if flight.ended_early || flight.unseen {
                         let client = &self.session.client;
                         client.batch_execute(RESET_SESSION).await?;
                         let applied = state::applied(client).await?;
@@ -434,7 +431,9 @@ impl Runner<'_> {
                 }
             }
         }
-        if let Err(e) = self.session.client.batch_execute("COMMIT").await {
+        // The last migration's mark would outlive the run (on a pooled server connection too).
+        let commit = format!("RESET {FLIGHT_SETTING}; COMMIT");
+        if let Err(e) = self.session.client.batch_execute(&commit).await {
             return Err(anyhow::Error::new(e).context("committing the --atomic run"));
         }
         for (step, migration) in steps.iter().zip(migrations) {
@@ -506,11 +505,11 @@ impl Runner<'_> {
         let clock = Instant::now();
         let section = section(migration, direction);
         let statements = statements(migration, section)?;
-        let mark = (self.locking == Locking::Session).then(flight_mark);
+        let mark = flight_mark();
         let begin = format!(
             "{}; {MARK_TRANSACTION}; {}",
             state::BEGIN,
-            set_flight(mark.as_deref().unwrap_or_default())
+            set_flight(&mark)
         );
         let mut parts = match self.locking {
             // The reset stays a message of its own, outside the transaction: a ROLLBACK of
@@ -524,7 +523,11 @@ impl Runner<'_> {
                 (Part::Setup, state::BEGIN.into()),
                 (
                     Part::Setup,
-                    format!("{}; {MARK_TRANSACTION}", self.reset_pooled()),
+                    format!(
+                        "{}; {MARK_TRANSACTION}; {}",
+                        self.reset_pooled(),
+                        set_flight(&mark)
+                    ),
                 ),
                 (Part::Guard, lock::xact_lock(lock_wait)),
                 (
@@ -543,7 +546,7 @@ impl Runner<'_> {
                 &statements,
                 Some(self.record(migration, direction, note.as_deref())),
                 true,
-                mark.as_deref(),
+                Some(&mark),
             )
             .await;
         let duration_ms = clock.elapsed().as_millis() as i64;
@@ -582,7 +585,7 @@ impl Runner<'_> {
         if part == Part::Setup && self.session.client.is_closed() {
             return Err(anyhow::Error::new(e).context("starting the migration's transaction"));
         }
-        if flight.ended_early {
+        if flight.ended_early || flight.unseen {
             // Part of it is committed and nothing says which: dirty, never "rolled back".
             let client = &self.session.client;
             client.batch_execute(RESET_SESSION).await?;
@@ -602,12 +605,20 @@ impl Runner<'_> {
             }
             failure.dirty = true;
             failure.rolled_back = false;
-            failure.state = format!(
+            let why = if flight.ended_early {
                 "it ended the transaction migrate ran it in (a COMMIT, ROLLBACK or committing \
                  procedure the file check did not see), so what ran before that was committed \
-                 and is NOT rolled back: it is marked dirty. Remove the transaction control from \
-                 the file, check what took effect, then `migrate repair {v}` or `migrate repair \
-                 {v} --forget`",
+                 and is NOT rolled back"
+            } else {
+                "PostgreSQL split it into more statements than migrate's file check did, and \
+                 one failed after those: a COMMIT or ROLLBACK among the ones the check did not \
+                 see may have ended the transaction migrate ran it in, so it is NOT called \
+                 rolled back"
+            };
+            failure.state = format!(
+                "{why}: it is marked dirty. Remove the transaction control from the file (or \
+                 split what PostgreSQL and the check read differently), check what took effect, \
+                 then `migrate repair {v}` or `migrate repair {v} --forget`",
                 v = migration.version
             );
             self.log_failure(migration, started, &mut failure, note)
@@ -779,6 +790,8 @@ impl Runner<'_> {
         let pipelined = commit && !has_copy;
         let in_transaction = record.is_some();
         let mut ended_early = false;
+        // PostgreSQL ran more statements than the file check split the section into.
+        let mut unseen = false;
         let locking = self.locking;
         // Set when the flight ended with the reset for the next migration.
         let mut reset = false;
@@ -835,6 +848,10 @@ impl Runner<'_> {
                         Some(len) if i == last && done > len => return None,
                         Some(len) if i == last && done == len => Part::Commit,
                         _ if messages[i].0 == Part::Body => {
+                            // As many statements completed as the check saw, and then one
+                            // more failed: the server split the section otherwise, and what
+                            // it ran unseen may have ended the transaction.
+                            unseen = done >= statements.len();
                             in_body(section, statements, done, &e, in_bytes)
                         }
                         _ => messages[i].0,
@@ -854,9 +871,15 @@ impl Runner<'_> {
                     }
                 }
                 for (i, s) in statements.iter().enumerate() {
+                    // One statement per message: more than one completing (and a failure
+                    // after one completed) means the server split it into several.
                     let result = match &s.copy_data {
                         Some(data) => copy_in(client, s.sql, data.text).await,
-                        None => client.batch_execute(s.sql).await,
+                        None => {
+                            let (done, result) = completed(client, s.sql).await;
+                            unseen |= done > usize::from(result.is_ok());
+                            result
+                        }
                     };
                     if let Err(e) = result {
                         if in_transaction && !is_connection_lost(&e) {
@@ -925,6 +948,7 @@ impl Runner<'_> {
             error,
             warnings,
             ended_early,
+            unseen,
         }
     }
 
@@ -1196,6 +1220,9 @@ enum Ran {
 struct Flight {
     error: Option<(Part, tokio_postgres::Error)>,
     warnings: Vec<ServerMessage>,
+    /// PostgreSQL ran statements the file check did not see as such (it split the file
+    /// otherwise) before one failed: whether they ended the transaction cannot be told.
+    unseen: bool,
     /// The migration ended the transaction it ran in: part of it may be committed.
     ended_early: bool,
 }

@@ -363,8 +363,8 @@ struct Words {
     from_stdin: bool,
     to_stdout: bool,
     atomic_depth: u32,
-    /// Parentheses open at this point: as in psql, `BEGIN`, `CASE` and `END` count towards
-    /// `atomic_depth` only outside them (a parameter may be named `begin`).
+    /// Parentheses open at this point: as in psql, `BEGIN ATOMIC`, `CASE` and `END` count
+    /// towards `atomic_depth` only outside them.
     paren_depth: i64,
     /// Offset of the statement's first byte of code (after comments and blanks).
     first_code: Option<usize>,
@@ -403,16 +403,19 @@ impl Words {
         if self.first.len() < 4 {
             self.first.push(word.to_ascii_lowercase());
             {
-                self.kind = match self.first[0].as_str() {
-                    "create"
-                        if self
-                            .first
-                            .iter()
-                            .any(|w| w == "function" || w == "procedure") =>
+                let routine = |w: &String| w == "function" || w == "procedure";
+                self.kind = match self.first.as_slice() {
+                    // CREATE [OR REPLACE] FUNCTION|PROCEDURE, as psql recognises it.
+                    [create, what, ..] if create == "create" && routine(what) => Kind::Routine,
+                    [create, or, replace, what, ..]
+                        if create == "create"
+                            && or == "or"
+                            && replace == "replace"
+                            && routine(what) =>
                     {
                         Kind::Routine
                     }
-                    "copy" => Kind::Copy,
+                    [copy, ..] if copy == "copy" => Kind::Copy,
                     _ => Kind::Other,
                 };
             }
@@ -422,12 +425,18 @@ impl Words {
         }
         match self.kind {
             Kind::Routine if self.paren_depth != 0 => {}
+            // The body opens with `BEGIN ATOMIC` (a `begin` alone is a name: a parameter, a
+            // column, `RETURN begin + 1`); inside it `CASE` opens and `END` closes.
+            Kind::Routine if self.atomic_depth == 0 => {
+                let previous = &sql[self.previous.0..self.previous.1];
+                if word.eq_ignore_ascii_case("atomic") && previous.eq_ignore_ascii_case("begin") {
+                    self.atomic_depth = 1;
+                }
+            }
             Kind::Routine => {
-                if word.eq_ignore_ascii_case("begin")
-                    || (word.eq_ignore_ascii_case("case") && self.atomic_depth > 0)
-                {
+                if word.eq_ignore_ascii_case("case") {
                     self.atomic_depth += 1;
-                } else if word.eq_ignore_ascii_case("end") && self.atomic_depth > 0 {
+                } else if word.eq_ignore_ascii_case("end") {
                     self.atomic_depth -= 1;
                 }
             }
@@ -593,6 +602,17 @@ mod tests {
             .len(),
             4
         );
+        // `begin` as a name, in the parameters, a `RETURN` body or a column of a `BEGIN
+        // ATOMIC` body, and `function` as a table name, open no body.
+        for sql in [
+            "create function f(begin int) returns int language sql immutable return begin + 1; \
+             commit; begin; select 1;",
+            "create function h() returns setof int language sql begin atomic select begin from ev; \
+             end; commit; begin; select 1;",
+            "create table function as select 1 as begin; commit; begin; select 1;",
+        ] {
+            assert_eq!(statements(sql).len(), 4, "{sql}");
+        }
         // A dollar quote right after another one is a dollar quote again.
         assert_eq!(
             statements("select $$a$$$$b;$$; select 3;"),

@@ -208,6 +208,34 @@ fn transaction_control_in_a_file_is_refused_before_anything_runs() {
     p.migrate(&["down"]).success();
 }
 
+/// A COPY migration (sent statement by statement) that turns standard strings off under a
+/// name the file check cannot read, so that `hidden` runs where the check sees a string; then
+/// a table, and a statement that fails.
+pub(crate) fn hidden_after_copy(hidden: &str) -> String {
+    format!(
+        "-- UP\ncreate table coach_a (i int);\ncopy coach_a from stdin;\n1\n\\.\n\
+         select set_config(name, 'off', false) from pg_settings \
+         where name like 'standard%conforming%';\n\
+         select 'a\\''; {hidden} --';\ncreate table coach_b (i int);\nselect 1/0;\n\
+         -- DOWN\ndrop table coach_b;\ndrop table coach_a;\n"
+    )
+}
+
+/// Statements PostgreSQL runs that the file check did not see as statements (it split the
+/// text otherwise) may have ended the transaction, so a failure after them is not called
+/// rolled back. Mutation this catches: not counting the statements each message completed.
+#[test]
+fn statements_the_check_did_not_see_make_a_failure_dirty() {
+    let p = Project::new("unseen_statements");
+    p.migration("0001_coach_a.sql", &hidden_after_copy("select 2;"));
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("division by zero")
+        .stderr_has("PostgreSQL split it into more statements")
+        .stderr_has("marked dirty");
+    assert_eq!(dirty(&p, 1), Some(true));
+}
+
 /// A `COMMIT` and `BEGIN` hidden from the file check (here by turning standard strings off
 /// with a name the check cannot read, in a COPY migration, which goes statement by
 /// statement) commit part of the migration, and the statement that then fails aborts the
@@ -217,14 +245,10 @@ fn transaction_control_in_a_file_is_refused_before_anything_runs() {
 /// and its row were committed; attacker finding).
 #[test]
 fn a_hidden_commit_and_begin_leave_the_migration_dirty_not_rolled_back() {
-    let file = "-- UP\ncreate table coach_a (i int);\ncopy coach_a from stdin;\n1\n\\.\n\
-        select set_config(name, 'off', false) from pg_settings \
-        where name like 'standard%conforming%';\n\
-        select 'a\\''; commit; begin; --';\ncreate table coach_b (i int);\nselect 1/0;\n\
-        -- DOWN\ndrop table coach_b;\ndrop table coach_a;\n";
+    let file = hidden_after_copy("commit; begin;");
     for args in [&["up"][..], &["up", "--atomic"]] {
         let p = Project::new("hidden_commit_begin");
-        p.migration("0001_coach_a.sql", file);
+        p.migration("0001_coach_a.sql", &file);
         p.migrate(args)
             .code(1)
             .stderr_has("division by zero")
@@ -713,20 +737,15 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
 /// transaction the file ended itself, in a form the file check cannot see.
 #[test]
 fn a_migration_that_ends_its_own_transaction_is_dirty_never_rolled_back() {
-    let body = "create table coach_x1 (a int);\n\
-                create function coach_f() returns int language sql begin atomic select 1 as begin; end;\n\
-                commit;\n\
-                create table coach_x2 ();\nselect 1/0;\n";
+    // The COMMIT is hidden from the file check by turning standard strings off first.
+    let file = hidden_after_copy("commit;");
     for atomic in [false, true] {
         let p = Project::new("ended_early");
         p.migration(
             "0001_coach_ok.sql",
             "-- UP\ncreate table coach_ok (x int);\n-- DOWN\ndrop table coach_ok;\n",
         );
-        p.migration(
-            "0002_coach_commit.sql",
-            &format!("-- UP\n{body}-- DOWN\nselect 1;\n"),
-        );
+        p.migration("0002_coach_commit.sql", &file);
         let args: &[&str] = if atomic {
             &["up", "--atomic", "--json"]
         } else {
@@ -735,8 +754,8 @@ fn a_migration_that_ends_its_own_transaction_is_dirty_never_rolled_back() {
         let json = p.migrate(args).code(1).json();
         assert_eq!(json["failure"]["rolled_back"], false, "{json}");
         assert_eq!(json["failure"]["dirty"], true, "{json}");
-        // What the database holds: coach_x1 committed, 0002 visibly dirty.
-        assert_eq!(table_schema(&p, "coach_x1").as_deref(), Some("public"));
+        // What the database holds: coach_a committed, 0002 visibly dirty.
+        assert_eq!(table_schema(&p, "coach_a").as_deref(), Some("public"));
         assert_eq!(dirty(&p, 2), Some(true));
         p.migrate(&["status"]).success().stdout_has("DIRTY");
         if atomic {
