@@ -99,32 +99,37 @@ fn own_socket(_client: SocketAddr, _server: SocketAddr) -> bool {
 }
 
 /// True when `first` (a session to `url`) reaches the server through a transaction-mode
-/// pooler. Three signs, any of which settles it: the backend serving `first` is older than
-/// `first` itself (a pooled server connection, reused); the backend changes between
-/// statements of one session; or a second session of ours is handed the backend the first
-/// one held once its transaction ends (or must wait for it). When the second session cannot
-/// connect (a full server), the first two signs decide. A session whose backend serves this
-/// process's own TCP socket (`own_socket`) is direct, and no second session is opened.
+/// pooler. Three signs, any of which settles it: the backend changes between statements of
+/// one session; a second session of ours is handed the backend the first one held once its
+/// transaction ends (or must wait for it); or two statements in a row of one session get two
+/// backends (a round-robin pool). A backend older than `first` itself (a pooled server
+/// connection, reused) says "a pooler" but not which kind: a session pooler shows none of the
+/// three signs. When the second session cannot connect (a full server), a reused backend or a
+/// changed one decides. A session whose backend serves this process's own TCP socket
+/// (`own_socket`) is direct, and no second session is opened.
 pub async fn is_transaction_pooler(
     url: &crate::conninfo::ConnInfo,
     first: &Session,
 ) -> anyhow::Result<bool> {
     let (age, tcp) = backend_view(first).await?;
-    if age > first.connected_at.elapsed().as_secs_f64() + 0.5 {
-        return Ok(true);
-    }
+    // A pooled server connection, reused: a pooler, but a session pooler (`pool_mode =
+    // session`) reuses them too, and keeps each session on its own backend, where a
+    // session-level lock is safe; the signs below tell the two apart.
+    let reused = age > first.connected_at.elapsed().as_secs_f64() + 0.5;
     // The backend's client is this process's own socket: a direct session, settled without
     // a second session (one backend fewer to start, about 10 ms of a short run).
-    if tcp.is_some_and(|(client, server)| own_socket(client, server)) {
+    if !reused && tcp.is_some_and(|(client, server)| own_socket(client, server)) {
         return Ok(false);
     }
     let before = backend_pid(first).await?;
     let Ok(second) = super::connect(url).await else {
-        return Ok(backend_pid(first).await? != before);
+        // Undecided between the two kinds of pooler: the one a session lock is not safe with.
+        return Ok(reused || backend_pid(first).await? != before);
     };
     // Other clients of the same pool can reorder which connection is handed out next, so a
-    // pooler gets three chances to show itself; a direct server never changes backends.
-    for _ in 0..3 {
+    // pooler gets three chances to show itself (six when it is known to pool); a direct
+    // server or a session pooler never changes a session's backend.
+    for _ in 0..if reused { 6 } else { 3 } {
         first.batch_execute("BEGIN").await?;
         let held = backend_pid(first).await?;
         let waited = tokio::time::timeout(PATIENCE, backend_pid(&second.client)).await;
@@ -136,6 +141,12 @@ pub async fn is_transaction_pooler(
         };
         let again = backend_pid(&second.client).await?;
         if held != before || other == held || again != other {
+            return Ok(true);
+        }
+        // A pool that hands out the connection idle the longest (PgBouncer's
+        // `server_round_robin`) gives two statements in a row of one session two backends,
+        // now that both sessions' connections are idle.
+        if backend_pid(first).await? != backend_pid(first).await? {
             return Ok(true);
         }
     }

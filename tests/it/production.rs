@@ -17,6 +17,8 @@ struct Bouncer {
 }
 
 static BOUNCER: OnceLock<Bouncer> = OnceLock::new();
+static ROUND_ROBIN: OnceLock<Bouncer> = OnceLock::new();
+static SESSION_POOL: OnceLock<Bouncer> = OnceLock::new();
 
 fn pgbouncer_binary() -> PathBuf {
     for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
@@ -39,7 +41,31 @@ fn free_port() -> u16 {
 const PORT_TRIES: usize = 5;
 
 fn bouncer() -> &'static Bouncer {
-    BOUNCER.get_or_init(|| {
+    BOUNCER.get_or_init(|| start_bouncer("", "pool_mode = transaction\ndefault_pool_size = 4"))
+}
+
+/// A second PgBouncer in `pool_mode = transaction` that hands out the server connection idle
+/// the longest (`server_round_robin = 1`) instead of the one released last.
+fn round_robin_bouncer() -> &'static Bouncer {
+    ROUND_ROBIN.get_or_init(|| {
+        start_bouncer(
+            "-rr",
+            "pool_mode = transaction\ndefault_pool_size = 10\nserver_round_robin = 1",
+        )
+    })
+}
+
+/// A PgBouncer in `pool_mode = session`: each client keeps one server connection while it is
+/// connected, and the next client may be handed it afterwards.
+fn session_bouncer() -> &'static Bouncer {
+    SESSION_POOL
+        .get_or_init(|| start_bouncer("-session", "pool_mode = session\ndefault_pool_size = 4"))
+}
+
+/// Starts a PgBouncer in front of the test server with `pool` settings (`pool_mode` among
+/// them), in a directory named with `suffix`; stopped when the test process exits.
+fn start_bouncer(suffix: &str, pool: &str) -> Bouncer {
+    {
         // The server and the credentials the tests use (TEST_DATABASE_URL's, or the harness's).
         let admin: postgres::Config = server().admin_url().parse().unwrap();
         let server_host = match &admin.get_hosts()[0] {
@@ -51,7 +77,8 @@ fn bouncer() -> &'static Bouncer {
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!("migrate-pgbouncer-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("migrate-pgbouncer{suffix}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("users.txt"),
@@ -68,8 +95,8 @@ fn bouncer() -> &'static Bouncer {
                 format!(
                     "[databases]\n* = host={server_host} port={server_port}\n\n[pgbouncer]\n\
                      listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-                     auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = transaction\n\
-                     default_pool_size = 4\nmax_client_conn = 200\nserver_idle_timeout = 10\n\
+                     auth_type = trust\nauth_file = {dir}/users.txt\n\
+                     {pool}\nmax_client_conn = 200\nserver_idle_timeout = 10\n\
                      ignore_startup_parameters = extra_float_digits,options\n\
                      logfile = {log}\npidfile = {dir}/pgbouncer.pid\n",
                     dir = dir.display(),
@@ -139,16 +166,21 @@ fn bouncer() -> &'static Bouncer {
             }
         }
         panic!("pgbouncer found no free port in {PORT_TRIES} tries");
-    })
+    }
 }
 
 /// The project's database, reached through the pooler.
 fn pooled_url(p: &Project) -> String {
+    url_through(bouncer(), p)
+}
+
+/// The project's database, reached through `pooler`.
+fn url_through(pooler: &Bouncer, p: &Project) -> String {
     let config: postgres::Config = p.db.url.parse().unwrap();
     crate::support::with_credentials(
         &format!(
             "postgres://127.0.0.1:{}/{}",
-            bouncer().port,
+            pooler.port,
             config.get_dbname().unwrap()
         ),
         server().user(),
@@ -242,6 +274,50 @@ fn a_direct_run_over_tcp_opens_one_session() {
         "sessions opened by one `up`"
     );
     assert_eq!(p.applied(), vec![1]);
+}
+
+/// A session pooler reuses server connections, so the backend is older than the session, but
+/// it keeps each session on its own backend: what needs a session (a `transaction: none`
+/// migration, the session-level lock) works through it, as the README says. Mutation this
+/// catches: taking a reused backend for a transaction pooler (refused "through a transaction
+/// pooler"; attacker finding).
+#[test]
+fn a_session_pooler_with_a_warm_pool_is_not_taken_for_a_transaction_pooler() {
+    let p = Project::new("session_pool");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    let url = url_through(session_bouncer(), &p);
+    // Warm the pool: this client's server connection stays in it after the client leaves.
+    let mut warm = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    warm.batch_execute("SELECT 1").unwrap();
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(1200));
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+}
+
+/// A pool that hands out the connection idle the longest (PgBouncer `server_round_robin`)
+/// is told from a direct server too: runs through it take no session-level lock, so none is
+/// left on a pooled connection. Mutation this catches: dropping the sign of two statements in
+/// a row of one session on two backends (the lock stayed behind, the next run failed with
+/// MG004 and later ones waited for "another migrate run"; attacker finding).
+#[test]
+fn a_round_robin_transaction_pooler_is_detected() {
+    let p = five("round_robin");
+    let url = url_through(round_robin_bouncer(), &p);
+    p.migrate_raw(&["up", "--to", "2", "--database-url", &url], &[])
+        .success();
+    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    p.migrate_raw(&["down", "--all", "--database-url", &url], &[])
+        .success();
+    assert!(p.applied().is_empty());
+    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
 }
 
 /// Mutation this catches: taking the session-level lock (or named statements) through a
@@ -573,6 +649,28 @@ fn a_migration_that_catches_the_first_cancel_is_still_interrupted() {
     assert_eq!(table, None, "rolled back");
     assert_eq!(running(&p, "/* caught2 */"), 0, "the statement still runs");
     assert_eq!(advisory_locks(&p), 0, "the lock is still held");
+}
+
+/// Through a transaction pooler a `COMMIT` and `BEGIN` hidden from the file check are caught
+/// too: the migration's failed transaction keeps its server connection, where the flight mark
+/// the `COMMIT` kept is read. Mutation this catches: no mark through a pooler (it said
+/// "rolled back" while `coach_a` stayed committed; attacker finding).
+#[test]
+fn a_hidden_commit_through_a_pooler_leaves_the_migration_dirty() {
+    let p = Project::new("pooled_hidden_commit");
+    p.migration(
+        "0001_coach_a.sql",
+        &crate::truth::hidden_after_copy("commit; begin;"),
+    );
+    p.migrate_raw(&["up", "--database-url", &pooled_url(&p)], &[])
+        .code(1)
+        .stderr_has("division by zero")
+        .stderr_has("NOT rolled back")
+        .stderr_has("marked dirty");
+    let dirty: bool =
+        p.db.scalar("SELECT dirty FROM _migrate.schema_migrations WHERE version = 1");
+    assert!(dirty);
+    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
 }
 
 /// A block that catches the cancel swallows it, and the rest of the migration, sent with it,
