@@ -107,11 +107,11 @@ pub const BEGIN: &str = "BEGIN DEFERRABLE";
 /// - the `SET LOCAL` marker, which `RESET ALL` in the migration clears too;
 /// - `transaction_deferrable`, which `RESET ALL` leaves alone (PostgreSQL's
 ///   `GUC_NO_RESET_ALL`) and which a new transaction takes from
-///   `default_transaction_deferrable`; not a mark when that default is on.
+///   `default_transaction_deferrable` (when that is on, a migration that commits part of
+///   itself and then succeeds is recorded as applied: all of it took effect).
 pub const IN_MIGRATION: &str = "coalesce(pg_catalog.current_setting('migrate.in_migration', \
      true), '') OPERATOR(pg_catalog.=) 'on' OR \
-     (pg_catalog.current_setting('transaction_deferrable') OPERATOR(pg_catalog.=) 'on' AND \
-     pg_catalog.current_setting('default_transaction_deferrable') OPERATOR(pg_catalog.=) 'off')";
+     pg_catalog.current_setting('transaction_deferrable') OPERATOR(pg_catalog.=) 'on'";
 
 /// The body of `_migrate.record_step` (see `record_step_function`).
 fn record_step_body() -> String {

@@ -679,6 +679,20 @@ impl Runner<'_> {
             .await;
         let duration_ms = clock.elapsed().as_millis() as i64;
         let warnings = flight.warnings;
+        if let (Some(i), Some(signal)) = (flight.stopped_before, session::interrupted()) {
+            let failure = self
+                .stopped(
+                    migration,
+                    direction,
+                    section,
+                    &statements,
+                    i,
+                    signal,
+                    warnings,
+                )
+                .await?;
+            return Ok(Err(failure));
+        }
         let client = &self.session.client;
         match flight.error {
             None => {
@@ -792,6 +806,8 @@ impl Runner<'_> {
         let mut ended_early = false;
         // PostgreSQL ran more statements than the file check split the section into.
         let mut unseen = false;
+        // Outside a transaction: the statement a signal came before (none of it started).
+        let mut stopped_before = None;
         let locking = self.locking;
         // Set when the flight ended with the reset for the next migration.
         let mut reset = false;
@@ -871,6 +887,12 @@ impl Runner<'_> {
                     }
                 }
                 for (i, s) in statements.iter().enumerate() {
+                    // Outside a transaction each statement commits: after a signal, none more
+                    // is started (in one, the cancel and the rollback see to that).
+                    if !in_transaction && session::interrupted().is_some() {
+                        stopped_before = Some(i);
+                        return None;
+                    }
                     // One statement per message: more than one completing (and a failure
                     // after one completed) means the server split it into several.
                     let result = match &s.copy_data {
@@ -949,6 +971,7 @@ impl Runner<'_> {
             warnings,
             ended_early,
             unseen,
+            stopped_before,
         }
     }
 
@@ -1151,6 +1174,70 @@ impl Runner<'_> {
         Ok(failure)
     }
 
+    /// A `transaction: none` migration a signal stopped before its statement `next` started:
+    /// what ran before it took effect (dirty), unless that only set the session (then it is
+    /// as if it never started).
+    #[allow(clippy::too_many_arguments)]
+    async fn stopped(
+        &mut self,
+        migration: &Migration,
+        direction: Direction,
+        section: &Section,
+        statements: &[Statement<'_>],
+        next: usize,
+        signal: i32,
+        warnings: Vec<ServerMessage>,
+    ) -> anyhow::Result<Failure> {
+        let s = &statements[next];
+        let line = section.line_of_offset(s.offset + lexer::leading_blank(s.sql));
+        let name = session::signal_name(signal);
+        let untouched = statements[..next].iter().all(|s| session_only(s.sql));
+        let client = &self.session.client;
+        client.batch_execute(RESET_SESSION).await?;
+        let state = if untouched {
+            match direction {
+                Direction::Down => state::clear_dirty(client, migration.version).await?,
+                _ => state::forget_applied(client, migration.version).await?,
+            }
+            match direction {
+                Direction::Down => "it stopped before any statement that changes anything: it \
+                                    is still applied"
+                    .to_string(),
+                _ => "it stopped before any statement that changes anything: nothing of it was \
+                      applied"
+                    .to_string(),
+            }
+        } else {
+            dirty_advice(
+                migration,
+                direction,
+                statements,
+                Part::Statement {
+                    index: next,
+                    sent_at: s.offset,
+                },
+            )
+        };
+        let mut failure = Failure {
+            version: migration.version,
+            name: migration.name.clone(),
+            direction,
+            file: migration.path.clone(),
+            line: Some(line),
+            error: format!("interrupted by {name} before this statement started"),
+            dirty: !untouched,
+            rolled_back: false,
+            connection_lost: false,
+            interrupted: Some(name.to_string()),
+            state,
+            warnings,
+        };
+        let note = (self.note)(migration.version);
+        self.log_failure(migration, SystemTime::now(), &mut failure, note)
+            .await;
+        Ok(failure)
+    }
+
     /// Logs a failed migration run in the history, as the connecting role.
     /// Writes the failure's history line. When that fails too (no right to write
     /// `_migrate.history`, a damaged state table), the failure is still what is reported, and
@@ -1223,6 +1310,8 @@ struct Flight {
     /// PostgreSQL ran statements the file check did not see as such (it split the file
     /// otherwise) before one failed: whether they ended the transaction cannot be told.
     unseen: bool,
+    /// Outside a transaction: the statement a signal came before, none of which started.
+    stopped_before: Option<usize>,
     /// The migration ended the transaction it ran in: part of it may be committed.
     ended_early: bool,
 }

@@ -673,6 +673,35 @@ fn a_hidden_commit_through_a_pooler_leaves_the_migration_dirty() {
     assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
 }
 
+/// Outside a transaction each statement commits, so after a signal no further statement of a
+/// `transaction: none` migration starts: one that swallowed the cancel finishes, the next does
+/// not run, and the migration stays dirty. Mutation this catches: not checking for the signal
+/// between statements (`coach_s1` was created after the signal and the migration recorded
+/// clean; attacker finding).
+#[test]
+fn after_a_signal_no_further_statement_of_a_none_migration_starts() {
+    let p = Project::new("signal_none_between");
+    p.migration(
+        "0001_coach_s.sql",
+        "-- transaction: none\n-- UP\n\
+         do $$ begin perform pg_sleep(60) /* none_caught */; \
+         exception when query_canceled then null; end $$;\ncreate table coach_s1 (x int);\n\
+         -- DOWN\ndrop table coach_s1;\n",
+    );
+    let (out, stderr) = interrupt(&p, &["up"], "/* none_caught */", libc::SIGINT);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("0001_coach_s.sql:4: interrupted by SIGINT before this statement started"),
+        "{stderr}"
+    );
+    let table: Option<String> = p.db.scalar("SELECT to_regclass('coach_s1')::text");
+    assert_eq!(table, None, "started after the signal");
+    let dirty: bool =
+        p.db.scalar("SELECT dirty FROM _migrate.schema_migrations WHERE version = 1");
+    assert!(dirty, "its first statement took effect");
+    assert_eq!(advisory_locks(&p), 0, "the lock is still held");
+}
+
 /// A block that catches the cancel swallows it, and the rest of the migration, sent with it,
 /// runs on to its COMMIT faster than the next cancel: the migration is done and recorded, the
 /// exit status is the signal's, and the output says the signal stopped nothing. Mutation this
