@@ -242,12 +242,14 @@ enum Part {
     Setup,
     Settings,
     Guard,
-    /// The section's statement `index`, sent in a message that began at byte `sent_at` of
-    /// the section (the statement's own offset, or the first statement's when the whole
-    /// section went as one message): PostgreSQL's error positions count from there.
+    /// The section's statement `index`, sent in a message that held bytes `sent_at` to
+    /// `sent_to` of the section (the statement's own, or all the statements' when the whole
+    /// section went as one message): PostgreSQL's error positions count from there, and one
+    /// past its end ("at end of input") means its last byte.
     Statement {
         index: usize,
         sent_at: usize,
+        sent_to: usize,
     },
     /// All of the section's statements as one message (a transactional migration without
     /// COPY); an error in it is attributed to a `Statement` by `Flight::in_body`.
@@ -914,6 +916,7 @@ impl Runner<'_> {
                             Part::Statement {
                                 index: i,
                                 sent_at: s.offset,
+                                sent_to: s.offset + s.sql.len(),
                             },
                             e,
                         ));
@@ -986,17 +989,21 @@ impl Runner<'_> {
         error: &tokio_postgres::Error,
     ) -> Failure {
         let statement = match part {
-            Part::Statement { index, sent_at } => statements.get(index).map(|s| (s, sent_at)),
+            Part::Statement {
+                index,
+                sent_at,
+                sent_to,
+            } => statements.get(index).map(|s| (s, sent_at..sent_to)),
             _ => None,
         };
         let (line, mut text) = match error.as_db_error() {
             Some(db) => (
-                statement.map(|(s, sent_at)| {
+                statement.clone().map(|(s, sent)| {
                     error_line(
                         section,
                         statements,
                         s,
-                        sent_at,
+                        sent,
                         db,
                         self.session.positions_in_bytes,
                     )
@@ -1005,6 +1012,7 @@ impl Runner<'_> {
             ),
             None => (
                 statement
+                    .clone()
                     .map(|(s, _)| section.line_of_offset(s.offset + lexer::leading_blank(s.sql))),
                 crate::db::chain(error),
             ),
@@ -1215,6 +1223,7 @@ impl Runner<'_> {
                 Part::Statement {
                     index: next,
                     sent_at: s.offset,
+                    sent_to: s.offset + s.sql.len(),
                 },
             )
         };
@@ -1327,18 +1336,23 @@ fn in_body(
     in_bytes: bool,
 ) -> Part {
     let sent_at = statements.first().map_or(0, |s| s.offset);
+    let sent_to = statements.last().map_or(0, |s| s.offset + s.sql.len());
     let position = error.as_db_error().and_then(|db| match db.position() {
         Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
         _ => None,
     });
     let index = match position {
         Some(p) => {
-            let at = sent_at + char_offset(&section.sql[sent_at..], p, in_bytes);
+            let at = sent_at + char_offset(&section.sql[sent_at..sent_to], p, in_bytes);
             statements.iter().rposition(|s| s.offset <= at).unwrap_or(0)
         }
         None => done.min(statements.len().saturating_sub(1)),
     };
-    Part::Statement { index, sent_at }
+    Part::Statement {
+        index,
+        sent_at,
+        sent_to,
+    }
 }
 
 /// The byte offset in `text` of PostgreSQL's 1-based `position`: in characters, or in bytes
@@ -1644,20 +1658,30 @@ fn privilege_advice(message: &str, statement: &str) -> String {
 }
 
 /// The file line an error in `statement` points at: PostgreSQL's position in the message
-/// that began at byte `sent_at` of the section;
+/// that held bytes `sent` of the section (its last byte when the position is past its end:
+/// "syntax error at end of input");
 /// else the line of a PL/pgSQL `DO` block or function body of this section that its context
 /// names ("PL/pgSQL function inline_code_block line 3"); else the statement's first line.
 fn error_line(
     section: &Section,
     statements: &[Statement<'_>],
     statement: &Statement<'_>,
-    sent_at: usize,
+    sent: std::ops::Range<usize>,
     db: &tokio_postgres::error::DbError,
     in_bytes: bool,
 ) -> usize {
     if let Some(tokio_postgres::error::ErrorPosition::Original(p)) = db.position() {
-        return section
-            .line_of_offset(sent_at + char_offset(&section.sql[sent_at..], *p as usize, in_bytes));
+        let text = &section.sql[sent.clone()];
+        let mut at = char_offset(text, *p as usize, in_bytes);
+        if at >= text.len() {
+            // At end of input: the last code of the message, not comments or blanks after it.
+            lexer::Scanner::default().feed_code(text, |i, b| {
+                if !b.is_ascii_whitespace() {
+                    at = i;
+                }
+            });
+        }
+        return section.line_of_offset(sent.start + at.min(text.len()));
     }
     if let Some(context) = db.where_() {
         for frame in context.lines() {

@@ -236,6 +236,24 @@ fn errors_in_a_multi_statement_migration_name_the_failing_statement() {
     assert_eq!(rows, 0, "the failed migration was rolled back");
 }
 
+/// "Syntax error at end of input" points one past the message: at the last line of the
+/// statements, not at the blank lines and comments after them. Mutation this catches: not
+/// clamping the position to the last code sent (a line of the comment or blanks after it; attacker
+/// finding).
+#[test]
+fn a_syntax_error_at_end_of_input_names_the_last_statement_line() {
+    let p = Project::new("end_of_input");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (x int);\nselect (1,\n  2\n\n-- trailing note\n-- DOWN\ndrop table coach_t;\n",
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("migrations/0001_coach_t.sql:4:")
+        .stderr_has("syntax error at end of input");
+    assert!(p.applied().is_empty());
+}
+
 /// On a `SQL_ASCII` database PostgreSQL counts error positions in bytes, not characters.
 /// Mutation this catches: reading them as characters there too (the syntax error after
 /// multibyte text is put 40 bytes further on, on line 7; attacker finding).
