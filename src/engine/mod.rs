@@ -1390,9 +1390,10 @@ async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postg
 /// it may be committed. Nothing can be asked of an aborted transaction, so this ends it,
 /// with `ROLLBACK AND CHAIN`, which fails when no transaction was open at all (the migration
 /// ended migrate's and the failed statement ran outside one: ended), and otherwise undoes
-/// `FLIGHT_SETTING` unless a `COMMIT` in the migration had kept it (`mark`: ended; without a
-/// mark, through a pooler, undecided: false). Leaves a transaction open, for the caller's
-/// `ROLLBACK` or `COMMIT` to end without a warning.
+/// `FLIGHT_SETTING` unless a `COMMIT` in the migration had kept it (`mark`: ended). Every
+/// flight in a transaction sets a mark, directly and through a pooler; without one (none is
+/// set outside a transaction) this cannot tell: false. Leaves a transaction open, for the
+/// caller's `ROLLBACK` or `COMMIT` to end without a warning.
 async fn ended_before_error(client: &Client, mark: Option<&str>) -> bool {
     match client.batch_execute("ROLLBACK AND CHAIN").await {
         Err(e) if e.code() == Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION) => {
