@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::{AsyncMessage, Connection};
 
 /// A message the server sent outside a query's result: `RAISE WARNING`, `RAISE NOTICE`, ...
@@ -30,21 +30,45 @@ impl std::fmt::Display for ServerMessage {
 }
 
 /// The notices of one session, in the order the server sent them.
-pub struct Notices(mpsc::UnboundedReceiver<ServerMessage>);
+///
+/// While `hold(true)`, the task that polls the connection stops after handing over each
+/// notice until the notice is taken with `next_held` and its `Held` is dropped: every
+/// request whose answer came before the notice has its answer by then, and none after it
+/// has. That is how a reader with several requests in flight tells which one a notice
+/// belongs to (`engine::chain`). Held only while somebody reads the notices: a held notice
+/// nobody takes would stop the session.
+pub struct Notices {
+    queue: mpsc::UnboundedReceiver<(ServerMessage, Option<oneshot::Sender<()>>)>,
+    holding: watch::Sender<bool>,
+}
+
+/// A notice taken with `Notices::next_held`: the connection stays stopped until it is dropped.
+pub struct Held(#[allow(dead_code)] Option<oneshot::Sender<()>>);
 
 impl Notices {
     /// Waits for the next notice; pending while the session is open and quiet.
     pub async fn next(&mut self) -> Option<ServerMessage> {
-        self.0.recv().await
+        self.queue.recv().await.map(|(m, _)| m)
+    }
+
+    /// `next`, with the connection kept stopped (under `hold(true)`) until `Held` is dropped.
+    pub async fn next_held(&mut self) -> Option<(ServerMessage, Held)> {
+        self.queue.recv().await.map(|(m, resume)| (m, Held(resume)))
     }
 
     /// Every notice that has arrived and not been taken yet.
     pub fn drain(&mut self) -> Vec<ServerMessage> {
         let mut out = Vec::new();
-        while let Ok(m) = self.0.try_recv() {
+        while let Ok((m, _)) = self.queue.try_recv() {
             out.push(m);
         }
         out
+    }
+
+    /// Whether the connection stops after each notice until the notice is taken (see above);
+    /// turning it off lets a stopped connection go on at once.
+    pub fn hold(&self, on: bool) {
+        self.holding.send_replace(on);
     }
 }
 
@@ -59,6 +83,7 @@ where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (holding, held) = watch::channel(false);
     let reason: CloseReason = Arc::default();
     let slot = reason.clone();
     let mut connection = connection;
@@ -76,10 +101,23 @@ where
                     if !shown {
                         continue;
                     }
-                    let _ = tx.send(ServerMessage {
+                    let message = ServerMessage {
                         severity: notice.severity().to_string(),
                         message: notice.message().to_string(),
-                    });
+                    };
+                    if !*held.borrow() {
+                        let _ = tx.send((message, None));
+                        continue;
+                    }
+                    let (resume, resumed) = oneshot::channel();
+                    if tx.send((message, Some(resume))).is_err() {
+                        continue;
+                    }
+                    let mut released = held.clone();
+                    tokio::select! {
+                        _ = resumed => {}
+                        _ = released.wait_for(|on| !on) => {}
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -93,7 +131,7 @@ where
             }
         }
     });
-    (Notices(rx), reason)
+    (Notices { queue: rx, holding }, reason)
 }
 
 type CancelFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

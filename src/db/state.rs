@@ -442,6 +442,21 @@ pub async fn add_warnings(
     Ok(())
 }
 
+/// `add_warnings` as one literal statement, every name qualified, for a message that also
+/// runs a migration's own statements (whose `search_path` may still be in effect): the
+/// engine writes a migration's warnings in the transaction of the migration after it.
+pub(crate) fn add_warnings_sql(version: i64, direction: Direction, warnings: &[String]) -> String {
+    let texts: Vec<String> = warnings.iter().map(|w| crate::engine::literal(w)).collect();
+    format!(
+        "UPDATE _migrate.history SET warnings = ARRAY[{}]::pg_catalog.text[] \
+         WHERE id OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(h.id) FROM _migrate.history h \
+         WHERE h.version OPERATOR(pg_catalog.=) {version} \
+         AND h.direction OPERATOR(pg_catalog.=) '{}')",
+        texts.join(", "),
+        direction.as_str()
+    )
+}
+
 /// Directions of `_migrate.history`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]

@@ -28,6 +28,7 @@ use crate::db::{describe_db_error, lock, sqlstate, Session};
 use crate::migrations::lexer::{self, Statement};
 use crate::migrations::{Migration, Section};
 
+mod chain;
 pub mod reporter;
 pub use reporter::Reporter;
 
@@ -250,6 +251,9 @@ enum Part {
         index: usize,
         sent_at: usize,
         sent_to: usize,
+        /// Characters (bytes on `SQL_ASCII`) of the message before the section's text: the
+        /// statements that opened the migration's transaction in the same message.
+        lead: usize,
     },
     /// All of the section's statements as one message (a transactional migration without
     /// COPY); an error in it is attributed to a `Statement` by `Flight::in_body`.
@@ -267,9 +271,26 @@ impl Runner<'_> {
     ) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
         let _finish = reporter::start(self.progress, migrations.len() as u64, direction.as_str());
-        for migration in migrations {
+        let mut at = 0;
+        while let Some(migration) = migrations.get(at) {
+            at += 1;
+            if self.chains(migration, direction) {
+                let end = migrations[at..]
+                    .iter()
+                    .position(|m| !self.chains(m, direction))
+                    .map_or(migrations.len(), |n| at + n);
+                let chain = &migrations[at - 1..end];
+                at = end;
+                if self.run_chain(chain, direction, &mut outcome).await? {
+                    break;
+                }
+                continue;
+            }
             if let Some(signal) = session::interrupted() {
-                outcome.failure = Some(self.not_started(migration, direction, signal).await?);
+                outcome.failure = Some(
+                    self.not_started(migration, direction, signal, false)
+                        .await?,
+                );
                 break;
             }
             self.progress.migration(&migration.file_name());
@@ -292,6 +313,16 @@ impl Runner<'_> {
         }
         self.release_if_interrupted().await;
         Ok(outcome)
+    }
+
+    /// Whether `migration` runs in a chain (`chain`): in a transaction of its own, on a
+    /// session of its own (the session-level lock), and without COPY (whose rows go after
+    /// their statement, one message at a time).
+    fn chains(&self, migration: &Migration, direction: Direction) -> bool {
+        self.locking == Locking::Session
+            && migration.transactional
+            && statements(migration, section(migration, direction))
+                .is_ok_and(|all| all.iter().all(|s| s.copy_data.is_none()))
     }
 
     /// Runs all `migrations` in one transaction: all of them take effect, or none.
@@ -552,8 +583,28 @@ impl Runner<'_> {
             )
             .await;
         let duration_ms = clock.elapsed().as_millis() as i64;
-        let Some((part, e)) = flight.error else {
+        if flight.error.is_none() {
             keep_warnings(&self.session.client, migration, direction, &flight.warnings).await?;
+        }
+        self.settle(migration, direction, flight, started, duration_ms, note)
+            .await
+    }
+
+    /// What became of a migration run in a transaction of its own, from its `flight`: done
+    /// (its warnings already kept), skipped, or failed, with what is known of its state
+    /// written to `_migrate.history` (dirty when part of it may be committed).
+    async fn settle(
+        &mut self,
+        migration: &Migration,
+        direction: Direction,
+        flight: Flight,
+        started: SystemTime,
+        duration_ms: i64,
+        note: Option<String>,
+    ) -> anyhow::Result<Ran> {
+        let section = section(migration, direction);
+        let statements = statements(migration, section)?;
+        let Some((part, e)) = flight.error else {
             return Ok(Ran::Done(Step {
                 version: migration.version,
                 name: migration.name.clone(),
@@ -870,7 +921,7 @@ impl Runner<'_> {
                             // more failed: the server split the section otherwise, and what
                             // it ran unseen may have ended the transaction.
                             unseen = done >= statements.len();
-                            in_body(section, statements, done, &e, in_bytes)
+                            in_body(section, statements, done, &e, in_bytes, 0)
                         }
                         _ => messages[i].0,
                     };
@@ -917,6 +968,7 @@ impl Runner<'_> {
                                 index: i,
                                 sent_at: s.offset,
                                 sent_to: s.offset + s.sql.len(),
+                                lead: 0,
                             },
                             e,
                         ));
@@ -993,17 +1045,19 @@ impl Runner<'_> {
                 index,
                 sent_at,
                 sent_to,
-            } => statements.get(index).map(|s| (s, sent_at..sent_to)),
+                lead,
+            } => statements.get(index).map(|s| (s, (sent_at..sent_to, lead))),
             _ => None,
         };
         let (line, mut text) = match error.as_db_error() {
             Some(db) => (
-                statement.clone().map(|(s, sent)| {
+                statement.clone().map(|(s, (sent, lead))| {
                     error_line(
                         section,
                         statements,
                         s,
                         sent,
+                        lead,
                         db,
                         self.session.positions_in_bytes,
                     )
@@ -1155,6 +1209,7 @@ impl Runner<'_> {
         migration: &Migration,
         direction: Direction,
         signal: i32,
+        began: bool,
     ) -> anyhow::Result<Failure> {
         let mut failure = Failure {
             version: migration.version,
@@ -1176,6 +1231,18 @@ impl Runner<'_> {
             },
             warnings: Vec::new(),
         };
+        if began {
+            // Sent ahead in a chain, it began before the signal came; nothing committed it.
+            failure.error = format!(
+                "interrupted by {} before its COMMIT",
+                session::signal_name(signal)
+            );
+            failure.rolled_back = true;
+            failure.state = match direction {
+                Direction::Down => "it was rolled back: it is still applied".into(),
+                _ => "it was rolled back: nothing of it was applied or recorded".into(),
+            };
+        }
         let note = (self.note)(migration.version);
         self.log_failure(migration, SystemTime::now(), &mut failure, note)
             .await;
@@ -1224,6 +1291,7 @@ impl Runner<'_> {
                     index: next,
                     sent_at: s.offset,
                     sent_to: s.offset + s.sql.len(),
+                    lead: 0,
                 },
             )
         };
@@ -1334,11 +1402,14 @@ fn in_body(
     done: usize,
     error: &tokio_postgres::Error,
     in_bytes: bool,
+    lead: usize,
 ) -> Part {
     let sent_at = statements.first().map_or(0, |s| s.offset);
     let sent_to = statements.last().map_or(0, |s| s.offset + s.sql.len());
     let position = error.as_db_error().and_then(|db| match db.position() {
-        Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
+            (*p as usize).checked_sub(lead).filter(|p| *p > 0)
+        }
         _ => None,
     });
     let index = match position {
@@ -1352,6 +1423,7 @@ fn in_body(
         index,
         sent_at,
         sent_to,
+        lead,
     }
 }
 
@@ -1369,11 +1441,18 @@ fn char_offset(text: &str, position: usize, in_bytes: bool) -> usize {
 /// Runs `sql` (one or more statements) as one simple-query message: how many of its
 /// statements completed, and the error of the one that failed.
 async fn completed(client: &Client, sql: &str) -> (usize, Result<(), tokio_postgres::Error>) {
-    let stream = match client.simple_query_raw(sql).await {
-        Ok(stream) => stream,
-        Err(e) => return (0, Err(e)),
-    };
-    futures_util::pin_mut!(stream);
+    match client.simple_query_raw(sql).await {
+        Ok(stream) => counted(Box::pin(stream)).await,
+        Err(e) => (0, Err(e)),
+    }
+}
+
+/// The answers of one simple-query message already sent (`Client::simple_query_raw` sends
+/// it when first polled, before any answer): how many of its statements completed, and the
+/// error of the one that failed.
+async fn counted(
+    mut stream: std::pin::Pin<Box<tokio_postgres::SimpleQueryStream>>,
+) -> (usize, Result<(), tokio_postgres::Error>) {
     let mut done = 0;
     while let Some(message) = stream.next().await {
         match message {
@@ -1668,12 +1747,17 @@ fn error_line(
     statements: &[Statement<'_>],
     statement: &Statement<'_>,
     sent: std::ops::Range<usize>,
+    lead: usize,
     db: &tokio_postgres::error::DbError,
     in_bytes: bool,
 ) -> usize {
-    if let Some(tokio_postgres::error::ErrorPosition::Original(p)) = db.position() {
+    let position = match db.position() {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => (*p as usize).checked_sub(lead),
+        _ => None,
+    };
+    if let Some(p) = position.filter(|p| *p > 0) {
         let text = &section.sql[sent.clone()];
-        let mut at = char_offset(text, *p as usize, in_bytes);
+        let mut at = char_offset(text, p, in_bytes);
         if at >= text.len() {
             // At end of input: the last code of the message, not comments or blanks after it.
             lexer::Scanner::default().feed_code(text, |i, b| {

@@ -832,6 +832,79 @@ fn every_spelling_of_a_savepoint_rollback_is_allowed() {
     p.migrate(&["up"]).success();
 }
 
+/// Each migration's warnings are its own, in the output and in `_migrate.history`, when the
+/// next migration was already sent while it was read (a chain): a warning the next one
+/// raised at its very start arrives right behind this one's COMMIT, and one a deferred
+/// trigger raises at COMMIT right before its last answers. Mutations this catches: the
+/// connection not held at each notice (the COMMIT warning, queued behind answers already
+/// read, taken for the next migration's), and the warnings of a migration in the middle of
+/// a chain not written with the next one's tracking rows.
+#[test]
+fn warnings_stay_with_their_migration_when_the_next_was_sent_ahead() {
+    let p = Project::new("warnings_chain");
+    for (v, name) in [(1, "one"), (2, "two"), (3, "three"), (4, "four")] {
+        p.migration(
+            &format!("000{v}_coach_{name}.sql"),
+            &format!(
+                "-- UP\ndo $$ begin raise warning 'up {name}'; end $$;\ncreate table coach_{name} (x int);\n\
+                 -- DOWN\ndo $$ begin raise warning 'down {name}'; end $$;\ndrop table coach_{name};\n"
+            ),
+        );
+    }
+    // Each warns at COMMIT, after its tracking rows (kept with the next migration's), right
+    // before its last answers: ten of them, as the race this guards against is not lost
+    // every time.
+    let names = [
+        "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        p.migration(
+            &format!("{:04}_coach_{name}.sql", i + 5),
+            &format!(
+                "-- UP\ncreate table coach_{name} (x int);\n\
+                 create function coach_{name}_warn() returns trigger language plpgsql as $$ \
+                 begin raise warning 'up {name}'; return null; end $$;\n\
+                 create constraint trigger coach_{name}_warn after insert on coach_{name} \
+                 deferrable initially deferred for each row execute function coach_{name}_warn();\n\
+                 insert into coach_{name} values (1);\n\
+                 -- DOWN\ndo $$ begin raise warning 'down {name}'; end $$;\n\
+                 drop table coach_{name};\ndrop function coach_{name}_warn();\n"
+            ),
+        );
+    }
+    for (args, direction) in [
+        (&["up", "--json"][..], "up"),
+        (&["down", "--all", "--json"][..], "down"),
+    ] {
+        let mut args = args.to_vec();
+        if direction == "down" {
+            args.push("--allow-destructive");
+        }
+        let json = p.migrate(&args).success().json();
+        let steps = json["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 14, "{json}");
+        for step in steps {
+            let name = step["name"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("coach_")
+                .to_string();
+            let messages: Vec<&str> = step["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["message"].as_str().unwrap())
+                .collect();
+            assert_eq!(messages, vec![format!("{direction} {name}")], "{json}");
+            let kept: Vec<String> = p.db.scalar(&format!(
+                "SELECT warnings FROM _migrate.history WHERE version = {} AND direction = '{direction}'",
+                step["version"]
+            ));
+            assert_eq!(kept, vec![format!("WARNING: {direction} {name}")]);
+        }
+    }
+}
+
 /// Mutation this catches: a migration whose COMMIT fails (a deferred constraint) judged by
 /// the message the tracking rows and COMMIT share as failing in its tracking rows, or as done
 /// (the count of completed statements misread): the error must say "at COMMIT", nothing of
