@@ -230,6 +230,17 @@ pub enum ConfigError {
     )]
     SettingReserved { table: String, name: String },
     #[error(
+        "{table} `{name}` cannot be set for migrations: it belongs to each transaction, and \
+         settings are applied inside the migration's transaction after it began; a migration \
+         that needs it starts with `SET TRANSACTION ...`"
+    )]
+    SettingTransaction { table: String, name: String },
+    #[error(
+        "{table} `{name}` cannot be set for migrations: `migrate.*` settings are migrate's own \
+         (they mark the transaction it runs a migration in); choose another prefix, e.g. app."
+    )]
+    SettingOwn { table: String, name: String },
+    #[error(
         "{table} `{name}` cannot be set for migrations: migrate splits migration files into \
          statements as PostgreSQL does with its default, so another value would let a string \
          end a statement where migrate does not see one"
@@ -329,8 +340,20 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
             return Err(ConfigError::SettingName { table, name });
         }
         let lower = name.to_ascii_lowercase();
-        if ["role", "session_authorization", "transaction_isolation"].contains(&lower.as_str()) {
+        if ["role", "session_authorization"].contains(&lower.as_str()) {
             return Err(ConfigError::SettingReserved { table, name });
+        }
+        if [
+            "transaction_isolation",
+            "transaction_read_only",
+            "transaction_deferrable",
+        ]
+        .contains(&lower.as_str())
+        {
+            return Err(ConfigError::SettingTransaction { table, name });
+        }
+        if lower.starts_with("migrate.") {
+            return Err(ConfigError::SettingOwn { table, name });
         }
         if ["standard_conforming_strings", "backslash_quote"].contains(&lower.as_str()) {
             return Err(ConfigError::SettingStringSyntax { table, name });

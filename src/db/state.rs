@@ -108,10 +108,18 @@ pub const BEGIN: &str = "BEGIN DEFERRABLE";
 /// - `transaction_deferrable`, which `RESET ALL` leaves alone (PostgreSQL's
 ///   `GUC_NO_RESET_ALL`) and which a new transaction takes from
 ///   `default_transaction_deferrable` (when that is on, a migration that commits part of
-///   itself and then succeeds is recorded as applied: all of it took effect).
+///   itself and then succeeds is recorded as applied: all of it took effect), or from the
+///   one it follows after `COMMIT AND CHAIN` (all of it took effect) or `ROLLBACK AND CHAIN`
+///   (part of it was undone). So it counts only while `migrate.flight` is not `between`:
+///   the engine sets it so, and commits that, before each migration's `BEGIN`, then to the
+///   migration's own value; a rollback of the migration's transaction brings `between` back,
+///   where `RESET ALL` clears it (a `RESET ALL` after a hidden `ROLLBACK AND CHAIN` is not
+///   told apart).
 pub const IN_MIGRATION: &str = "coalesce(pg_catalog.current_setting('migrate.in_migration', \
      true), '') OPERATOR(pg_catalog.=) 'on' OR \
-     pg_catalog.current_setting('transaction_deferrable') OPERATOR(pg_catalog.=) 'on'";
+     (pg_catalog.current_setting('transaction_deferrable') OPERATOR(pg_catalog.=) 'on' AND \
+     coalesce(pg_catalog.current_setting('migrate.flight', true), '') \
+     OPERATOR(pg_catalog.<>) 'between')";
 
 /// The body of `_migrate.record_step` (see `record_step_function`).
 fn record_step_body() -> String {

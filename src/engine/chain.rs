@@ -82,10 +82,8 @@ impl Runner<'_> {
                     if let Some(signal) = session::interrupted() {
                         self.session.notices.hold(false);
                         self.pay(owed.take(), direction).await?;
-                        outcome.failure = Some(
-                            self.not_started(migration, direction, signal, false)
-                                .await?,
-                        );
+                        outcome.failure =
+                            Some(self.not_started(migration, direction, signal, None).await?);
                         return Ok(true);
                     }
                     if !self.session.reset {
@@ -104,12 +102,10 @@ impl Runner<'_> {
             if let Some(signal) = session::interrupted() {
                 // Sent ahead before the signal came: nothing commits it now, and what of it
                 // ran is rolled back.
-                let began = self.abandon(opening).await;
+                let ran = self.abandon(opening, true).await;
                 self.session.notices.hold(false);
                 self.pay(owed.take(), direction).await?;
-                let failure = self
-                    .not_started(migration, direction, signal, began)
-                    .await?;
+                let failure = self.not_started(migration, direction, signal, ran).await?;
                 outcome.failure = Some(failure);
                 return Ok(true);
             }
@@ -148,7 +144,7 @@ impl Runner<'_> {
             let duration_ms = clock.elapsed().as_millis() as i64;
             let section = section(migration, direction);
             let statements = statements(migration, section)?;
-            let (mut flight, began) = self.attribute(
+            let (mut flight, began, reset_error) = self.attribute(
                 &head,
                 section,
                 &statements,
@@ -161,8 +157,6 @@ impl Runner<'_> {
                 None => {
                     // Its COMMIT took effect; with it the last migration's warnings.
                     owed = None;
-                    let reset_failed = flight.ended_early;
-                    flight.ended_early = false;
                     if !flight.warnings.is_empty() {
                         owed = Some((migration, flight.warnings.clone()));
                     }
@@ -173,13 +167,39 @@ impl Runner<'_> {
                         duration_ms,
                         warnings: flight.warnings,
                     });
-                    if reset_failed {
+                    if let Some(e) = reset_error {
                         // The session was not reset after it: the next one starts over,
                         // with a reset of its own, after what was sent of it is undone.
+                        let lost = is_connection_lost(&e);
                         if let Some(next) = next {
-                            self.abandon(next).await;
+                            if !lost {
+                                self.abandon(next, false).await;
+                            }
                         }
-                        continue;
+                        let Some(&next) = chain.get(i + 1) else {
+                            return Ok(false);
+                        };
+                        self.session.notices.hold(false);
+                        let reset = match lost {
+                            true => Err(e),
+                            false => self.session.client.batch_execute(RESET_SESSION).await,
+                        };
+                        match reset {
+                            Ok(()) => {
+                                self.session.notices.hold(true);
+                                self.session.reset = true;
+                                self.pay(owed.take(), direction).await?;
+                                continue;
+                            }
+                            Err(e) => {
+                                if !is_connection_lost(&e) {
+                                    self.pay(owed.take(), direction).await?;
+                                }
+                                outcome.failure =
+                                    Some(self.not_reset(migration, next, direction, &e).await);
+                                return Ok(true);
+                            }
+                        }
                     }
                     opened = next;
                     if opened.is_none() {
@@ -192,7 +212,7 @@ impl Runner<'_> {
                     let lost = is_connection_lost(e);
                     if let Some(next) = next {
                         if !lost {
-                            self.abandon(next).await;
+                            self.abandon(next, false).await;
                         }
                     }
                     self.session.notices.hold(false);
@@ -221,6 +241,49 @@ impl Runner<'_> {
         self.session.notices.hold(false);
         self.pay(owed.take(), direction).await?;
         Ok(false)
+    }
+
+    /// The failure for `next`, which did not start because the session could not be reset
+    /// after `done` (committed and recorded): the reset's error, a lost connection's too.
+    async fn not_reset(
+        &mut self,
+        done: &Migration,
+        next: &Migration,
+        direction: Direction,
+        error: &tokio_postgres::Error,
+    ) -> Failure {
+        let lost = is_connection_lost(error);
+        let why = match error.as_db_error() {
+            Some(db) => describe_db_error(db),
+            None => crate::db::chain(error),
+        };
+        let mut failure = Failure {
+            version: next.version,
+            name: next.name.clone(),
+            direction,
+            file: next.path.clone(),
+            line: None,
+            error: format!(
+                "the session could not be reset after {} (which is committed and recorded): \
+                 {why}",
+                done.file_name()
+            ),
+            dirty: false,
+            rolled_back: false,
+            connection_lost: lost,
+            interrupted: session::interrupted().map(|s| session::signal_name(s).to_string()),
+            state: match direction {
+                Direction::Down => "it did not start: it is still applied".into(),
+                _ => "it did not start: nothing of it was applied".into(),
+            },
+            warnings: Vec::new(),
+        };
+        if !lost {
+            let note = (self.note)(next.version);
+            self.log_failure(next, SystemTime::now(), &mut failure, note)
+                .await;
+        }
+        failure
     }
 
     /// Sends `migration`'s opening message (its transaction's `BEGIN` and marks, the
@@ -311,17 +374,23 @@ impl Runner<'_> {
                 }
             }
         };
+        if session::interrupted().is_some() {
+            // The signal's own cancel request may still be on its way: let it land before
+            // anything else is sent, or it cancels the bookkeeping that follows.
+            session::settle().await;
+        }
         (first, second, mine)
     }
 
     /// Reads what was sent of a migration that will not be committed, and rolls back the
-    /// transaction it began, if it began one (then true).
-    async fn abandon(&mut self, opened: Opened) -> bool {
-        let ((done, _), _, _) = self.read(opened.answers, None, false).await;
+    /// transaction it began, if it began one: then its warnings (passed on when `show`).
+    async fn abandon(&mut self, opened: Opened, show: bool) -> Option<Vec<ServerMessage>> {
+        let ((done, _), _, warnings) = self.read(opened.answers, None, show).await;
         if done >= 1 {
             let _ = self.session.client.batch_execute("ROLLBACK").await;
+            return Some(warnings);
         }
-        done >= 1
+        None
     }
 
     /// Writes the warnings a migration's tracking rows could not carry (it was the chain's
@@ -340,10 +409,10 @@ impl Runner<'_> {
     }
 
     /// What the answers to a migration's two messages say: its error and where it was, as
-    /// `flight` reports them, and whether its transaction began (its `BEGIN` ran: a syntax
-    /// error anywhere in the opening message stops all of it). `ended_early` is set on
-    /// success when the reset after `COMMIT` failed (the session must be reset before the
-    /// next migration).
+    /// `flight` reports them; whether its transaction began (its `BEGIN` ran: a syntax
+    /// error anywhere in the opening message stops all of it); and the error of the reset
+    /// after a `COMMIT` that took effect (the migration is done, and the session must be reset
+    /// before the next one).
     fn attribute(
         &self,
         head: &Head,
@@ -352,7 +421,7 @@ impl Runner<'_> {
         (opened_done, opened): Answer,
         (closed_done, closed): Answer,
         record_len: usize,
-    ) -> (Flight, bool) {
+    ) -> (Flight, bool, Option<tokio_postgres::Error>) {
         let mut flight = Flight {
             error: None,
             warnings: Vec::new(),
@@ -401,13 +470,12 @@ impl Runner<'_> {
                     .and_then(|e| e.code())
                     .is_some_and(|c| c.code() == ENDED_EARLY);
             flight.error = Some((part, e));
-            return (flight, opened_done >= 1);
+            return (flight, opened_done >= 1, None);
         }
         if let Err(e) = closed {
             if closed_done > record_len {
                 // The reset after a COMMIT that took effect: the migration is done.
-                flight.ended_early = true;
-                return (flight, true);
+                return (flight, true, Some(e));
             }
             flight.ended_early = e.code().is_some_and(|c| c.code() == ENDED_EARLY);
             let part = if closed_done == record_len {
@@ -417,6 +485,6 @@ impl Runner<'_> {
             };
             flight.error = Some((part, e));
         }
-        (flight, true)
+        (flight, true, None)
     }
 }

@@ -125,13 +125,14 @@ pub struct Runner<'a> {
 /// changes, so dropping every plan before every migration only cost time (about a tenth of
 /// `down --all`'s overhead over diesel_cli's).
 const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
-     CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES";
+     CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES; \
+     SET migrate.flight = 'between'";
 
 /// `RESET_SESSION` after a migration's tracking rows and COMMIT, in the same message: the
 /// tracking rows were written after `AS_CONNECTING_ROLE`'s session-level `SET SESSION
 /// AUTHORIZATION DEFAULT; RESET ROLE`, which the COMMIT kept, so only the rest is left to do.
 const RESET_AFTER_TRACKING: &str = "RESET ALL; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; \
-     DISCARD TEMP; DISCARD SEQUENCES";
+     DISCARD TEMP; DISCARD SEQUENCES; SET migrate.flight = 'between'";
 
 /// Through a transaction pooler the reset runs inside each transaction, on whichever server
 /// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
@@ -145,7 +146,7 @@ const RESET_AFTER_TRACKING: &str = "RESET ALL; CLOSE ALL; UNLISTEN *; DEALLOCATE
 /// restores `application_name`.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
-     SELECT pg_catalog.pg_advisory_unlock_all()";
+     SELECT pg_catalog.pg_advisory_unlock_all(); SET migrate.flight = 'between'";
 
 /// Deallocates every SQL-level prepared statement (`PREPARE`, `from_sql`) by name, leaving
 /// protocol-level ones (PgBouncer 1.21+'s) alone. Part of the pooled reset, which is also sent
@@ -183,7 +184,9 @@ const MARK_TRANSACTION: &str = "SET LOCAL migrate.in_migration = 'on'";
 /// process uses: a rollback of that transaction undoes it, a `COMMIT` keeps it. So when it is
 /// still there after the migration failed and its transaction was rolled back, a `COMMIT` in
 /// the migration had kept it (`ended_before_error`; through a pooler too: an open or aborted
-/// transaction keeps its server connection). `RESET ALL` clears it after each migration.
+/// transaction keeps its server connection). The resets between migrations set it to
+/// `between`, which a rollback of the next migration's transaction brings back (see
+/// `state::IN_MIGRATION`).
 const FLIGHT_SETTING: &str = "migrate.flight";
 
 /// A value for `FLIGHT_SETTING` that no other flight of this process uses.
@@ -287,10 +290,7 @@ impl Runner<'_> {
                 continue;
             }
             if let Some(signal) = session::interrupted() {
-                outcome.failure = Some(
-                    self.not_started(migration, direction, signal, false)
-                        .await?,
-                );
+                outcome.failure = Some(self.not_started(migration, direction, signal, None).await?);
                 break;
             }
             self.progress.migration(&migration.file_name());
@@ -1020,6 +1020,11 @@ impl Runner<'_> {
             progress.server_message(&notice);
             warnings.push(notice);
         }
+        if session::interrupted().is_some() {
+            // The signal's own cancel request may still be on its way: let it land before
+            // anything else is sent, or it cancels the bookkeeping that follows.
+            session::settle().await;
+        }
         self.session.reset = reset;
         Flight {
             error,
@@ -1082,11 +1087,14 @@ impl Runner<'_> {
             _ => {}
         }
         if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some((statement, _))) =
-            (error.code(), error.as_db_error(), statement)
+            (error.code(), error.as_db_error(), statement.clone())
         {
             text.push_str(&privilege_advice(db.message(), statement.sql));
         }
-        if error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION) && migration.transactional {
+        if error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION)
+            && migration.transactional
+            && statement.is_some()
+        {
             text.push_str("; add `-- transaction: none` to the file's header to run it outside a transaction (in a migration of its own)");
         }
         if let (Some(signal), Some(&SqlState::QUERY_CANCELED)) = (interrupted, error.code()) {
@@ -1209,7 +1217,7 @@ impl Runner<'_> {
         migration: &Migration,
         direction: Direction,
         signal: i32,
-        began: bool,
+        ran: Option<Vec<ServerMessage>>,
     ) -> anyhow::Result<Failure> {
         let mut failure = Failure {
             version: migration.version,
@@ -1231,8 +1239,9 @@ impl Runner<'_> {
             },
             warnings: Vec::new(),
         };
-        if began {
+        if let Some(warnings) = ran {
             // Sent ahead in a chain, it began before the signal came; nothing committed it.
+            failure.warnings = warnings;
             failure.error = format!(
                 "interrupted by {} before its COMMIT",
                 session::signal_name(signal)

@@ -144,6 +144,19 @@ fn migrate_toml_session_settings_reach_every_migration() {
         .code(2)
         .stderr_has("standard_conforming_strings")
         .stderr_has("splits migration files");
+    // A transaction's own characteristics, and migrate's marks, neither (attacker finding:
+    // `transaction_isolation` was refused as a role, `transaction_deferrable` failed the
+    // first migration with advice to run it outside a transaction, `migrate.flight` was
+    // taken).
+    for (name, says) in [
+        ("transaction_isolation", "SET TRANSACTION"),
+        ("transaction_deferrable", "SET TRANSACTION"),
+        ("migrate.flight", "migrate's own"),
+        ("Migrate.in_migration", "migrate's own"),
+    ] {
+        p.write("migrate.toml", &format!("[session]\n\"{name}\" = \"on\"\n"));
+        p.migrate(&["up"]).code(2).stderr_has(name).stderr_has(says);
+    }
 }
 
 /// Mutation this catches: dropping the transaction-control check of `migrations::parse`.
@@ -259,6 +272,42 @@ fn a_hidden_commit_and_begin_leave_the_migration_dirty_not_rolled_back() {
         assert_eq!(rows, 1, "the part before the hidden COMMIT stays committed");
         assert_eq!(table_schema(&p, "coach_b"), None, "{args:?}");
     }
+}
+
+/// A `ROLLBACK AND CHAIN` hidden from the file check undoes what ran before it and begins a
+/// transaction with migrate's characteristics (`DEFERRABLE`); what follows then succeeds.
+/// Half of the migration is gone: it must not be recorded as applied. Mutation this catches
+/// (attacker finding): `transaction_deferrable` taken as proof that the transaction is
+/// migrate's own (it was recorded applied, without `coach_a` or its row). A hidden `COMMIT
+/// AND CHAIN` loses nothing and stays applied.
+#[test]
+fn a_hidden_rollback_and_chain_is_not_recorded_as_applied() {
+    let file = |hidden: &str| {
+        format!(
+            "-- UP\ncreate table coach_a (i int);\ncopy coach_a from stdin;\n1\n\\.\n\
+             select set_config(name, 'off', false) from pg_settings \
+             where name like 'standard%conforming%';\n\
+             select 'a\\''; {hidden} --';\ncreate table coach_b (i int);\n\
+             -- DOWN\ndrop table coach_b;\ndrop table coach_a;\n"
+        )
+    };
+    let p = Project::new("hidden_rollback_chain");
+    p.migration("0001_coach_a.sql", &file("rollback and chain;"));
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("ended the transaction")
+        .stderr_has("marked dirty");
+    assert_eq!(dirty(&p, 1), Some(true));
+    assert_eq!(
+        table_schema(&p, "coach_a"),
+        None,
+        "undone by the hidden ROLLBACK"
+    );
+    let q = Project::new("hidden_commit_chain");
+    q.migration("0001_coach_a.sql", &file("commit and chain;"));
+    q.migrate(&["up"]).success();
+    assert_eq!(dirty(&q, 1), Some(false));
+    assert_eq!(table_schema(&q, "coach_b"), Some("public".into()));
 }
 
 /// Mutation this catches: sending COPY rows as SQL (the pre-fix "connection closed").
@@ -1112,6 +1161,63 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("recorded as applied"), "{stderr}");
     assert!(!stderr.contains("rolled it back"), "{stderr}");
+}
+
+/// The connection lost in the reset after a migration's COMMIT (here `pg_terminate_backend`
+/// while `DISCARD TEMP` drops the migration's thousands of temp tables): that migration is
+/// committed and recorded, and the run must say so, and that the next one did not start,
+/// with exit 3. Mutation this catches (attacker finding): a bare "connection closed" with no
+/// steps, no failure and no head, after the reset was retried on the dead session.
+#[test]
+fn a_connection_lost_in_the_reset_after_commit_reports_the_migration_done() {
+    let p = Project::new("lost_in_reset");
+    p.migration(
+        "0001_coach_one.sql",
+        "-- UP\ncreate table coach_one (x int);\n\
+         do $$ begin for i in 1..3000 loop \
+         execute format('create temp table scratch_%s (x int)', i); end loop; end $$;\n\
+         -- DOWN\ndrop table coach_one;\n",
+    );
+    p.migration(
+        "0002_coach_two.sql",
+        "-- UP\ncreate table coach_two (x int);\n-- DOWN\ndrop table coach_two;\n",
+    );
+    let child = spawn(&p, &["up", "--json"]);
+    let mut client = server_client(&p);
+    let started = Instant::now();
+    loop {
+        // Once 0001 is committed, while its session still runs the message that committed it.
+        let killed: i64 = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND state = 'active' \
+                 AND query LIKE '%DISCARD TEMP%' AND pid <> pg_backend_pid() \
+                 AND EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = 1)",
+                &[],
+            )
+            .map_or(0, |r| r.get(0));
+        if killed > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never in the reset"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["steps"][0]["version"], 1, "{report}");
+    assert_eq!(report["failure"]["version"], 2, "{report}");
+    assert_eq!(report["failure"]["connection_lost"], true, "{report}");
+    assert_eq!(
+        report["failure"]["state"], "it did not start: nothing of it was applied",
+        "{report}"
+    );
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(table_schema(&p, "coach_two"), None);
 }
 
 /// Mutation this catches: letting the error of writing a failure's history line replace the
