@@ -241,6 +241,16 @@ pub enum ConfigError {
     )]
     SettingOwn { table: String, name: String },
     #[error(
+        "{table} `{name}` cannot be set for migrations: migrate sends the files as UTF-8 and \
+         reads the server's messages so; another encoding would store text wrongly"
+    )]
+    SettingEncoding { table: String, name: String },
+    #[error(
+        "{table} `{name}` cannot name `_migrate`: it is migrate's own state, which migrations \
+         do not change (see \"Migrations do not change `_migrate`\" in the README)"
+    )]
+    SettingState { table: String, name: String },
+    #[error(
         "{table} `{name}` cannot be set for migrations: migrate splits migration files into \
          statements as PostgreSQL does with its default, so another value would let a string \
          end a statement where migrate does not see one"
@@ -354,6 +364,19 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
         }
         if lower.starts_with("migrate.") {
             return Err(ConfigError::SettingOwn { table, name });
+        }
+        if lower == "client_encoding" {
+            return Err(ConfigError::SettingEncoding { table, name });
+        }
+        let names_state = |item: &str| {
+            let item = item.trim();
+            match item.strip_prefix('"').and_then(|i| i.strip_suffix('"')) {
+                Some(quoted) => quoted == "_migrate",
+                None => item.eq_ignore_ascii_case("_migrate"),
+            }
+        };
+        if lower == "search_path" && value.split(',').any(names_state) {
+            return Err(ConfigError::SettingState { table, name });
         }
         if ["standard_conforming_strings", "backslash_quote"].contains(&lower.as_str()) {
             return Err(ConfigError::SettingStringSyntax { table, name });

@@ -176,9 +176,6 @@ impl Runner<'_> {
                                 self.abandon(next, false).await;
                             }
                         }
-                        let Some(&next) = chain.get(i + 1) else {
-                            return Ok(false);
-                        };
                         self.session.notices.hold(false);
                         let reset = match lost {
                             true => Err(e),
@@ -195,8 +192,12 @@ impl Runner<'_> {
                                 if !is_connection_lost(&e) {
                                     self.pay(owed.take(), direction).await?;
                                 }
-                                outcome.failure =
-                                    Some(self.not_reset(migration, next, direction, &e).await);
+                                outcome.failure = Some(match chain.get(i + 1) {
+                                    Some(&next) => {
+                                        self.not_reset(migration, next, direction, &e).await
+                                    }
+                                    None => self.lost_after(migration, direction, &e),
+                                });
                                 return Ok(true);
                             }
                         }
@@ -284,6 +285,41 @@ impl Runner<'_> {
                 .await;
         }
         failure
+    }
+
+    /// The failure that ends a run whose session was lost (or could not be reset) after
+    /// `done`, the last migration it had to run in a chain, committed: `done` is applied and
+    /// recorded (it is among the steps too); what comes after it was not started.
+    fn lost_after(
+        &self,
+        done: &Migration,
+        direction: Direction,
+        error: &tokio_postgres::Error,
+    ) -> Failure {
+        let why = match error.as_db_error() {
+            Some(db) => describe_db_error(db),
+            None => crate::db::chain(error),
+        };
+        let kept = match direction {
+            Direction::Down => "reverted and recorded",
+            _ => "applied and recorded",
+        };
+        Failure {
+            version: done.version,
+            name: done.name.clone(),
+            direction,
+            file: done.path.clone(),
+            line: None,
+            error: format!(
+                "the session could not be reset after its COMMIT, which took effect: {why}"
+            ),
+            dirty: false,
+            rolled_back: false,
+            connection_lost: is_connection_lost(error),
+            interrupted: session::interrupted().map(|s| session::signal_name(s).to_string()),
+            state: format!("it is {kept}; nothing after it was started"),
+            warnings: Vec::new(),
+        }
     }
 
     /// Sends `migration`'s opening message (its transaction's `BEGIN` and marks, the

@@ -293,6 +293,11 @@ impl Runner<'_> {
                 outcome.failure = Some(self.not_started(migration, direction, signal, None).await?);
                 break;
             }
+            if self.session.client.is_closed() {
+                // Lost after the last migration committed (in the reset that follows it).
+                outcome.failure = Some(self.not_started_lost(migration, direction));
+                break;
+            }
             self.progress.migration(&migration.file_name());
             let result = if migration.transactional {
                 self.run_in_transaction(migration, direction).await?
@@ -346,6 +351,12 @@ impl Runner<'_> {
         }
         let mut steps = Vec::new();
         for migration in migrations {
+            if let Some(signal) = session::interrupted() {
+                // Nothing after a signal is started, and nothing before it is committed.
+                return self
+                    .atomic_interrupted(migration, direction, signal, migrations.len())
+                    .await;
+            }
             self.progress.migration(&migration.file_name());
             let started = SystemTime::now();
             let clock = Instant::now();
@@ -464,6 +475,11 @@ impl Runner<'_> {
                 }
             }
         }
+        if let (Some(signal), Some(last)) = (session::interrupted(), migrations.last()) {
+            return self
+                .atomic_interrupted(last, direction, signal, migrations.len())
+                .await;
+        }
         // The last migration's mark would outlive the run (on a pooled server connection too).
         let commit = format!("RESET {FLIGHT_SETTING}; COMMIT");
         if let Err(e) = self.session.client.batch_execute(&commit).await {
@@ -476,6 +492,63 @@ impl Runner<'_> {
             steps,
             skipped: Vec::new(),
             failure: None,
+        })
+    }
+
+    /// The failure for `migration`, not started because the session was found closed before
+    /// it (lost after the migration before it committed).
+    fn not_started_lost(&self, migration: &Migration, direction: Direction) -> Failure {
+        Failure {
+            version: migration.version,
+            name: migration.name.clone(),
+            direction,
+            file: migration.path.clone(),
+            line: None,
+            error: format!(
+                "the connection was lost before it started ({})",
+                self.session
+                    .close_reason()
+                    .unwrap_or_else(|| "no reason given".into())
+            ),
+            dirty: false,
+            rolled_back: false,
+            connection_lost: true,
+            interrupted: session::interrupted().map(|s| session::signal_name(s).to_string()),
+            state: match direction {
+                Direction::Down => "it did not start: it is still applied".into(),
+                _ => "it did not start: nothing of it was applied".into(),
+            },
+            warnings: Vec::new(),
+        }
+    }
+
+    /// An `--atomic` run a signal stopped at `migration` (before it started, or before the
+    /// run's `COMMIT` after the last one): all of it is rolled back.
+    async fn atomic_interrupted(
+        &mut self,
+        migration: &Migration,
+        direction: Direction,
+        signal: i32,
+        count: usize,
+    ) -> anyhow::Result<Outcome> {
+        let _ = self.session.client.batch_execute("ROLLBACK").await;
+        self.deallocate_after_pooled_failure().await;
+        let mut failure = self
+            .not_started(migration, direction, signal, Some(Vec::new()))
+            .await?;
+        failure.error = format!(
+            "interrupted by {} before the --atomic run's COMMIT",
+            session::signal_name(signal)
+        );
+        failure.state = format!(
+            "the whole --atomic run was rolled back; nothing was applied (none of its {count} \
+             migration(s))"
+        );
+        self.release_if_interrupted().await;
+        Ok(Outcome {
+            steps: Vec::new(),
+            skipped: Vec::new(),
+            failure: Some(failure),
         })
     }
 
@@ -661,7 +734,7 @@ impl Runner<'_> {
             let why = if flight.ended_early {
                 "it ended the transaction migrate ran it in (a COMMIT, ROLLBACK or committing \
                  procedure the file check did not see), so what ran before that was committed \
-                 and is NOT rolled back"
+                 (a COMMIT) or undone (a ROLLBACK) on its own: it is NOT called rolled back"
             } else {
                 "PostgreSQL split it into more statements than migrate's file check did, and \
                  one failed after those: a COMMIT or ROLLBACK among the ones the check did not \

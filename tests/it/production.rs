@@ -665,7 +665,7 @@ fn a_hidden_commit_through_a_pooler_leaves_the_migration_dirty() {
     p.migrate_raw(&["up", "--database-url", &pooled_url(&p)], &[])
         .code(1)
         .stderr_has("division by zero")
-        .stderr_has("NOT rolled back")
+        .stderr_has("NOT called rolled back")
         .stderr_has("marked dirty");
     let dirty: bool =
         p.db.scalar("SELECT dirty FROM _migrate.schema_migrations WHERE version = 1");
@@ -926,6 +926,45 @@ fn an_interrupted_lock_says_so_once() {
         1,
         "{stderr}"
     );
+}
+
+/// A signal during `up --atomic` rolls the whole run back, even when the running statement
+/// swallows the cancel: no migration starts after the signal, and the run's COMMIT is never
+/// sent. Mutation this catches (attacker finding): the `--atomic` loop not looking at the
+/// signal (the rest of the run went on and committed, reported as "had finished before the
+/// signal").
+#[test]
+fn a_signal_during_an_atomic_run_rolls_all_of_it_back() {
+    let p = Project::new("signal_atomic");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ndo $$ begin perform pg_sleep(120) /* atomic_sig */; \
+         exception when query_canceled then null; end $$;\ncreate table coach_a (x int);\n\
+         -- DOWN\ndrop table coach_a;\n",
+    );
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (x int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    let (out, stderr) = interrupt(
+        &p,
+        &["up", "--atomic", "--json"],
+        "/* atomic_sig */",
+        libc::SIGINT,
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["failure"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("whole --atomic run was rolled back"),
+        "{report}"
+    );
+    assert!(p.applied().is_empty(), "{report}");
+    let a: Option<String> = p.db.scalar("SELECT to_regclass('coach_a')::text");
+    let b: Option<String> = p.db.scalar("SELECT to_regclass('coach_b')::text");
+    assert_eq!((a, b), (None, None));
 }
 
 /// A signal between two reverts stops `down` before the next one commits, which stays

@@ -153,10 +153,20 @@ fn migrate_toml_session_settings_reach_every_migration() {
         ("transaction_deferrable", "SET TRANSACTION"),
         ("migrate.flight", "migrate's own"),
         ("Migrate.in_migration", "migrate's own"),
+        ("client_encoding", "UTF-8"),
     ] {
         p.write("migrate.toml", &format!("[session]\n\"{name}\" = \"on\"\n"));
         p.migrate(&["up"]).code(2).stderr_has(name).stderr_has(says);
     }
+    // Nor a search_path that puts migrate's state first (attacker finding: the next
+    // migration's `CREATE TABLE` and `DROP TABLE seed_runs` went to `_migrate`).
+    p.write(
+        "migrate.toml",
+        "[session]\nsearch_path = \"_Migrate, public\"\n",
+    );
+    p.migrate(&["up"])
+        .code(2)
+        .stderr_has("cannot name `_migrate`");
 }
 
 /// Mutation this catches: dropping the transaction-control check of `migrations::parse`.
@@ -1167,57 +1177,68 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
 /// while `DISCARD TEMP` drops the migration's thousands of temp tables): that migration is
 /// committed and recorded, and the run must say so, and that the next one did not start,
 /// with exit 3. Mutation this catches (attacker finding): a bare "connection closed" with no
-/// steps, no failure and no head, after the reset was retried on the dead session.
+/// steps, no failure and no head, after the reset was retried on the dead session, and
+/// when no chained migration followed (a `transaction: none` one, or none).
 #[test]
 fn a_connection_lost_in_the_reset_after_commit_reports_the_migration_done() {
-    let p = Project::new("lost_in_reset");
-    p.migration(
-        "0001_coach_one.sql",
-        "-- UP\ncreate table coach_one (x int);\n\
-         do $$ begin for i in 1..3000 loop \
-         execute format('create temp table scratch_%s (x int)', i); end loop; end $$;\n\
-         -- DOWN\ndrop table coach_one;\n",
+    // The next migration chained, `transaction: none` (not chained), or none in the run.
+    let none = "-- transaction: none\n-- UP\ncreate table coach_two (x int);\n\
+                -- DOWN\ndrop table coach_two;\n";
+    let chained = "-- UP\ncreate table coach_two (x int);\n-- DOWN\ndrop table coach_two;\n";
+    let two_not_started = (2, "it did not start: nothing of it was applied");
+    let one_done = (
+        1,
+        "it is applied and recorded; nothing after it was started",
     );
-    p.migration(
-        "0002_coach_two.sql",
-        "-- UP\ncreate table coach_two (x int);\n-- DOWN\ndrop table coach_two;\n",
-    );
-    let child = spawn(&p, &["up", "--json"]);
-    let mut client = server_client(&p);
-    let started = Instant::now();
-    loop {
-        // Once 0001 is committed, while its session still runs the message that committed it.
-        let killed: i64 = client
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND state = 'active' \
-                 AND query LIKE '%DISCARD TEMP%' AND pid <> pg_backend_pid() \
-                 AND EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = 1)",
-                &[],
-            )
-            .map_or(0, |r| r.get(0));
-        if killed > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never in the reset"
+    for (next, args, (version, state)) in [
+        (chained, &["up", "--json"][..], two_not_started),
+        (none, &["up", "--json"][..], one_done),
+        (chained, &["up", "--json", "--to", "1"][..], one_done),
+    ] {
+        let p = Project::new("lost_in_reset");
+        p.migration(
+            "0001_coach_one.sql",
+            "-- UP\ncreate table coach_one (x int);\n\
+             do $$ begin for i in 1..3000 loop \
+             execute format('create temp table scratch_%s (x int)', i); end loop; end $$;\n\
+             -- DOWN\ndrop table coach_one;\n",
         );
-        std::thread::sleep(Duration::from_millis(2));
+        p.migration("0002_coach_two.sql", next);
+        let child = spawn(&p, args);
+        let mut client = server_client(&p);
+        let started = Instant::now();
+        loop {
+            // Once 0001 is committed, while its session still runs the message that
+            // committed it.
+            let killed: i64 = client
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND state = 'active' \
+                     AND query LIKE '%DISCARD TEMP%' AND pid <> pg_backend_pid() \
+                     AND EXISTS (SELECT 1 FROM _migrate.schema_migrations WHERE version = 1)",
+                    &[],
+                )
+                .map_or(0, |r| r.get(0));
+            if killed > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "never in the reset"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        assert_eq!(report["steps"][0]["version"], 1, "{report}");
+        assert_eq!(report["failure"]["version"], version, "{report}");
+        assert_eq!(report["failure"]["connection_lost"], true, "{report}");
+        assert_eq!(report["failure"]["state"], state, "{report}");
+        assert_eq!(p.applied(), vec![1]);
+        assert_eq!(table_schema(&p, "coach_two"), None);
     }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
-    assert_eq!(report["steps"][0]["version"], 1, "{report}");
-    assert_eq!(report["failure"]["version"], 2, "{report}");
-    assert_eq!(report["failure"]["connection_lost"], true, "{report}");
-    assert_eq!(
-        report["failure"]["state"], "it did not start: nothing of it was applied",
-        "{report}"
-    );
-    assert_eq!(p.applied(), vec![1]);
-    assert_eq!(table_schema(&p, "coach_two"), None);
 }
 
 /// Mutation this catches: letting the error of writing a failure's history line replace the
