@@ -246,6 +246,11 @@ pub enum ConfigError {
     )]
     SettingEncoding { table: String, name: String },
     #[error(
+        "{table} `{name}` cannot be set for migrations: migrate keeps it at `notice` so that the \
+         server's warnings reach it (it filters them itself)"
+    )]
+    SettingMessages { table: String, name: String },
+    #[error(
         "{table} `{name}` cannot name `_migrate`: it is migrate's own state, which migrations \
          do not change (see \"Migrations do not change `_migrate`\" in the README)"
     )]
@@ -367,6 +372,9 @@ fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(),
         }
         if lower == "client_encoding" {
             return Err(ConfigError::SettingEncoding { table, name });
+        }
+        if lower == "client_min_messages" {
+            return Err(ConfigError::SettingMessages { table, name });
         }
         let names_state = |item: &str| {
             let item = item.trim();

@@ -126,13 +126,14 @@ pub struct Runner<'a> {
 /// `down --all`'s overhead over diesel_cli's).
 const RESET_SESSION: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES; \
-     SET migrate.flight = 'between'";
+     SET client_min_messages = notice; SET migrate.flight = 'between'";
 
 /// `RESET_SESSION` after a migration's tracking rows and COMMIT, in the same message: the
 /// tracking rows were written after `AS_CONNECTING_ROLE`'s session-level `SET SESSION
 /// AUTHORIZATION DEFAULT; RESET ROLE`, which the COMMIT kept, so only the rest is left to do.
 const RESET_AFTER_TRACKING: &str = "RESET ALL; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; \
-     DISCARD TEMP; DISCARD SEQUENCES; SET migrate.flight = 'between'";
+     DISCARD TEMP; DISCARD SEQUENCES; SET client_min_messages = notice; \
+     SET migrate.flight = 'between'";
 
 /// Through a transaction pooler the reset runs inside each transaction, on whichever server
 /// connection the transaction got (`UNLISTEN *` there undoes a `LISTEN` before it takes
@@ -146,7 +147,8 @@ const RESET_AFTER_TRACKING: &str = "RESET ALL; CLOSE ALL; UNLISTEN *; DEALLOCATE
 /// restores `application_name`.
 const RESET_POOLED: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; \
      CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; \
-     SELECT pg_catalog.pg_advisory_unlock_all(); SET migrate.flight = 'between'";
+     SELECT pg_catalog.pg_advisory_unlock_all(); SET client_min_messages = notice; \
+     SET migrate.flight = 'between'";
 
 /// Deallocates every SQL-level prepared statement (`PREPARE`, `from_sql`) by name, leaving
 /// protocol-level ones (PgBouncer 1.21+'s) alone. Part of the pooled reset, which is also sent
@@ -482,8 +484,19 @@ impl Runner<'_> {
         }
         // The last migration's mark would outlive the run (on a pooled server connection too).
         let commit = format!("RESET {FLIGHT_SETTING}; COMMIT");
-        if let Err(e) = self.session.client.batch_execute(&commit).await {
-            return Err(anyhow::Error::new(e).context("committing the --atomic run"));
+        let committed = self.session.client.batch_execute(&commit).await;
+        // Warnings a deferred trigger raised at COMMIT: the run's, kept with its last step.
+        let at_commit = self.session.notices.drain();
+        for notice in &at_commit {
+            self.progress.server_message(notice);
+        }
+        if let Some(step) = steps.last_mut() {
+            step.warnings.extend(at_commit);
+        }
+        if let (Err(e), Some(last)) = (committed, migrations.last()) {
+            return self
+                .atomic_commit_failed(last, direction, &e, steps, migrations.len())
+                .await;
         }
         for (step, migration) in steps.iter().zip(migrations) {
             keep_warnings(&self.session.client, migration, direction, &step.warnings).await?;
@@ -544,6 +557,50 @@ impl Runner<'_> {
             "the whole --atomic run was rolled back; nothing was applied (none of its {count} \
              migration(s))"
         );
+        self.release_if_interrupted().await;
+        Ok(Outcome {
+            steps: Vec::new(),
+            skipped: Vec::new(),
+            failure: Some(failure),
+        })
+    }
+
+    /// An `--atomic` run whose `COMMIT` failed (a deferred constraint, a lost connection, a
+    /// signal): reported at its last migration; rolled back unless a lost connection left it
+    /// committed (read again on a new session).
+    async fn atomic_commit_failed(
+        &mut self,
+        last: &Migration,
+        direction: Direction,
+        e: &tokio_postgres::Error,
+        steps: Vec<Step>,
+        count: usize,
+    ) -> anyhow::Result<Outcome> {
+        let section = section(last, direction);
+        let statements = statements(last, section)?;
+        let mut failure = self.failure(last, direction, section, &statements, Part::Commit, e);
+        failure.warnings = steps.last().map(|s| s.warnings.clone()).unwrap_or_default();
+        if is_connection_lost(e) {
+            failure.connection_lost = true;
+            let (state, rolled_back) = self.after_lost_connection(last, direction, e).await;
+            failure.state = state;
+            failure.rolled_back = rolled_back;
+            let steps = if rolled_back { Vec::new() } else { steps };
+            return Ok(Outcome {
+                steps,
+                skipped: Vec::new(),
+                failure: Some(failure),
+            });
+        }
+        self.deallocate_after_pooled_failure().await;
+        failure.rolled_back = true;
+        failure.state = format!(
+            "the whole --atomic run was rolled back at its COMMIT; nothing was applied (none \
+             of its {count} migration(s))"
+        );
+        let note = (self.note)(last.version);
+        self.log_failure(last, SystemTime::now(), &mut failure, note)
+            .await;
         self.release_if_interrupted().await;
         Ok(Outcome {
             steps: Vec::new(),

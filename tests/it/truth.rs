@@ -154,6 +154,7 @@ fn migrate_toml_session_settings_reach_every_migration() {
         ("migrate.flight", "migrate's own"),
         ("Migrate.in_migration", "migrate's own"),
         ("client_encoding", "UTF-8"),
+        ("client_min_messages", "warnings reach it"),
     ] {
         p.write("migrate.toml", &format!("[session]\n\"{name}\" = \"on\"\n"));
         p.migrate(&["up"]).code(2).stderr_has(name).stderr_has(says);
@@ -318,6 +319,70 @@ fn a_hidden_rollback_and_chain_is_not_recorded_as_applied() {
     q.migrate(&["up"]).success();
     assert_eq!(dirty(&q, 1), Some(false));
     assert_eq!(table_schema(&q, "coach_b"), Some("public".into()));
+}
+
+/// The server's warnings reach migrate whatever the database's `client_min_messages` says
+/// (the resets keep it at `notice`; migrate filters on its side). Mutation this catches
+/// (attacker finding): `ALTER DATABASE ... SET client_min_messages = error` made every
+/// warning vanish from stderr, `--json` and `_migrate.history`, exit 0.
+#[test]
+fn warnings_arrive_whatever_the_database_default_for_client_messages() {
+    let p = Project::new("warnings_min_messages");
+    p.db.execute(&format!(
+        "ALTER DATABASE \"{}\" SET client_min_messages = error",
+        p.db.name()
+    ));
+    for v in [1, 2] {
+        p.migration(
+            &format!("000{v}_coach_w{v}.sql"),
+            &format!(
+                "-- UP\ndo $$ begin raise warning 'orphaned rows: {v}'; end $$;\n\
+                 -- DOWN\nselect 1;\n"
+            ),
+        );
+    }
+    let json = p.migrate(&["up", "--json"]).success().json();
+    for (i, v) in [1, 2].iter().enumerate() {
+        assert_eq!(
+            json["steps"][i]["warnings"][0]["message"],
+            format!("orphaned rows: {v}"),
+            "{json}"
+        );
+    }
+}
+
+/// An `--atomic` run whose COMMIT fails (a deferred constraint) is a failure like any other:
+/// named at its last migration, "at COMMIT", rolled back, in the history. Mutation this
+/// catches (attacker finding): a bare `error: committing the --atomic run`, no report, no
+/// history row.
+#[test]
+fn an_atomic_run_failing_at_commit_is_reported_and_rolled_back() {
+    let p = Project::new("atomic_commit_fails");
+    p.migration(
+        "0001_coach_parent.sql",
+        "-- UP\ncreate table coach_parent (id int primary key);\n-- DOWN\ndrop table coach_parent;\n",
+    );
+    p.migration(
+        "0002_coach_child.sql",
+        "-- UP\ncreate table coach_child (parent int references coach_parent \
+         deferrable initially deferred);\ninsert into coach_child values (42);\n\
+         -- DOWN\ndrop table coach_child;\n",
+    );
+    let json = p.migrate(&["up", "--atomic", "--json"]).code(1).json();
+    assert_eq!(json["failure"]["version"], 2, "{json}");
+    assert_eq!(json["failure"]["rolled_back"], true, "{json}");
+    assert!(
+        json["failure"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at COMMIT"),
+        "{json}"
+    );
+    assert!(p.applied().is_empty());
+    assert_eq!(table_schema(&p, "coach_parent"), None);
+    let history: i64 =
+        p.db.scalar("SELECT count(*) FROM _migrate.history WHERE version = 2 AND NOT success");
+    assert_eq!(history, 1, "{json}");
 }
 
 /// Mutation this catches: sending COPY rows as SQL (the pre-fix "connection closed").
