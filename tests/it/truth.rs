@@ -1239,7 +1239,7 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
 }
 
 /// The connection lost in the reset after a migration's COMMIT (here `pg_terminate_backend`
-/// while `DISCARD TEMP` drops the migration's thousands of temp tables): that migration is
+/// while `DISCARD TEMP` drops the migration's thousand temp tables): that migration is
 /// committed and recorded, and the run must say so, and that the next one did not start,
 /// with exit 3. Mutation this catches (attacker finding): a bare "connection closed" with no
 /// steps, no failure and no head, after the reset was retried on the dead session, and
@@ -1266,7 +1266,7 @@ fn a_connection_lost_in_the_reset_after_commit_reports_the_migration_done() {
         p.migration(
             "0001_coach_one.sql",
             "-- UP\ncreate table coach_one (x int);\n\
-             do $$ begin for i in 1..3000 loop \
+             do $$ begin for i in 1..1000 loop \
              execute format('create temp table scratch_%s (x int)', i); end loop; end $$;\n\
              -- DOWN\ndrop table coach_one;\n",
         );
@@ -1302,7 +1302,10 @@ fn a_connection_lost_in_the_reset_after_commit_reports_the_migration_done() {
         if out.status.success() {
             // The run slipped past the reset before it was caught (a busy machine): again.
             missed += 1;
-            assert!(missed < 5, "{args:?}: the reset was never caught in 5 runs");
+            assert!(
+                missed < 10,
+                "{args:?}: the reset was never caught in 10 runs"
+            );
             continue;
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
