@@ -258,27 +258,16 @@ impl Runner<'_> {
             Some(db) => describe_db_error(db),
             None => crate::db::chain(error),
         };
-        let mut failure = Failure {
-            version: next.version,
-            name: next.name.clone(),
+        let mut failure = Failure::did_not_start(
+            next,
             direction,
-            file: next.path.clone(),
-            line: None,
-            error: format!(
+            format!(
                 "the session could not be reset after {} (which is committed and recorded): \
                  {why}",
                 done.file_name()
             ),
-            dirty: false,
-            rolled_back: false,
-            connection_lost: lost,
-            interrupted: session::interrupted().map(|s| session::signal_name(s).to_string()),
-            state: match direction {
-                Direction::Down => "it did not start: it is still applied".into(),
-                _ => "it did not start: nothing of it was applied".into(),
-            },
-            warnings: Vec::new(),
-        };
+        );
+        failure.connection_lost = lost;
         if !lost {
             let note = (self.note)(next.version);
             self.log_failure(next, SystemTime::now(), &mut failure, note)

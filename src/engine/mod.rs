@@ -69,6 +69,28 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A migration that did not start: nothing of it was applied (for `down`: it is still
+    /// applied), for the reason `error`.
+    fn did_not_start(migration: &Migration, direction: Direction, error: String) -> Failure {
+        Failure {
+            version: migration.version,
+            name: migration.name.clone(),
+            direction,
+            file: migration.path.clone(),
+            line: None,
+            error,
+            dirty: false,
+            rolled_back: false,
+            connection_lost: false,
+            interrupted: session::interrupted().map(|s| session::signal_name(s).to_string()),
+            state: match direction {
+                Direction::Down => "it did not start: it is still applied".into(),
+                _ => "it did not start: nothing of it was applied".into(),
+            },
+            warnings: Vec::new(),
+        }
+    }
+
     pub fn location(&self) -> String {
         match self.line {
             Some(line) => format!("{}:{line}", self.file),
@@ -511,28 +533,17 @@ impl Runner<'_> {
     /// The failure for `migration`, not started because the session was found closed before
     /// it (lost after the migration before it committed).
     fn not_started_lost(&self, migration: &Migration, direction: Direction) -> Failure {
-        Failure {
-            version: migration.version,
-            name: migration.name.clone(),
+        let reason = self
+            .session
+            .close_reason()
+            .unwrap_or_else(|| "no reason given".into());
+        let mut failure = Failure::did_not_start(
+            migration,
             direction,
-            file: migration.path.clone(),
-            line: None,
-            error: format!(
-                "the connection was lost before it started ({})",
-                self.session
-                    .close_reason()
-                    .unwrap_or_else(|| "no reason given".into())
-            ),
-            dirty: false,
-            rolled_back: false,
-            connection_lost: true,
-            interrupted: session::interrupted().map(|s| session::signal_name(s).to_string()),
-            state: match direction {
-                Direction::Down => "it did not start: it is still applied".into(),
-                _ => "it did not start: nothing of it was applied".into(),
-            },
-            warnings: Vec::new(),
-        }
+            format!("the connection was lost before it started ({reason})"),
+        );
+        failure.connection_lost = true;
+        failure
     }
 
     /// An `--atomic` run a signal stopped at `migration` (before it started, or before the
@@ -1349,26 +1360,15 @@ impl Runner<'_> {
         signal: i32,
         ran: Option<Vec<ServerMessage>>,
     ) -> anyhow::Result<Failure> {
-        let mut failure = Failure {
-            version: migration.version,
-            name: migration.name.clone(),
+        let mut failure = Failure::did_not_start(
+            migration,
             direction,
-            file: migration.path.clone(),
-            line: None,
-            error: format!(
+            format!(
                 "interrupted by {} before it started",
                 session::signal_name(signal)
             ),
-            dirty: false,
-            rolled_back: false,
-            connection_lost: false,
-            interrupted: Some(session::signal_name(signal).to_string()),
-            state: match direction {
-                Direction::Down => "it did not start: it is still applied".into(),
-                _ => "it did not start: nothing of it was applied".into(),
-            },
-            warnings: Vec::new(),
-        };
+        );
+        failure.interrupted = Some(session::signal_name(signal).to_string());
         if let Some(warnings) = ran {
             // Sent ahead in a chain, it began before the signal came; nothing committed it.
             failure.warnings = warnings;

@@ -351,13 +351,8 @@ fn warnings_arrive_whatever_the_database_default_for_client_messages() {
     }
 }
 
-/// An `--atomic` run whose COMMIT fails (a deferred constraint) is a failure like any other:
-/// named at its last migration, "at COMMIT", rolled back, in the history. Mutation this
-/// catches (attacker finding): a bare `error: committing the --atomic run`, no report, no
-/// history row.
-#[test]
-fn an_atomic_run_failing_at_commit_is_reported_and_rolled_back() {
-    let p = Project::new("atomic_commit_fails");
+/// 0001 a parent table; 0002 a child row whose deferred foreign key fails at COMMIT.
+fn child_failing_at_commit(p: &Project) {
     p.migration(
         "0001_coach_parent.sql",
         "-- UP\ncreate table coach_parent (id int primary key);\n-- DOWN\ndrop table coach_parent;\n",
@@ -368,6 +363,16 @@ fn an_atomic_run_failing_at_commit_is_reported_and_rolled_back() {
          deferrable initially deferred);\ninsert into coach_child values (42);\n\
          -- DOWN\ndrop table coach_child;\n",
     );
+}
+
+/// An `--atomic` run whose COMMIT fails (a deferred constraint) is a failure like any other:
+/// named at its last migration, "at COMMIT", rolled back, in the history. Mutation this
+/// catches (attacker finding): a bare `error: committing the --atomic run`, no report, no
+/// history row.
+#[test]
+fn an_atomic_run_failing_at_commit_is_reported_and_rolled_back() {
+    let p = Project::new("atomic_commit_fails");
+    child_failing_at_commit(&p);
     let json = p.migrate(&["up", "--atomic", "--json"]).code(1).json();
     assert_eq!(json["failure"]["version"], 2, "{json}");
     assert_eq!(json["failure"]["rolled_back"], true, "{json}");
@@ -1036,16 +1041,7 @@ fn warnings_stay_with_their_migration_when_the_next_was_sent_ahead() {
 #[test]
 fn a_migration_failing_at_commit_is_reported_at_commit_and_rolled_back() {
     let p = Project::new("commit_fails");
-    p.migration(
-        "0001_coach_parent.sql",
-        "-- UP\ncreate table coach_parent (id int primary key);\n-- DOWN\ndrop table coach_parent;\n",
-    );
-    p.migration(
-        "0002_coach_child.sql",
-        "-- UP\ncreate table coach_child (parent int references coach_parent \
-         deferrable initially deferred);\ninsert into coach_child values (42);\n\
-         -- DOWN\ndrop table coach_child;\n",
-    );
+    child_failing_at_commit(&p);
     p.migration(
         "0003_coach_after.sql",
         "-- UP\ncreate table coach_after (x int);\n-- DOWN\ndrop table coach_after;\n",
