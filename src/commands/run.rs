@@ -303,8 +303,10 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
     if !plan.is_empty() {
         let action = format!("Revert {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
+        // Only a run that reverts something needs the state (and then it exists): one with
+        // nothing to revert leaves an untouched database untouched.
+        ensure_state(&client, locking).await?;
     }
-    ensure_state(&client, locking).await?;
     let outcome = run_plan(
         ctx,
         &mut client,
@@ -347,8 +349,8 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     if !plan.is_empty() {
         let action = format!("Revert and re-apply {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
+        ensure_state(&client, locking).await?;
     }
-    ensure_state(&client, locking).await?;
     let mut outcome = run_plan(
         ctx,
         &mut client,

@@ -156,6 +156,18 @@ fn up_to_and_down_steps() {
 }
 
 #[test]
+fn down_and_redo_on_an_untouched_database_write_nothing() {
+    let p = three("untouched_down");
+    p.migrate(&["down"]).success().stdout_has("nothing to down");
+    p.migrate(&["down", "--all"]).success();
+    p.migrate(&["redo"]).success();
+    let state: bool = p
+        .db
+        .scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = '_migrate')");
+    assert!(!state, "a run with nothing to do created migrate's state");
+}
+
+#[test]
 fn redo_reverts_and_reapplies() {
     let p = three("redo");
     p.migrate(&["up"]).success();
