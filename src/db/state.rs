@@ -516,7 +516,8 @@ pub async fn record_history(
             &entry.error,
             &TOOL_VERSION,
             &entry.note,
-            &entry.warnings,
+            // NULL when there were none, as on the lines `record_step` and `FINISH_*` write.
+            &(!entry.warnings.is_empty()).then_some(entry.warnings),
         ],
     )
     .await?;

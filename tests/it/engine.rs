@@ -161,10 +161,43 @@ fn down_and_redo_on_an_untouched_database_write_nothing() {
     p.migrate(&["down"]).success().stdout_has("nothing to down");
     p.migrate(&["down", "--all"]).success();
     p.migrate(&["redo"]).success();
-    let state: bool = p
-        .db
-        .scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = '_migrate')");
+    let state: bool =
+        p.db.scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = '_migrate')");
     assert!(!state, "a run with nothing to do created migrate's state");
+}
+
+#[test]
+fn history_warnings_are_null_when_there_were_none_whatever_the_outcome() {
+    let p = three("warnings_null");
+    p.migration(
+        "0004_coach_warns.sql",
+        "-- UP\nDO $$ BEGIN RAISE WARNING 'four'; END $$;\n-- DOWN\nSELECT 1;\n",
+    )
+    .migration(
+        "0005_coach_fails.sql",
+        "-- UP\nSELECT 1/0;\n-- DOWN\nSELECT 1;\n",
+    );
+    p.migrate(&["up"]).code(1);
+    let rows: Vec<(i64, bool, Option<Vec<String>>)> =
+        p.db.client()
+            .query(
+                "SELECT version, success, warnings FROM _migrate.history ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, true, None),
+            (2, true, None),
+            (3, true, None),
+            (4, true, Some(vec!["WARNING: four".to_string()])),
+            (5, false, None),
+        ]
+    );
 }
 
 #[test]
