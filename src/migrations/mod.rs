@@ -473,6 +473,20 @@ fn check_section(section: &Section, name: &str, transactional: bool) -> Result<(
                 ),
             ));
         }
+        if changes_client_encoding(statement.sql) {
+            return Err((
+                Some(
+                    section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql)),
+                ),
+                format!(
+                    "the {name} section sets `client_encoding` (or `SET NAMES`): migrate talks \
+                     to the server in UTF-8, and after it the server would read the rest of the \
+                     migration, and the name and warnings migrate records, in another encoding \
+                     and store them garbled; remove it (migration files are UTF-8, and \
+                     PostgreSQL converts them to the database's encoding itself)"
+                ),
+            ));
+        }
         if changes_state_schema(statement.sql) {
             return Err((
                 Some(
@@ -561,6 +575,22 @@ fn changes_string_syntax(sql: &str) -> bool {
             lexer::leading_words(sql, 1).first().map(String::as_str),
             Some("show" | "reset")
         )
+}
+
+/// Whether a statement may change the session's `client_encoding`: `SET NAMES`, or any
+/// statement naming `client_encoding` (`SET`, `set_config`, an `EXECUTE` in a `DO` block) but
+/// `SHOW`, `RESET` (back to migrate's UTF-8) and `ALTER` (a database's or role's default, which
+/// migrate's own connections override).
+fn changes_client_encoding(sql: &str) -> bool {
+    let words = lexer::leading_words(sql, 3);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let set_names = matches!(
+        words.as_slice(),
+        ["set", "names", ..] | ["set", "session" | "local", "names"]
+    );
+    set_names
+        || (sql.to_ascii_lowercase().contains("client_encoding")
+            && !matches!(words.first(), Some(&("show" | "reset" | "alter"))))
 }
 
 /// The transaction-control command a statement starts with, if any: `BEGIN`, `START
@@ -1056,6 +1086,39 @@ mod tests {
             );
         }
         parse_text("-- UP\nshow standard_conforming_strings;\n-- DOWN\n").unwrap();
+    }
+
+    /// Mutation this catches: `changes_client_encoding` dropped. A migration that set another
+    /// client encoding had the rest of its statements, and the warnings migrate recorded,
+    /// read in that encoding (attacker finding: garbled warnings in history).
+    #[test]
+    fn setting_the_client_encoding_is_refused() {
+        for set in [
+            "set client_encoding = 'LATIN1'",
+            "SET LOCAL client_encoding TO 'WIN1252'",
+            "set names 'LATIN1'",
+            "SET SESSION NAMES 'SQL_ASCII'",
+            "select set_config('client_encoding', 'LATIN1', false)",
+            "do $$ begin execute 'set client_encoding = latin1'; end $$",
+        ] {
+            let (line, message) = error(&format!(
+                "-- UP\ncreate table coach.t ();\n{set};\nselect 'caf\u{e9}';\n-- DOWN\n"
+            ));
+            assert_eq!(line, Some(3), "{set}: {message}");
+            assert!(
+                message.contains("sets `client_encoding`"),
+                "{set}: {message}"
+            );
+        }
+        for fine in [
+            "show client_encoding",
+            "reset client_encoding",
+            "alter role app set client_encoding = 'LATIN1'",
+            "select 1 as names",
+        ] {
+            parse_text(&format!("-- UP\n{fine};\n-- DOWN\n"))
+                .unwrap_or_else(|e| panic!("{fine}: {e:?}"));
+        }
     }
 
     /// Mutation this catches: `changes_state_schema` dropped. A migration that replaced
