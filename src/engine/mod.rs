@@ -1230,7 +1230,17 @@ impl Runner<'_> {
         if let (Some(&SqlState::INSUFFICIENT_PRIVILEGE), Some(db), Some((statement, _))) =
             (error.code(), error.as_db_error(), statement.clone())
         {
-            text.push_str(&privilege_advice(db.message(), statement.sql));
+            let before = statements
+                .iter()
+                .take_while(|s| !std::ptr::eq(*s, statement));
+            let role = match before.filter(|s| switches_role(s.sql)).last() {
+                Some(s) => format!(
+                    "the role this migration switched to at line {}",
+                    section.line_of_offset(s.offset + lexer::leading_blank(s.sql))
+                ),
+                None => "the connecting role".to_string(),
+            };
+            text.push_str(&privilege_advice(db.message(), statement.sql, &role));
         }
         if error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION)
             && migration.transactional
@@ -1833,7 +1843,8 @@ fn dirty_advice(
 /// privilege: the qualified object as the failing statement wrote it, and the privilege the
 /// statement needs of it, so the fix is one GRANT (README: "Hosted Supabase: the migration
 /// role" lists them all).
-fn privilege_advice(message: &str, statement: &str) -> String {
+/// `role` names who lacks it: the connecting role, or the one the migration switched to.
+fn privilege_advice(message: &str, statement: &str, role: &str) -> String {
     let Some((kind, name)) = message
         .strip_prefix("permission denied for ")
         .and_then(|rest| rest.split_once(' '))
@@ -1865,8 +1876,8 @@ fn privilege_advice(message: &str, statement: &str) -> String {
         _ => "a privilege",
     };
     format!(
-        "; the connecting role lacks {privilege} on {kind} {qualified}: grant it (e.g. GRANT \
-         {grant} ON {kind_upper} {qualified} TO <migration role>), or migrate as its owner",
+        "; {role} lacks {privilege} on {kind} {qualified}: grant it (e.g. GRANT {grant} ON \
+         {kind_upper} {qualified} TO <that role>), or run the statement as its owner",
         grant = privilege
             .split(' ')
             .next()
@@ -1874,6 +1885,22 @@ fn privilege_advice(message: &str, statement: &str) -> String {
             .to_ascii_uppercase(),
         kind_upper = kind.to_ascii_uppercase(),
     )
+}
+
+/// Whether a statement switches the role later statements run as: `SET [SESSION | LOCAL]
+/// ROLE r` or `SET [SESSION | LOCAL] SESSION AUTHORIZATION r` (not `NONE` or `DEFAULT`, which
+/// switch back to the connecting role, nor `RESET`).
+fn switches_role(sql: &str) -> bool {
+    let words = lexer::leading_words(sql, 5);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let rest = match words.as_slice() {
+        ["set", "session" | "local", "role", rest @ ..] | ["set", "role", rest @ ..] => rest,
+        ["set", "session" | "local", "session", "authorization", rest @ ..]
+        | ["set", "session", "authorization", rest @ ..] => rest,
+        _ => return false,
+    };
+    // A quoted name is not a word `leading_words` returns: it switches.
+    !matches!(rest.first(), Some(&("none" | "default")))
 }
 
 /// The file line an error in `statement` points at: PostgreSQL's position in the message
@@ -1995,6 +2022,7 @@ mod privilege_tests {
         let advice = privilege_advice(
             "permission denied for table users",
             "create table coach.t (user_id uuid references auth.users (id))",
+            "the connecting role",
         );
         assert!(
             advice.contains("REFERENCES on table auth.users"),
@@ -2003,13 +2031,15 @@ mod privilege_tests {
         let advice = privilege_advice(
             "permission denied for schema extensions",
             "create extension x schema extensions",
+            "the connecting role",
         );
         assert!(advice.contains("CREATE on schema extensions"), "{advice}");
-        assert_eq!(privilege_advice("something else", "select 1"), "");
+        assert_eq!(privilege_advice("something else", "select 1", "r"), "");
         // cargo-mutants: the CREATE/ALTER/DROP arm deleted read "lacks SELECT" here.
         let advice = privilege_advice(
             "permission denied for table users",
             "create trigger t after insert on auth.users for each row execute function f()",
+            "the connecting role",
         );
         assert!(
             advice

@@ -859,7 +859,42 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
         .stderr_has("0001_coach_t.sql:2")
-        .stderr_has("lacks REFERENCES on table authx.users");
+        .stderr_has("the connecting role lacks REFERENCES on table authx.users");
+}
+
+/// Mutation this catches: `switches_role` dropped, so the advice blamed the connecting role
+/// (here a superuser) for what a role the migration switched to lacked.
+#[test]
+fn a_missing_privilege_after_set_role_names_the_role_the_migration_switched_to() {
+    let p = Project::new("privilege_switched");
+    let role = format!("switched_{}", std::process::id());
+    p.db.execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
+         THEN CREATE ROLE {role}; END IF; END $$;
+         CREATE SCHEMA authx; CREATE TABLE authx.users (id int PRIMARY KEY);
+         GRANT USAGE ON SCHEMA authx TO {role}; GRANT CREATE, USAGE ON SCHEMA public TO {role};"
+    ));
+    for (file, switch) in [
+        ("0001_coach_t.sql", format!("set role {role}")),
+        (
+            "0002_coach_t.sql",
+            format!("set session authorization {role}"),
+        ),
+    ] {
+        p.migration(
+            file,
+            &format!(
+                "-- UP\nselect 1;\n{switch};\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n"
+            ),
+        );
+        p.migrate(&["up"])
+            .code(1)
+            .stderr_has(&format!("{file}:4"))
+            .stderr_has(
+            "the role this migration switched to at line 3 lacks REFERENCES on table authx.users",
+        );
+        p.remove_migration(file);
+    }
 }
 
 /// Mutation this catches: dropping the record guard (`record_guard`) that notices a
