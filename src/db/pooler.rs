@@ -104,7 +104,9 @@ fn own_socket(_client: SocketAddr, _server: SocketAddr) -> bool {
 /// transaction ends (or must wait for it); or two statements in a row of one session get two
 /// backends (a round-robin pool). A backend older than `first` itself (a pooled server
 /// connection, reused) says "a pooler" but not which kind: a session pooler shows none of the
-/// three signs. When the second session cannot connect (a full server), a reused backend or a
+/// three signs, and a full one makes the second session wait past the first one's `COMMIT`,
+/// where a busy transaction pooler hands it the connection then. When the second session
+/// cannot connect (a full server), a reused backend or a
 /// changed one decides. A session whose backend serves this process's own TCP socket
 /// (`own_socket`) is direct, and no second session is opened.
 pub async fn is_transaction_pooler(
@@ -132,12 +134,16 @@ pub async fn is_transaction_pooler(
     for _ in 0..if reused { 6 } else { 3 } {
         first.batch_execute("BEGIN").await?;
         let held = backend_pid(first).await?;
-        let waited = tokio::time::timeout(PATIENCE, backend_pid(&second.client)).await;
+        let asked = backend_pid(&second.client);
+        tokio::pin!(asked);
+        let waited = tokio::time::timeout(PATIENCE, &mut asked).await;
         first.batch_execute("COMMIT").await?;
         let other = match waited {
             Ok(pid) => pid?,
-            // The only server connection was ours: a direct server never makes this wait.
-            Err(_) => return Ok(true),
+            // A full pool (a direct server never makes this wait): a transaction pooler hands
+            // the connection on at our `COMMIT`, a session pooler keeps it with our session
+            // (PgBouncer `pool_mode = session` with every connection taken).
+            Err(_) => return Ok(tokio::time::timeout(PATIENCE, &mut asked).await.is_ok()),
         };
         let again = backend_pid(&second.client).await?;
         if held != before || other == held || again != other {

@@ -19,6 +19,8 @@ struct Bouncer {
 static BOUNCER: OnceLock<Bouncer> = OnceLock::new();
 static ROUND_ROBIN: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL: OnceLock<Bouncer> = OnceLock::new();
+static SESSION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
+static TRANSACTION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 
 fn pgbouncer_binary() -> PathBuf {
     for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
@@ -60,6 +62,24 @@ fn round_robin_bouncer() -> &'static Bouncer {
 fn session_bouncer() -> &'static Bouncer {
     SESSION_POOL
         .get_or_init(|| start_bouncer("-session", "pool_mode = session\ndefault_pool_size = 4"))
+}
+
+/// A PgBouncer in `pool_mode = session` with one server connection per database: a second
+/// client waits until the first one disconnects.
+fn session_bouncer_of_one() -> &'static Bouncer {
+    SESSION_POOL_OF_ONE
+        .get_or_init(|| start_bouncer("-session1", "pool_mode = session\ndefault_pool_size = 1"))
+}
+
+/// A PgBouncer in `pool_mode = transaction` with one server connection per database: a
+/// second client waits until the first one's transaction ends.
+fn transaction_bouncer_of_one() -> &'static Bouncer {
+    TRANSACTION_POOL_OF_ONE.get_or_init(|| {
+        start_bouncer(
+            "-transaction1",
+            "pool_mode = transaction\ndefault_pool_size = 1",
+        )
+    })
 }
 
 /// Starts a PgBouncer in front of the test server with `pool` settings (`pool_mode` among
@@ -295,6 +315,51 @@ fn a_session_pooler_with_a_warm_pool_is_not_taken_for_a_transaction_pooler() {
     drop(warm);
     std::thread::sleep(Duration::from_millis(1200));
     p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+}
+
+/// A session pooler whose pool is full makes a second session wait, as a busy transaction
+/// pooler does; but a transaction pooler hands the connection on at the first session's
+/// `COMMIT`, where a session pooler keeps it with the session. Mutation this catches: taking
+/// any wait for a transaction pooler (the `transaction: none` migration was refused "through
+/// a transaction pooler").
+#[test]
+fn a_full_session_pool_is_not_taken_for_a_transaction_pooler() {
+    let p = Project::new("session_pool_of_one");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- transaction: none\n-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    let url = url_through(session_bouncer_of_one(), &p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+}
+
+/// The other side of the full session pool: a transaction pooler whose only connection is
+/// busy makes the second session wait too, and hands it the connection at the first one's
+/// `COMMIT`. Mutation this catches: taking every wait for a full session pool (the
+/// `transaction: none` migration ran through the transaction pooler).
+#[test]
+fn a_full_transaction_pool_is_detected() {
+    let p = Project::new("transaction_pool_of_one");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+    )
+    .migration(
+        "0002_coach_idx.sql",
+        "-- transaction: none\n-- UP\ncreate index concurrently coach_t_x on coach_t (x);\n-- DOWN\ndrop index concurrently coach_t_x;\n",
+    );
+    let url = url_through(transaction_bouncer_of_one(), &p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("transaction-mode connection pooler")
+        .stderr_has("0002_coach_idx.sql");
+    p.migrate_raw(&["up", "--to", "1", "--database-url", &url], &[])
         .success();
     assert_eq!(p.applied(), vec![1]);
     assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
