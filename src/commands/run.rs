@@ -487,14 +487,32 @@ fn refuse_outside_transaction_through_pooler(
             let Ok(statements) = section.statements() else {
                 continue;
             };
+            let line = |s: &lexer::Statement<'_>| {
+                section.line_of_offset(s.offset + lexer::leading_blank(s.sql))
+            };
             if let Some(s) = statements.iter().find(|s| creates_session_state(s.sql)) {
-                let line = section.line_of_offset(s.offset + lexer::leading_blank(s.sql));
                 return Err(through_pooler(
                     target,
                     &format!(
-                        "{}:{line} (`PREPARE`: a prepared statement outlives the transaction, \
+                        "{}:{} (`PREPARE`: a prepared statement outlives the transaction, \
                          so the pooler would hand it to other clients)",
-                        m.path
+                        m.path,
+                        line(s)
+                    ),
+                ));
+            }
+            if let Some(s) = statements
+                .iter()
+                .find(|s| sets_transaction_characteristics(s.sql))
+            {
+                return Err(through_pooler(
+                    target,
+                    &format!(
+                        "{}:{} (`SET TRANSACTION`: PostgreSQL takes it only before the \
+                         transaction's first query, and through a pooler each migration's \
+                         transaction starts with migrate's lock and checks)",
+                        m.path,
+                        line(s)
                     ),
                 ));
             }
@@ -512,6 +530,25 @@ fn creates_session_state(sql: &str) -> bool {
         && words.get(1).map(String::as_str) != Some("transaction")
 }
 
+/// A statement that sets its transaction's isolation level, deferrability, snapshot or
+/// read-write mode (`SET TRANSACTION ...`, `SET [LOCAL] transaction_isolation = ...`), which
+/// PostgreSQL accepts only before the transaction's first query (`SET TRANSACTION READ ONLY`
+/// it takes at any time).
+fn sets_transaction_characteristics(sql: &str) -> bool {
+    let words = lexer::leading_words(sql, 5);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let rest = match words.as_slice() {
+        ["set", "local" | "session", rest @ ..] | ["set", rest @ ..] => rest,
+        _ => return false,
+    };
+    match rest {
+        ["transaction", "read", "only", ..] => false,
+        ["transaction", ..] | ["transaction_isolation" | "transaction_deferrable", ..] => true,
+        ["transaction_read_only", ..] => !words.contains(&"on") && !words.contains(&"true"),
+        _ => false,
+    }
+}
+
 /// Creates the state tables on first use, under the lock the run holds (through a pooler,
 /// the transaction-level lock of the creating transaction).
 async fn ensure_state(client: &Client, locking: Locking) -> anyhow::Result<()> {
@@ -519,6 +556,36 @@ async fn ensure_state(client: &Client, locking: Locking) -> anyhow::Result<()> {
         Locking::Session => state::ensure(client).await,
         Locking::Transaction { lock_wait } => {
             state::ensure_under_xact_lock(client, lock_wait).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sets_transaction_characteristics as sets;
+
+    /// What PostgreSQL takes only before a transaction's first query, in its spellings.
+    #[test]
+    fn transaction_characteristics_that_must_come_first() {
+        for sql in [
+            "set transaction isolation level serializable",
+            "SET TRANSACTION SNAPSHOT '00000003-0000001B-1'",
+            "set transaction read write",
+            "set transaction deferrable",
+            "SET LOCAL transaction_isolation = 'repeatable read'",
+            "set transaction_deferrable to on",
+            "set transaction_read_only = off",
+        ] {
+            assert!(sets(sql), "{sql}");
+        }
+        for sql in [
+            "set transaction read only",
+            "set transaction_read_only = on",
+            "set session characteristics as transaction isolation level serializable",
+            "set local search_path = coach",
+            "select 1",
+        ] {
+            assert!(!sets(sql), "{sql}");
         }
     }
 }

@@ -442,6 +442,28 @@ fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
     assert_eq!(advisory_locks(&p), 0);
 }
 
+/// `SET TRANSACTION ISOLATION LEVEL` must come before the transaction's first query, and
+/// through a pooler migrate's lock and checks come first: refused before anything runs, with
+/// the line, where it used to fail half-way through the run. Directly it works. Mutation
+/// this catches: `sets_transaction_characteristics` dropped.
+#[test]
+fn set_transaction_is_refused_through_a_transaction_pooler() {
+    let p = five("pooler_set_transaction");
+    p.migration(
+        "0006_coach_serializable.sql",
+        "-- UP\n-- stricter\nset transaction isolation level serializable;\ncreate table coach_s (x int);\n-- DOWN\ndrop table coach_s;\n",
+    );
+    let url = pooled_url(&p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("transaction-mode connection pooler")
+        .stderr_has("0006_coach_serializable.sql:3 (`SET TRANSACTION`")
+        .stderr_has("Connect directly");
+    assert!(p.applied().is_empty(), "refused before anything ran");
+    p.migrate(&["up"]).success();
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5, 6]);
+}
+
 /// Mutation this catches: runs through the pooler taking no transaction-level lock (the
 /// `XACT_LOCK` statement made a no-op): they then apply beside a run that holds the migration
 /// lock. (`lock::acquire_xact` alone, the `--atomic` run's lock, is not seen: the run took the
