@@ -1973,8 +1973,22 @@ fn error_line(
                 return section.line_of_offset(body) + line - 1;
             }
         }
+        if let Some(line) = statement.copy_data.as_ref().and_then(|data| {
+            copy_row_line(context).map(|row| section.line_of_offset(data.offset) + row - 1)
+        }) {
+            return line;
+        }
     }
     section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql))
+}
+
+/// The row of a `COPY ... FROM STDIN` an error came from (1-based), from PostgreSQL's
+/// context line `COPY coach_t, line 3, column id: "x"`.
+fn copy_row_line(context: &str) -> Option<usize> {
+    let frame = context.lines().find(|l| l.starts_with("COPY "))?;
+    let (_, rest) = frame.split_once(", line ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|row| *row > 0)
 }
 
 /// Byte offset of a dollar-quoted body's opening delimiter in a statement.

@@ -426,9 +426,11 @@ fn copy_from_stdin_blocks_load_in_both_modes() {
         "0003_coach_bad.sql",
         "-- UP\ncreate table coach_bad (id int);\nCOPY coach_bad FROM stdin;\n1\nnot a number\n\\.\n-- DOWN\ndrop table coach_bad;\n",
     );
+    // The bad row is line 5 of the file, not the COPY statement's line 3 (mutation this
+    // catches: `copy_row_line` dropped).
     p.migrate(&["up"])
         .code(1)
-        .stderr_has("0003_coach_bad.sql")
+        .stderr_has("0003_coach_bad.sql:5")
         .stderr_has("invalid input syntax");
     assert_eq!(table_schema(&p, "coach_bad"), None);
     assert_eq!(p.applied(), vec![1, 2]);
