@@ -1953,21 +1953,7 @@ fn error_line(
             let body = if function == "inline_code_block" {
                 Some(statement)
             } else {
-                let name = function
-                    .split('(')
-                    .next()
-                    .unwrap_or(function)
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(function)
-                    .trim_matches('"')
-                    .to_ascii_lowercase();
-                statements.iter().find(|s| {
-                    let words = lexer::leading_words(s.sql, 8);
-                    words.first().is_some_and(|w| w == "create")
-                        && words.iter().any(|w| w == "function" || w == "procedure")
-                        && words.contains(&name)
-                })
+                defining_statement(statements, statement, function)
             };
             if let Some(body) = body.and_then(|s| body_offset(s).map(|o| s.offset + o)) {
                 return section.line_of_offset(body) + line - 1;
@@ -1980,6 +1966,96 @@ fn error_line(
         }
     }
     section.line_of_offset(statement.offset + lexer::leading_blank(statement.sql))
+}
+
+/// The statement of the section that defined `function` as PostgreSQL names it in an error
+/// context (`coach.f(integer,text)`): a `CREATE [OR REPLACE] FUNCTION | PROCEDURE` of that
+/// name and, among overloads, of that many input arguments; of several, the last one before
+/// the failing statement (the definition in force when it ran).
+fn defining_statement<'s>(
+    statements: &'s [Statement<'s>],
+    failing: &Statement<'_>,
+    function: &str,
+) -> Option<&'s Statement<'s>> {
+    let (qualified, args) = function.split_once('(').unwrap_or((function, ""));
+    let name = qualified
+        .rsplit('.')
+        .next()
+        .unwrap_or(qualified)
+        .trim_matches('"')
+        .to_ascii_lowercase();
+    let arity = match args.trim_end_matches(')').trim() {
+        "" => 0,
+        list => list.split(',').count(),
+    };
+    let named: Vec<&Statement<'_>> = statements
+        .iter()
+        .filter(|s| {
+            let words = lexer::leading_words(s.sql, 8);
+            words.first().is_some_and(|w| w == "create")
+                && words.iter().any(|w| w == "function" || w == "procedure")
+                && words.contains(&name)
+        })
+        .collect();
+    let same_arity: Vec<&Statement<'_>> = named
+        .iter()
+        .copied()
+        .filter(|s| input_arguments(s.sql, &name) == Some(arity))
+        .collect();
+    let candidates = if same_arity.is_empty() {
+        named
+    } else {
+        same_arity
+    };
+    candidates
+        .iter()
+        .copied()
+        .rfind(|s| s.offset <= failing.offset)
+        .or(candidates.first().copied())
+}
+
+/// How many input arguments a `CREATE FUNCTION name (...)` declares (`OUT` ones are not part
+/// of its signature); `None` when the list is not found.
+fn input_arguments(sql: &str, name: &str) -> Option<usize> {
+    let lower = sql.to_ascii_lowercase();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    let open = lower.match_indices(name).find_map(|(at, _)| {
+        let before = lower.as_bytes()[..at].last().copied();
+        let rest = lower[at + name.len()..].trim_start_matches(['"', ' ', '\t', '\n', '\r']);
+        (!before.is_some_and(word) && rest.starts_with('(')).then(|| lower.len() - rest.len())
+    })?;
+    let mut depth = 0usize;
+    let mut args: Vec<String> = vec![String::new()];
+    for c in lower[open..].chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => {
+                args.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(arg) = args.last_mut() {
+            arg.push(c);
+        }
+    }
+    Some(
+        args.iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty() && !a.starts_with("out ") && !a.starts_with("out\t"))
+            .count(),
+    )
 }
 
 /// The row of a `COPY ... FROM STDIN` an error came from (1-based), from PostgreSQL's

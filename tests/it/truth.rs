@@ -641,6 +641,20 @@ fn errors_inside_do_blocks_and_function_bodies_name_the_file_line() {
         .code(1)
         .stderr_has("0001_coach_fn.sql:5")
         .stderr_has("boom in function");
+    // Overloads: the one PostgreSQL ran is told by its arguments (mutation this catches:
+    // `defining_statement` taking the first function of the name, line 4, or the last, line 14).
+    let r = Project::new("overload_line");
+    r.migration(
+        "0001_coach_fn.sql",
+        "-- UP\ncreate function coach_f(a int) returns void language plpgsql as $b$\nbegin\n  perform 1;\nend\n$b$;\n\
+         create function coach_f(a int, b int, out c text) returns text language plpgsql as $b$\nbegin\n  raise exception 'boom in overload';\nend\n$b$;\n\
+         create function coach_f(a text, b text, c text) returns void language plpgsql as $b$\nbegin\n  perform 3;\nend\n$b$;\n\
+         select coach_f(1, 2);\n-- DOWN\nselect 1;\n",
+    );
+    r.migrate(&["up"])
+        .code(1)
+        .stderr_has("0001_coach_fn.sql:9")
+        .stderr_has("boom in overload");
 }
 
 /// Mutation this catches: `discover` skipping what is not a readable `*.sql` file again.
