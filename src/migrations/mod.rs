@@ -777,35 +777,13 @@ fn collect<F: plan::MigrationFile>(
     }
 }
 
-/// `f` over `items` on up to 8 threads, results in order: reading, hashing and lexing are
-/// independent per file (a thousand files are most of `status`'s time otherwise).
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    // Asked once: the answer reads the cgroup's CPU quota from /proc and /sys each time.
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8)
-    });
-    let threads = cores.min(items.len().max(1));
-    let chunk = items.len().div_ceil(threads).max(1);
-    let f = &f;
-    std::thread::scope(|scope| {
-        // The calling thread takes the first part itself: one thread fewer to start, and no
-        // part waits for a core while the caller would only wait for the others.
-        let mut parts = items.chunks(chunk);
-        let first = parts.next().unwrap_or_default();
-        let workers: Vec<_> = parts
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
-            .collect();
-        let mut all: Vec<R> = first.iter().map(f).collect();
-        all.extend(
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default()),
-        );
-        all
-    })
+/// `f` over `items` on every core, results in order (rayon's work stealing: a thread the
+/// server or the database session keeps off its core leaves its files to the others, where
+/// equal fixed parts waited for it). Reading, hashing and lexing are independent per file,
+/// and a thousand files are most of `status`'s time otherwise.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    items.par_iter().map(f).collect()
 }
 
 /// Reads every `*.sql` file of `dir` (names, bytes, checksums) without parsing it. Problems
