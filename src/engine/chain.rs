@@ -28,6 +28,26 @@ use tokio_postgres::SimpleQueryStream;
 
 use super::*;
 
+/// The end of a migration's tracking rows when the next one is sent ahead: its cursors are
+/// closed (as the reset after `COMMIT` would), and a cursor `WITH HOLD` is declared, which
+/// outlives the transaction only if its `COMMIT` succeeds.
+const DECLARE_COMMITTED: &str =
+    "CLOSE ALL; DECLARE _migrate_committed NO SCROLL CURSOR WITH HOLD FOR SELECT";
+
+/// `RESET_AFTER_TRACKING` but `CLOSE ALL`, which `DECLARE_COMMITTED` did before the `COMMIT`:
+/// its cursor stays for the next migration's `MOVE_COMMITTED`.
+const RESET_AFTER_HELD: &str = "RESET ALL; UNLISTEN *; DEALLOCATE ALL; DISCARD TEMP; \
+     DISCARD SEQUENCES; SET client_min_messages = notice; SET migrate.flight = 'between'";
+
+/// Right after the `BEGIN` of a migration sent ahead: fails (and with it everything after it
+/// in the message) unless the migration before committed (`DECLARE_COMMITTED`'s cursor
+/// exists) and its reset ran. Where that `COMMIT` failed, the next migration's statements
+/// would otherwise run to their end before the failure was read, with whatever a rollback
+/// cannot undo (`setval`, advisory locks) and all their time. `MOVE` on a held cursor takes no
+/// snapshot (PostgreSQL's `PlannedStmtRequiresSnapshot`), so the migration's own `SET
+/// TRANSACTION ISOLATION LEVEL` still comes first.
+const MOVE_COMMITTED: &str = "MOVE _migrate_committed";
+
 /// A migration whose opening message has been sent.
 struct Opened {
     answers: Pin<Box<SimpleQueryStream>>,
@@ -92,7 +112,7 @@ impl Runner<'_> {
                         self.session.notices.hold(true);
                     }
                     self.session.reset = false;
-                    self.open(migration, direction).await?
+                    self.open(migration, direction, false).await?
                 }
             };
             self.progress.migration(&migration.file_name());
@@ -118,13 +138,22 @@ impl Runner<'_> {
                     state::add_warnings_sql(before.version, direction, &texts)
                 );
             }
+            // A next migration will be sent ahead: its opening must find this one committed.
+            let ahead = chain.get(i + 1).is_some();
+            if ahead {
+                record = format!("{record}; {DECLARE_COMMITTED}");
+            }
             let record_len = lexer::split_statements(&record).map_or(0, |all| all.len());
-            let closing = format!("{record}; COMMIT; {RESET_AFTER_TRACKING}");
+            let reset = match ahead {
+                true => RESET_AFTER_HELD,
+                false => RESET_AFTER_TRACKING,
+            };
+            let closing = format!("{record}; COMMIT; {reset}");
             let closing = self.session.client.simple_query_raw(&closing).await;
             let next = match (chain.get(i + 1), &closing) {
                 // A failure to send it shows in this migration's answers.
                 (Some(next), Ok(_)) if session::interrupted().is_none() => {
-                    self.open(next, direction).await.ok()
+                    self.open(next, direction, true).await.ok()
                 }
                 _ => None,
             };
@@ -312,17 +341,28 @@ impl Runner<'_> {
     }
 
     /// Sends `migration`'s opening message (its transaction's `BEGIN` and marks, the
-    /// project's settings, its section's statements).
-    async fn open(&self, migration: &Migration, direction: Direction) -> anyhow::Result<Opened> {
+    /// project's settings, its section's statements). `ahead`: sent before the answers of the
+    /// migration before it, whose closing holds `DECLARE_COMMITTED`'s cursor: the opening
+    /// starts with `MOVE_COMMITTED`, so none of it runs unless that one committed.
+    async fn open(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        ahead: bool,
+    ) -> anyhow::Result<Opened> {
         let section = section(migration, direction);
         let statements = statements(migration, section)?;
         let mark = flight_mark();
+        let guard = match ahead {
+            true => format!("; {MOVE_COMMITTED}"),
+            false => String::new(),
+        };
         let mut head = format!(
-            "{}; {MARK_TRANSACTION}; {}",
+            "{}{guard}; {MARK_TRANSACTION}; {}",
             state::BEGIN,
             set_flight(&mark)
         );
-        let mut head_len = 3;
+        let mut head_len = if ahead { 4 } else { 3 };
         let settings = match settings_sql(self.settings, true) {
             Some(sql) => {
                 head = format!("{head}; {sql}");

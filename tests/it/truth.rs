@@ -1111,6 +1111,50 @@ fn a_migration_failing_at_commit_is_reported_at_commit_and_rolled_back() {
     assert_eq!(history, 1, "the failure is in the history");
 }
 
+/// The migration after one that fails at COMMIT was sent ahead, but nothing of it may run:
+/// not what a rollback cannot undo (a sequence's `setval`, a session-level advisory lock),
+/// and not its time (the failure is reported at once, not after the next migration's work).
+/// A serializable first statement still works in a migration sent ahead (its guard takes no
+/// snapshot). Mutation this catches: the `MOVE` guard dropped from an opening sent ahead
+/// (setval took effect and the report waited for the sleep; attacker finding).
+#[test]
+fn nothing_of_the_next_migration_runs_after_a_failure_at_commit() {
+    let p = Project::new("commit_fails_next_waits");
+    p.db.execute("create sequence coach_s");
+    child_failing_at_commit(&p);
+    p.migration(
+        "0003_coach_after.sql",
+        "-- UP\nselect setval('coach_s', 777);\nselect pg_advisory_lock(4242);\nselect pg_sleep(5);\n\
+         create table coach_after (x int);\n-- DOWN\ndrop table coach_after;\n",
+    );
+    let started = std::time::Instant::now();
+    let json = p.migrate(&["up", "--json"]).code(1).json();
+    let took = started.elapsed();
+    assert_eq!(json["failure"]["version"], 2, "{json}");
+    assert_eq!(p.applied(), vec![1]);
+    let last: i64 = p.db.scalar("SELECT last_value FROM coach_s");
+    assert_eq!(
+        last, 1,
+        "setval of the migration after the failure took effect"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the report waited for the next migration's work: {took:?}"
+    );
+
+    let q = Project::new("serializable_sent_ahead");
+    q.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    q.migration(
+        "0002_coach_b.sql",
+        "-- UP\nset transaction isolation level serializable;\ncreate table coach_b (x int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    q.migrate(&["up"]).success();
+    q.migrate(&["down", "--all"]).success();
+}
+
 /// Mutation this catches: taking a missing `SET LOCAL` marker alone for a migration that ended
 /// its own transaction. `RESET ALL` (or `SET migrate.in_migration TO DEFAULT`) in a migration
 /// clears the marker too, yet everything is still in the migration's transaction: it must be
