@@ -147,9 +147,10 @@ async fn head_after(
     target: &Target,
     failure: &Option<Failure>,
 ) -> anyhow::Result<Option<i64>> {
-    if failure.as_ref().is_some_and(|f| f.connection_lost) {
-        // The run's session is gone: read it on a new one. When the server cannot be reached
-        // again it stays unknown (null), never a guess.
+    if failure.as_ref().is_some_and(|f| f.connection_lost) || client.is_closed() {
+        // The run's session is gone (also after a failure of its own, while what followed
+        // it was undone): read it on a new one. When the server cannot be reached again it
+        // stays unknown (null), never a guess.
         return Ok(match crate::db::connect(target.conninfo()).await {
             Ok(session) => head(&session.client).await.ok().flatten(),
             Err(_) => None,

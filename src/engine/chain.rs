@@ -239,12 +239,15 @@ impl Runner<'_> {
                 Some((part, ref e)) => {
                     // The next migration's opening first: whatever of it ran is undone, so
                     // the session is as this failure left it.
-                    let lost = is_connection_lost(e);
+                    let mut lost = is_connection_lost(e);
                     if let Some(next) = next {
                         if !lost {
                             self.abandon(next, false).await;
                         }
                     }
+                    // Lost while what was sent ahead was undone: this failure is still told
+                    // (its history line may not be written, which its report then says).
+                    lost |= self.session.client.is_closed();
                     self.session.notices.hold(false);
                     if !lost && began && part != Part::Commit {
                         // As `flight` does: ask whether the migration had ended our
