@@ -175,7 +175,7 @@ async fn build(
     // The scratch database is ours alone, but the runner checks that it still holds the
     // lock it records under (a migration must not release it).
     db::lock::acquire(&client, std::time::Duration::ZERO, &|_| {}).await?;
-    state::ensure(&client).await?;
+    client.lock_generation = Some(state::ensure(&client).await?);
     let all: Vec<&Migration> = files.iter().collect();
     let note = |_: i64| None;
     let settings = ctx

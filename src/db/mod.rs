@@ -33,6 +33,10 @@ pub struct Session {
     /// PostgreSQL's error positions count this session's query text in characters, except
     /// on a `SQL_ASCII` database (`server_encoding`), where they count bytes.
     pub positions_in_bytes: bool,
+    /// The lock generation this run took with the session-level migration lock
+    /// (`state::ensure`), which the tracking rows check; none before that, and through a
+    /// pooler.
+    pub lock_generation: Option<i64>,
     _cancel: session::CancelRegistration,
 }
 
@@ -145,6 +149,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         closed,
         connected_at: started,
         reset: false,
+        lock_generation: None,
         positions_in_bytes,
         _cancel: cancel,
     })

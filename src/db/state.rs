@@ -53,6 +53,15 @@ CREATE TABLE IF NOT EXISTS _migrate.seed_runs (
 REVOKE ALL ON ALL TABLES IN SCHEMA _migrate FROM PUBLIC;
 ";
 
+/// Moved on by every run that takes the migration lock, before it changes anything (see
+/// `ensure`); the tracking rows of a run on the session-level lock check that nobody moved it
+/// since (`record_step`). Created with the tables, and added to older state schemas.
+const CREATE_GENERATION: &str = "CREATE SEQUENCE IF NOT EXISTS _migrate.lock_generation; \
+     REVOKE ALL ON SEQUENCE _migrate.lock_generation FROM PUBLIC";
+
+/// The next lock generation (this run's), as `ensure` takes it.
+const NEXT_GENERATION: &str = "SELECT pg_catalog.nextval('_migrate.lock_generation')";
+
 const EXISTS: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT NULL";
 
 /// What the state schema holds, in one round trip: the tables, the `warnings` column added
@@ -63,10 +72,11 @@ const INSPECT: &str = "SELECT to_regclass('_migrate.schema_migrations') IS NOT N
      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = \
      to_regclass('_migrate.history') AND attname = 'warnings' AND NOT attisdropped), \
      EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.oid = \
-     to_regprocedure('_migrate.record_step(text, bigint, text, text, text, text, boolean)') \
+     to_regprocedure('_migrate.record_step(text, bigint, text, text, text, text, boolean, bigint)') \
      AND p.prosrc = $1 AND NOT p.prosecdef AND p.prorettype = 'pg_catalog.void'::pg_catalog.regtype \
      AND p.proconfig = ARRAY['search_path=pg_catalog']), \
-     pg_catalog.current_setting('standard_conforming_strings') = 'on'";
+     pg_catalog.current_setting('standard_conforming_strings') = 'on', \
+     to_regclass('_migrate.lock_generation') IS NOT NULL";
 
 /// Columns added after the first release, for state tables an older version created.
 const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS warnings text[]";
@@ -80,17 +90,20 @@ const UPGRADE: &str = "ALTER TABLE _migrate.history ADD COLUMN IF NOT EXISTS war
 /// quarter of a millisecond per migration on the server).
 ///
 /// Errors: `MG003` when the migration ended the transaction migrate ran it in
-/// (`IN_MIGRATION` is false). `MG004`
-/// when `check_lock` and another session holds the session-level migration lock (the
-/// migration released ours, by `pg_advisory_unlock_all`). `pg_try_advisory_lock` is true when
-/// this session holds the lock (it is re-entrant) or nobody does: O(1), where reading
+/// (`IN_MIGRATION` is false). `MG004` when `check_lock` and the migration released the
+/// session-level migration lock (`pg_advisory_unlock_all()`, `DISCARD ALL`) and another run
+/// took it: another session holds it now, or the lock generation is no longer `generation`,
+/// this run's (another run took it and let it go meanwhile). `pg_try_advisory_lock` is true
+/// when this session holds the lock (it is re-entrant) or nobody does: O(1), where reading
 /// `pg_locks` would copy the whole lock table; each call adds one hold, released with the
-/// session.
+/// session. `pg_sequence_last_value` reads the generation without a scan.
 pub(crate) fn record_step_function() -> String {
     format!(
-        "CREATE OR REPLACE FUNCTION _migrate.record_step(direction text, version bigint, \
-         name text, checksum text, tool_version text, note text, check_lock boolean) \
-         RETURNS void LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog AS \
+        "DROP FUNCTION IF EXISTS _migrate.record_step(text, bigint, text, text, text, text, \
+         boolean); \
+         CREATE OR REPLACE FUNCTION _migrate.record_step(direction text, version bigint, \
+         name text, checksum text, tool_version text, note text, check_lock boolean, \
+         generation bigint) RETURNS void LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog AS \
          $fn${}$fn$",
         record_step_body()
     )
@@ -132,9 +145,12 @@ BEGIN
          transaction migrate ran it in (a COMMIT or ROLLBACK the file check did not see, or a \
          procedure that commits)';
     END IF;
-    IF check_lock AND NOT pg_try_advisory_lock({k1}, {k2}) THEN
+    IF check_lock AND (NOT pg_try_advisory_lock({k1}, {k2}) OR (generation IS NOT NULL AND
+            generation IS DISTINCT FROM
+            pg_sequence_last_value('_migrate.lock_generation'::regclass))) THEN
         RAISE EXCEPTION USING ERRCODE = 'MG004', MESSAGE = 'the migration released the \
-         migration lock this run holds (pg_advisory_unlock_all?), and another run has taken it';
+         migration lock this run holds (pg_advisory_unlock_all(), DISCARD ALL), and another \
+         run has taken it since';
     END IF;
     IF direction = 'down' THEN
         DELETE FROM _migrate.schema_migrations s WHERE s.version = record_step.version;
@@ -240,10 +256,13 @@ fn type_of(value: &(dyn ToSql + Sync)) -> Type {
     Type::UNKNOWN
 }
 
-/// Creates the state tables on first use; callers hold the migration lock.
-pub async fn ensure(client: &Client) -> anyhow::Result<()> {
+/// Creates the state tables on first use, then moves the lock generation on and returns
+/// this run's: callers hold the migration lock, and call this before they change anything, so
+/// a run whose migration let the lock go learns that another run took it meanwhile.
+pub async fn ensure(client: &Client) -> anyhow::Result<i64> {
     let row = &unnamed(client, INSPECT, &[&record_step_body()]).await?[0];
     let (tables, warnings, function): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let generation: bool = row.get(4);
     if !row.get::<_, bool>(3) {
         return Err(crate::error::Error::input(
             "this session has standard_conforming_strings = off (a database or role default, or \
@@ -261,10 +280,26 @@ pub async fn ensure(client: &Client) -> anyhow::Result<()> {
     } else if !warnings {
         client.batch_execute(UPGRADE).await?;
     }
+    if !generation {
+        client.batch_execute(CREATE_GENERATION).await?;
+    }
     if !tables || !function {
         client.batch_execute(&record_step_function()).await?;
     }
-    Ok(())
+    match unnamed(client, NEXT_GENERATION, &[]).await {
+        Ok(rows) => Ok(rows[0].get(0)),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+            Err(crate::error::Error::refused(
+                "the connecting role may not use the sequence _migrate.lock_generation, which \
+                 every run that writes moves on when it takes the migration lock: grant it as \
+                 the owner of _migrate (GRANT USAGE ON SEQUENCE _migrate.lock_generation TO \
+                 <this role>), or migrate as that owner; nothing was done"
+                    .to_string(),
+            )
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `ensure` in a transaction of its own that holds the transaction-level migration lock
@@ -272,7 +307,7 @@ pub async fn ensure(client: &Client) -> anyhow::Result<()> {
 pub async fn ensure_under_xact_lock(
     client: &Client,
     lock_wait: std::time::Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     client.batch_execute("BEGIN").await?;
     super::lock::acquire_xact(client, lock_wait).await?;
     let created = ensure(client).await;

@@ -640,7 +640,13 @@ impl Runner<'_> {
             Locking::Session => None,
             Locking::Transaction { .. } => Some(self.reset_pooled()),
         };
-        record(migration, direction, note, pooled.as_deref())
+        record(
+            migration,
+            direction,
+            note,
+            pooled.as_deref(),
+            self.session.lock_generation,
+        )
     }
 
     /// Through a pooler, after a migration's transaction failed (and rolled back): a
@@ -1710,6 +1716,7 @@ fn guard(
          MESSAGE = 'migration {v} was {verb} by another run meanwhile'; END IF; \
          IF {conflict} THEN RAISE EXCEPTION USING ERRCODE = 'MG002', \
          MESSAGE = '{why}'; END IF; \
+         PERFORM pg_catalog.nextval('_migrate.lock_generation'); \
          END $migrate$",
         verb = if direction == Direction::Down {
             "reverted"
@@ -1730,6 +1737,7 @@ fn record(
     direction: Direction,
     note: Option<&str>,
     pooled: Option<&str>,
+    generation: Option<i64>,
 ) -> String {
     // Through a pooler: no session-level lock to check, and the pooled reset after the rows
     // leaves the server connection as clean as the migration found it.
@@ -1741,13 +1749,15 @@ fn record(
         // Every argument cast to its parameter's type: an overload somebody added (with an
         // `integer` version, say) never wins over the function `state::ensure` checked.
         "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}'::text, {v}::bigint, \
-         {name}::text, {checksum}::text, {tool}::text, {note}::text, {check_lock}::boolean){tail}",
+         {name}::text, {checksum}::text, {tool}::text, {note}::text, {check_lock}::boolean, \
+         {generation}::bigint){tail}",
         dir = direction.as_str(),
         v = migration.version,
         name = literal(&migration.name),
         checksum = literal(&migration.checksum),
         tool = literal(state::TOOL_VERSION),
         note = note.map_or("NULL".to_string(), literal),
+        generation = generation.map_or("NULL".to_string(), |g| g.to_string()),
     )
 }
 

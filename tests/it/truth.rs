@@ -1155,6 +1155,38 @@ fn nothing_of_the_next_migration_runs_after_a_failure_at_commit() {
     q.migrate(&["down", "--all"]).success();
 }
 
+/// A migration that releases the run's lock (`pg_advisory_unlock_all()`) lets another run
+/// in; when one took the lock meanwhile, even if it has released it again by the time the
+/// tracking rows are written, the migration is rolled back and the run stops: every run
+/// that takes the lock moves `_migrate.lock_generation` on, and the tracking rows check it.
+/// Here the other run reverts 0001 while 0002 sleeps. Mutation this catches: the generation
+/// check dropped from `record_step` (0002 was recorded applied above a reverted 0001, and the
+/// two runs reported different heads; attacker finding).
+#[test]
+fn a_migration_that_released_the_lock_to_another_run_is_rolled_back() {
+    let p = Project::new("lock_released");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\nselect pg_advisory_unlock_all();\nselect pg_sleep(2) /* unlocked */;\n\
+         create table coach_b (x int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    let up = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* unlocked */");
+    p.migrate(&["down", "--lock-wait", "1"])
+        .success()
+        .stdout_has("head is none");
+    let out = up.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("released the migration lock"), "{stderr}");
+    assert!(p.applied().is_empty(), "{:?}", p.applied());
+    assert_eq!(table_schema(&p, "coach_b"), None, "0002 was rolled back");
+}
+
 /// Mutation this catches: taking a missing `SET LOCAL` marker alone for a migration that ended
 /// its own transaction. `RESET ALL` (or `SET migrate.in_migration TO DEFAULT`) in a migration
 /// clears the marker too, yet everything is still in the migration's transaction: it must be
@@ -1437,6 +1469,15 @@ fn a_failure_that_cannot_be_written_to_the_history_is_still_reported() {
          GRANT SELECT ON ALL TABLES IN SCHEMA _migrate TO {role};"
     ));
     let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
+    // Without the lock generation nothing starts, and the error says which grant is missing.
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("GRANT USAGE ON SEQUENCE _migrate.lock_generation")
+        .stderr_has("nothing was done");
+    assert_eq!(p.applied(), vec![1]);
+    p.db.execute(&format!(
+        "GRANT USAGE, SELECT ON SEQUENCE _migrate.lock_generation TO {role}"
+    ));
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
         .stderr_has("0002_coach_b.sql")
