@@ -276,7 +276,9 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement<'_>>, SplitError> {
                 return false;
             }
             words.byte(sql, at, b);
-            !(b == b';' && words.atomic_depth == 0)
+            // As psql: a semicolon inside parentheses (a rule's `DO ALSO (...; ...)`) or a
+            // `BEGIN ATOMIC` body does not end the statement.
+            !(b == b';' && words.atomic_depth == 0 && words.paren_depth == 0)
         });
         if let Some(problem) = problem {
             return Err(problem);
@@ -389,7 +391,8 @@ impl Words {
             self.finish(sql, at);
             match b {
                 b'(' => self.paren_depth += 1,
-                b')' => self.paren_depth -= 1,
+                // psql ignores a `)` that closes nothing.
+                b')' => self.paren_depth = (self.paren_depth - 1).max(0),
                 _ => {}
             }
         }
@@ -433,6 +436,11 @@ impl Words {
                     self.atomic_depth = 1;
                 }
             }
+            // A `case` or `end` that is a column (`r.end`) or an alias (`AS case`) opens or
+            // closes nothing (psql counts them anyway; the server's grammar does not).
+            Kind::Routine
+                if sql[..start].trim_end().ends_with('.')
+                    || sql[self.previous.0..self.previous.1].eq_ignore_ascii_case("as") => {}
             Kind::Routine => {
                 if word.eq_ignore_ascii_case("case") {
                     self.atomic_depth += 1;
@@ -633,6 +641,42 @@ mod tests {
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(got[0].ends_with("end; end;"), "{got:?}");
         assert_eq!(got[1], "end;");
+    }
+
+    /// psql's rule: a semicolon inside parentheses ends nothing (a multi-action rule). And in a
+    /// `BEGIN ATOMIC` body, `case` and `end` as qualified columns or aliases open and close
+    /// nothing, so a `COMMIT` after the body is a statement of its own and an `END` inside it
+    /// is not one (attacker findings: a rule cut at its inner semicolon; a `COMMIT` hidden in
+    /// a body after `r.case`; `r.end` ending a body early).
+    #[test]
+    fn parentheses_and_keywords_used_as_names_split_as_the_server_reads_them() {
+        assert_eq!(
+            statements(
+                "create rule r as on insert to t do also (insert into x values (1); insert into y values (2));\n\
+                 select 1;"
+            )
+            .len(),
+            2
+        );
+        assert_eq!(statements("select 1); select 2;").len(), 2);
+        let hidden = statements(
+            "create function f() returns int language sql begin atomic select r.case from (select 1 as \"case\") r; end;\n\
+             commit;",
+        );
+        assert_eq!(hidden.len(), 2, "{hidden:?}");
+        assert_eq!(hidden[1], "commit;");
+        let early = statements(
+            "create function f() returns int language sql begin atomic select r.end from (select 1 as \"end\") r; select 2; end;\n\
+             select 3;",
+        );
+        assert_eq!(early.len(), 2, "{early:?}");
+        assert_eq!(
+            statements(
+                "create function f() returns int language sql begin atomic select 1 as end; end; select 4;"
+            )
+            .len(),
+            2
+        );
     }
 
     #[test]

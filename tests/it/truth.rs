@@ -1187,6 +1187,34 @@ fn a_migration_that_released_the_lock_to_another_run_is_rolled_back() {
     assert_eq!(table_schema(&p, "coach_b"), None, "0002 was rolled back");
 }
 
+/// A multi-action rule keeps its inner semicolons (psql's parenthesis rule): a
+/// `transaction: none` migration with one runs, and an error after it in a transactional one
+/// names its own line. Mutation this catches: splitting inside parentheses (a valid file
+/// failed with "syntax error at end of input" and was left dirty; attacker finding).
+#[test]
+fn a_rule_with_several_actions_is_one_statement() {
+    let p = Project::new("rule_actions");
+    let rule = "create table coach_t (x int);\ncreate table coach_u (x int);\n\
+                create rule coach_r as on insert to coach_t do also (\n  insert into coach_u values (1);\n  insert into coach_u values (2)\n);\n";
+    p.migration(
+        "0001_coach_none.sql",
+        &format!("-- transaction: none\n-- UP\n{rule}insert into coach_t values (0);\n-- DOWN\ndrop table coach_t;\ndrop table coach_u;\n"),
+    );
+    p.migrate(&["up"]).success();
+    let rows: i64 = p.db.scalar("SELECT count(*) FROM coach_u");
+    assert_eq!(rows, 2);
+    p.migrate(&["down"]).success();
+    p.remove_migration("0001_coach_none.sql");
+    p.migration(
+        "0001_coach_tx.sql",
+        &format!("-- UP\n{rule}select 1/0;\n-- DOWN\nselect 1;\n"),
+    );
+    p.migrate(&["up"])
+        .code(1)
+        .stderr_has("0001_coach_tx.sql:8:")
+        .stderr_has("division by zero");
+}
+
 /// Mutation this catches: taking a missing `SET LOCAL` marker alone for a migration that ended
 /// its own transaction. `RESET ALL` (or `SET migrate.in_migration TO DEFAULT`) in a migration
 /// clears the marker too, yet everything is still in the migration's transaction: it must be
