@@ -101,6 +101,9 @@ impl Runner<'_> {
                 None => {
                     if let Some(signal) = session::interrupted() {
                         self.session.notices.hold(false);
+                        // Nothing read since the signal: its cancel request may still be on
+                        // its way, and would cancel the bookkeeping.
+                        session::settle().await;
                         self.pay(owed.take(), direction).await?;
                         outcome.failure =
                             Some(self.not_started(migration, direction, signal, None).await?);

@@ -555,6 +555,7 @@ impl Runner<'_> {
         signal: i32,
         count: usize,
     ) -> anyhow::Result<Outcome> {
+        session::settle().await;
         let _ = self.session.client.batch_execute("ROLLBACK").await;
         self.deallocate_after_pooled_failure().await;
         let mut failure = self
@@ -1481,6 +1482,11 @@ impl Runner<'_> {
         failure: &mut Failure,
         note: Option<String>,
     ) {
+        if session::interrupted().is_some() {
+            // The signal's own cancel request must land before the history line is written,
+            // or it cancels that (attacker finding: 1 run in about 150).
+            session::settle().await;
+        }
         let client = &self.session.client;
         let error = format!("{}: {}", failure.location(), failure.error);
         let note = match (&failure.interrupted, note) {
