@@ -853,12 +853,10 @@ fn verify_beside_running_migrations_never_panics_or_shows_raw_catalog_errors() {
     churn.join().unwrap();
 }
 
-/// Mutation this catches: dropping `privilege_advice` ("permission denied for table users"
-/// names neither the schema nor the privilege).
-#[test]
-fn a_missing_privilege_names_the_object_and_the_privilege() {
-    let p = Project::new("privilege");
-    let role = format!("narrow_{}", std::process::id());
+/// A login role (password `<role>-pw`) that may create tables in `public` and use schema
+/// `authx`, but not reference `authx.users`.
+fn without_references(p: &Project, prefix: &str) -> String {
+    let role = format!("{prefix}_{}", std::process::id());
     p.db.execute(&format!(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
          THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
@@ -867,6 +865,15 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
          GRANT CREATE ON DATABASE \"{db}\" TO {role};",
         db = p.db.url.rsplit('/').next().unwrap()
     ));
+    role
+}
+
+/// Mutation this catches: dropping `privilege_advice` ("permission denied for table users"
+/// names neither the schema nor the privilege).
+#[test]
+fn a_missing_privilege_names_the_object_and_the_privilege() {
+    let p = Project::new("privilege");
+    let role = without_references(&p, "narrow");
     p.migration(
         "0001_coach_t.sql",
         "-- UP\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n",
@@ -883,13 +890,7 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
 #[test]
 fn a_missing_privilege_after_set_role_names_the_role_the_migration_switched_to() {
     let p = Project::new("privilege_switched");
-    let role = format!("switched_{}", std::process::id());
-    p.db.execute(&format!(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
-         THEN CREATE ROLE {role}; END IF; END $$;
-         CREATE SCHEMA authx; CREATE TABLE authx.users (id int PRIMARY KEY);
-         GRANT USAGE ON SCHEMA authx TO {role}; GRANT CREATE, USAGE ON SCHEMA public TO {role};"
-    ));
+    let role = without_references(&p, "switched");
     for (file, switch) in [
         ("0001_coach_t.sql", format!("set role {role}")),
         (
