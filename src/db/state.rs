@@ -395,6 +395,23 @@ pub async fn forget_applied(client: &impl GenericClient, version: i64) -> anyhow
     Ok(())
 }
 
+/// Whether this session still holds the migration lock and nobody else took it since this run
+/// took `generation` (see `record_step`): it takes the lock again when it is free, as
+/// `record_step` does. For the state writes after a `transaction: none` migration, which may
+/// have let the lock go (`DISCARD ALL`).
+pub async fn lock_still_ours(
+    client: &impl GenericClient,
+    generation: Option<i64>,
+) -> anyhow::Result<bool> {
+    let (k1, k2) = super::lock::KEYS;
+    let sql = format!(
+        "SELECT pg_catalog.pg_try_advisory_lock({k1}, {k2}) AND ($1::bigint IS NULL OR \
+         pg_catalog.pg_sequence_last_value('_migrate.lock_generation'::pg_catalog.regclass) \
+         OPERATOR(pg_catalog.=) $1::bigint)"
+    );
+    Ok(unnamed(client, &sql, &[&generation]).await?[0].get(0))
+}
+
 pub async fn mark_dirty(client: &impl GenericClient, version: i64) -> anyhow::Result<()> {
     execute(
         client,

@@ -894,6 +894,38 @@ impl Runner<'_> {
                 .await?;
             return Ok(Err(failure));
         }
+        let lost = flight
+            .error
+            .as_ref()
+            .is_some_and(|(_, e)| is_connection_lost(e));
+        if self.locking == Locking::Session && !lost {
+            let client = &self.session.client;
+            client.batch_execute(RESET_SESSION).await?;
+            if !state::lock_still_ours(client, self.session.lock_generation).await? {
+                let mut failure = Failure::did_not_start(
+                    migration,
+                    direction,
+                    "the migration released the migration lock this run holds (DISCARD ALL, \
+                     pg_advisory_unlock_all()), and another run has taken it since"
+                        .to_string(),
+                );
+                failure.warnings = warnings;
+                failure.state = format!(
+                    "its statements ran{}, but its outcome is not recorded: another run may \
+                     have changed the applied migrations meanwhile. The run stops; check \
+                     `migrate status` and what took effect, then `migrate repair {v}` (it \
+                     counts as applied) or `migrate repair {v} --forget`",
+                    match &flight.error {
+                        Some(_) => " until one failed",
+                        None => "",
+                    },
+                    v = migration.version
+                );
+                self.log_failure(migration, started, &mut failure, note)
+                    .await;
+                return Ok(Err(failure));
+            }
+        }
         let client = &self.session.client;
         match flight.error {
             None => {

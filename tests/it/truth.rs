@@ -1216,6 +1216,35 @@ fn a_rule_with_several_actions_is_one_statement() {
         .stderr_has("division by zero");
 }
 
+/// The same for a `transaction: none` migration, whose `DISCARD ALL` lets the lock go: when
+/// another run took it meanwhile (here a `repair --forget` of the migration itself), the run
+/// writes no outcome over what that run did, and says so. Mutation this catches: the
+/// `lock_still_ours` check before the state writes dropped (the migration was reported done
+/// and its history said so, while `schema_migrations` had no row; attacker finding).
+#[test]
+fn a_migration_outside_a_transaction_that_released_the_lock_records_nothing_over_another_run() {
+    let p = Project::new("lock_discarded");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- transaction: none\n-- UP\ndiscard all;\nselect pg_sleep(2) /* discarded */;\n\
+         create table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    let up = spawn(&p, &["up"]);
+    wait_for_query(&p, "/* discarded */");
+    p.migrate(&["repair", "1", "--forget", "--lock-wait", "1"])
+        .success();
+    let out = up.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("released the migration lock"), "{stderr}");
+    assert!(stderr.contains("not recorded"), "{stderr}");
+    assert!(p.applied().is_empty(), "{:?}", p.applied());
+    let succeeded: i64 = p.db.scalar(
+        "SELECT count(*) FROM _migrate.history WHERE version = 1 AND direction = 'up' AND success",
+    );
+    assert_eq!(succeeded, 0, "the history says it was applied");
+}
+
 /// Mutation this catches: taking a missing `SET LOCAL` marker alone for a migration that ended
 /// its own transaction. `RESET ALL` (or `SET migrate.in_migration TO DEFAULT`) in a migration
 /// clears the marker too, yet everything is still in the migration's transaction: it must be
