@@ -440,7 +440,8 @@ impl Words {
             // closes nothing (psql counts them anyway; the server's grammar does not).
             Kind::Routine
                 if sql[..start].trim_end().ends_with('.')
-                    || sql[self.previous.0..self.previous.1].eq_ignore_ascii_case("as") => {}
+                    || (sql[self.previous.0..self.previous.1].eq_ignore_ascii_case("as")
+                        && sql[self.previous.1..start].trim().is_empty()) => {}
             Kind::Routine => {
                 if word.eq_ignore_ascii_case("case") {
                     self.atomic_depth += 1;
@@ -677,6 +678,14 @@ mod tests {
             .len(),
             2
         );
+        // A quoted name after AS is no keyword, and the END after it closes the body.
+        for quoted in ["\"case\"", "\"end\""] {
+            let sql = format!(
+                "create function f() returns int language sql begin atomic select 1 as {quoted}; end;\n\
+                 commit;\ncreate table after (id int);"
+            );
+            assert_eq!(statements(&sql).len(), 3, "{sql}");
+        }
     }
 
     #[test]
