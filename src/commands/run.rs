@@ -536,14 +536,22 @@ fn creates_session_state(sql: &str) -> bool {
 /// PostgreSQL accepts only before the transaction's first query (`SET TRANSACTION READ ONLY`
 /// it takes at any time).
 fn sets_transaction_characteristics(sql: &str) -> bool {
-    let words = lexer::leading_words(sql, 5);
+    let words = lexer::leading_words(sql, 12);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let lower = sql.to_ascii_lowercase();
+    // `set_config('transaction_isolation', ...)` and the like.
+    if lower.contains("set_config")
+        && (lower.contains("transaction_isolation") || lower.contains("transaction_deferrable"))
+    {
+        return true;
+    }
     let rest = match words.as_slice() {
         ["set", "local" | "session", rest @ ..] | ["set", rest @ ..] => rest,
         _ => return false,
     };
     match rest {
-        ["transaction", "read", "only", ..] => false,
+        // Only `READ ONLY` alone: `READ ONLY, ISOLATION LEVEL ...` sets the level too.
+        ["transaction", "read", "only"] => false,
         ["transaction", ..] | ["transaction_isolation" | "transaction_deferrable", ..] => true,
         ["transaction_read_only", ..] => !words.contains(&"on") && !words.contains(&"true"),
         _ => false,
@@ -578,6 +586,9 @@ mod tests {
             "SET LOCAL transaction_isolation = 'repeatable read'",
             "set transaction_deferrable to on",
             "set transaction_read_only = off",
+            "set transaction read only, isolation level serializable",
+            "set transaction read only isolation level repeatable read",
+            "select set_config('transaction_isolation', 'serializable', true)",
         ] {
             assert!(sets(sql), "{sql}");
         }
@@ -586,6 +597,7 @@ mod tests {
             "set transaction_read_only = on",
             "set session characteristics as transaction isolation level serializable",
             "set local search_path = coach",
+            "select current_setting('transaction_isolation')",
             "select 1",
         ] {
             assert!(!sets(sql), "{sql}");
