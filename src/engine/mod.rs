@@ -1272,7 +1272,10 @@ impl Runner<'_> {
             let before = statements
                 .iter()
                 .take_while(|s| !std::ptr::eq(*s, statement));
-            let role = match before.filter(|s| switches_role(s.sql)).last() {
+            let last = before
+                .filter_map(|s| role_switch(s.sql).map(|to_another| (s, to_another)))
+                .last();
+            let role = match last.filter(|(_, to_another)| *to_another).map(|(s, _)| s) {
                 Some(s) => format!(
                     "the role this migration switched to at line {}",
                     section.line_of_offset(s.offset + lexer::leading_blank(s.sql))
@@ -1935,20 +1938,27 @@ fn privilege_advice(message: &str, statement: &str, role: &str) -> String {
     )
 }
 
-/// Whether a statement switches the role later statements run as: `SET [SESSION | LOCAL]
-/// ROLE r` or `SET [SESSION | LOCAL] SESSION AUTHORIZATION r` (not `NONE` or `DEFAULT`, which
-/// switch back to the connecting role, nor `RESET`).
-fn switches_role(sql: &str) -> bool {
+/// Whether a statement switches the role later statements run as: `Some(true)` for `SET
+/// [SESSION | LOCAL] ROLE r`, `SET [SESSION | LOCAL] SESSION AUTHORIZATION r` and a
+/// `set_config` of `role` or `session_authorization`; `Some(false)` for the ones that switch
+/// back to the connecting role (`RESET ROLE`, `SET ROLE NONE`, `RESET SESSION AUTHORIZATION`,
+/// `SET SESSION AUTHORIZATION DEFAULT`); `None` for any other statement.
+fn role_switch(sql: &str) -> Option<bool> {
     let words = lexer::leading_words(sql, 5);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let rest = match words.as_slice() {
+        ["reset", "role", ..] | ["reset", "session", "authorization", ..] => return Some(false),
         ["set", "session" | "local", "role", rest @ ..] | ["set", "role", rest @ ..] => rest,
         ["set", "session" | "local", "session", "authorization", rest @ ..]
         | ["set", "session", "authorization", rest @ ..] => rest,
-        _ => return false,
+        _ => {
+            let lower = sql.to_ascii_lowercase();
+            let named = lower.contains("'role'") || lower.contains("'session_authorization'");
+            return (lower.contains("set_config") && named).then_some(true);
+        }
     };
-    // A quoted name is not a word `leading_words` returns: it switches.
-    !matches!(rest.first(), Some(&("none" | "default")))
+    // A quoted name is not a word `leading_words` returns as `none` or `default`: it switches.
+    Some(!matches!(rest.first(), Some(&("none" | "default"))))
 }
 
 /// The file line an error in `statement` points at: PostgreSQL's position in the message
@@ -2153,7 +2163,29 @@ pub(crate) async fn set_local(
 
 #[cfg(test)]
 mod privilege_tests {
-    use super::privilege_advice;
+    use super::{privilege_advice, role_switch};
+
+    /// Who runs a statement: the last switch before it decides (attacker findings: `SET ROLE
+    /// x; RESET ROLE` blamed x, and `set_config('role', ...)` blamed the connecting role).
+    #[test]
+    fn the_last_role_switch_decides() {
+        assert_eq!(role_switch("set role weak"), Some(true));
+        assert_eq!(role_switch("SET LOCAL ROLE \"Weak\""), Some(true));
+        assert_eq!(role_switch("set session authorization weak"), Some(true));
+        assert_eq!(
+            role_switch("select set_config('role', 'weak', true)"),
+            Some(true)
+        );
+        assert_eq!(role_switch("reset role"), Some(false));
+        assert_eq!(role_switch("set role none"), Some(false));
+        assert_eq!(role_switch("reset session authorization"), Some(false));
+        assert_eq!(
+            role_switch("set session authorization default"),
+            Some(false)
+        );
+        assert_eq!(role_switch("reset all"), None);
+        assert_eq!(role_switch("insert into t values (1)"), None);
+    }
 
     #[test]
     fn names_the_qualified_object_and_the_privilege() {

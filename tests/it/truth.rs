@@ -874,14 +874,16 @@ fn without_references(p: &Project, prefix: &str) -> String {
 fn a_missing_privilege_names_the_object_and_the_privilege() {
     let p = Project::new("privilege");
     let role = without_references(&p, "narrow");
+    // A switch and a switch back: the connecting role runs it (mutation this catches: the
+    // last switch taken whatever it was, which blamed "the role this migration switched to").
     p.migration(
         "0001_coach_t.sql",
-        "-- UP\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n",
+        &format!("-- UP\nset role {role};\nreset role;\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n"),
     );
     let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
-        .stderr_has("0001_coach_t.sql:2")
+        .stderr_has("0001_coach_t.sql:4")
         .stderr_has("the connecting role lacks REFERENCES on table authx.users");
 }
 
