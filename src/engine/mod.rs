@@ -2027,9 +2027,11 @@ fn error_line(
 }
 
 /// The statement of the section that defined `function` as PostgreSQL names it in an error
-/// context (`coach.f(integer,text)`): a `CREATE [OR REPLACE] FUNCTION | PROCEDURE` of that
-/// name and, among overloads, of that many input arguments; of several, the last one before
-/// the failing statement (the definition in force when it ran).
+/// context (`coach.f(integer,character varying)`): a `CREATE [OR REPLACE] FUNCTION |
+/// PROCEDURE` of that name whose input argument types are those (`varchar` read as
+/// `character varying`, `int` as `integer`, ...), else of that many input arguments, else of
+/// that name; of several, the last one before the failing statement (the definition in
+/// force when it ran).
 fn defining_statement<'s>(
     statements: &'s [Statement<'s>],
     failing: &Statement<'_>,
@@ -2042,11 +2044,11 @@ fn defining_statement<'s>(
         .unwrap_or(qualified)
         .trim_matches('"')
         .to_ascii_lowercase();
-    let arity = match args.trim_end_matches(')').trim() {
-        "" => 0,
-        list => list.split(',').count(),
+    let types: Vec<String> = match args.trim_end_matches(')').trim() {
+        "" => Vec::new(),
+        list => list.split(',').map(canonical_type).collect(),
     };
-    let named: Vec<&Statement<'_>> = statements
+    let named: Vec<(&Statement<'_>, Option<Vec<String>>)> = statements
         .iter()
         .filter(|s| {
             let words = lexer::leading_words(s.sql, 8);
@@ -2054,17 +2056,30 @@ fn defining_statement<'s>(
                 && words.iter().any(|w| w == "function" || w == "procedure")
                 && words.contains(&name)
         })
+        .map(|s| (s, input_arguments(s.sql, &name)))
         .collect();
-    let same_arity: Vec<&Statement<'_>> = named
-        .iter()
-        .copied()
-        .filter(|s| input_arguments(s.sql, &name) == Some(arity))
-        .collect();
-    let candidates = if same_arity.is_empty() {
-        named
-    } else {
-        same_arity
+    let typed = |args: &Vec<String>| {
+        args.len() == types.len()
+            && args.iter().zip(&types).all(|(arg, ty)| {
+                // `name type` or a bare `type`: either reading may be the one.
+                let words: Vec<&str> = arg.split_whitespace().collect();
+                canonical_type(&words.join(" ")) == *ty
+                    || (words.len() > 1 && canonical_type(&words[1..].join(" ")) == *ty)
+            })
     };
+    let pick = |keep: &dyn Fn(&Option<Vec<String>>) -> bool| -> Vec<&'s Statement<'s>> {
+        named
+            .iter()
+            .filter(|(_, args)| keep(args))
+            .map(|(s, _)| *s)
+            .collect()
+    };
+    let by_types = pick(&|args| args.as_ref().is_some_and(typed));
+    let by_arity = pick(&|args| args.as_ref().is_some_and(|a| a.len() == types.len()));
+    let candidates = [by_types, by_arity, pick(&|_| true)]
+        .into_iter()
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
     candidates
         .iter()
         .copied()
@@ -2072,9 +2087,46 @@ fn defining_statement<'s>(
         .or(candidates.first().copied())
 }
 
-/// How many input arguments a `CREATE FUNCTION name (...)` declares (`OUT` ones are not part
-/// of its signature); `None` when the list is not found.
-fn input_arguments(sql: &str, name: &str) -> Option<usize> {
+/// A type name as PostgreSQL's `format_type` writes it in an error context, for comparing:
+/// lower case, without a type modifier or a `pg_catalog.` prefix, aliases resolved.
+fn canonical_type(name: &str) -> String {
+    let lower = name.trim().trim_matches('"').to_ascii_lowercase();
+    let without_modifier = match (lower.find('('), lower.rfind(')')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}{}", &lower[..open], &lower[close + 1..])
+        }
+        _ => lower,
+    };
+    let words: Vec<&str> = without_modifier.split_whitespace().collect();
+    let plain = words.join(" ");
+    let plain = plain.strip_prefix("pg_catalog.").unwrap_or(&plain);
+    let (base, array) = match plain.strip_suffix("[]") {
+        Some(base) => (base.trim_end(), "[]"),
+        None => (plain, ""),
+    };
+    let base = match base {
+        "int" | "int4" => "integer",
+        "int8" => "bigint",
+        "int2" => "smallint",
+        "varchar" => "character varying",
+        "char" | "bpchar" => "character",
+        "bool" => "boolean",
+        "float8" | "float" => "double precision",
+        "float4" => "real",
+        "decimal" => "numeric",
+        "timestamptz" => "timestamp with time zone",
+        "timestamp" => "timestamp without time zone",
+        "timetz" => "time with time zone",
+        "time" => "time without time zone",
+        other => other,
+    };
+    format!("{base}{array}")
+}
+
+/// The input arguments a `CREATE FUNCTION name (...)` declares (`OUT` ones are not part of
+/// its signature), each as written, without its mode and default; `None` when the list is
+/// not found.
+fn input_arguments(sql: &str, name: &str) -> Option<Vec<String>> {
     let lower = sql.to_ascii_lowercase();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
     let open = lower.match_indices(name).find_map(|(at, _)| {
@@ -2110,9 +2162,17 @@ fn input_arguments(sql: &str, name: &str) -> Option<usize> {
     }
     Some(
         args.iter()
-            .map(|a| a.trim())
-            .filter(|a| !a.is_empty() && !a.starts_with("out ") && !a.starts_with("out\t"))
-            .count(),
+            .filter_map(|a| {
+                let a = a.split(" default ").next().unwrap_or(a);
+                let a = a.split('=').next().unwrap_or(a).trim();
+                let words: Vec<&str> = a.split_whitespace().collect();
+                match words.first() {
+                    None | Some(&"out") => None,
+                    Some(&("in" | "inout" | "variadic")) => Some(words[1..].join(" ")),
+                    Some(_) => Some(words.join(" ")),
+                }
+            })
+            .collect(),
     )
 }
 

@@ -655,6 +655,19 @@ fn errors_inside_do_blocks_and_function_bodies_name_the_file_line() {
         .code(1)
         .stderr_has("0001_coach_fn.sql:9")
         .stderr_has("boom in overload");
+    // Same number of arguments: told by their types, aliases read as PostgreSQL writes them
+    // (mutation this catches: matching by number alone, which took the last one, line 10).
+    let t = Project::new("overload_types");
+    t.migration(
+        "0001_coach_fn.sql",
+        "-- UP\ncreate function coach_g(x varchar) returns int language plpgsql as $b$\nbegin\n  perform 1;\n  raise exception 'boom in varchar';\nend\n$b$;\n\
+         create function coach_g(x text) returns int language plpgsql as $b$\nbegin\n  raise exception 'not this one';\nend\n$b$;\n\
+         select coach_g('a'::varchar);\n-- DOWN\nselect 1;\n",
+    );
+    t.migrate(&["up"])
+        .code(1)
+        .stderr_has("0001_coach_fn.sql:5")
+        .stderr_has("boom in varchar");
 }
 
 /// Mutation this catches: `discover` skipping what is not a readable `*.sql` file again.
