@@ -275,16 +275,35 @@ pub async fn ensure(client: &Client) -> anyhow::Result<i64> {
         )
         .into());
     }
-    if !tables {
-        client.batch_execute(CREATE).await?;
-    } else if !warnings {
-        client.batch_execute(UPGRADE).await?;
-    }
-    if !generation {
-        client.batch_execute(CREATE_GENERATION).await?;
-    }
-    if !tables || !function {
-        client.batch_execute(&record_step_function()).await?;
+    let upgrade = async {
+        if !tables {
+            client.batch_execute(CREATE).await?;
+        } else if !warnings {
+            client.batch_execute(UPGRADE).await?;
+        }
+        if !generation {
+            client.batch_execute(CREATE_GENERATION).await?;
+        }
+        if !tables || !function {
+            client.batch_execute(&record_step_function()).await?;
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    };
+    match upgrade.await {
+        Err(e)
+            if tables
+                && e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+        {
+            return Err(crate::error::Error::refused(format!(
+                "migrate's state schema _migrate was made by an older version and must be \
+                 brought up to this one's (history.warnings, the sequence lock_generation, the \
+                 function record_step), which only its owner may do ({}): run this command once \
+                 as the owner of _migrate; nothing was done",
+                crate::db::chain(&e)
+            ))
+            .into())
+        }
+        result => result?,
     }
     match unnamed(client, NEXT_GENERATION, &[]).await {
         Ok(rows) => Ok(rows[0].get(0)),

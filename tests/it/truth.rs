@@ -1560,6 +1560,40 @@ fn a_failure_that_cannot_be_written_to_the_history_is_still_reported() {
     assert_eq!(table_schema(&p, "coach_b"), None);
 }
 
+/// A state schema an older version made (no `lock_generation` here) can only be brought up to
+/// date by its owner: another role gets a refusal that says so, not a bare "permission
+/// denied" (mutation this catches: the refusal dropped from `state::ensure`; attacker finding).
+#[test]
+fn an_older_state_schema_asks_for_its_owner() {
+    let p = Project::new("older_state");
+    let role = format!("later_{}", std::process::id());
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (i int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (i int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    p.db.execute(&format!(
+        "DROP SEQUENCE _migrate.lock_generation;
+         DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
+         THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
+         GRANT CREATE, USAGE ON SCHEMA public TO {role};
+         GRANT USAGE ON SCHEMA _migrate TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA _migrate TO {role};"
+    ));
+    let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("made by an older version")
+        .stderr_has("as the owner of _migrate; nothing was done");
+    assert_eq!(p.applied(), vec![1]);
+    p.migrate(&["up"]).success();
+    assert_eq!(p.applied(), vec![1, 2]);
+}
+
 /// Mutation this catches: not checking the session's own `standard_conforming_strings` (a
 /// database or role default, or the connection's options). With it off, a file that passes
 /// the split's checks can hide a COMMIT and a BEGIN in a string, and a half-committed
