@@ -60,8 +60,8 @@ struct Head {
     len: usize,
     /// Their length in characters (bytes on `SQL_ASCII`), for PostgreSQL's error positions.
     lead: usize,
-    /// Whether the last of them is the project's settings.
-    settings: bool,
+    /// How many of the last of them are the project's settings (one statement each).
+    settings: usize,
     /// The flight mark it sets.
     mark: String,
 }
@@ -372,10 +372,10 @@ impl Runner<'_> {
         let settings = match settings_sql(self.settings, true) {
             Some(sql) => {
                 head = format!("{head}; {sql}");
-                head_len += 1;
-                true
+                head_len += self.settings.len();
+                self.settings.len()
             }
-            None => false,
+            None => 0,
         };
         head.push_str(";\n");
         let lead = if self.session.positions_in_bytes {
@@ -515,7 +515,7 @@ impl Runner<'_> {
                     head.lead,
                 )
             } else if opened_done < head.len {
-                if head.settings && opened_done + 1 == head.len {
+                if opened_done + head.settings >= head.len {
                     Part::Settings
                 } else {
                     Part::Setup

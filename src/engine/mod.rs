@@ -241,22 +241,103 @@ const ENDED_EARLY: &str = "MG003";
 /// SQLSTATE of the record guard when the migration released the run's own lock.
 const LOCK_RELEASED: &str = "MG004";
 
-/// `SELECT set_config(...)` for each setting; `local` for `SET LOCAL`.
+/// A `SET [LOCAL] name TO value` statement for each setting, in order (`local` for `SET
+/// LOCAL`). `SET` takes no snapshot, so a migration's own `SET TRANSACTION ISOLATION LEVEL`
+/// still comes first after them (a `SELECT set_config(...)` would be its transaction's first
+/// query). A value is read as `set_config` reads it: for the settings that hold a list of
+/// names (`search_path`, `temp_tablespaces`, the preload libraries) each name of the list goes
+/// as one literal, unquoted names folded to lower case, as PostgreSQL folds them; a list it
+/// cannot split goes through `set_config`, one statement all the same.
 fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
     if settings.is_empty() {
         return None;
     }
-    let calls: Vec<String> = settings
+    let scope = if local { "SET LOCAL" } else { "SET" };
+    let statements: Vec<String> = settings
         .iter()
         .map(|(name, value)| {
-            format!(
-                "pg_catalog.set_config({}, {}, {local})",
-                literal(name),
-                literal(value)
-            )
+            let quoted_name: Vec<String> = name
+                .split('.')
+                .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+                .collect();
+            let lists_names = [
+                "search_path",
+                "temp_tablespaces",
+                "session_preload_libraries",
+                "local_preload_libraries",
+            ]
+            .contains(&name.to_ascii_lowercase().as_str());
+            let text = value;
+            let value = match lists_names {
+                false => Some(literal(value)),
+                true => name_list(value).map(|names| {
+                    names
+                        .iter()
+                        .map(|n| literal(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
+            };
+            match value {
+                Some(value) => format!("{scope} {} TO {value}", quoted_name.join(".")),
+                None => format!(
+                    "SELECT pg_catalog.set_config({}, {}, {local})",
+                    literal(name),
+                    literal(text)
+                ),
+            }
         })
         .collect();
-    Some(format!("SELECT {}", calls.join(", ")))
+    Some(statements.join("; "))
+}
+
+/// The names of a list setting's value as PostgreSQL's `SplitIdentifierString` reads them:
+/// comma-separated, `"quoted"` kept as written (with `""` for a quote), others folded to lower
+/// case. None for what it would not read (an empty name, an unclosed quote).
+fn name_list(value: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = value.trim();
+    if rest.is_empty() {
+        return Some(names);
+    }
+    loop {
+        let (name, after) = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut name = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if chars.peek().map(|&(_, n)| n) == Some('"') {
+                        name.push('"');
+                        chars.next();
+                    } else {
+                        end = Some(i + 1);
+                        break;
+                    }
+                } else {
+                    name.push(c);
+                }
+            }
+            (name, &quoted[end?..])
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            let name = rest[..end].trim();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return None;
+            }
+            (name.to_lowercase(), &rest[end..])
+        };
+        if name.is_empty() {
+            return None;
+        }
+        names.push(name);
+        let after = after.trim_start();
+        match after.strip_prefix(',') {
+            Some(next) => rest = next.trim_start(),
+            None if after.is_empty() => return Some(names),
+            None => return None,
+        }
+    }
 }
 
 /// A string literal that reads the same whatever `standard_conforming_strings` says.
@@ -1284,7 +1365,12 @@ impl Runner<'_> {
             };
             text.push_str(&privilege_advice(db.message(), statement.sql, &role));
         }
+        // 25001 also means "SET TRANSACTION ... must be called before any query", which no
+        // `transaction: none` would help.
         if error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION)
+            && error
+                .as_db_error()
+                .is_some_and(|db| db.message().contains("transaction block"))
             && migration.transactional
             && statement.is_some()
         {
@@ -2247,6 +2333,43 @@ pub(crate) async fn set_local(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::{name_list, settings_sql};
+
+    /// As `set_config` reads a list setting: unquoted names folded, quoted ones kept.
+    #[test]
+    fn list_settings_read_as_set_config_reads_them() {
+        assert_eq!(
+            name_list("Extensions, \"My \"\"S\"\" \", public"),
+            Some(vec![
+                "extensions".to_string(),
+                "My \"S\" ".to_string(),
+                "public".to_string()
+            ])
+        );
+        assert_eq!(
+            name_list("\"$user\", public"),
+            Some(vec!["$user".to_string(), "public".to_string()])
+        );
+        assert_eq!(name_list("a,,b"), None);
+        assert_eq!(name_list("\"open"), None);
+        assert_eq!(
+            settings_sql(
+                &[
+                    ("search_path".to_string(), "Ext, public".to_string()),
+                    ("lock_timeout".to_string(), "5s".to_string()),
+                    ("search_path".to_string(), "a b".to_string()),
+                ],
+                true
+            )
+            .unwrap(),
+            "SET LOCAL \"search_path\" TO E'ext', E'public'; SET LOCAL \"lock_timeout\" TO E'5s'; \
+             SELECT pg_catalog.set_config(E'search_path', E'a b', true)"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -338,6 +338,55 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
     assert_eq!(p.applied(), [1]);
 }
 
+/// The environment's timeouts and `[session]` settings are `SET LOCAL` statements, which take
+/// no snapshot: a migration's `SET TRANSACTION ISOLATION LEVEL` still comes first, sent ahead
+/// in a chain or not. A list setting reads as `set_config` reads it (unquoted names folded).
+/// Mutation this catches: the settings as one `SELECT set_config(...)` again ("SET TRANSACTION
+/// ISOLATION LEVEL must be called before any query" whenever an environment set a timeout;
+/// attacker finding).
+#[test]
+fn settings_leave_set_transaction_first() {
+    let p = Project::new("guard_set_transaction");
+    p.write(
+        "migrate.toml",
+        "[session]\nsearch_path = \"Coach_Extra, \\\"Mixed Case\\\", public\"\n\n\
+         [env.staging]\nurl_env = \"STAGING_URL\"\nlock_timeout = \"5s\"\nstatement_timeout = \"1min\"\n",
+    );
+    for n in 1..=2 {
+        p.migration(
+            &format!("000{n}_coach_iso{n}.sql"),
+            &format!(
+                "-- UP\nset transaction isolation level serializable;\n\
+                 create table public.coach_iso{n} as select current_setting('transaction_isolation') as level, \
+                 current_setting('search_path') as path, current_setting('lock_timeout') as lock;\n\
+                 -- DOWN\ndrop table public.coach_iso{n};\n"
+            ),
+        );
+    }
+    let env = [("STAGING_URL", p.db.url.as_str())];
+    p.migrate_raw(&["up", "--env", "staging"], &env).success();
+    for n in 1..=2 {
+        let row: (String, String, String) = {
+            let r =
+                p.db.client()
+                    .query_one(
+                        &format!("SELECT level, path, lock FROM public.coach_iso{n}"),
+                        &[],
+                    )
+                    .unwrap();
+            (r.get(0), r.get(1), r.get(2))
+        };
+        assert_eq!(
+            row,
+            (
+                "serializable".to_string(),
+                "coach_extra, \"Mixed Case\", public".to_string(),
+                "5s".to_string()
+            )
+        );
+    }
+}
+
 /// Mutation this catches: `state::clear_dirty` a no-op (cargo-mutants): a `transaction: none`
 /// migration whose DOWN fails on its first statement, which PostgreSQL rolls back by itself,
 /// stays applied and must not stay marked dirty.
