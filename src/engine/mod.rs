@@ -2136,7 +2136,7 @@ fn defining_statement<'s>(
         "" => Vec::new(),
         list => list.split(',').map(canonical_type).collect(),
     };
-    let named: Vec<(&Statement<'_>, Option<Vec<String>>)> = statements
+    let mut named: Vec<(&Statement<'_>, Option<Vec<String>>)> = statements
         .iter()
         .filter(|s| {
             let words = lexer::leading_words(s.sql, 8);
@@ -2146,6 +2146,21 @@ fn defining_statement<'s>(
         })
         .map(|s| (s, input_arguments(s.sql, &name)))
         .collect();
+    // `coach.touch()`: PostgreSQL names the schema when the function is not the one the
+    // search path finds first; of functions of that name in several schemas, the one
+    // created in it.
+    if let Some((schema, _)) = qualified.rsplit_once('.') {
+        let schema = schema.trim_matches('"').to_ascii_lowercase();
+        let in_schema = |s: &Statement<'_>| {
+            s.sql
+                .to_ascii_lowercase()
+                .replace('"', "")
+                .contains(&format!("{schema}.{name}"))
+        };
+        if named.iter().any(|(s, _)| in_schema(s)) {
+            named.retain(|(s, _)| in_schema(s));
+        }
+    }
     let typed = |args: &Vec<String>| {
         args.len() == types.len()
             && args.iter().zip(&types).all(|(arg, ty)| {

@@ -668,6 +668,20 @@ fn errors_inside_do_blocks_and_function_bodies_name_the_file_line() {
         .code(1)
         .stderr_has("0001_coach_fn.sql:5")
         .stderr_has("boom in varchar");
+    // The same name in two schemas: told by the schema PostgreSQL names (mutation this
+    // catches: the schema ignored, which took the last one, line 10; attacker finding).
+    let u = Project::new("overload_schemas");
+    u.db.execute("CREATE SCHEMA coach; CREATE SCHEMA wellness;");
+    u.migration(
+        "0001_coach_fn.sql",
+        "-- UP\ncreate function coach.touch() returns int language plpgsql as $b$\nbegin\n  perform 1;\n  raise exception 'boom in coach';\nend\n$b$;\n\
+         create function wellness.touch() returns int language plpgsql as $b$\nbegin\n  raise exception 'not this one';\nend\n$b$;\n\
+         select coach.touch();\n-- DOWN\nselect 1;\n",
+    );
+    u.migrate(&["up"])
+        .code(1)
+        .stderr_has("0001_coach_fn.sql:5")
+        .stderr_has("boom in coach");
 }
 
 /// Mutation this catches: `discover` skipping what is not a readable `*.sql` file again.
