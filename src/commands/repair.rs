@@ -26,7 +26,6 @@ pub async fn repair(ctx: &Context, args: &RepairArgs) -> anyhow::Result<RepairRe
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "repair")?;
     ctx.lock(&client, &target, "repair").await?;
-    state::ensure(&client).await?;
     let applied = state::applied(&*client).await?;
     let Some(row) = applied.iter().find(|a| a.version == args.version) else {
         return Err(Error::refused(format!(
@@ -35,6 +34,9 @@ pub async fn repair(ctx: &Context, args: &RepairArgs) -> anyhow::Result<RepairRe
         ))
         .into());
     };
+    // Only once there is something to repair (and so a state schema): a refused repair leaves
+    // an untouched database untouched.
+    state::ensure(&client).await?;
     let file = files.iter().find(|m| m.version == args.version);
     let (action, new_checksum) = if args.forget {
         ("forgotten", None)

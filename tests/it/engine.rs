@@ -156,11 +156,14 @@ fn up_to_and_down_steps() {
 }
 
 #[test]
-fn down_and_redo_on_an_untouched_database_write_nothing() {
+fn down_redo_and_repair_on_an_untouched_database_write_nothing() {
     let p = three("untouched_down");
     p.migrate(&["down"]).success().stdout_has("nothing to down");
     p.migrate(&["down", "--all"]).success();
     p.migrate(&["redo"]).success();
+    p.migrate(&["repair", "1", "--forget"])
+        .code(1)
+        .stderr_has("not recorded as applied");
     let state: bool =
         p.db.scalar("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = '_migrate')");
     assert!(!state, "a run with nothing to do created migrate's state");
