@@ -1081,7 +1081,10 @@ fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let failure = &report["failure"];
     assert_eq!(report["exit_code"], 130, "{report}");
-    assert_eq!(failure["version"], 1, "{report}");
+    // The cancel is sent again every 250 ms: on a busy machine one may reach 0002's DROP
+    // after the block swallowed the first, and then 0002 is the one rolled back.
+    let stopped = failure["version"].as_i64().unwrap();
+    assert!(stopped == 1 || stopped == 2, "{report}");
     // Sent ahead while 0002 ran (a chain), its revert may have begun and been rolled back.
     let state = failure["state"].as_str().unwrap();
     assert!(
@@ -1092,7 +1095,8 @@ fn a_down_stopped_by_a_signal_says_the_next_migration_is_still_applied() {
         .contains(&state),
         "{report}"
     );
-    assert_eq!(p.applied(), vec![1]);
+    let still: Vec<i64> = (1..=stopped).collect();
+    assert_eq!(p.applied(), still);
 }
 
 /// Mutation this catches: a run that lost its connection reporting no head ("head is none")
