@@ -880,19 +880,52 @@ fn verify_beside_running_migrations_never_panics_or_shows_raw_catalog_errors() {
     churn.join().unwrap();
 }
 
-/// A login role (password `<role>-pw`) that may create tables in `public` and use schema
-/// `authx`, but not reference `authx.users`.
-fn without_references(p: &Project, prefix: &str) -> String {
+/// A login role `<prefix>_<pid>` (password `<role>-pw`) that may create tables in `public`,
+/// with `grants` (SQL, `{role}` replaced) on top.
+fn login_role(p: &Project, prefix: &str, grants: &str) -> String {
     let role = format!("{prefix}_{}", std::process::id());
     p.db.execute(&format!(
         "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
          THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
-         CREATE SCHEMA authx; CREATE TABLE authx.users (id int PRIMARY KEY);
-         GRANT USAGE ON SCHEMA authx TO {role}; GRANT CREATE, USAGE ON SCHEMA public TO {role};
-         GRANT CREATE ON DATABASE \"{db}\" TO {role};",
-        db = p.db.url.rsplit('/').next().unwrap()
+         GRANT CREATE, USAGE ON SCHEMA public TO {role};
+         {}",
+        grants.replace("{role}", &role)
     ));
     role
+}
+
+/// `p`'s database as `role` of `login_role`.
+fn url_as(p: &Project, role: &str) -> String {
+    crate::support::with_credentials(&p.db.url, role, Some(&format!("{role}-pw")))
+}
+
+/// A login role that may create tables in `public` and use schema `authx`, but not reference
+/// `authx.users`.
+fn without_references(p: &Project, prefix: &str) -> String {
+    login_role(
+        p,
+        prefix,
+        &format!(
+            "CREATE SCHEMA authx; CREATE TABLE authx.users (id int PRIMARY KEY);
+             GRANT USAGE ON SCHEMA authx TO {{role}}; GRANT CREATE ON DATABASE \"{db}\" TO {{role}};",
+            db = p.db.url.rsplit('/').next().unwrap()
+        ),
+    )
+}
+
+/// 0001 applied, 0002 written and pending.
+fn applied_then_pending(label: &str) -> Project {
+    let p = Project::new(label);
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (i int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migrate(&["up"]).success();
+    p.migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (i int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    p
 }
 
 /// Mutation this catches: dropping `privilege_advice` ("permission denied for table users"
@@ -907,7 +940,7 @@ fn a_missing_privilege_names_the_object_and_the_privilege() {
         "0001_coach_t.sql",
         &format!("-- UP\nset role {role};\nreset role;\ncreate table coach_t (user_id int references authx.users (id));\n-- DOWN\ndrop table coach_t;\n"),
     );
-    let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
+    let url = url_as(&p, &role);
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
         .stderr_has("0001_coach_t.sql:4")
@@ -1537,25 +1570,14 @@ fn a_connection_lost_in_the_reset_after_commit_reports_the_migration_done() {
 /// its history line could not be written.
 #[test]
 fn a_failure_that_cannot_be_written_to_the_history_is_still_reported() {
-    let p = Project::new("history_denied");
-    let role = format!("reader_{}", std::process::id());
-    p.migration(
-        "0001_coach_a.sql",
-        "-- UP\ncreate table coach_a (i int);\n-- DOWN\ndrop table coach_a;\n",
+    let p = applied_then_pending("history_denied");
+    let role = login_role(
+        &p,
+        "reader",
+        "GRANT USAGE ON SCHEMA _migrate TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA _migrate TO {role};",
     );
-    p.migrate(&["up"]).success();
-    p.migration(
-        "0002_coach_b.sql",
-        "-- UP\ncreate table coach_b (i int);\n-- DOWN\ndrop table coach_b;\n",
-    );
-    p.db.execute(&format!(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
-         THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
-         GRANT CREATE, USAGE ON SCHEMA public TO {role};
-         GRANT USAGE ON SCHEMA _migrate TO {role};
-         GRANT SELECT ON ALL TABLES IN SCHEMA _migrate TO {role};"
-    ));
-    let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
+    let url = url_as(&p, &role);
     // Without the lock generation nothing starts, and the error says which grant is missing.
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
@@ -1579,26 +1601,15 @@ fn a_failure_that_cannot_be_written_to_the_history_is_still_reported() {
 /// denied" (mutation this catches: the refusal dropped from `state::ensure`; attacker finding).
 #[test]
 fn an_older_state_schema_asks_for_its_owner() {
-    let p = Project::new("older_state");
-    let role = format!("later_{}", std::process::id());
-    p.migration(
-        "0001_coach_a.sql",
-        "-- UP\ncreate table coach_a (i int);\n-- DOWN\ndrop table coach_a;\n",
+    let p = applied_then_pending("older_state");
+    p.db.execute("DROP SEQUENCE _migrate.lock_generation");
+    let role = login_role(
+        &p,
+        "later",
+        "GRANT USAGE ON SCHEMA _migrate TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA _migrate TO {role};",
     );
-    p.migrate(&["up"]).success();
-    p.migration(
-        "0002_coach_b.sql",
-        "-- UP\ncreate table coach_b (i int);\n-- DOWN\ndrop table coach_b;\n",
-    );
-    p.db.execute(&format!(
-        "DROP SEQUENCE _migrate.lock_generation;
-         DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
-         THEN CREATE ROLE {role} LOGIN PASSWORD '{role}-pw'; END IF; END $$;
-         GRANT CREATE, USAGE ON SCHEMA public TO {role};
-         GRANT USAGE ON SCHEMA _migrate TO {role};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA _migrate TO {role};"
-    ));
-    let url = crate::support::with_credentials(&p.db.url, &role, Some(&format!("{role}-pw")));
+    let url = url_as(&p, &role);
     p.migrate_raw(&["up", "--database-url", &url], &[])
         .code(1)
         .stderr_has("made by an older version")
