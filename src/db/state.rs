@@ -136,7 +136,7 @@ pub const IN_MIGRATION: &str = "coalesce(pg_catalog.current_setting('migrate.in_
 
 /// The body of `_migrate.record_step` (see `record_step_function`).
 fn record_step_body() -> String {
-    let (k1, k2) = super::lock::KEYS;
+    let held = lock_held("generation");
     format!(
         "
 BEGIN
@@ -145,9 +145,7 @@ BEGIN
          transaction migrate ran it in (a COMMIT or ROLLBACK the file check did not see, or a \
          procedure that commits)';
     END IF;
-    IF check_lock AND (NOT pg_try_advisory_lock({k1}, {k2}) OR (generation IS NOT NULL AND
-            generation IS DISTINCT FROM
-            pg_sequence_last_value('_migrate.lock_generation'::regclass))) THEN
+    IF check_lock AND NOT ({held}) THEN
         RAISE EXCEPTION USING ERRCODE = 'MG004', MESSAGE = 'the migration released the \
          migration lock this run holds (pg_advisory_unlock_all(), DISCARD ALL), and another \
          run has taken it since';
@@ -422,13 +420,22 @@ pub async fn lock_still_ours(
     client: &impl GenericClient,
     generation: Option<i64>,
 ) -> anyhow::Result<bool> {
-    let (k1, k2) = super::lock::KEYS;
-    let sql = format!(
-        "SELECT pg_catalog.pg_try_advisory_lock({k1}, {k2}) AND ($1::bigint IS NULL OR \
-         pg_catalog.pg_sequence_last_value('_migrate.lock_generation'::pg_catalog.regclass) \
-         OPERATOR(pg_catalog.=) $1::bigint)"
-    );
+    let sql = format!("SELECT {}", lock_held("$1::bigint"));
     Ok(unnamed(client, &sql, &[&generation]).await?[0].get(0))
+}
+
+/// True when this session holds the migration lock (taking it again if it is free: re-entrant,
+/// O(1)) and the lock generation is still `generation` (an SQL expression; NULL skips that
+/// check; a sequence reset to no value counts as moved): the condition `record_step` and
+/// `lock_still_ours` share.
+fn lock_held(generation: &str) -> String {
+    let (k1, k2) = super::lock::KEYS;
+    format!(
+        "pg_catalog.pg_try_advisory_lock({k1}, {k2}) AND ({generation} IS NULL OR \
+         coalesce(pg_catalog.pg_sequence_last_value(\
+         '_migrate.lock_generation'::pg_catalog.regclass) OPERATOR(pg_catalog.=) {generation}, \
+         false))"
+    )
 }
 
 pub async fn mark_dirty(client: &impl GenericClient, version: i64) -> anyhow::Result<()> {
