@@ -270,12 +270,15 @@ fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
             let text = value;
             let value = match lists_names {
                 false => Some(literal(value)),
-                true => name_list(value).map(|names| {
-                    names
+                // An empty list as `''`, which `SET` stores as one empty name (`""`): no
+                // schema has it, so the path is as empty as `set_config`'s `''`.
+                true => name_list(value).map(|names| match names.is_empty() {
+                    true => "''".to_string(),
+                    false => names
                         .iter()
                         .map(|n| literal(n))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
                 }),
             };
             match value {
@@ -293,7 +296,7 @@ fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
 
 /// The names of a list setting's value as PostgreSQL's `SplitIdentifierString` reads them:
 /// comma-separated, `"quoted"` kept as written (with `""` for a quote), others folded to lower
-/// case. None for what it would not read (an empty name, an unclosed quote).
+/// case. None for what it would not read (an empty unquoted name, an unclosed quote).
 fn name_list(value: &str) -> Option<Vec<String>> {
     let mut names = Vec::new();
     let mut rest = value.trim();
@@ -327,9 +330,7 @@ fn name_list(value: &str) -> Option<Vec<String>> {
             }
             (name.to_lowercase(), &rest[end..])
         };
-        if name.is_empty() {
-            return None;
-        }
+        // A quoted name may be empty (`""`), as `set_config` takes it.
         names.push(name);
         let after = after.trim_start();
         match after.strip_prefix(',') {
@@ -2370,6 +2371,17 @@ mod settings_tests {
             Some(vec!["$user".to_string(), "public".to_string()])
         );
         assert_eq!(name_list("a,,b"), None);
+        // Attacker findings: an empty list made `SET ... TO ;`, and `""` fell back to
+        // `set_config`, which takes a snapshot.
+        assert_eq!(name_list("  "), Some(vec![]));
+        assert_eq!(
+            name_list("\"\", public"),
+            Some(vec![String::new(), "public".to_string()])
+        );
+        assert_eq!(
+            settings_sql(&[("search_path".to_string(), " ".to_string())], true).unwrap(),
+            "SET LOCAL \"search_path\" TO ''"
+        );
         assert_eq!(name_list("\"open"), None);
         assert_eq!(
             settings_sql(

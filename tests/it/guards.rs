@@ -385,6 +385,32 @@ fn settings_leave_set_transaction_first() {
             )
         );
     }
+    // An empty list and an empty quoted name are still `SET` statements the server takes,
+    // with `SET TRANSACTION` first (attacker findings: `SET ... TO ;`, and a `set_config`
+    // fallback that took a snapshot).
+    for (label, path, shown) in [
+        ("guard_set_transaction_empty", "", "\"\""),
+        (
+            "guard_set_transaction_quoted",
+            "\\\"\\\", public",
+            "\"\", public",
+        ),
+    ] {
+        let q = Project::new(label);
+        q.write(
+            "migrate.toml",
+            &format!("[session]\nsearch_path = \"{path}\"\n"),
+        );
+        q.migration(
+            "0001_coach_iso.sql",
+            "-- UP\nset transaction isolation level serializable;\n\
+             create table public.coach_iso as select current_setting('search_path') as path;\n\
+             -- DOWN\ndrop table public.coach_iso;\n",
+        );
+        q.migrate(&["up"]).success();
+        let got: String = q.db.scalar("SELECT path FROM public.coach_iso");
+        assert_eq!(got, shown, "{label}");
+    }
 }
 
 /// Mutation this catches: `state::clear_dirty` a no-op (cargo-mutants): a `transaction: none`
