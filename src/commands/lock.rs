@@ -13,7 +13,7 @@ use crate::cli::LockArgs;
 use crate::conninfo::{ConnInfo, Env};
 use crate::db::catalog::{self, Catalog};
 use crate::db::database::{self, Template};
-use crate::db::state::{self, Direction};
+use crate::db::state::Direction;
 use crate::db::{self, quote_ident};
 use crate::engine::{Locking, Runner};
 use crate::error::Error;
@@ -175,7 +175,7 @@ async fn build(
     // The scratch database is ours alone, but the runner checks that it still holds the
     // lock it records under (a migration must not release it).
     db::lock::acquire(&client, std::time::Duration::ZERO, &|_| {}).await?;
-    client.lock_generation = Some(state::ensure(&client).await?);
+    super::ensure_state(&mut client, Locking::Session).await?;
     let all: Vec<&Migration> = files.iter().collect();
     let note = |_: i64| None;
     let settings = ctx

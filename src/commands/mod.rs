@@ -261,3 +261,35 @@ pub fn count(n: usize, noun: &str) -> String {
         format!("{n} {noun}s")
     }
 }
+
+/// Creates the state tables on first use, under the lock the run holds (through a pooler,
+/// the transaction-level lock of the creating transaction), and takes the run's lock
+/// generation: on the session-level lock the tracking rows check it. Asks meanwhile whether
+/// the server can check during each migration that this client is still connected
+/// (`session::check_client_connection`).
+pub(crate) async fn ensure_state(
+    session: &mut db::Session,
+    locking: Locking,
+) -> anyhow::Result<()> {
+    let client = &session.client;
+    let checks = db::session::check_client_connection(client, session.server_major);
+    let (checks, generation) = match locking {
+        // Side by side: neither is in a transaction, so the answer cannot touch the other.
+        Locking::Session => {
+            let (checks, generation) = tokio::join!(checks, db::state::ensure(client));
+            (checks, Some(generation?))
+        }
+        // Through a pooler the question goes before the `BEGIN` of the creating
+        // transaction, which a refusal would abort.
+        Locking::Transaction { lock_wait } => {
+            let checks = checks.await;
+            db::state::ensure_under_xact_lock(client, lock_wait).await?;
+            (checks, None)
+        }
+    };
+    session.checks_client_connection = checks;
+    if generation.is_some() {
+        session.lock_generation = generation;
+    }
+    Ok(())
+}

@@ -263,7 +263,7 @@ pub async fn promote(ctx: &Context, args: &PromotionArgs) -> anyhow::Result<Prom
         ),
         &listed(&to_apply),
     )?;
-    to.client.lock_generation = Some(state::ensure(&to.client).await?);
+    super::ensure_state(&mut to.client, Locking::Session).await?;
     let note_text = promoted_note(&from.name);
     let note = |_| Some(note_text.clone());
     let settings = ctx.migration_settings(&to.target);

@@ -229,7 +229,7 @@ pub async fn up(ctx: &Context, args: &UpArgs) -> anyhow::Result<RunReport> {
         ctx.confirm_protected_listing(&target, &action, &listed(&plan.migrations))?;
     }
     // Created only once confirmed, so a refused run leaves the database untouched.
-    ensure_state(&mut client, locking).await?;
+    super::ensure_state(&mut client, locking).await?;
     let out_of_order = plan.out_of_order.clone();
     let note = |v: i64| {
         out_of_order
@@ -306,7 +306,7 @@ pub async fn down(ctx: &Context, args: &DownArgs) -> anyhow::Result<RunReport> {
         ctx.confirm_protected(&target, &action)?;
         // Only a run that reverts something needs the state (and then it exists): one with
         // nothing to revert leaves an untouched database untouched.
-        ensure_state(&mut client, locking).await?;
+        super::ensure_state(&mut client, locking).await?;
     }
     let outcome = run_plan(
         ctx,
@@ -350,7 +350,7 @@ pub async fn redo(ctx: &Context, args: &RedoArgs) -> anyhow::Result<RunReport> {
     if !plan.is_empty() {
         let action = format!("Revert and re-apply {}", count(plan.len(), "migration"));
         ctx.confirm_protected(&target, &action)?;
-        ensure_state(&mut client, locking).await?;
+        super::ensure_state(&mut client, locking).await?;
     }
     let mut outcome = run_plan(
         ctx,
@@ -556,19 +556,6 @@ fn sets_transaction_characteristics(sql: &str) -> bool {
         ["transaction_read_only", ..] => !words.contains(&"on") && !words.contains(&"true"),
         _ => false,
     }
-}
-
-/// Creates the state tables on first use, under the lock the run holds (through a pooler,
-/// the transaction-level lock of the creating transaction), and takes the run's lock
-/// generation: on the session-level lock the tracking rows check it.
-async fn ensure_state(session: &mut Session, locking: Locking) -> anyhow::Result<()> {
-    match locking {
-        Locking::Session => session.lock_generation = Some(state::ensure(session).await?),
-        Locking::Transaction { lock_wait } => {
-            state::ensure_under_xact_lock(session, lock_wait).await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

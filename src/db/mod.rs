@@ -37,6 +37,13 @@ pub struct Session {
     /// (`state::ensure`), which the tracking rows check; none before that, and through a
     /// pooler.
     pub lock_generation: Option<i64>,
+    /// The server accepts `client_connection_check_interval` (see
+    /// `session::check_client_connection`): the engine sets it for every migration, so a
+    /// statement left running by a `migrate` that is gone ends within
+    /// `session::CLIENT_CONNECTION_CHECK_INTERVAL`. False until asked.
+    pub checks_client_connection: bool,
+    /// The server's major version, from the `server_version` it reports at connection.
+    pub server_major: Option<u32>,
     _cancel: session::CancelRegistration,
 }
 
@@ -133,6 +140,9 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         ))
     })?;
     let positions_in_bytes = connection.parameter("server_encoding") == Some("SQL_ASCII");
+    let server_major = connection
+        .parameter("server_version")
+        .and_then(session::major_version);
     let (notices, closed) = session::drive(connection);
     let token = client.cancel_token();
     let cancel_tls = connector.clone();
@@ -150,6 +160,8 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         connected_at: started,
         reset: false,
         lock_generation: None,
+        checks_client_connection: false,
+        server_major,
         positions_in_bytes,
         _cancel: cancel,
     })

@@ -75,6 +75,42 @@ impl Notices {
 /// The reason the server gave when it closed a session (e.g. `pg_terminate_backend`), if any.
 pub type CloseReason = Arc<Mutex<Option<String>>>;
 
+/// How often the server checks, while it runs a statement of a migration, that `migrate` is
+/// still connected (PostgreSQL's `client_connection_check_interval`, 14 and later). A
+/// `migrate` killed with SIGKILL, or gone 10 s after a signal, leaves no statement running on
+/// the server, and no lock held, for longer than about this; without it the server notices
+/// only when the statement ends and it answers.
+pub const CLIENT_CONNECTION_CHECK_INTERVAL: &str = "1s";
+
+/// Whether the server accepts `client_connection_check_interval` =
+/// `CLIENT_CONNECTION_CHECK_INTERVAL`: PostgreSQL 14 or later (`major`, from the connection),
+/// on a platform that can tell a closed socket (Linux; elsewhere it accepts only 0). Asked
+/// with a transaction-local `set_config` in a statement of its own, which changes nothing
+/// (through a transaction pooler neither), and never fails the command.
+pub async fn check_client_connection(client: &tokio_postgres::Client, major: Option<u32>) -> bool {
+    if major.is_none_or(|major| major < 14) {
+        return false;
+    }
+    client
+        .batch_execute(&format!(
+            "SELECT pg_catalog.set_config('client_connection_check_interval', \
+             '{CLIENT_CONNECTION_CHECK_INTERVAL}', true)"
+        ))
+        .await
+        .is_ok()
+}
+
+/// The major version of a `server_version` such as `15.20 (Debian 15.20-0+deb12u1)` or
+/// `9.6.24` (major 9: releases before 10 had two-part majors, none of them 14 or later).
+pub fn major_version(server_version: &str) -> Option<u32> {
+    let digits: String = server_version
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 /// Polls `connection` on its own task until it closes, queueing its notices; returns them
 /// and a slot that holds the server's last word if it closed the session with an error.
 pub fn drive<S, T>(connection: Connection<S, T>) -> (Notices, CloseReason)
@@ -269,4 +305,20 @@ pub async fn cancel_all() {
         .map(|(_, c)| c.clone())
         .collect();
     futures_util::future::join_all(cancellers.iter().map(|c| c())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_version;
+
+    /// `server_version` as servers report it: Debian's and EnterpriseDB's suffixes, a beta,
+    /// a two-part major of before 10.
+    #[test]
+    fn the_major_version_is_the_leading_number() {
+        assert_eq!(major_version("15.20 (Debian 15.20-0+deb12u1)"), Some(15));
+        assert_eq!(major_version("14.1"), Some(14));
+        assert_eq!(major_version("17beta2"), Some(17));
+        assert_eq!(major_version("9.6.24"), Some(9));
+        assert_eq!(major_version("unknown"), None);
+    }
 }

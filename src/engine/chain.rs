@@ -369,11 +369,12 @@ impl Runner<'_> {
             set_flight(&mark)
         );
         let mut head_len = if ahead { 4 } else { 3 };
-        let settings = match settings_sql(self.settings, true) {
+        let all = self.migration_settings();
+        let settings = match settings_sql(&all, true) {
             Some(sql) => {
                 head = format!("{head}; {sql}");
-                head_len += self.settings.len();
-                self.settings.len()
+                head_len += all.len();
+                all.len()
             }
             None => 0,
         };

@@ -472,7 +472,7 @@ impl Runner<'_> {
                 Part::Setup,
                 format!("{reset}; {MARK_TRANSACTION}; {}", set_flight(&mark)),
             )];
-            if let Some(sql) = settings_sql(self.settings, true) {
+            if let Some(sql) = self.settings_sql(true) {
                 parts.push((Part::Settings, sql));
             }
             let section = section(migration, direction);
@@ -712,6 +712,27 @@ impl Runner<'_> {
             .unwrap_or("migrate")
     }
 
+    /// The settings every migration starts with: the server's check that this client is
+    /// still connected, when the server takes it (`session::check_client_connection`), then
+    /// the project's (which may set it otherwise).
+    fn migration_settings(&self) -> Vec<(String, String)> {
+        let check = self.session.checks_client_connection.then(|| {
+            (
+                "client_connection_check_interval".to_string(),
+                session::CLIENT_CONNECTION_CHECK_INTERVAL.to_string(),
+            )
+        });
+        check
+            .into_iter()
+            .chain(self.settings.iter().cloned())
+            .collect()
+    }
+
+    /// `settings_sql` of `migration_settings`.
+    fn settings_sql(&self, local: bool) -> Option<String> {
+        settings_sql(&self.migration_settings(), local)
+    }
+
     /// `reset_pooled` with the application name this client connected with.
     fn reset_pooled(&self) -> String {
         reset_pooled(self.application_name())
@@ -799,7 +820,7 @@ impl Runner<'_> {
                 ),
             ],
         };
-        if let Some(sql) = settings_sql(self.settings, true) {
+        if let Some(sql) = self.settings_sql(true) {
             parts.push((Part::Settings, sql));
         }
         let flight = self
@@ -954,7 +975,7 @@ impl Runner<'_> {
             _ => state::record_applied(client, migration, 0, true).await?,
         }
         let mut parts = Vec::new();
-        if let Some(sql) = settings_sql(self.settings, false) {
+        if let Some(sql) = self.settings_sql(false) {
             parts.push((Part::Settings, sql));
         }
         let flight = self

@@ -555,6 +555,93 @@ fn running(p: &Project, marker: &str) -> i64 {
         .get(0)
 }
 
+/// Waits up to `within` for every statement marked `marker` to have ended; true when they
+/// did.
+fn ended_within(p: &Project, marker: &str, within: Duration) -> bool {
+    let started = Instant::now();
+    while running(p, marker) > 0 {
+        if started.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+/// Mutation this catches: no `client_connection_check_interval` in the migrations' settings
+/// (the server runs a killed `migrate`'s statement to its end, two minutes here, holding the
+/// migration lock), or setting it only on one of the paths (a chain's opening, a
+/// `transaction: none` migration's session, a pooled transaction).
+#[test]
+fn a_killed_migrate_leaves_no_statement_running_and_the_lock_free() {
+    // What the server must notice within about a second: SIGKILL (nothing of the process
+    // runs), and a migration that catches every cancel, which the process gives up on 10 s
+    // after a signal.
+    let catches_cancels = "do $$ begin loop begin perform pg_sleep(120) /* k */; \
+        exception when query_canceled then null; end; end loop; end $$;";
+    for (case, header, sleep, pooled, signal) in [
+        (
+            "chain",
+            "",
+            "select pg_sleep(120) /* k */;",
+            false,
+            libc::SIGKILL,
+        ),
+        (
+            "none",
+            "-- transaction: none\n",
+            "select pg_sleep(120) /* k */;",
+            false,
+            libc::SIGKILL,
+        ),
+        (
+            "pooled",
+            "",
+            "select pg_sleep(120) /* k */;",
+            true,
+            libc::SIGKILL,
+        ),
+        ("caught", "", catches_cancels, false, libc::SIGTERM),
+    ] {
+        let p = five("killed");
+        p.migration(
+            "0006_coach_slow.sql",
+            &format!(
+                "{header}-- UP\ncreate table coach_slow (x int);\n{sleep}\n-- DOWN\ndrop table coach_slow;\n"
+            ),
+        );
+        let mut child = match pooled {
+            true => spawn_pooled(&p, &["up"]),
+            false => spawn(&p, &["up"]),
+        };
+        wait_for_query(&p, "/* k */");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let _ = child.wait();
+        // Nothing of the process is left to cancel anything: the server ends the statement
+        // because it sees the client gone, in about a second, and its session with it.
+        let ended = ended_within(&p, "/* k */", Duration::from_secs(15));
+        if !ended {
+            terminate_query(&p, "/* k */");
+        }
+        assert!(
+            ended,
+            "{case}: the statement still runs after its client is gone"
+        );
+        assert_eq!(advisory_locks(&p), 0, "{case}: the lock is still held");
+        let table_gone: bool = p.db.scalar("SELECT to_regclass('coach_slow') IS NULL");
+        if header.is_empty() {
+            assert_eq!(p.applied(), vec![1, 2, 3, 4, 5], "{case}: 0006 rolled back");
+            assert!(table_gone, "{case}: coach_slow survived the rollback");
+        } else {
+            let dirty: bool =
+                p.db.scalar("SELECT dirty FROM _migrate.schema_migrations WHERE version = 6");
+            assert!(dirty, "{case}: 0006 is dirty");
+            assert!(!table_gone, "{case}: its first statement committed");
+        }
+    }
+}
+
 /// Mutation this catches: exiting on a signal without cancelling the server's statement.
 #[test]
 fn sigint_and_sigterm_cancel_the_statement_record_it_and_release_the_lock() {

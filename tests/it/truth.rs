@@ -1443,8 +1443,10 @@ impl Proxy {
 
 /// Mutation this catches: saying a migration was rolled back because the connection died
 /// before its COMMIT came back. The whole flight (statements, tracking rows, COMMIT) had been
-/// sent; the server runs what it had received and commits it after the connection is gone. The
-/// report must say what the database then holds: applied and recorded.
+/// sent; the server runs what it had received and commits it after the connection is gone
+/// (the migration turns off the server's check that the client is still connected, which
+/// would otherwise end it), and the report must say what the database then holds: applied
+/// and recorded.
 #[test]
 fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed() {
     let p = Project::new("lost_sent");
@@ -1464,7 +1466,8 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
             .replacen(authority, &format!("127.0.0.1:{}", proxy.port), 1);
     p.migration(
         "0001_coach_sent.sql",
-        "-- UP\ncreate table coach_sent (x int);\nselect pg_sleep(2) /* sent */;\n\
+        "-- UP\nset local client_connection_check_interval = 0;\n\
+         create table coach_sent (x int);\nselect pg_sleep(2) /* sent */;\n\
          -- DOWN\ndrop table coach_sent;\n",
     );
     let child = spawn_at(&p, &url, &["up"]);
