@@ -135,8 +135,10 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     runtime.block_on(async {
         db::session::watch_signals();
         let outcome = run_command(&cli.command, &ctx, printer).await;
-        // A cancel request may still wait for its answer: exiting would cut it off.
+        // A cancel request may still wait for its answer, and a lock's release to be sent:
+        // exiting would cut them off.
         db::session::settle().await;
+        db::session::close().await;
         outcome
     })
 }

@@ -165,11 +165,21 @@ pub async fn holder(client: &Client) -> anyhow::Result<String> {
 
 /// Takes the lock, waiting at most `wait`; exits 3 naming the holder when it cannot. When
 /// the lock is taken, `waiting` hears at once whom it waits for and for how long at most.
+/// The session releases it when dropped (see `Session`'s `Drop`).
 pub async fn acquire(
-    client: &Client,
+    session: &super::Session,
     wait: Duration,
     waiting: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
+    take(session, wait, waiting).await?;
+    session
+        .holds_lock
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// `acquire`, but for the session's record of it.
+async fn take(client: &Client, wait: Duration, waiting: &dyn Fn(&str)) -> anyhow::Result<()> {
     let row = client
         .query_typed_one(
             "SELECT pg_try_advisory_lock($1, $2)",

@@ -44,7 +44,36 @@ pub struct Session {
     pub checks_client_connection: bool,
     /// The server's major version, from the `server_version` it reports at connection.
     pub server_major: Option<u32>,
+    /// This session took the session-level migration lock (`lock::acquire`): dropping it
+    /// releases the lock first.
+    pub(crate) holds_lock: std::sync::atomic::AtomicBool,
+    /// The task driving the connection, handed to `session::closing` on drop when the
+    /// lock's release is queued on it.
+    connection: Option<tokio::task::JoinHandle<()>>,
     _cancel: session::CancelRegistration,
+}
+
+/// A session that holds the migration lock releases it when dropped, on every path (done,
+/// failed, interrupted): closing the connection would release it too, but a session pooler
+/// (PgBouncer `pool_mode = session`) keeps the server connection, and with a
+/// `server_reset_query` that does not release advisory locks (empty, or not `DISCARD ALL`)
+/// the lock would stay held in the pool for good. The release is queued on the connection
+/// ahead of its goodbye (`Terminate`); `session::close` waits for it to have been sent.
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.holds_lock.load(std::sync::atomic::Ordering::Relaxed) || self.client.is_closed() {
+            return;
+        }
+        // Polled once: that queues the statement on the connection; its answer is not
+        // waited for here (the connection task reads it before it closes).
+        let release = lock::release(&self.client);
+        let mut release = std::pin::pin!(release);
+        let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        let _ = std::future::Future::poll(release.as_mut(), &mut context);
+        if let Some(connection) = self.connection.take() {
+            session::closing(connection);
+        }
+    }
 }
 
 impl std::ops::Deref for Session {
@@ -143,7 +172,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
     let server_major = connection
         .parameter("server_version")
         .and_then(session::major_version);
-    let (notices, closed) = session::drive(connection);
+    let (notices, closed, connection) = session::drive(connection);
     let token = client.cancel_token();
     let cancel_tls = connector.clone();
     let cancel_config = config.clone();
@@ -162,6 +191,8 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         lock_generation: None,
         checks_client_connection: false,
         server_major,
+        holds_lock: std::sync::atomic::AtomicBool::new(false),
+        connection: Some(connection),
         positions_in_bytes,
         _cancel: cancel,
     })

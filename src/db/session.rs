@@ -113,7 +113,11 @@ pub fn major_version(server_version: &str) -> Option<u32> {
 
 /// Polls `connection` on its own task until it closes, queueing its notices; returns them
 /// and a slot that holds the server's last word if it closed the session with an error.
-pub fn drive<S, T>(connection: Connection<S, T>) -> (Notices, CloseReason)
+/// The task that drives the connection: it ends once the client is gone and the connection
+/// has said goodbye (see `Session`'s `Drop`).
+pub fn drive<S, T>(
+    connection: Connection<S, T>,
+) -> (Notices, CloseReason, tokio::task::JoinHandle<()>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -124,7 +128,7 @@ where
     let slot = reason.clone();
     let mut connection = connection;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notice(notice)) => {
@@ -167,7 +171,31 @@ where
             }
         }
     });
-    (Notices { queue: rx, holding }, reason)
+    (Notices { queue: rx, holding }, reason, task)
+}
+
+/// The connections of sessions that were dropped holding the migration lock, with its
+/// release queued (see `Session`'s `Drop`): `close` waits for them.
+static CLOSING: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Keeps `connection` until `close`: it carries a session's last words.
+pub(crate) fn closing(connection: tokio::task::JoinHandle<()>) {
+    CLOSING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(connection);
+}
+
+/// How long `close` waits for the server to answer a session's last words.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Before the process exits: waits, at most `CLOSE_WAIT`, for the connections `closing`
+/// kept to have sent what was queued on them (the lock's release) and said goodbye. The
+/// runtime drops unfinished tasks when it ends, and what they had not sent with them.
+pub async fn close() {
+    let connections: Vec<_> =
+        std::mem::take(&mut *CLOSING.lock().unwrap_or_else(|e| e.into_inner()));
+    let _ = tokio::time::timeout(CLOSE_WAIT, futures_util::future::join_all(connections)).await;
 }
 
 type CancelFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

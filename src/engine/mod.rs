@@ -1457,7 +1457,7 @@ impl Runner<'_> {
             };
             let client = &session.client;
             match self.locking {
-                Locking::Session => lock::acquire(client, LOST_SESSION_WAIT, &|_| {}).await?,
+                Locking::Session => lock::acquire(&session, LOST_SESSION_WAIT, &|_| {}).await?,
                 Locking::Transaction { .. } => {
                     client.batch_execute("BEGIN").await?;
                     lock::acquire_xact(client, LOST_SESSION_WAIT).await?;

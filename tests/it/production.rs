@@ -21,6 +21,7 @@ static ROUND_ROBIN: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 static TRANSACTION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
+static SESSION_POOL_NO_RESET: OnceLock<Bouncer> = OnceLock::new();
 
 fn pgbouncer_binary() -> PathBuf {
     for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
@@ -69,6 +70,18 @@ fn session_bouncer() -> &'static Bouncer {
 fn session_bouncer_of_one() -> &'static Bouncer {
     SESSION_POOL_OF_ONE
         .get_or_init(|| start_bouncer("-session1", "pool_mode = session\ndefault_pool_size = 1"))
+}
+
+/// A PgBouncer in `pool_mode = session` with one server connection per database that it
+/// hands on as the last client left it: no `server_reset_query` (its default, `DISCARD ALL`,
+/// releases advisory locks).
+fn session_bouncer_without_reset() -> &'static Bouncer {
+    SESSION_POOL_NO_RESET.get_or_init(|| {
+        start_bouncer(
+            "-session-noreset",
+            "pool_mode = session\ndefault_pool_size = 1\nserver_reset_query =",
+        )
+    })
 }
 
 /// A PgBouncer in `pool_mode = transaction` with one server connection per database: a
@@ -318,6 +331,39 @@ fn a_session_pooler_with_a_warm_pool_is_not_taken_for_a_transaction_pooler() {
         .success();
     assert_eq!(p.applied(), vec![1]);
     assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+}
+
+/// A session pooler keeps the server connection when the client leaves, and without a
+/// `server_reset_query` that releases advisory locks, whatever the session held stays held.
+/// Mutation this catches (attacker finding): leaving the lock to the end of the session (the
+/// next run through the pooler, or straight to the server, waited for "another migrate run"
+/// that was an idle pooled connection), on success, on a failed migration, and for a command
+/// that is not a migration run.
+#[test]
+fn the_lock_is_released_before_the_session_ends_through_a_session_pooler() {
+    let p = Project::new("session_noreset");
+    p.migration(
+        "0001_coach_t.sql",
+        "-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+    );
+    let url = url_through(session_bouncer_without_reset(), &p);
+    p.migrate_raw(&["up", "--database-url", &url], &[])
+        .success();
+    assert_eq!(p.applied(), vec![1]);
+    assert_eq!(advisory_locks(&p), 0, "up left the lock behind");
+    p.migration(
+        "0002_coach_bad.sql",
+        "-- UP\nselect 1/0;\n-- DOWN\nselect 1;\n",
+    );
+    p.migrate_raw(&["up", "--database-url", &url], &[]).code(1);
+    assert_eq!(advisory_locks(&p), 0, "a failed up left the lock behind");
+    p.remove_migration("0002_coach_bad.sql");
+    p.migrate_raw(&["repair", "1", "--database-url", &url], &[])
+        .success();
+    assert_eq!(advisory_locks(&p), 0, "repair left the lock behind");
+    // Straight to the server, the next run finds the lock free.
+    p.migrate(&["--lock-wait", "0", "down"]).success();
+    assert!(p.applied().is_empty());
 }
 
 /// A session pooler whose pool is full makes a second session wait, as a busy transaction
