@@ -232,7 +232,7 @@ pub fn register_cancel(
     CancelRegistration(id)
 }
 
-/// The signal that interrupted this process (SIGINT 2, SIGTERM 15), or 0.
+/// The signal that interrupted this process (SIGHUP 1, SIGINT 2, SIGTERM 15), or 0.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
 /// The signal number that interrupted the run, if one did.
@@ -248,11 +248,14 @@ pub fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
         _ => "a signal",
     }
 }
 
-/// Listens for SIGINT and SIGTERM for the rest of the process. The first one is recorded and
+/// Listens for SIGINT, SIGTERM and SIGHUP (the terminal closed, an SSH session dropped: by
+/// default it would end the process at once and leave the server running the migration) for
+/// the rest of the process. The first one is recorded and
 /// every open session's running statement is cancelled server-side, so the command winds
 /// down through its normal error path: a transaction rolls back, a `transaction: none`
 /// migration stays dirty, the interruption is written to the history, the lock is released.
@@ -260,9 +263,10 @@ pub fn signal_name(signal: i32) -> &'static str {
 /// exits at once with 128 + the signal number, as shells expect.
 pub fn watch_signals() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         return;
     };
@@ -272,6 +276,7 @@ pub fn watch_signals() {
             let number = tokio::select! {
                 _ = int.recv() => libc::SIGINT,
                 _ = term.recv() => libc::SIGTERM,
+                _ = hup.recv() => libc::SIGHUP,
             };
             if !first {
                 exit_now(number, "a second signal came");

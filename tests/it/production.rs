@@ -688,13 +688,15 @@ fn a_killed_migrate_leaves_no_statement_running_and_the_lock_free() {
     }
 }
 
-/// Mutation this catches: exiting on a signal without cancelling the server's statement.
+/// Mutation this catches: exiting on a signal without cancelling the server's statement
+/// (SIGHUP, a closed terminal, ended the process at once: attacker finding).
 #[test]
-fn sigint_and_sigterm_cancel_the_statement_record_it_and_release_the_lock() {
+fn sigint_sigterm_and_sighup_cancel_the_statement_record_it_and_release_the_lock() {
     for (signal, name, code, transactional) in [
         (libc::SIGINT, "SIGINT", 130, true),
         (libc::SIGTERM, "SIGTERM", 143, true),
         (libc::SIGTERM, "SIGTERM", 143, false),
+        (libc::SIGHUP, "SIGHUP", 129, true),
     ] {
         let p = Project::new("signal");
         let header = if transactional {
