@@ -298,8 +298,11 @@ fn settings_sql(settings: &[(String, String)], local: bool) -> Option<String> {
 /// comma-separated, `"quoted"` kept as written (with `""` for a quote), others folded to lower
 /// case. None for what it would not read (an empty unquoted name, an unclosed quote).
 fn name_list(value: &str) -> Option<Vec<String>> {
+    // PostgreSQL's `scanner_isspace`: no other blank (a no-break space, a vertical tab) ends
+    // a name or is skipped; it is part of the name.
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c');
     let mut names = Vec::new();
-    let mut rest = value.trim();
+    let mut rest = value.trim_start_matches(blank);
     if rest.is_empty() {
         return Some(names);
     }
@@ -323,18 +326,21 @@ fn name_list(value: &str) -> Option<Vec<String>> {
             }
             (name, &quoted[end?..])
         } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            let name = rest[..end].trim();
-            if name.is_empty() || name.contains(char::is_whitespace) {
+            // An unquoted name runs to a comma or a blank, and is folded as the lexer folds
+            // identifiers (`downcase_identifier`): ASCII letters only, whatever else it holds.
+            let end = rest
+                .find(|c: char| c == ',' || blank(c))
+                .unwrap_or(rest.len());
+            if end == 0 {
                 return None;
             }
-            (name.to_lowercase(), &rest[end..])
+            (rest[..end].to_ascii_lowercase(), &rest[end..])
         };
         // A quoted name may be empty (`""`), as `set_config` takes it.
         names.push(name);
-        let after = after.trim_start();
+        let after = after.trim_start_matches(blank);
         match after.strip_prefix(',') {
-            Some(next) => rest = next.trim_start(),
+            Some(next) => rest = next.trim_start_matches(blank),
             None if after.is_empty() => return Some(names),
             None => return None,
         }
@@ -2404,6 +2410,24 @@ mod settings_tests {
             "SET LOCAL \"search_path\" TO ''"
         );
         assert_eq!(name_list("\"open"), None);
+        // Attacker findings: only ASCII letters fold, and only PostgreSQL's five blanks end a
+        // name (a no-break space or a vertical tab is part of it).
+        assert_eq!(
+            name_list("Ärger, PUBLIC"),
+            Some(vec!["Ärger".to_string(), "public".to_string()])
+        );
+        assert_eq!(
+            name_list("\u{a0}public, my\u{a0}Schema,\u{b}x"),
+            Some(vec![
+                "\u{a0}public".to_string(),
+                "my\u{a0}schema".to_string(),
+                "\u{b}x".to_string()
+            ])
+        );
+        assert_eq!(
+            name_list("\t a ,\x0c\r\nb\n"),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
         assert_eq!(
             settings_sql(
                 &[
