@@ -17,8 +17,19 @@ pub struct SetupReport {
     pub seed: Option<SeedReport>,
 }
 
-/// Runs `up`; if every migration applied, loads the seed set `--seed` names.
+/// Runs `up`; if every migration applied, loads the seed set `--seed` names. Through a
+/// transaction pooler, where `seed` is refused, refuses before `up` applies anything.
 pub async fn setup(ctx: &Context, args: &SetupArgs) -> anyhow::Result<SetupReport> {
+    {
+        let (session, target) = ctx.connect().await?;
+        if crate::db::pooler::is_transaction_pooler(target.conninfo(), &session).await? {
+            return Err(crate::commands::through_pooler(
+                &target,
+                "setup (`up`, then the seed set, which takes the session-level migration lock)",
+            )
+            .into());
+        }
+    }
     let up_args = UpArgs {
         to: None,
         dry_run: false,

@@ -460,7 +460,8 @@ fn migrations_work_through_a_transaction_pooler_and_leave_no_lock() {
     assert_eq!(leaked, 0);
 }
 
-/// Mutation this catches: applying a `transaction: none` migration through the pooler.
+/// Mutation this catches: applying a `transaction: none` migration through the pooler, or
+/// `setup` applying migrations before its seed set is refused.
 #[test]
 fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
     let p = five("pooler_refused");
@@ -485,6 +486,16 @@ fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
             .code(1)
             .stderr_has("transaction-mode connection pooler");
     }
+    // `setup` is `up` then a seed set: refused before `up` applies anything (attacker
+    // finding: it applied every pending migration, then refused the seed).
+    p.migration(
+        "0007_coach_t7.sql",
+        "-- UP\ncreate table coach_t7 (x int);\n-- DOWN\ndrop table coach_t7;\n",
+    );
+    p.migrate_raw(&["setup", "--database-url", &url], &[])
+        .code(1)
+        .stderr_has("transaction-mode connection pooler");
+    assert_eq!(p.applied(), vec![1, 2, 3, 4, 5, 6], "setup applied 0007");
     assert_eq!(advisory_locks(&p), 0);
 }
 
