@@ -66,7 +66,10 @@ fn main_on_this_thread() -> ExitCode {
                     };
                     (ExitStatus::Interrupted(signal), err)
                 }
-                None => (exit_status(&err), err),
+                None => {
+                    let err = db::pooler::explain_statement_pooler(err);
+                    (exit_status(&err), err)
+                }
             };
             printer.error(&err, status);
             status

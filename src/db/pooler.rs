@@ -98,6 +98,34 @@ fn own_socket(_client: SocketAddr, _server: SocketAddr) -> bool {
     false
 }
 
+/// What PgBouncer says when it refuses a transaction block in `pool_mode = statement`, and
+/// closes the session (at the run's first `BEGIN`).
+const STATEMENT_POOLING: &str = "transaction blocks not allowed in statement pooling mode";
+
+/// `err` as a refusal that names the pooler and what to do, when PgBouncer in `pool_mode =
+/// statement` ended the session with it (it passes for a transaction pooler, and refuses the
+/// first `BEGIN`; migrate writes only inside transactions, so nothing was changed); any other
+/// error as it is.
+pub fn explain_statement_pooler(err: anyhow::Error) -> anyhow::Error {
+    let refused_begin = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.as_db_error())
+            .is_some_and(|db| db.message().contains(STATEMENT_POOLING))
+    });
+    if !refused_begin {
+        return err;
+    }
+    crate::error::Error::refused(format!(
+        "the database is reached through a statement-mode connection pooler (PgBouncer with \
+         pool_mode = statement, which said: {STATEMENT_POOLING}): migrate runs every migration, \
+         and its own checks, in a transaction, so it cannot work through it; nothing was \
+         changed. Connect directly to PostgreSQL, or through a pool in session or transaction \
+         mode"
+    ))
+    .into()
+}
+
 /// True when `first` (a session to `url`) reaches the server through a transaction-mode
 /// pooler. Three signs, any of which settles it: the backend changes between statements of
 /// one session; a second session of ours is handed the backend the first one held once its

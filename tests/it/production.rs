@@ -22,6 +22,7 @@ static SESSION_POOL: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 static TRANSACTION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL_NO_RESET: OnceLock<Bouncer> = OnceLock::new();
+static STATEMENT_POOL: OnceLock<Bouncer> = OnceLock::new();
 
 fn pgbouncer_binary() -> PathBuf {
     for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
@@ -82,6 +83,12 @@ fn session_bouncer_without_reset() -> &'static Bouncer {
             "pool_mode = session\ndefault_pool_size = 1\nserver_reset_query =",
         )
     })
+}
+
+/// A PgBouncer in `pool_mode = statement`: no transaction blocks at all.
+fn statement_bouncer() -> &'static Bouncer {
+    STATEMENT_POOL
+        .get_or_init(|| start_bouncer("-statement", "pool_mode = statement\ndefault_pool_size = 2"))
 }
 
 /// A PgBouncer in `pool_mode = transaction` with one server connection per database: a
@@ -496,6 +503,25 @@ fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
         .code(1)
         .stderr_has("transaction-mode connection pooler");
     assert_eq!(p.applied(), vec![1, 2, 3, 4, 5, 6], "setup applied 0007");
+    assert_eq!(advisory_locks(&p), 0);
+}
+
+/// PgBouncer in `pool_mode = statement` refuses every transaction block, and closes the
+/// session at the first `BEGIN`. Mutation this catches (attacker finding): its bare FATAL
+/// with exit 3 ("unreachable"), where a refusal names the pooler and what to do.
+#[test]
+fn a_statement_pooler_is_refused_naming_it() {
+    let p = five("statement_pool");
+    let url = url_through(statement_bouncer(), &p);
+    for args in [&["up"][..], &["down"], &["verify"]] {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        p.migrate_raw(&all, &[])
+            .code(1)
+            .stderr_has("statement-mode connection pooler")
+            .stderr_has("Connect directly");
+    }
+    assert!(p.applied().is_empty());
     assert_eq!(advisory_locks(&p), 0);
 }
 
