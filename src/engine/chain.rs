@@ -133,7 +133,7 @@ impl Runner<'_> {
                 return Ok(true);
             }
             // The closing: tracking rows (and the last migration's warnings), COMMIT, reset.
-            let mut record = self.record(migration, direction, note.as_deref());
+            let mut record = self.record(migration, direction, note.as_deref(), true);
             if let Some((before, warnings)) = &owed {
                 let texts: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
                 record = format!(
@@ -552,6 +552,8 @@ impl Runner<'_> {
             flight.ended_early = e.code().is_some_and(|c| c.code() == ENDED_EARLY);
             let part = if closed_done == record_len {
                 Part::Commit
+            } else if closed_done == DEFERRED_AT {
+                Part::Deferred
             } else {
                 Part::Record
             };

@@ -199,6 +199,19 @@ fn reset_pooled(application_name: &str) -> String {
 const AS_CONNECTING_ROLE: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; \
      SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0";
 
+/// In the closing of a migration in a transaction of its own, right after
+/// `AS_CONNECTING_ROLE`: the deferred constraint checks and triggers run now, as they would at
+/// `COMMIT` (as the connecting role, without timeouts), so that what they do is seen by
+/// `record_step`'s checks (a trigger that releases the run's lock) and undone by the pooled
+/// reset after it (a `LISTEN`, a setting or a session-level advisory lock a trigger takes
+/// through a transaction pooler); a failure is still reported "at COMMIT". Not in an
+/// `--atomic` run, whose deferred constraints hold across all of its migrations.
+const DEFERRED_NOW: &str = "SET CONSTRAINTS ALL IMMEDIATE";
+
+/// The statements of `AS_CONNECTING_ROLE`: `DEFERRED_NOW`'s index in a closing, where an error
+/// is the deferred checks'.
+const DEFERRED_AT: usize = 4;
+
 /// Set (LOCAL) right after the migration's BEGIN: if it is gone when the tracking rows are
 /// written, something in the file ended that transaction (a COMMIT the file check did not
 /// see, a procedure that commits), and part of the migration is already committed.
@@ -373,6 +386,10 @@ enum Part {
     /// All of the section's statements as one message (a transactional migration without
     /// COPY); an error in it is attributed to a `Statement` by `Flight::in_body`.
     Body,
+    /// The deferred constraint checks and triggers, run just before the tracking rows
+    /// (`DEFERRED_NOW`): reported as at COMMIT, where PostgreSQL runs them otherwise, but the
+    /// transaction is still open (and aborted) after they failed.
+    Deferred,
     Record,
     Commit,
 }
@@ -494,7 +511,7 @@ impl Runner<'_> {
                     parts,
                     section,
                     &statements,
-                    Some(self.record(migration, direction, note.as_deref())),
+                    Some(self.record(migration, direction, note.as_deref(), false)),
                     false,
                     Some(&mark),
                 )
@@ -744,8 +761,15 @@ impl Runner<'_> {
         reset_pooled(self.application_name())
     }
 
-    /// `record` for this run's locking.
-    fn record(&self, migration: &Migration, direction: Direction, note: Option<&str>) -> String {
+    /// `record` for this run's locking; `own_transaction` for a migration in a transaction of
+    /// its own (with `DEFERRED_NOW`), not for one of an `--atomic` run.
+    fn record(
+        &self,
+        migration: &Migration,
+        direction: Direction,
+        note: Option<&str>,
+        own_transaction: bool,
+    ) -> String {
         let pooled = match self.locking {
             Locking::Session => None,
             Locking::Transaction { .. } => Some(self.reset_pooled()),
@@ -756,6 +780,7 @@ impl Runner<'_> {
             note,
             pooled.as_deref(),
             self.session.lock_generation,
+            own_transaction,
         )
     }
 
@@ -834,7 +859,7 @@ impl Runner<'_> {
                 parts,
                 section,
                 &statements,
-                Some(self.record(migration, direction, note.as_deref())),
+                Some(self.record(migration, direction, note.as_deref(), true)),
                 true,
                 Some(&mark),
             )
@@ -1205,6 +1230,7 @@ impl Runner<'_> {
                         // reset after a COMMIT that took effect did (the migration is done).
                         Some(len) if i == last && done > len => return None,
                         Some(len) if i == last && done == len => Part::Commit,
+                        Some(_) if i == last && done == DEFERRED_AT => Part::Deferred,
                         _ if messages[i].0 == Part::Body => {
                             // As many statements completed as the check saw, and then one
                             // more failed: the server split the section otherwise, and what
@@ -1264,7 +1290,7 @@ impl Runner<'_> {
                     }
                 }
                 if let Some(record) = &record {
-                    if let Err(e) = client.batch_execute(record).await {
+                    if let (done, Err(e)) = completed(client, record).await {
                         ended_early |= e.code().is_some_and(|c| c.code() == ENDED_EARLY);
                         if !is_connection_lost(&e) {
                             ended_early |= ended_before_error(client, mark).await;
@@ -1272,7 +1298,12 @@ impl Runner<'_> {
                         if commit {
                             let _ = client.batch_execute("ROLLBACK").await;
                         }
-                        return Some((Part::Record, e));
+                        // Only a migration's own transaction has the deferred checks there.
+                        let part = match commit && done == DEFERRED_AT {
+                            true => Part::Deferred,
+                            false => Part::Record,
+                        };
+                        return Some((part, e));
                     }
                 }
                 if commit {
@@ -1371,7 +1402,7 @@ impl Runner<'_> {
                 text = format!("applying the migration settings from migrate.toml ([session], lock_timeout, statement_timeout): {text}")
             }
             Part::Record => text = format!("recording it in _migrate: {text}"),
-            Part::Commit => text = format!("at COMMIT: {text}"),
+            Part::Commit | Part::Deferred => text = format!("at COMMIT: {text}"),
             Part::Guard => text = format!("{GUARD_CONTEXT}: {text}"),
             _ => {}
         }
@@ -1893,6 +1924,7 @@ fn record(
     note: Option<&str>,
     pooled: Option<&str>,
     generation: Option<i64>,
+    deferred_now: bool,
 ) -> String {
     // Through a pooler: no session-level lock to check, and the pooled reset after the rows
     // leaves the server connection as clean as the migration found it.
@@ -1903,7 +1935,7 @@ fn record(
     format!(
         // Every argument cast to its parameter's type: an overload somebody added (with an
         // `integer` version, say) never wins over the function `state::ensure` checked.
-        "{AS_CONNECTING_ROLE}; SELECT _migrate.record_step('{dir}'::text, {v}::bigint, \
+        "{AS_CONNECTING_ROLE}; {deferred}SELECT _migrate.record_step('{dir}'::text, {v}::bigint, \
          {name}::text, {checksum}::text, {tool}::text, {note}::text, {check_lock}::boolean, \
          {generation}::bigint){tail}",
         dir = direction.as_str(),
@@ -1913,6 +1945,11 @@ fn record(
         tool = literal(state::TOOL_VERSION),
         note = note.map_or("NULL".to_string(), literal),
         generation = generation.map_or("NULL".to_string(), |g| g.to_string()),
+        deferred = if deferred_now {
+            format!("{DEFERRED_NOW}; ")
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -2383,6 +2420,15 @@ mod settings_tests {
     use super::{name_list, settings_sql};
 
     /// As `set_config` reads a list setting: unquoted names folded, quoted ones kept.
+    /// `DEFERRED_AT` is where `DEFERRED_NOW` stands in a closing.
+    #[test]
+    fn the_deferred_checks_follow_the_connecting_role() {
+        let statements = crate::migrations::lexer::split_statements(super::AS_CONNECTING_ROLE)
+            .unwrap()
+            .len();
+        assert_eq!(statements, super::DEFERRED_AT);
+    }
+
     #[test]
     fn list_settings_read_as_set_config_reads_them() {
         assert_eq!(

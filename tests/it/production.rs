@@ -506,6 +506,64 @@ fn what_needs_a_session_is_refused_through_a_transaction_pooler() {
     assert_eq!(advisory_locks(&p), 0);
 }
 
+/// Deferred constraint triggers run just before the tracking rows, as at COMMIT: what they do
+/// is seen by the tracking rows' checks and undone by the pooled reset. Mutations this
+/// catches (attacker findings): no `SET CONSTRAINTS ALL IMMEDIATE` before the tracking rows
+/// (a trigger that let the run's lock go to another run, which reverted 0001 meanwhile, was
+/// recorded applied above it; through a transaction pooler a trigger's session-level
+/// advisory lock stayed held on the pooled connection).
+#[test]
+fn deferred_triggers_run_before_the_tracking_rows() {
+    let trigger = |body: &str| {
+        format!(
+            "-- UP\ncreate table coach_b (x int);\n\
+             create function coach_b_deferred() returns trigger language plpgsql as $$\n\
+             begin {body} return null; end $$;\n\
+             create constraint trigger coach_b_t after insert on coach_b deferrable initially \
+             deferred for each row execute function coach_b_deferred();\n\
+             insert into coach_b values (1);\n\
+             -- DOWN\ndrop table coach_b;\ndrop function coach_b_deferred();\n"
+        )
+    };
+    // Directly: the trigger lets the lock go, and another run takes it meanwhile.
+    let p = Project::new("deferred_unlock");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    );
+    p.migration(
+        "0002_coach_b.sql",
+        &trigger("perform pg_advisory_unlock_all(); perform pg_sleep(3);"),
+    );
+    let up = spawn(&p, &["up"]);
+    wait_for_query(&p, "record_step('up'::text, 2::bigint");
+    p.migrate(&["down", "--lock-wait", "2"])
+        .success()
+        .stdout_has("head is none");
+    let out = up.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("released the migration lock"), "{stderr}");
+    assert!(p.applied().is_empty(), "{:?}", p.applied());
+    let gone: bool = p.db.scalar("SELECT to_regclass('coach_b') IS NULL");
+    assert!(gone, "0002 was rolled back");
+
+    // Through a transaction pooler: the trigger's session-level lock does not stay behind.
+    let q = Project::new("deferred_pooled");
+    q.migration(
+        "0001_coach_b.sql",
+        &trigger("perform pg_advisory_lock(999); perform set_config('app.leak', 'yes', false);"),
+    );
+    q.migrate_raw(&["up", "--database-url", &pooled_url(&q)], &[])
+        .success();
+    assert_eq!(q.applied(), vec![1]);
+    let left: i64 = q.db.scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 999 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    );
+    assert_eq!(left, 0, "the trigger's lock stayed on a pooled connection");
+}
+
 /// PgBouncer in `pool_mode = statement` refuses every transaction block, and closes the
 /// session at the first `BEGIN`. Mutation this catches (attacker finding): its bare FATAL
 /// with exit 3 ("unreachable"), where a refusal names the pooler and what to do.
