@@ -132,10 +132,10 @@ pub fn explain_statement_pooler(err: anyhow::Error) -> anyhow::Error {
 /// transaction ends (or must wait for it); or two statements in a row of one session get two
 /// backends (a round-robin pool). A backend older than `first` itself (a pooled server
 /// connection, reused) says "a pooler" but not which kind: a session pooler shows none of the
-/// three signs, and a full one makes the second session wait past the first one's `COMMIT`,
-/// where a busy transaction pooler hands it the connection then. When the second session
-/// cannot connect (a full server), a reused backend or a
-/// changed one decides. A session whose backend serves this process's own TCP socket
+/// three signs. Undecided is taken for a transaction pooler, where a session-level lock would
+/// stay behind for good: a second session that cannot connect (a client limit, a full server)
+/// or that waits past the first one's `COMMIT` (a full session pool, or a transaction pool
+/// busy with other clients). A session whose backend serves this process's own TCP socket
 /// (`own_socket`) is direct, and no second session is opened.
 pub async fn is_transaction_pooler(
     url: &crate::conninfo::ConnInfo,
@@ -153,8 +153,10 @@ pub async fn is_transaction_pooler(
     }
     let before = backend_pid(first).await?;
     let Ok(second) = super::connect(url).await else {
-        // Undecided between the two kinds of pooler: the one a session lock is not safe with.
-        return Ok(reused || backend_pid(first).await? != before);
+        // Undecided (a pooler's client limit, Supavisor's per-tenant one, a full server): the
+        // kind a session lock is not safe with, since a lock left on a pooled connection
+        // stays for good (attacker finding: PgBouncer with `max_client_conn` reached).
+        return Ok(true);
     };
     // Other clients of the same pool can reorder which connection is handed out next, so a
     // pooler gets three chances to show itself (six when it is known to pool); a direct
@@ -168,10 +170,13 @@ pub async fn is_transaction_pooler(
         first.batch_execute("COMMIT").await?;
         let other = match waited {
             Ok(pid) => pid?,
-            // A full pool (a direct server never makes this wait): a transaction pooler hands
-            // the connection on at our `COMMIT`, a session pooler keeps it with our session
-            // (PgBouncer `pool_mode = session` with every connection taken).
-            Err(_) => return Ok(tokio::time::timeout(PATIENCE, &mut asked).await.is_ok()),
+            // A full pool (a direct server never makes this wait). A transaction pooler hands
+            // the connection on at our `COMMIT`, unless other clients queued before ours
+            // take it first; a session pooler keeps it with our session (PgBouncer `pool_mode
+            // = session` with every connection taken). The two cannot be told apart, so the
+            // kind a session lock is safe with is not assumed (attacker finding: a busy
+            // transaction pool taken for a session pool kept the lock for good).
+            Err(_) => return Ok(true),
         };
         let again = backend_pid(&second.client).await?;
         if held != before || other == held || again != other {

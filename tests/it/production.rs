@@ -23,6 +23,7 @@ static SESSION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 static TRANSACTION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL_NO_RESET: OnceLock<Bouncer> = OnceLock::new();
 static STATEMENT_POOL: OnceLock<Bouncer> = OnceLock::new();
+static TRANSACTION_POOL_ONE_CLIENT: OnceLock<Bouncer> = OnceLock::new();
 
 fn pgbouncer_binary() -> PathBuf {
     for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
@@ -73,14 +74,25 @@ fn session_bouncer_of_one() -> &'static Bouncer {
         .get_or_init(|| start_bouncer("-session1", "pool_mode = session\ndefault_pool_size = 1"))
 }
 
-/// A PgBouncer in `pool_mode = session` with one server connection per database that it
-/// hands on as the last client left it: no `server_reset_query` (its default, `DISCARD ALL`,
-/// releases advisory locks).
+/// A PgBouncer in `pool_mode = session` that hands on its server connections as the last
+/// client left them: no `server_reset_query` (its default, `DISCARD ALL`, releases advisory
+/// locks). Two per database, so the pooler check's second session is served beside the first.
 fn session_bouncer_without_reset() -> &'static Bouncer {
     SESSION_POOL_NO_RESET.get_or_init(|| {
         start_bouncer(
             "-session-noreset",
-            "pool_mode = session\ndefault_pool_size = 1\nserver_reset_query =",
+            "pool_mode = session\ndefault_pool_size = 2\nserver_reset_query =",
+        )
+    })
+}
+
+/// A PgBouncer in `pool_mode = transaction` that takes one client at a time
+/// (`max_client_conn = 1`): a second session of the same client is turned away.
+fn transaction_bouncer_of_one_client() -> &'static Bouncer {
+    TRANSACTION_POOL_ONE_CLIENT.get_or_init(|| {
+        start_bouncer(
+            "-one-client",
+            "pool_mode = transaction\ndefault_pool_size = 3\nmax_client_conn = 1",
         )
     })
 }
@@ -136,7 +148,7 @@ fn start_bouncer(suffix: &str, pool: &str) -> Bouncer {
                     "[databases]\n* = host={server_host} port={server_port}\n\n[pgbouncer]\n\
                      listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                      auth_type = trust\nauth_file = {dir}/users.txt\n\
-                     {pool}\nmax_client_conn = 200\nserver_idle_timeout = 10\n\
+                     max_client_conn = 200\nserver_idle_timeout = 10\n{pool}\n\
                      ignore_startup_parameters = extra_float_digits,options\n\
                      logfile = {log}\npidfile = {dir}/pgbouncer.pid\n",
                     dir = dir.display(),
@@ -373,23 +385,38 @@ fn the_lock_is_released_before_the_session_ends_through_a_session_pooler() {
     assert!(p.applied().is_empty());
 }
 
-/// A session pooler whose pool is full makes a second session wait, as a busy transaction
-/// pooler does; but a transaction pooler hands the connection on at the first session's
-/// `COMMIT`, where a session pooler keeps it with the session. Mutation this catches: taking
-/// any wait for a transaction pooler (the `transaction: none` migration was refused "through
-/// a transaction pooler").
+/// A second session that waits past the first one's `COMMIT` cannot tell a full session pool
+/// from a transaction pool busy with other clients (they take the connection first), so it is
+/// taken for the kind a session-level lock is not safe with: transactional migrations run
+/// under the transaction-level lock, and what needs a session is refused naming the pooler.
+/// Mutations this catches (attacker findings): taking such a wait, or a second session that
+/// cannot connect (PgBouncer's `max_client_conn` reached), for a session pooler (the
+/// session-level lock stayed on a pooled connection for good).
 #[test]
-fn a_full_session_pool_is_not_taken_for_a_transaction_pooler() {
-    let p = Project::new("session_pool_of_one");
-    p.migration(
-        "0001_coach_t.sql",
-        "-- transaction: none\n-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
-    );
-    let url = url_through(session_bouncer_of_one(), &p);
-    p.migrate_raw(&["up", "--database-url", &url], &[])
-        .success();
-    assert_eq!(p.applied(), vec![1]);
-    assert_eq!(advisory_locks(&p), 0, "a lock was left behind");
+fn a_pooler_that_cannot_be_told_apart_is_taken_for_a_transaction_pooler() {
+    for (label, pooler) in [
+        ("session_pool_of_one", session_bouncer_of_one()),
+        ("one_client", transaction_bouncer_of_one_client()),
+    ] {
+        let p = Project::new(label);
+        p.migration(
+            "0001_coach_t.sql",
+            "-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+        )
+        .migration(
+            "0002_coach_u.sql",
+            "-- transaction: none\n-- UP\ncreate table coach_u (x int);\n-- DOWN\ndrop table coach_u;\n",
+        );
+        let url = url_through(pooler, &p);
+        p.migrate_raw(&["up", "--database-url", &url], &[])
+            .code(1)
+            .stderr_has("transaction-mode connection pooler")
+            .stderr_has("0002_coach_u.sql");
+        p.migrate_raw(&["up", "--to", "1", "--database-url", &url], &[])
+            .success();
+        assert_eq!(p.applied(), vec![1], "{label}");
+        assert_eq!(advisory_locks(&p), 0, "{label}: a lock was left behind");
+    }
 }
 
 /// The other side of the full session pool: a transaction pooler whose only connection is
