@@ -155,14 +155,19 @@ impl Context {
 
     /// The settings every migration starts with: `[session]` of migrate.toml, then the
     /// environment's `[env.NAME.session]` over it, then its lock_timeout and statement_timeout.
+    /// Names are PostgreSQL's, which ignore ASCII case (`guc_name_compare`): `WORK_MEM` of an
+    /// environment overrides `work_mem` of `[session]`.
     pub fn migration_settings(&self, target: &Target) -> Vec<(String, String)> {
-        let mut settings: std::collections::BTreeMap<String, String> =
-            self.project.config.session.clone();
-        if let Some((_, env)) = &target.environment {
-            settings.extend(env.session.clone());
+        let mut settings = std::collections::BTreeMap::new();
+        let layers = [
+            Some(&self.project.config.session),
+            target.environment.as_ref().map(|(_, env)| &env.session),
+        ];
+        for (name, value) in layers.into_iter().flatten().flatten() {
+            settings.insert(name.to_ascii_lowercase(), value.clone());
         }
         for (name, value) in target.settings() {
-            settings.insert(name.to_string(), value);
+            settings.insert(name.to_ascii_lowercase(), value);
         }
         settings.into_iter().collect()
     }

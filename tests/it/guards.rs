@@ -338,6 +338,28 @@ fn every_kind_of_migration_runs_with_the_environments_timeouts() {
     assert_eq!(p.applied(), [1]);
 }
 
+/// Setting names ignore case, as PostgreSQL's do: an environment's `WORK_MEM` overrides
+/// `[session]`'s `work_mem`. Mutation this catches (attacker finding): merging by exact
+/// spelling (both were sent, and the later in byte order, `[session]`'s, won).
+#[test]
+fn an_environment_setting_overrides_whatever_its_case() {
+    let p = Project::new("guard_setting_case");
+    p.write(
+        "migrate.toml",
+        "[session]\nwork_mem = \"4MB\"\n\n\
+         [env.staging]\nurl_env = \"STAGING_URL\"\n\n[env.staging.session]\nWORK_MEM = \"8MB\"\n",
+    );
+    p.migration(
+        "0001_coach_mem.sql",
+        "-- UP\ncreate table public.coach_mem as select current_setting('work_mem') as mem;\n\
+         -- DOWN\ndrop table public.coach_mem;\n",
+    );
+    let env = [("STAGING_URL", p.db.url.as_str())];
+    p.migrate_raw(&["up", "--env", "staging"], &env).success();
+    let mem: String = p.db.scalar("SELECT mem FROM public.coach_mem");
+    assert_eq!(mem, "8MB");
+}
+
 /// The environment's timeouts and `[session]` settings are `SET LOCAL` statements, which take
 /// no snapshot: a migration's `SET TRANSACTION ISOLATION LEVEL` still comes first, sent ahead
 /// in a chain or not. A list setting reads as `set_config` reads it (unquoted names folded).
