@@ -116,13 +116,15 @@ fn lock_timeout_millis(wait: Duration) -> u128 {
 }
 
 /// The lock was not acquired within `wait`: who holds it, as an "unavailable" error (exit 3).
+/// "Another session", not "another migrate run": a DBA's console or a pooled connection a
+/// lock was left on hold it too; the holder's application says which.
 pub async fn not_acquired(client: &Client, wait: Duration) -> anyhow::Error {
     let who = match holder(client).await {
         Ok(who) => who,
         Err(e) => return e,
     };
     Error::unavailable(format!(
-        "another migrate run holds the migration lock: {who}; waited {}s. \
+        "another session holds the migration lock: {who}; waited {}s. \
          Let it finish, or raise --lock-wait",
         wait.as_secs()
     ))
