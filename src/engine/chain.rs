@@ -267,6 +267,10 @@ impl Runner<'_> {
                         .await?
                     {
                         Ran::Failed(failure) => outcome.failure = Some(failure),
+                        Ran::DoneThenLost(step, failure) => {
+                            outcome.steps.push(step);
+                            outcome.failure = Some(failure);
+                        }
                         Ran::Done(step) => outcome.steps.push(step),
                         Ran::Skipped => outcome.skipped.push(migration.version),
                     }

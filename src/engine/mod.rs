@@ -439,6 +439,11 @@ impl Runner<'_> {
             match result {
                 Ran::Done(step) => outcome.steps.push(step),
                 Ran::Skipped => outcome.skipped.push(migration.version),
+                Ran::DoneThenLost(step, failure) => {
+                    outcome.steps.push(step);
+                    outcome.failure = Some(failure);
+                    break;
+                }
                 Ran::Failed(failure) => {
                     outcome.failure = Some(failure);
                     break;
@@ -699,7 +704,7 @@ impl Runner<'_> {
         failure.warnings = steps.last().map(|s| s.warnings.clone()).unwrap_or_default();
         if is_connection_lost(e) {
             failure.connection_lost = true;
-            let (state, rolled_back) = self.after_lost_connection(last, direction, e).await;
+            let (state, rolled_back, _) = self.after_lost_connection(last, direction, e).await;
             failure.state = state;
             failure.rolled_back = rolled_back;
             let steps = if rolled_back { Vec::new() } else { steps };
@@ -912,9 +917,35 @@ impl Runner<'_> {
         failure.warnings = flight.warnings;
         if is_connection_lost(&e) {
             failure.connection_lost = true;
-            let (state, rolled_back) = self.after_lost_connection(migration, direction, &e).await;
+            let (state, rolled_back, finished) =
+                self.after_lost_connection(migration, direction, &e).await;
             failure.state = state;
             failure.rolled_back = rolled_back;
+            if finished {
+                // It took effect: a step like any other (the history line is the server's,
+                // written in its transaction), and the lost connection stops the run after
+                // it, at no line of it.
+                failure.line = None;
+                failure.error = "the connection was lost before the server's answers came \
+                                 back"
+                    .to_string();
+                failure.state = format!(
+                    "{}; it is {}; nothing after it was started",
+                    failure.state,
+                    match direction {
+                        Direction::Down => "reverted and recorded",
+                        _ => "applied and recorded",
+                    }
+                );
+                let step = Step {
+                    version: migration.version,
+                    name: migration.name.clone(),
+                    direction,
+                    duration_ms,
+                    warnings: std::mem::take(&mut failure.warnings),
+                };
+                return Ok(Ran::DoneThenLost(step, failure));
+            }
             return Ok(Ran::Failed(failure));
         }
         if part == Part::Setup && self.session.client.is_closed() {
@@ -1466,7 +1497,7 @@ impl Runner<'_> {
         migration: &Migration,
         direction: Direction,
         error: &tokio_postgres::Error,
-    ) -> (String, bool) {
+    ) -> (String, bool, bool) {
         // The server's own word (57P01 "terminating connection due to administrator
         // command") comes with the failed statement's error; the session's close reason is
         // the fallback, for a connection that died between statements.
@@ -1535,7 +1566,7 @@ impl Runner<'_> {
                         }
                     )
                 };
-                (state, !done)
+                (state, !done, done)
             }
             Err(e) => (
                 format!(
@@ -1544,6 +1575,7 @@ impl Runner<'_> {
                      waiting for that session to end failed ({e:#}); run `migrate status` when \
                      the server is back"
                 ),
+                false,
                 false,
             ),
         }
@@ -1720,6 +1752,9 @@ enum Ran {
     /// Another run did it first (through a pooler, under the transaction-level lock).
     Skipped,
     Failed(Failure),
+    /// It took effect, but the connection was lost before its answer came back (the server
+    /// finished what it had received): done, and the run stops.
+    DoneThenLost(Step, Failure),
 }
 
 struct Flight {

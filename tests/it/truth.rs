@@ -1446,7 +1446,7 @@ impl Proxy {
 /// sent; the server runs what it had received and commits it after the connection is gone
 /// (the migration turns off the server's check that the client is still connected, which
 /// would otherwise end it), and the report must say what the database then holds: applied
-/// and recorded.
+/// and recorded, among the steps.
 #[test]
 fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed() {
     let p = Project::new("lost_sent");
@@ -1482,6 +1482,15 @@ fn a_connection_cut_after_the_flight_was_sent_reports_what_the_server_committed(
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("recorded as applied"), "{stderr}");
     assert!(!stderr.contains("rolled it back"), "{stderr}");
+    // It is a step like any other, and no line of it failed (attacker finding: the report
+    // counted it as not done and named its line 2, which had completed).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 migration(s) done; head is 0001"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("it is applied and recorded"), "{stderr}");
+    assert!(!stderr.contains("0001_coach_sent.sql:2"), "{stderr}");
 }
 
 /// The connection lost in the reset after a migration's COMMIT (here `pg_terminate_backend`
