@@ -142,12 +142,31 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         // libpq's allow: plain; TLS when the server rejects the plain session.
         SslMode::Allow => (Plain, Some(Tls)),
     };
-    let result = match (attempt(first).await, second) {
-        (Err(e), Some(second)) if tls::server_answered(&e) => {
-            first_error = Some(e);
-            attempt(second).await
+    let connecting = async {
+        match (attempt(first).await, second) {
+            (Err(e), Some(second)) if tls::server_answered(&e) => {
+                first_error = Some(e);
+                attempt(second).await
+            }
+            (result, _) => result,
         }
-        (result, _) => result,
+    };
+    // A signal while connecting (a server that does not answer, a pooler that queues the
+    // session) ends the attempt at once: there is nothing to cancel yet, and nothing was
+    // done. A connection made after a signal (to learn what became of a migration) is not cut
+    // short.
+    let result = match session::interrupted() {
+        Some(_) => connecting.await,
+        None => tokio::select! {
+            result = connecting => result,
+            signal = session::interruption() => {
+                return Err(Error::refused(format!(
+                    "interrupted by {} while connecting to {shown}; nothing was done",
+                    session::signal_name(signal)
+                ))
+                .into())
+            }
+        },
     };
     let (client, connection) = result.map_err(|e| {
         let kind = match e.code() {

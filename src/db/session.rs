@@ -235,6 +235,26 @@ pub fn register_cancel(
 /// The signal that interrupted this process (SIGHUP 1, SIGINT 2, SIGTERM 15), or 0.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
+/// Woken when a signal interrupts the process (see `interruption`).
+static INTERRUPT: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+
+fn interrupt() -> &'static tokio::sync::Notify {
+    INTERRUPT.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Resolves with the signal's number once the process is interrupted (at once if it was).
+pub async fn interruption() -> i32 {
+    loop {
+        let notified = interrupt().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(signal) = interrupted() {
+            return signal;
+        }
+        notified.await;
+    }
+}
+
 /// The signal number that interrupted the run, if one did.
 pub fn interrupted() -> Option<i32> {
     match INTERRUPTED.load(Ordering::SeqCst) {
@@ -283,6 +303,7 @@ pub fn watch_signals() {
             }
             first = false;
             INTERRUPTED.store(number, Ordering::SeqCst);
+            interrupt().notify_waiters();
             let cancelling = tokio::spawn(cancel_all());
             *CANCELLING.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancelling);
             std::thread::spawn(move || {

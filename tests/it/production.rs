@@ -810,6 +810,34 @@ fn a_killed_migrate_leaves_no_statement_running_and_the_lock_free() {
     }
 }
 
+/// A signal while connecting to a server that does not answer (here a socket that accepts
+/// and says nothing) ends the attempt at once: nothing to cancel, nothing done. Mutation this
+/// catches (attacker finding): waiting for the 10 s limit and then saying that what was
+/// running "may still be rolling back".
+#[test]
+fn a_signal_while_connecting_stops_at_once() {
+    let p = Project::new("signal_connecting");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://nobody@127.0.0.1:{}/nowhere",
+        silent.local_addr().unwrap().port()
+    );
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let child = crate::truth::spawn_at(&p, &url, &["up"]);
+        // Accepted, then never answered.
+        let (_held, _) = silent.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = finish_within(child, Duration::from_secs(5));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains("while connecting"), "{stderr}");
+        assert!(stderr.contains("nothing was done"), "{stderr}");
+        assert!(!stderr.contains("rolling back"), "{stderr}");
+    }
+}
+
 /// Mutation this catches: exiting on a signal without cancelling the server's statement
 /// (SIGHUP, a closed terminal, ended the process at once: attacker finding).
 #[test]
