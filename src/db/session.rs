@@ -255,10 +255,17 @@ pub async fn interruption() -> i32 {
     }
 }
 
+/// The first signal, as the signal handler itself records it: seen even while the runtime's
+/// thread is blocked (the confirmation prompt), before the task of `watch_signals` runs.
+static RAISED: AtomicI32 = AtomicI32::new(0);
+
 /// The signal number that interrupted the run, if one did.
 pub fn interrupted() -> Option<i32> {
     match INTERRUPTED.load(Ordering::SeqCst) {
-        0 => None,
+        0 => match RAISED.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
+        },
         signal => Some(signal),
     }
 }
@@ -290,6 +297,15 @@ pub fn watch_signals() {
     ) else {
         return;
     };
+    for number in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the action only stores to an atomic, which is async-signal-safe; tokio's
+        // own action on the signal stays registered beside it.
+        let _ = unsafe {
+            signal_hook_registry::register(number, move || {
+                let _ = RAISED.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst);
+            })
+        };
+    }
     tokio::spawn(async move {
         let mut first = true;
         loop {

@@ -15,11 +15,30 @@ impl Confirm for TerminalPrompt {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{} [y/N] ", crate::redact::mask(question));
         let _ = err.flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).ok()?;
-        Some(matches!(
-            answer.trim().to_ascii_lowercase().as_str(),
-            "y" | "yes"
-        ))
+        // Read on a thread of its own: a signal (Ctrl-C, a closed terminal) answers "no" at
+        // once, where a read on this thread held the runtime, and the signal with it, until a
+        // line came (the reader is left blocked; the process ends soon after).
+        let (answered, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+            let _ = answered.send(read);
+        });
+        loop {
+            if crate::db::session::interrupted().is_some() {
+                let _ = writeln!(err);
+                return Some(false);
+            }
+            match answer.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(line) => {
+                    return Some(matches!(
+                        line.ok()?.trim().to_ascii_lowercase().as_str(),
+                        "y" | "yes"
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
     }
 }

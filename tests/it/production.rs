@@ -810,6 +810,87 @@ fn a_killed_migrate_leaves_no_statement_running_and_the_lock_free() {
     }
 }
 
+/// A signal at the confirmation prompt of a protected environment answers "no" at once:
+/// nothing was changed, the lock is free, exit 128 + the signal. Mutation this catches
+/// (attacker finding): the prompt read stdin on the runtime's one thread, so the signal was
+/// seen only when a line or EOF came (the run sat at the prompt holding the lock).
+#[test]
+fn a_signal_at_the_confirmation_prompt_ends_the_run_at_once() {
+    let p = five("signal_prompt");
+    p.write(
+        "migrate.toml",
+        "[env.prod]\nurl_env = \"PROD_URL\"\nprotected = true\n",
+    );
+    for (signal, code, name) in [(libc::SIGINT, 130, "SIGINT"), (libc::SIGHUP, 129, "SIGHUP")] {
+        // On a terminal (script(1)), with a stdin that stays open and silent.
+        let mut child = Command::new("script")
+            .args([
+                "-qefc",
+                &format!("'{}' --env prod up", env!("CARGO_BIN_EXE_migrate")),
+                "/dev/null",
+            ])
+            .current_dir(p.path())
+            .env("PROD_URL", &p.db.url)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The migrate process under script: its command line names the env, its cwd the
+        // project.
+        let started = Instant::now();
+        let pid = loop {
+            let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+                let argv0 = cmdline.split(|b| *b == 0).next()?;
+                (argv0.ends_with(b"migrate") && cwd == p.path()).then_some(pid)
+            });
+            if let Some(pid) = found {
+                break pid;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "migrate did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // At the prompt, holding the lock.
+        while advisory_locks(&p) == 0 {
+            assert!(started.elapsed() < Duration::from_secs(20), "no lock taken");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signals a process this test started (through script).
+        unsafe { libc::kill(pid, signal) };
+        let out = finish_within_keeping_stdin(&mut child, Duration::from_secs(5));
+        let shown = String::from_utf8_lossy(&out);
+        assert!(shown.contains(&format!("interrupted by {name}")), "{shown}");
+        assert!(shown.contains("not confirmed"), "{shown}");
+        assert_eq!(child.wait().unwrap().code(), Some(code), "{shown}");
+        assert!(p.applied().is_empty());
+        assert_eq!(advisory_locks(&p), 0, "the lock was left behind");
+    }
+}
+
+/// Waits at most `limit` for `child` to exit, its stdin still open; its stdout.
+fn finish_within_keeping_stdin(child: &mut Child, limit: Duration) -> Vec<u8> {
+    use std::io::Read;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
 /// A signal while connecting to a server that does not answer (here a socket that accepts
 /// and says nothing) ends the attempt at once: nothing to cancel, nothing done. Mutation this
 /// catches (attacker finding): waiting for the 10 s limit and then saying that what was
