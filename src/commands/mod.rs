@@ -134,6 +134,8 @@ impl Context {
         target: &Target,
     ) -> anyhow::Result<Locking> {
         if db::pooler::is_transaction_pooler(target.conninfo(), session).await? {
+            // Asked before the first transaction waits for the lock, which it then checks.
+            db::session::check_client_connection(session, false).await;
             let lock_wait = Duration::from_secs(self.global.lock_wait);
             let progress = self.progress.as_ref();
             db::lock::announce_xact(session, lock_wait, &|m| progress.waiting(m)).await?;
@@ -269,30 +271,23 @@ pub fn count(n: usize, noun: &str) -> String {
 
 /// Creates the state tables on first use, under the lock the run holds (through a pooler,
 /// the transaction-level lock of the creating transaction), and takes the run's lock
-/// generation: on the session-level lock the tracking rows check it. Asks meanwhile whether
-/// the server can check during each migration that this client is still connected
-/// (`session::check_client_connection`).
+/// generation: on the session-level lock the tracking rows check it. Asks first, where taking
+/// the lock did not, whether the server can check during each migration that this client is
+/// still connected (`session::check_client_connection`).
 pub(crate) async fn ensure_state(
     session: &mut db::Session,
     locking: Locking,
 ) -> anyhow::Result<()> {
-    let client = &session.client;
-    let checks = db::session::check_client_connection(client, session.server_major);
-    let (checks, generation) = match locking {
-        // Side by side: neither is in a transaction, so the answer cannot touch the other.
-        Locking::Session => {
-            let (checks, generation) = tokio::join!(checks, db::state::ensure(client));
-            (checks, Some(generation?))
-        }
-        // Through a pooler the question goes before the `BEGIN` of the creating
-        // transaction, which a refusal would abort.
+    // Asked already where the lock was taken; otherwise before the `BEGIN` of the creating
+    // transaction, which a refusal would abort.
+    db::session::check_client_connection(session, false).await;
+    let generation = match locking {
+        Locking::Session => Some(db::state::ensure(&session.client).await?),
         Locking::Transaction { lock_wait } => {
-            let checks = checks.await;
-            db::state::ensure_under_xact_lock(client, lock_wait).await?;
-            (checks, None)
+            db::state::ensure_under_xact_lock(session, lock_wait).await?;
+            None
         }
     };
-    session.checks_client_connection = checks;
     if generation.is_some() {
         session.lock_generation = generation;
     }

@@ -117,14 +117,15 @@ fn refused(refusal: Refusal) -> Error {
 /// (its transaction holds the lock) is then read committed or rolled back, never as "not yet
 /// applied", so a `down` started while a pooled `up` runs does not plan from before it.
 async fn applied_for_plan(
-    client: &Client,
+    session: &Session,
     locking: Locking,
 ) -> anyhow::Result<Vec<plan::AppliedMigration>> {
+    let client = &session.client;
     let Locking::Transaction { lock_wait } = locking else {
         return state::applied(client).await;
     };
     client.batch_execute("BEGIN").await?;
-    crate::db::lock::acquire_xact(client, lock_wait).await?;
+    crate::db::lock::acquire_xact(session, lock_wait).await?;
     let applied = state::applied(client).await;
     client
         .batch_execute(if applied.is_ok() {

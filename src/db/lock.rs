@@ -16,11 +16,21 @@ pub const KEYS: (i32, i32) = (0x6d69_6772, 0x6174_6521);
 /// The transaction-level form of the lock, for runs through a transaction-mode pooler: held
 /// until the transaction ends, so it can never be left behind on a pooled server connection.
 /// It waits at most `wait` (`--lock-wait`; `lock_timeout` for this statement only, then the
-/// transaction's own value again), then fails with `lock_not_available` (55P03).
-pub fn xact_lock(wait: Duration) -> String {
+/// transaction's own value again), then fails with `lock_not_available` (55P03). With `check`
+/// (`Session::checks_client_connection`), the server checks while it waits that this client
+/// is still connected: a `migrate` killed while it waits leaves no waiter behind.
+pub fn xact_lock(wait: Duration, check: bool) -> String {
     let millis = lock_timeout_millis(wait);
+    let check = if check {
+        format!(
+            "SELECT pg_catalog.set_config('client_connection_check_interval', '{}', true); ",
+            super::session::CLIENT_CONNECTION_CHECK_INTERVAL
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "SELECT pg_catalog.set_config('migrate.lock_timeout', \
+        "{check}SELECT pg_catalog.set_config('migrate.lock_timeout', \
          pg_catalog.current_setting('lock_timeout'), true), \
          pg_catalog.set_config('lock_timeout', '{millis}', true); \
          SELECT pg_catalog.pg_advisory_xact_lock({}, {}); \
@@ -47,8 +57,12 @@ const HOLDER: &str = "
 /// Takes the transaction-level lock inside the caller's transaction, waiting at most `wait`.
 /// When it is not acquired in time the transaction is rolled back and the error (exit 3)
 /// names the holder.
-pub async fn acquire_xact(client: &Client, wait: Duration) -> anyhow::Result<()> {
-    match client.batch_execute(&xact_lock(wait)).await {
+pub async fn acquire_xact(session: &super::Session, wait: Duration) -> anyhow::Result<()> {
+    let client = &session.client;
+    match client
+        .batch_execute(&xact_lock(wait, session.checks_client()))
+        .await
+    {
         Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
             client.batch_execute("ROLLBACK").await?;
             Err(not_acquired(client, wait).await)
@@ -167,12 +181,17 @@ pub async fn holder(client: &Client) -> anyhow::Result<String> {
 
 /// Takes the lock, waiting at most `wait`; exits 3 naming the holder when it cannot. When
 /// the lock is taken, `waiting` hears at once whom it waits for and for how long at most.
-/// The session releases it when dropped (see `Session`'s `Drop`).
+/// The session releases it when dropped (see `Session`'s `Drop`). Before it waits, the
+/// session is set to have the server check that this client is still connected
+/// (`session::check_client_connection`), so a `migrate` killed while it waits, or while it
+/// holds the lock, leaves neither behind for longer than
+/// `session::CLIENT_CONNECTION_CHECK_INTERVAL`.
 pub async fn acquire(
     session: &super::Session,
     wait: Duration,
     waiting: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
+    super::session::check_client_connection(session, true).await;
     take(session, wait, waiting).await?;
     session
         .holds_lock

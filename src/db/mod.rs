@@ -40,8 +40,10 @@ pub struct Session {
     /// The server accepts `client_connection_check_interval` (see
     /// `session::check_client_connection`): the engine sets it for every migration, so a
     /// statement left running by a `migrate` that is gone ends within
-    /// `session::CLIENT_CONNECTION_CHECK_INTERVAL`. False until asked.
-    pub checks_client_connection: bool,
+    /// `session::CLIENT_CONNECTION_CHECK_INTERVAL`. Unset until asked: when the session-level
+    /// lock is taken (`lock::acquire`, which sets it for the whole session), before the first
+    /// transaction-level one, or by `ensure_state`.
+    pub checks_client_connection: std::sync::OnceLock<bool>,
     /// The server's major version, from the `server_version` it reports at connection.
     pub server_major: Option<u32>,
     /// This session took the session-level migration lock (`lock::acquire`): dropping it
@@ -94,6 +96,12 @@ impl Session {
     /// cleanup a command does after an interruption (dropping a scratch database).
     pub fn survive_interrupts(&mut self) {
         self._cancel = session::CancelRegistration::none();
+    }
+
+    /// The server was asked, and accepted, to check that this client is still connected
+    /// (`checks_client_connection`).
+    pub fn checks_client(&self) -> bool {
+        self.checks_client_connection.get() == Some(&true)
     }
 
     /// The server's reason for closing the session, when it gave one.
@@ -208,7 +216,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
         connected_at: started,
         reset: false,
         lock_generation: None,
-        checks_client_connection: false,
+        checks_client_connection: std::sync::OnceLock::new(),
         server_major,
         holds_lock: std::sync::atomic::AtomicBool::new(false),
         connection: Some(connection),

@@ -83,21 +83,31 @@ pub type CloseReason = Arc<Mutex<Option<String>>>;
 pub const CLIENT_CONNECTION_CHECK_INTERVAL: &str = "1s";
 
 /// Whether the server accepts `client_connection_check_interval` =
-/// `CLIENT_CONNECTION_CHECK_INTERVAL`: PostgreSQL 14 or later (`major`, from the connection),
+/// `CLIENT_CONNECTION_CHECK_INTERVAL`: PostgreSQL 14 or later (the session's `server_major`),
 /// on a platform that can tell a closed socket (Linux; elsewhere it accepts only 0). Asked
-/// with a transaction-local `set_config` in a statement of its own, which changes nothing
-/// (through a transaction pooler neither), and never fails the command.
-pub async fn check_client_connection(client: &tokio_postgres::Client, major: Option<u32>) -> bool {
-    if major.is_none_or(|major| major < 14) {
-        return false;
+/// with a `set_config` in a statement of its own, which never fails the command: for the rest
+/// of the session when `for_session` (a session this run holds, before it waits for the
+/// session-level lock: the wait, and a seed's or a repair's statements, are then checked
+/// too), else transaction-local, which changes nothing (through a transaction pooler
+/// neither). The answer is kept in `Session::checks_client_connection`; a server that refused
+/// is not asked again.
+pub async fn check_client_connection(session: &super::Session, for_session: bool) -> bool {
+    let known = session.checks_client_connection.get().copied();
+    if known == Some(false) || (known == Some(true) && !for_session) {
+        return known == Some(true);
     }
-    client
-        .batch_execute(&format!(
-            "SELECT pg_catalog.set_config('client_connection_check_interval', \
-             '{CLIENT_CONNECTION_CHECK_INTERVAL}', true)"
-        ))
-        .await
-        .is_ok()
+    let accepted = session.server_major.is_some_and(|major| major >= 14)
+        && session
+            .client
+            .batch_execute(&format!(
+                "SELECT pg_catalog.set_config('client_connection_check_interval', \
+                 '{CLIENT_CONNECTION_CHECK_INTERVAL}', {})",
+                !for_session
+            ))
+            .await
+            .is_ok();
+    let _ = session.checks_client_connection.set(accepted);
+    accepted
 }
 
 /// The major version of a `server_version` such as `15.20 (Debian 15.20-0+deb12u1)` or

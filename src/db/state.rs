@@ -322,11 +322,12 @@ pub async fn ensure(client: &Client) -> anyhow::Result<i64> {
 /// `ensure` in a transaction of its own that holds the transaction-level migration lock
 /// (through a transaction pooler, where the session-level lock cannot be held).
 pub async fn ensure_under_xact_lock(
-    client: &Client,
+    session: &super::Session,
     lock_wait: std::time::Duration,
 ) -> anyhow::Result<i64> {
+    let client = &session.client;
     client.batch_execute("BEGIN").await?;
-    super::lock::acquire_xact(client, lock_wait).await?;
+    super::lock::acquire_xact(session, lock_wait).await?;
     let created = ensure(client).await;
     client
         .batch_execute(if created.is_ok() {

@@ -481,7 +481,7 @@ impl Runner<'_> {
         }
         client.batch_execute(state::BEGIN).await?;
         if let Locking::Transaction { lock_wait } = self.locking {
-            lock::acquire_xact(client, lock_wait).await?;
+            lock::acquire_xact(self.session, lock_wait).await?;
         }
         let mut steps = Vec::new();
         for migration in migrations {
@@ -744,7 +744,7 @@ impl Runner<'_> {
     /// still connected, when the server takes it (`session::check_client_connection`), then
     /// the project's (which may set it otherwise).
     fn migration_settings(&self) -> Vec<(String, String)> {
-        let check = self.session.checks_client_connection.then(|| {
+        let check = self.session.checks_client().then(|| {
             (
                 "client_connection_check_interval".to_string(),
                 session::CLIENT_CONNECTION_CHECK_INTERVAL.to_string(),
@@ -849,7 +849,10 @@ impl Runner<'_> {
                         set_flight(&mark)
                     ),
                 ),
-                (Part::Guard, lock::xact_lock(lock_wait)),
+                (
+                    Part::Guard,
+                    lock::xact_lock(lock_wait, self.session.checks_client()),
+                ),
                 (
                     Part::Guard,
                     guard(migration, direction, self.out_of_order, self.versions),
@@ -1528,7 +1531,7 @@ impl Runner<'_> {
                 Locking::Session => lock::acquire(&session, LOST_SESSION_WAIT, &|_| {}).await?,
                 Locking::Transaction { .. } => {
                     client.batch_execute("BEGIN").await?;
-                    lock::acquire_xact(client, LOST_SESSION_WAIT).await?;
+                    lock::acquire_xact(&session, LOST_SESSION_WAIT).await?;
                 }
             }
             let applied = state::applied(client).await?;

@@ -810,6 +810,80 @@ fn a_killed_migrate_leaves_no_statement_running_and_the_lock_free() {
     }
 }
 
+/// The same for what runs outside a migration: a seed's statements, and the wait for the
+/// migration lock (on the session, and through a transaction pooler in each transaction).
+/// Mutation this catches (attacker finding): the check set only in the migrations' settings,
+/// so a `seed` killed with SIGKILL left its statement running holding the lock, and a killed
+/// waiter stayed queued for the lock until its `--lock-wait` ran out.
+#[test]
+fn a_killed_seed_or_lock_waiter_leaves_nothing_behind_on_the_server() {
+    let p = five("killed_outside");
+    p.migration(
+        "0006_coach_seedslow.sql",
+        "-- UP\ncreate table coach_seedslow (x int primary key);\n\
+         create function coach_seedslow_sleep() returns trigger language plpgsql as \
+         $$ begin perform pg_sleep(120); return new; end $$;\n\
+         create trigger coach_seedslow_sleep before insert on coach_seedslow \
+         for each row execute function coach_seedslow_sleep();\n\
+         -- DOWN\ndrop table coach_seedslow;\ndrop function coach_seedslow_sleep();\n",
+    );
+    p.write(
+        "seeds/base/010_slow.toml",
+        "[[public.coach_seedslow]]\nx = 1\n",
+    );
+    p.migrate(&["up"]).success();
+
+    let mut child = spawn(&p, &["seed", "base"]);
+    wait_for_query(&p, "coach_seedslow");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = child.wait();
+    let ended = ended_within(&p, "coach_seedslow", Duration::from_secs(15));
+    if !ended {
+        terminate_query(&p, "coach_seedslow");
+    }
+    assert!(
+        ended,
+        "seed: the statement still runs after its client is gone"
+    );
+    assert_eq!(advisory_locks(&p), 0, "seed: the lock is still held");
+    let rows: i64 = p.db.scalar("SELECT count(*) FROM coach_seedslow");
+    assert_eq!(rows, 0, "seed: the killed load was rolled back");
+
+    for pooled in [false, true] {
+        let mut holder = p.db.client();
+        holder
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&migrate::db::lock::KEYS.0, &migrate::db::lock::KEYS.1],
+            )
+            .unwrap();
+        let args = ["down", "--lock-wait", "120"];
+        let mut child = match pooled {
+            true => spawn_pooled(&p, &args),
+            false => spawn(&p, &args),
+        };
+        let marker = match pooled {
+            true => "pg_advisory_xact_lock(",
+            false => "pg_advisory_lock(",
+        };
+        wait_for_query(&p, marker);
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = child.wait();
+        let ended = ended_within(&p, marker, Duration::from_secs(15));
+        if !ended {
+            terminate_query(&p, marker);
+        }
+        assert!(
+            ended,
+            "pooled {pooled}: the killed run still waits for the lock"
+        );
+        drop(holder);
+        assert_eq!(p.applied(), vec![1, 2, 3, 4, 5, 6], "pooled {pooled}");
+    }
+}
+
 /// A signal at the confirmation prompt of a protected environment answers "no" at once:
 /// nothing was changed, the lock is free, exit 128 + the signal. Mutation this catches
 /// (attacker finding): the prompt read stdin on the runtime's one thread, so the signal was
