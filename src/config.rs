@@ -264,6 +264,15 @@ pub enum ConfigError {
     #[error("{table} `{name}` holds a NUL character")]
     SettingNul { table: String, name: String },
     #[error(
+        "{table} sets one setting twice, as `{first}` and `{second}`: PostgreSQL's setting \
+         names ignore case; keep one"
+    )]
+    SettingTwice {
+        table: String,
+        first: String,
+        second: String,
+    },
+    #[error(
         "[env.{env}] {key} = \"{value}\" is not a duration such as \"500ms\", \"5s\", \"15min\", \"1h\""
     )]
     Duration {
@@ -340,7 +349,19 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
 
 /// A `[session]` table names PostgreSQL settings (`search_path`, `work_mem`, or a dotted
 /// custom one such as `app.tenant`); the server judges the values when a migration starts.
+/// Names that differ only in ASCII case are one setting (`guc_name_compare`): a table that
+/// holds two of them is refused, since which value wins would be an accident of order.
 fn check_session(table: &str, settings: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+    for name in settings.keys() {
+        if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+            return Err(ConfigError::SettingTwice {
+                table: table.to_string(),
+                first: first.clone(),
+                second: name.clone(),
+            });
+        }
+    }
     for (name, value) in settings {
         let (table, name) = (table.to_string(), name.clone());
         let valid = !name.is_empty()
@@ -471,6 +492,27 @@ fn duration_ms(s: &str) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setting_named_twice_in_two_cases_is_refused() {
+        let e = parse("[session]\nwork_mem = \"4MB\"\nWORK_MEM = \"8MB\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[session] sets one setting twice, as `WORK_MEM` and `work_mem`: PostgreSQL's \
+             setting names ignore case; keep one"
+        );
+        let e = parse(
+            "[env.ci]\nurl_env = \"CI_URL\"\n[env.ci.session]\n\"App.Tenant\" = \"a\"\n\"app.tenant\" = \"b\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("[env.ci.session] sets one setting twice"),
+            "{e}"
+        );
+        parse("[session]\nwork_mem = \"4MB\"\n[env.ci]\nurl_env = \"X\"\n[env.ci.session]\nWORK_MEM = \"8MB\"\n")
+            .unwrap();
+    }
 
     #[test]
     fn defaults_without_a_file() {
