@@ -111,7 +111,10 @@ impl Runner<'_> {
                     }
                     if !self.session.reset {
                         self.session.notices.hold(false);
-                        self.session.client.batch_execute(RESET_SESSION).await?;
+                        self.session
+                            .client
+                            .batch_execute(&self.reset_session())
+                            .await?;
                         self.session.notices.hold(true);
                     }
                     self.session.reset = false;
@@ -151,7 +154,10 @@ impl Runner<'_> {
                 true => RESET_AFTER_HELD,
                 false => RESET_AFTER_TRACKING,
             };
-            let closing = format!("{record}; COMMIT; {reset}");
+            let closing = format!(
+                "{record}; COMMIT; {reset}; {}",
+                self.restore_application_name()
+            );
             let closing = self.session.client.simple_query_raw(&closing).await;
             let next = match (chain.get(i + 1), &closing) {
                 // A failure to send it shows in this migration's answers.
@@ -211,7 +217,12 @@ impl Runner<'_> {
                         self.session.notices.hold(false);
                         let reset = match lost {
                             true => Err(e),
-                            false => self.session.client.batch_execute(RESET_SESSION).await,
+                            false => {
+                                self.session
+                                    .client
+                                    .batch_execute(&self.reset_session())
+                                    .await
+                            }
                         };
                         match reset {
                             Ok(()) => {

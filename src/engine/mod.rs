@@ -473,7 +473,7 @@ impl Runner<'_> {
         let _finish = reporter::start(self.progress, migrations.len() as u64, direction.as_str());
         let client = &self.session.client;
         let reset = match self.locking {
-            Locking::Session => RESET_SESSION.to_string(),
+            Locking::Session => self.reset_session(),
             Locking::Transaction { .. } => self.reset_pooled(),
         };
         if self.locking == Locking::Session {
@@ -541,7 +541,7 @@ impl Runner<'_> {
                     failure.warnings = warnings;
                     if flight.ended_early || flight.unseen {
                         let client = &self.session.client;
-                        client.batch_execute(RESET_SESSION).await?;
+                        client.batch_execute(&self.reset_session()).await?;
                         let applied = state::applied(client).await?;
                         if direction == Direction::Down
                             || applied.iter().any(|a| a.version == migration.version)
@@ -766,6 +766,32 @@ impl Runner<'_> {
         reset_pooled(self.application_name())
     }
 
+    /// `RESET_SESSION`, then `restore_application_name`.
+    fn reset_session(&self) -> String {
+        format!("{RESET_SESSION}; {}", self.restore_application_name())
+    }
+
+    /// `RESET_AFTER_TRACKING`, then `restore_application_name`.
+    fn reset_after_tracking(&self) -> String {
+        format!(
+            "{RESET_AFTER_TRACKING}; {}",
+            self.restore_application_name()
+        )
+    }
+
+    /// `application_name` back to the one this client connected with, after a session
+    /// reset's `RESET ALL`, which sets it to the server connection's startup value: through a
+    /// session pooler (PgBouncer `pool_mode = session`) that is the pooler's, not this
+    /// client's, so a running migration and the lock it holds showed no application in
+    /// `pg_stat_activity` or in a waiting run's message. Straight to the server the value is
+    /// the same, and the server reports no change.
+    fn restore_application_name(&self) -> String {
+        format!(
+            "SET application_name = {}",
+            literal(self.application_name())
+        )
+    }
+
     /// `record` for this run's locking; `own_transaction` for a migration in a transaction of
     /// its own (with `DEFERRED_NOW`), not for one of an `--atomic` run.
     fn record(
@@ -836,7 +862,7 @@ impl Runner<'_> {
             // the migration must not roll the reset back with it.
             // A session the last migration's flight reset after its COMMIT needs no reset.
             Locking::Session if self.session.reset => vec![(Part::Setup, begin)],
-            Locking::Session => vec![(Part::Setup, RESET_SESSION.into()), (Part::Setup, begin)],
+            Locking::Session => vec![(Part::Setup, self.reset_session()), (Part::Setup, begin)],
             // Through a pooler the reset runs inside the transaction, on whichever server
             // connection it got; so does the one before COMMIT (in `record`).
             Locking::Transaction { lock_wait } => vec![
@@ -957,7 +983,7 @@ impl Runner<'_> {
         if flight.ended_early || flight.unseen {
             // Part of it is committed and nothing says which: dirty, never "rolled back".
             let client = &self.session.client;
-            client.batch_execute(RESET_SESSION).await?;
+            client.batch_execute(&self.reset_session()).await?;
             match direction {
                 Direction::Down => state::mark_dirty(client, migration.version).await?,
                 _ => {
@@ -1033,7 +1059,7 @@ impl Runner<'_> {
         let section = section(migration, direction);
         let statements = statements(migration, section)?;
         let client = &self.session.client;
-        client.batch_execute(RESET_SESSION).await?;
+        client.batch_execute(&self.reset_session()).await?;
         // In progress before anything runs: a kill from here on leaves it dirty.
         match direction {
             Direction::Down => state::mark_dirty(client, migration.version).await?,
@@ -1068,7 +1094,7 @@ impl Runner<'_> {
             .is_some_and(|(_, e)| is_connection_lost(e));
         if self.locking == Locking::Session && !lost {
             let client = &self.session.client;
-            client.batch_execute(RESET_SESSION).await?;
+            client.batch_execute(&self.reset_session()).await?;
             if !state::lock_still_ours(client, self.session.lock_generation).await? {
                 let mut failure = Failure::did_not_start(
                     migration,
@@ -1097,7 +1123,7 @@ impl Runner<'_> {
         let client = &self.session.client;
         match flight.error {
             None => {
-                client.batch_execute(RESET_SESSION).await?;
+                client.batch_execute(&self.reset_session()).await?;
                 state::finish_dirty(
                     client,
                     migration,
@@ -1136,7 +1162,7 @@ impl Runner<'_> {
                     return Ok(Err(failure));
                 }
                 let client = &self.session.client;
-                client.batch_execute(RESET_SESSION).await?;
+                client.batch_execute(&self.reset_session()).await?;
                 // Nothing took effect when the failed statement is one that PostgreSQL rolls
                 // back by itself and every one before it only set the session (`SET`,
                 // `RESET`, `SHOW`: undone by the reset just sent); otherwise it stays dirty.
@@ -1191,6 +1217,7 @@ impl Runner<'_> {
         commit: bool,
         mark: Option<&str>,
     ) -> Flight {
+        let reset_after_tracking = self.reset_after_tracking();
         let Session {
             client,
             notices,
@@ -1231,7 +1258,7 @@ impl Runner<'_> {
                     let (last, record_len) = match &record {
                         Some(record) => {
                             let then = match locking {
-                                Locking::Session => format!("; {RESET_AFTER_TRACKING}"),
+                                Locking::Session => format!("; {reset_after_tracking}"),
                                 Locking::Transaction { .. } => String::new(),
                             };
                             let len = lexer::split_statements(record).map_or(0, |all| all.len());
@@ -1639,7 +1666,7 @@ impl Runner<'_> {
         let name = session::signal_name(signal);
         let untouched = statements[..next].iter().all(|s| session_only(s.sql));
         let client = &self.session.client;
-        client.batch_execute(RESET_SESSION).await?;
+        client.batch_execute(&self.reset_session()).await?;
         let state = if untouched {
             match direction {
                 Direction::Down => state::clear_dirty(client, migration.version).await?,

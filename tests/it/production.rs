@@ -1919,10 +1919,12 @@ fn a_prepare_hidden_in_a_do_block_leaves_no_prepared_statement_in_the_pool() {
 }
 
 /// The application a pooled run connected as: `pg_stat_activity` shows it while a migration
-/// runs (and holds the lock), and another run waiting for the lock names it.
-/// Fails without restoring `application_name` after `RESET ALL` in the pooled reset: the
-/// running migration's backend showed an empty application (the pooled server connection's
-/// startup value), and so did the waiting run's message.
+/// runs (and holds the lock), and another run waiting for the lock names it, through a
+/// transaction pooler and a session pooler alike.
+/// Fails without restoring `application_name` after `RESET ALL` in the pooled reset, and in
+/// the session resets before and after each migration (a session pooler's server connection
+/// started with the pooler's own startup value; attacker finding): the running migration's
+/// backend showed an empty application, and so did the waiting run's message.
 #[test]
 fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
     let p = Project::new("pooled_appname");
@@ -1935,7 +1937,7 @@ fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
         "-- UP\nselect pg_sleep(2) /* appname */;\n-- DOWN\nselect 1;\n",
     );
     // application_name, else fallback_application_name, else PGAPPNAME, else "migrate".
-    for (query, env, expected) in [
+    let names = [
         ("?application_name=deploy-pooled", None, "deploy-pooled"),
         (
             "?fallback_application_name=fallback-app",
@@ -1944,8 +1946,13 @@ fn a_pooled_run_keeps_its_application_name_while_it_holds_the_lock() {
         ),
         ("", Some("env-app"), "env-app"),
         ("", None, "migrate"),
-    ] {
-        let url = format!("{}{query}", pooled_url(&p));
+    ];
+    let poolers = [bouncer(), session_bouncer()];
+    for (pooler, (query, env, expected)) in poolers
+        .into_iter()
+        .flat_map(|pooler| names.map(|name| (pooler, name)))
+    {
+        let url = format!("{}{query}", url_through(pooler, &p));
         let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
         command
             .args(["up", "--database-url", &url])
