@@ -137,12 +137,52 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         .build()?;
     runtime.block_on(async {
         db::session::watch_signals();
-        let outcome = run_command(&cli.command, &ctx, printer).await;
+        let work = run_command(&cli.command, &ctx, printer);
+        let outcome = match only_reads(&cli.command) {
+            Some(name) => tokio::select! {
+                biased;
+                outcome = work => outcome,
+                signal = db::session::interruption() => {
+                    // The cancel requests (sent by the signal's handler) have their answer
+                    // before the sessions close.
+                    db::session::settle().await;
+                    Err(error::Error::refused(format!(
+                        "interrupted by {}: `{name}` only reads, so nothing was changed",
+                        db::session::signal_name(signal)
+                    ))
+                    .into())
+                }
+            },
+            None => work.await,
+        };
         // A cancel request may still wait for its answer, and a lock's release to be sent:
         // exiting would cut them off.
         db::session::settle().await;
         db::session::close().await;
         outcome
+    })
+}
+
+/// The name of `command` when it only reads the database (`status`, `verify`, `plan`, `seed
+/// status`, `lint`, a `--dry-run`): a signal ends it at once, since nothing of it needs
+/// winding down. Its statement is cancelled as any other, but a pooler that queues it (every
+/// server connection taken) has no server connection to pass the cancel request on to, and
+/// the command sat out the 10 s limit, then said what was running "may still be rolling
+/// back" (attacker finding).
+fn only_reads(command: &Command) -> Option<&'static str> {
+    Some(match command {
+        Command::Status => "status",
+        Command::Verify => "verify",
+        Command::Plan(_) => "plan",
+        Command::Lint(_) => "lint",
+        Command::Seed(SeedCommand::Status) => "seed status",
+        Command::Up(args) if args.dry_run => "up --dry-run",
+        Command::Down(args) if args.dry_run => "down --dry-run",
+        Command::Seed(SeedCommand::Base(args) | SeedCommand::Test(args)) if args.dry_run => {
+            "seed --dry-run"
+        }
+        Command::Seed(SeedCommand::Clear(args)) if args.dry_run => "seed clear --dry-run",
+        _ => return None,
     })
 }
 

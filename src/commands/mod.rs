@@ -134,11 +134,15 @@ impl Context {
         target: &Target,
     ) -> anyhow::Result<Locking> {
         if db::pooler::is_transaction_pooler(target.conninfo(), session).await? {
-            // Asked before the first transaction waits for the lock, which it then checks.
-            db::session::check_client_connection(session, false).await;
             let lock_wait = Duration::from_secs(self.global.lock_wait);
             let progress = self.progress.as_ref();
-            db::lock::announce_xact(session, lock_wait, &|m| progress.waiting(m)).await?;
+            let asking = async {
+                // Asked before the first transaction waits for the lock, which it then checks.
+                db::session::check_client_connection(session, false).await;
+                db::lock::announce_xact(session, lock_wait, &|m| progress.waiting(m)).await
+            };
+            let pooler = || "while asking the pooler for a server connection".to_string();
+            db::session::before_writing(pooler, asking).await?;
             return Ok(Locking::Transaction { lock_wait });
         }
         self.take_session_lock(session).await?;

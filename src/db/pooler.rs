@@ -137,10 +137,21 @@ pub fn explain_statement_pooler(err: anyhow::Error) -> anyhow::Error {
 /// or that waits past the first one's `COMMIT` (a full session pool, or a transaction pool
 /// busy with other clients). A session whose backend serves this process's own TCP socket
 /// (`own_socket`) is direct, and no second session is opened.
+///
+/// Nothing is written before it has answered, so a signal ends it at once ("nothing was
+/// done"): a pooler that queues its statements (every server connection taken) has no server
+/// connection to pass the cancel request on to, and the run sat out the 10 s limit, then said
+/// what was running "may still be rolling back" (attacker finding).
 pub async fn is_transaction_pooler(
     url: &crate::conninfo::ConnInfo,
     first: &Session,
 ) -> anyhow::Result<bool> {
+    let connecting = || format!("while connecting to {}", url.redacted());
+    super::session::before_writing(connecting, detect(url, first)).await
+}
+
+/// `is_transaction_pooler`, without its answer to a signal.
+async fn detect(url: &crate::conninfo::ConnInfo, first: &Session) -> anyhow::Result<bool> {
     let (age, tcp) = backend_view(first).await?;
     // A pooled server connection, reused: a pooler, but a session pooler (`pool_mode =
     // session`) reuses them too, and keeps each session on its own backend, where a

@@ -265,6 +265,27 @@ pub async fn interruption() -> i32 {
     }
 }
 
+/// Runs `work`, which writes nothing, and ends it at once on a signal with "interrupted by
+/// SIGINT {doing}; nothing was done" (`Error::refused`; the exit status is 128 + the signal
+/// all the same). For what may wait in a pooler's queue (every server connection taken):
+/// the pooler has no server connection to pass a cancel request on to, so waiting for the
+/// cancel to end it would sit out the 10 s limit.
+pub async fn before_writing<T>(
+    doing: impl FnOnce() -> String,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        biased;
+        done = work => done,
+        signal = interruption() => Err(crate::error::Error::refused(format!(
+            "interrupted by {} {}; nothing was done",
+            signal_name(signal),
+            doing()
+        ))
+        .into()),
+    }
+}
+
 /// The first signal, as the signal handler itself records it: seen even while the runtime's
 /// thread is blocked (the confirmation prompt), before the task of `watch_signals` runs.
 static RAISED: AtomicI32 = AtomicI32::new(0);

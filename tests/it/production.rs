@@ -993,6 +993,51 @@ fn a_signal_while_connecting_stops_at_once() {
     }
 }
 
+/// A signal while a pooler queues the run's statements (its one server connection taken by
+/// another client) ends the run at once: the cancel request has no server connection to go
+/// to, and nothing was written. Mutations this catches (attacker finding): pooler detection,
+/// and a command that only reads, left to the cancel (they sat out the 10 s limit, then said
+/// what was running "may still be rolling back").
+#[test]
+fn a_signal_while_a_pooler_queues_the_run_ends_it_at_once() {
+    for (label, pooler) in [
+        ("queued_transaction_pool", transaction_bouncer_of_one()),
+        ("queued_session_pool", session_bouncer_of_one()),
+    ] {
+        let p = Project::new(label);
+        p.migration(
+            "0001_coach_t.sql",
+            "-- UP\ncreate table coach_t (x int);\n-- DOWN\ndrop table coach_t;\n",
+        );
+        let url = url_through(pooler, &p);
+        // In a transaction, so a transaction pooler keeps the connection with it too.
+        let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        other.batch_execute("BEGIN; SELECT 1").unwrap();
+        for (args, signal, code) in [
+            (&["up"][..], libc::SIGTERM, 143),
+            (&["status"][..], libc::SIGINT, 130),
+            (&["up", "--dry-run"][..], libc::SIGHUP, 129),
+        ] {
+            let child = crate::truth::spawn_at(&p, &url, args);
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: signals our own child process.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+            let out = finish_within(child, Duration::from_secs(5));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{label} {args:?}: {stderr}");
+            assert!(stderr.contains("nothing was"), "{label} {args:?}: {stderr}");
+            assert!(
+                !stderr.contains("rolling back"),
+                "{label} {args:?}: {stderr}"
+            );
+        }
+        other.batch_execute("COMMIT").unwrap();
+        drop(other);
+        assert!(p.applied().is_empty(), "{label}");
+        assert_eq!(advisory_locks(&p), 0, "{label}: a lock was left behind");
+    }
+}
+
 /// Mutation this catches: exiting on a signal without cancelling the server's statement
 /// (SIGHUP, a closed terminal, ended the process at once: attacker finding).
 #[test]
