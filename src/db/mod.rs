@@ -229,9 +229,7 @@ pub async fn connect(target: &ConnInfo) -> anyhow::Result<Session> {
 /// from (or that none was found), and `migrate database create` for a missing database.
 fn advice(target: &ConnInfo, e: &tokio_postgres::Error) -> String {
     let code = e.code();
-    let auth = code == Some(&SqlState::INVALID_PASSWORD)
-        || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-        || chain(e).contains("password missing");
+    let auth = refused_login(code, &chain(e));
     let mut notes = Vec::new();
     if auth {
         notes.push(target.password_source().describe());
@@ -245,6 +243,23 @@ fn advice(target: &ConnInfo, e: &tokio_postgres::Error) -> String {
         notes.extend(target.notes().iter().cloned());
     }
     notes.iter().map(|n| format!("; {n}")).collect()
+}
+
+/// The server or a pooler refused the login: PostgreSQL's SQLSTATE 28P01 or 28000,
+/// tokio-postgres's "password missing", or PgBouncer's refusal, which comes as a protocol
+/// violation (08P01) in PostgreSQL's words ("password authentication failed", "SASL
+/// authentication failed"; PgBouncer's `src/client.c`).
+fn refused_login(code: Option<&SqlState>, message: &str) -> bool {
+    code == Some(&SqlState::INVALID_PASSWORD)
+        || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        || message.contains("password missing")
+        || (code == Some(&SqlState::PROTOCOL_VIOLATION)
+            && [
+                "password authentication failed",
+                "SASL authentication failed",
+            ]
+            .iter()
+            .any(|words| message.contains(words)))
 }
 
 /// The whole chain of an error on one line: tokio-postgres hides causes behind "db error".
@@ -290,4 +305,37 @@ pub fn describe_db_error(db: &tokio_postgres::error::DbError) -> String {
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PgBouncer refuses a wrong password as a protocol violation (08P01), not 28P01: still a
+    /// refused login, whose error says where the password came from (attacker finding: only
+    /// the direct refusal said it). Another protocol violation is not.
+    #[test]
+    fn a_refused_login_is_told_by_postgresql_and_pgbouncer_alike() {
+        let pgbouncer = Some(&SqlState::PROTOCOL_VIOLATION);
+        assert!(refused_login(
+            Some(&SqlState::INVALID_PASSWORD),
+            "FATAL: password authentication failed for user \"app\""
+        ));
+        assert!(refused_login(
+            None,
+            "invalid configuration: password missing"
+        ));
+        assert!(refused_login(
+            pgbouncer,
+            "FATAL: password authentication failed (SQLSTATE 08P01)"
+        ));
+        assert!(refused_login(
+            pgbouncer,
+            "FATAL: SASL authentication failed (SQLSTATE 08P01)"
+        ));
+        assert!(!refused_login(
+            pgbouncer,
+            "FATAL: bad client state: 0 (SQLSTATE 08P01)"
+        ));
+    }
 }
