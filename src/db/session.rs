@@ -286,6 +286,24 @@ pub async fn before_writing<T>(
     }
 }
 
+/// `result` of migrate reading or setting up its own state (`_migrate`) before any migration
+/// or seed of the command started: an error a signal caused (its cancel request ended the
+/// statement, which rolled back) says so, where the server's bare "canceling statement due to
+/// user request" said nothing of what became of the run (attacker finding). An error that
+/// names the signal already is left as it is.
+pub fn before_any_migration<T>(result: anyhow::Result<T>) -> anyhow::Result<T> {
+    match (result, interrupted()) {
+        (Err(e), Some(signal)) if !format!("{e:#}").contains("interrupted by") => {
+            Err(e.context(format!(
+                "interrupted by {} while migrate read or set up its own state (_migrate), \
+                 before any migration or seed started",
+                signal_name(signal)
+            )))
+        }
+        (result, _) => result,
+    }
+}
+
 /// The first signal, as the signal handler itself records it: seen even while the runtime's
 /// thread is blocked (the confirmation prompt), before the task of `watch_signals` runs.
 static RAISED: AtomicI32 = AtomicI32::new(0);
@@ -346,7 +364,12 @@ pub fn watch_signals() {
                 _ = hup.recv() => libc::SIGHUP,
             };
             if !first {
-                exit_now(number, "a second signal came");
+                // The run was interrupted by the first signal: its exit status and name stay.
+                let interrupting = interrupted().unwrap_or(number);
+                exit_now(
+                    interrupting,
+                    &format!("a second signal, {}, came", signal_name(number)),
+                );
             }
             first = false;
             INTERRUPTED.store(number, Ordering::SeqCst);
@@ -364,18 +387,59 @@ pub fn watch_signals() {
 /// Set by the CLI for `--json`: a forced exit still prints its one JSON document.
 pub static JSON_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// A migration this run saw committed: its version, name and direction ("up", "down").
+type Committed = (i64, String, &'static str);
+
+/// The migrations this run has seen committed, in order, for a forced exit's report.
+static COMMITTED: Mutex<Vec<Committed>> = Mutex::new(Vec::new());
+
+/// Records that the migration `version` `name` committed in `direction`: a forced exit
+/// (`exit_now`) lists it as done, where it could only have said that whatever was running
+/// "may still be rolling back" (attacker finding: committed migrations went unreported).
+pub fn committed(version: i64, name: &str, direction: &'static str) {
+    COMMITTED.lock().unwrap_or_else(|e| e.into_inner()).push((
+        version,
+        name.to_string(),
+        direction,
+    ));
+}
+
 /// Exits at once with 128 + `signal`, saying so (and, with --json, as a JSON document): the
-/// server may still be finishing or rolling back what was running.
+/// migrations this run saw committed (`committed`) are listed as done; the server may still
+/// be finishing or rolling back what was running after them.
 fn exit_now(signal: i32, why: &str) -> ! {
     use std::io::Write;
+    let done = COMMITTED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let listed = match done.is_empty() {
+        true => String::new(),
+        false => format!(
+            "; committed before it: {}",
+            done.iter()
+                .map(|(v, name, direction)| format!("{v:04} {name} ({direction})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let message = format!(
-        "interrupted by {} and exiting without waiting ({why}): whatever was running may \
-         still be rolling back or finishing on the server; run `migrate status` to see what \
-         took effect",
-        signal_name(signal)
+        "interrupted by {} and exiting without waiting ({why}){listed}; whatever was running \
+         {}may still be rolling back or finishing on the server; run `migrate status` to see \
+         what took effect",
+        signal_name(signal),
+        if done.is_empty() { "" } else { "after them " },
     );
     if JSON_OUTPUT.load(Ordering::Relaxed) {
-        let doc = serde_json::json!({ "ok": false, "exit_code": 128 + signal, "error": message });
+        let steps: Vec<_> = done
+            .iter()
+            .map(|(v, name, direction)| {
+                serde_json::json!({ "version": v, "name": name, "direction": direction })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "ok": false,
+            "exit_code": 128 + signal,
+            "error": message,
+            "committed": steps,
+        });
         let _ = writeln!(std::io::stdout(), "{doc}");
     }
     let _ = writeln!(std::io::stderr(), "error: {message}");

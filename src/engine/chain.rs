@@ -198,7 +198,7 @@ impl Runner<'_> {
                     if !flight.warnings.is_empty() {
                         owed = Some((migration, flight.warnings.clone()));
                     }
-                    outcome.steps.push(Step {
+                    outcome.done(Step {
                         version: migration.version,
                         name: migration.name.clone(),
                         direction,
@@ -279,10 +279,10 @@ impl Runner<'_> {
                     {
                         Ran::Failed(failure) => outcome.failure = Some(failure),
                         Ran::DoneThenLost(step, failure) => {
-                            outcome.steps.push(step);
+                            outcome.done(step);
                             outcome.failure = Some(failure);
                         }
-                        Ran::Done(step) => outcome.steps.push(step),
+                        Ran::Done(step) => outcome.done(step),
                         Ran::Skipped => outcome.skipped.push(migration.version),
                     }
                     return Ok(outcome.failure.is_some());

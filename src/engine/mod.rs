@@ -110,6 +110,15 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
+impl Outcome {
+    /// `step` committed: one of the steps, and recorded for a forced exit's report
+    /// (`session::committed`), which would otherwise not know of it.
+    fn done(&mut self, step: Step) {
+        session::committed(step.version, &step.name, step.direction.as_str());
+        self.steps.push(step);
+    }
+}
+
 /// How a run excludes other runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Locking {
@@ -437,10 +446,10 @@ impl Runner<'_> {
                 }
             };
             match result {
-                Ran::Done(step) => outcome.steps.push(step),
+                Ran::Done(step) => outcome.done(step),
                 Ran::Skipped => outcome.skipped.push(migration.version),
                 Ran::DoneThenLost(step, failure) => {
-                    outcome.steps.push(step);
+                    outcome.done(step);
                     outcome.failure = Some(failure);
                     break;
                 }
