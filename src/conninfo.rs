@@ -816,7 +816,10 @@ impl PasswordSource {
             PasswordSource::ConnectionString => {
                 "the password came from the connection string".to_string()
             }
-            PasswordSource::Variable => "the password came from PGPASSWORD".to_string(),
+            PasswordSource::Variable => format!(
+                "the password came from PGPASSWORD{}",
+                crate::target::dotenv_origin("PGPASSWORD")
+            ),
             PasswordSource::Passfile { path, line } => format!(
                 "the password came from the password file {} (line {line})",
                 path.display()

@@ -112,10 +112,15 @@ fn origin(source: &Source, environment: Option<&(String, Environment)>) -> Strin
 
 /// `$NAME`, and `(from .env)` when `.env` set it.
 fn variable(name: &str) -> String {
-    if from_dotenv(name) {
-        format!("${name} (from {})", dotenv_shown())
-    } else {
-        format!("${name}")
+    format!("${name}{}", dotenv_origin(name))
+}
+
+/// ` (from /path/.env)` when `.env` set the variable `name`, else nothing: a wrong password
+/// that `.env` set is looked for there, not in the shell's environment.
+pub(crate) fn dotenv_origin(name: &str) -> String {
+    match from_dotenv(name) {
+        true => format!(" (from {})", dotenv_shown()),
+        false => String::new(),
     }
 }
 

@@ -120,6 +120,14 @@ async fn applied_for_plan(
     session: &Session,
     locking: Locking,
 ) -> anyhow::Result<Vec<plan::AppliedMigration>> {
+    crate::db::session::before_any_migration(read_applied(session, locking).await)
+}
+
+/// `applied_for_plan`, without its answer to a signal.
+async fn read_applied(
+    session: &Session,
+    locking: Locking,
+) -> anyhow::Result<Vec<plan::AppliedMigration>> {
     let client = &session.client;
     let Locking::Transaction { lock_wait } = locking else {
         return state::applied(client).await;

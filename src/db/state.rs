@@ -258,6 +258,11 @@ fn type_of(value: &(dyn ToSql + Sync)) -> Type {
 /// this run's: callers hold the migration lock, and call this before they change anything, so
 /// a run whose migration let the lock go learns that another run took it meanwhile.
 pub async fn ensure(client: &Client) -> anyhow::Result<i64> {
+    super::session::before_any_migration(create_or_upgrade(client).await)
+}
+
+/// `ensure`, without its answer to a signal.
+async fn create_or_upgrade(client: &Client) -> anyhow::Result<i64> {
     let row = &unnamed(client, INSPECT, &[&record_step_body()]).await?[0];
     let (tables, warnings, function): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
     let generation: bool = row.get(4);

@@ -300,6 +300,19 @@ fn dotenv_supplies_database_url_without_overriding_the_environment() {
     run(&p, &["status"], &[("PGPASSWORD", "Wr0ngS3cret-pw")])
         .code(3)
         .stderr_has("the password came from PGPASSWORD");
+    // A wrong one that .env set is named with .env (attacker finding: it read as the shell's).
+    p.write(
+        ".env",
+        &format!(
+            "DATABASE_URL={}\nPGPASSWORD=Wr0ngDotenv-pw\n",
+            s.url(None, "app")
+        ),
+    );
+    let r = run(&p, &["status"], &[]);
+    r.code(3)
+        .stderr_has("the password came from PGPASSWORD (from ")
+        .stderr_has(".env)");
+    never_shows(&r, "Wr0ngDotenv-pw");
     // A bad URL in .env names .env.
     p.write(".env", "DATABASE_URL=not-a-url\n");
     run(&p, &["status"], &[])

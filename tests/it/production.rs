@@ -993,6 +993,95 @@ fn a_signal_while_connecting_stops_at_once() {
     }
 }
 
+/// A forced exit (a second signal here; the 10 s limit takes the same path) lists the
+/// migrations the run saw committed, and keeps the exit status and name of the signal that
+/// interrupted the run. Mutations this catches (attacker findings): the exit said only that
+/// whatever was running "may still be rolling back", with 0001 committed and recorded; and it
+/// named the second signal (SIGTERM, exit 143) where SIGHUP had interrupted the run.
+#[test]
+fn a_forced_exit_lists_what_committed_and_names_the_first_signal() {
+    for json in [false, true] {
+        let p = Project::new("forced_exit");
+        p.migration(
+            "0001_coach_a.sql",
+            "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+        )
+        .migration(
+            "0002_coach_b.sql",
+            "-- UP\ndo $$ begin loop begin perform pg_sleep(60) /* forced */; \
+             exception when query_canceled then null; end; end loop; end $$;\n\
+             -- DOWN\nselect 1;\n",
+        );
+        let args: &[&str] = if json { &["--json", "up"] } else { &["up"] };
+        let child = spawn(&p, args);
+        wait_for_query(&p, "/* forced */");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(700));
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let out = finish_within(child, Duration::from_secs(5));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(129), "{stderr}");
+        assert!(stderr.contains("interrupted by SIGHUP"), "{stderr}");
+        assert!(
+            stderr.contains("a second signal, SIGTERM, came"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("committed before it: 0001 coach_a (up)"),
+            "{stderr}"
+        );
+        if json {
+            let doc: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert_eq!(doc["exit_code"], 129, "{stdout}");
+            assert_eq!(doc["committed"][0]["version"], 1, "{stdout}");
+            assert_eq!(doc["committed"][0]["direction"], "up", "{stdout}");
+        }
+        assert_eq!(p.applied(), vec![1]);
+    }
+}
+
+/// A signal while `up` reads migrate's own state (here waiting behind a table lock another
+/// session holds on it) says that no migration started, with the exit status of the signal.
+/// Mutation this catches (attacker finding): the server's bare "canceling statement due to
+/// user request", which said nothing of what became of the run.
+#[test]
+fn a_signal_while_reading_the_state_says_no_migration_started() {
+    let p = Project::new("signal_state");
+    p.migration(
+        "0001_coach_a.sql",
+        "-- UP\ncreate table coach_a (x int);\n-- DOWN\ndrop table coach_a;\n",
+    )
+    .migration(
+        "0002_coach_b.sql",
+        "-- UP\ncreate table coach_b (x int);\n-- DOWN\ndrop table coach_b;\n",
+    );
+    p.migrate(&["up", "--to", "1"]).success();
+    let mut holder = p.db.client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE _migrate.schema_migrations IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let child = spawn(&p, &["up"]);
+    wait_for_query(&p, "ORDER BY version");
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = finish_within(child, Duration::from_secs(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT while migrate read or set up its own state"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("before any migration or seed started"),
+        "{stderr}"
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(p.applied(), vec![1]);
+}
+
 /// A signal while a pooler queues the run's statements (its one server connection taken by
 /// another client) ends the run at once: the cancel request has no server connection to go
 /// to, and nothing was written. Mutations this catches (attacker finding): pooler detection,
