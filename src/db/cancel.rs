@@ -10,6 +10,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,11 +25,45 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// has 10 s in all.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Cancel requests sent and not yet answered (the other side has not closed the connection).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a cancel request out of `IN_FLIGHT` when it ends, however it ends.
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Set when the process is about to exit: no cancel request starts after it.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Before the process exits at once: starts no more cancel requests, then waits, at most
+/// `limit`, until none is in flight. Call it on a thread other than the runtime's (which
+/// answers them): a process that exits while one is open closes it first, which takes
+/// PgBouncer 1.18 down (see the module's note; attacker finding: a second signal through the
+/// pooler did).
+pub fn finish_in_flight(limit: Duration) {
+    EXITING.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Asks the server to cancel the statement the session of `token` is running. Best effort,
 /// as `PQcancel`: the statement may have finished already, and errors are not reported. With
 /// several hosts, the request goes to the first one that accepts it (the one the session
 /// most likely reached: sessions connect to the first host that answers).
 pub async fn send(token: &CancelToken, config: &Config, tls: &MakeRustlsConnect) {
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let _done = InFlight;
+    // Counted first, then checked: either the exit waits for this request, or it is not sent.
+    if EXITING.load(Ordering::SeqCst) {
+        return;
+    }
     let _ = tokio::time::timeout(CANCEL_TIMEOUT, async {
         let hosts = config.get_hosts();
         let ports = config.get_ports();

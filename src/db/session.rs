@@ -347,40 +347,70 @@ pub fn watch_signals() {
         return;
     };
     for number in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the action only stores to an atomic, which is async-signal-safe; tokio's
-        // own action on the signal stays registered beside it.
+        // SAFETY: the action only touches atomics, which is async-signal-safe; tokio's own
+        // action on the signal stays registered beside it.
         let _ = unsafe {
             signal_hook_registry::register(number, move || {
                 let _ = RAISED.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst);
+                if DELIVERED.fetch_add(1, Ordering::SeqCst) > 0 {
+                    LATER.store(number, Ordering::SeqCst);
+                }
             })
         };
     }
     tokio::spawn(async move {
         let mut first = true;
         loop {
+            // Which stream is read first is tokio's choice when two signals are pending: the
+            // first one delivered is `RAISED`'s.
             let number = tokio::select! {
                 _ = int.recv() => libc::SIGINT,
                 _ = term.recv() => libc::SIGTERM,
                 _ = hup.recv() => libc::SIGHUP,
             };
             if !first {
-                // The run was interrupted by the first signal: its exit status and name stay.
-                let interrupting = interrupted().unwrap_or(number);
-                exit_now(
-                    interrupting,
-                    &format!("a second signal, {}, came", signal_name(number)),
-                );
+                second_signal(LATER.load(Ordering::SeqCst), number);
+                continue;
             }
             first = false;
-            INTERRUPTED.store(number, Ordering::SeqCst);
+            let interrupting = match RAISED.load(Ordering::SeqCst) {
+                0 => number,
+                raised => raised,
+            };
+            INTERRUPTED.store(interrupting, Ordering::SeqCst);
             interrupt().notify_waiters();
             let cancelling = tokio::spawn(cancel_all());
             *CANCELLING.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancelling);
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_secs(10));
-                exit_now(number, "the run had not wound down 10 s after it");
+                exit_now(interrupting, "the run had not wound down 10 s after it");
             });
+            // A second signal delivered before this task read the first: tokio's stream
+            // merges the two (a double Ctrl-C, a runner signalling the group and the process).
+            if DELIVERED.load(Ordering::SeqCst) > 1 {
+                second_signal(LATER.load(Ordering::SeqCst), number);
+            }
         }
+    });
+}
+
+/// Signals delivered to the process (SIGINT, SIGTERM, SIGHUP), counted by the signal action.
+static DELIVERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The latest signal delivered after the first, or 0.
+static LATER: AtomicI32 = AtomicI32::new(0);
+
+/// A second signal (`later`, else `read`): the process exits at once, on a thread of its
+/// own, so the runtime goes on answering the cancel requests `exit_now` waits for. The exit
+/// status and name stay those of the signal that interrupted the run.
+fn second_signal(later: i32, read: i32) {
+    let second = if later == 0 { read } else { later };
+    let interrupting = interrupted().unwrap_or(second);
+    std::thread::spawn(move || {
+        exit_now(
+            interrupting,
+            &format!("a second signal, {}, came", signal_name(second)),
+        )
     });
 }
 
@@ -409,6 +439,10 @@ pub fn committed(version: i64, name: &str, direction: &'static str) {
 /// be finishing or rolling back what was running after them.
 fn exit_now(signal: i32, why: &str) -> ! {
     use std::io::Write;
+    // One exit: a second thread that gets here waits for the first one's.
+    static EXITING: Mutex<()> = Mutex::new(());
+    let _exiting = EXITING.lock().unwrap_or_else(|e| e.into_inner());
+    super::cancel::finish_in_flight(std::time::Duration::from_secs(3));
     let done = COMMITTED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let listed = match done.is_empty() {
         true => String::new(),
