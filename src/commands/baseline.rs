@@ -30,7 +30,7 @@ pub async fn baseline(ctx: &Context, version: i64) -> anyhow::Result<BaselineRep
     ctx.guard_destructive(&target, "baseline")?;
     ctx.lock(&client, &target, "baseline").await?;
     state::ensure(&client).await?;
-    let applied = state::applied(&*client).await?;
+    let applied = crate::db::session::before_any_migration(state::applied(&*client).await)?;
     if let Some(last) = applied.last() {
         return Err(Error::refused(format!(
             "{} migrations are already recorded (up to version {}); baseline only adopts a \

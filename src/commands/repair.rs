@@ -26,7 +26,7 @@ pub async fn repair(ctx: &Context, args: &RepairArgs) -> anyhow::Result<RepairRe
     let (mut client, target) = ctx.connect().await?;
     ctx.guard_destructive(&target, "repair")?;
     ctx.lock(&client, &target, "repair").await?;
-    let applied = state::applied(&*client).await?;
+    let applied = crate::db::session::before_any_migration(state::applied(&*client).await)?;
     let Some(row) = applied.iter().find(|a| a.version == args.version) else {
         return Err(Error::refused(format!(
             "version {} is not recorded as applied; nothing to repair",

@@ -108,10 +108,10 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
     if !args.dry_run {
         ctx.lock(&client, &target, "seed").await?;
     }
-    require_head(&migrations, &client).await?;
+    crate::db::session::before_any_migration(require_head(&migrations, &client).await)?;
     // A file byte-identical to its last load, whose tables nothing has written since, would
     // load as all unchanged: it is not parsed (parsing is most of a large file's load).
-    let unchanged = runs::unchanged(&*client).await?;
+    let unchanged = crate::db::session::before_any_migration(runs::unchanged(&*client).await)?;
     let mut files = seeds::read_all(&paths, &ctx.project.root, &unchanged)?;
     let shapes = catalog::tables(&*client, &table_names(&files)).await?;
     let batches = prepare(&mut files, &shapes).map_err(|problems| file_problems(&problems))?;
@@ -134,7 +134,7 @@ pub async fn load(ctx: &Context, set: SeedSet, args: &SeedArgs) -> anyhow::Resul
         ctx.confirm_protected(&target, &action)?;
         // Only now: a set refused for bad input or left unconfirmed creates nothing.
         state::ensure(&client).await?;
-        runs::ensure(&*client).await?;
+        crate::db::session::before_any_migration(runs::ensure(&*client).await)?;
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;
@@ -523,7 +523,7 @@ pub async fn clear(ctx: &Context, args: &SeedClearArgs) -> anyhow::Result<ClearR
         let action = format!("Delete the rows of {}", count(files.len(), "seed file"));
         ctx.confirm_protected(&target, &action)?;
         state::ensure(&client).await?;
-        runs::ensure(&*client).await?;
+        crate::db::session::before_any_migration(runs::ensure(&*client).await)?;
     }
     let tx = client.transaction().await?;
     set_local(&tx, &target.settings()).await?;

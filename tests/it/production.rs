@@ -24,6 +24,7 @@ static TRANSACTION_POOL_OF_ONE: OnceLock<Bouncer> = OnceLock::new();
 static SESSION_POOL_NO_RESET: OnceLock<Bouncer> = OnceLock::new();
 static STATEMENT_POOL: OnceLock<Bouncer> = OnceLock::new();
 static TRANSACTION_POOL_ONE_CLIENT: OnceLock<Bouncer> = OnceLock::new();
+static TRANSACTION_POOL_FORCED: OnceLock<Bouncer> = OnceLock::new();
 
 fn pgbouncer_binary() -> PathBuf {
     for candidate in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
@@ -44,6 +45,13 @@ fn free_port() -> u16 {
 
 /// How many ports `bouncer` tries: a port found free may be taken before PgBouncer binds it.
 const PORT_TRIES: usize = 5;
+
+/// A transaction pooler of its own for the forced-exit test, which takes a pooler down when
+/// it fails: the other tests' poolers stay up.
+fn transaction_bouncer_for_forced_exits() -> &'static Bouncer {
+    TRANSACTION_POOL_FORCED
+        .get_or_init(|| start_bouncer("-forced", "pool_mode = transaction\ndefault_pool_size = 2"))
+}
 
 fn bouncer() -> &'static Bouncer {
     BOUNCER.get_or_init(|| start_bouncer("", "pool_mode = transaction\ndefault_pool_size = 4"))
@@ -1043,10 +1051,69 @@ fn a_forced_exit_lists_what_committed_and_names_the_first_signal() {
     }
 }
 
-/// A signal while `up` reads migrate's own state (here waiting behind a table lock another
-/// session holds on it) says that no migration started, with the exit status of the signal.
-/// Mutation this catches (attacker finding): the server's bare "canceling statement due to
-/// user request", which said nothing of what became of the run.
+/// Two signals back to back: the exit says which one interrupted the run (the first one
+/// delivered: sent together, either may be, since two threads of the process can take them
+/// at once) with its exit status, names the other as the second, and waits for the cancel
+/// request the first one sent to be answered. Through PgBouncer 1.18 a process that exits
+/// with a cancel connection open takes the pooler down (`bad client state: 0`). Mutation
+/// this catches (attacker finding): exiting at the second signal without waiting for the
+/// cancel requests (the pooler died in one run of four).
+#[test]
+fn two_signals_back_to_back_exit_as_the_first_and_keep_the_pooler_up() {
+    let pooler = transaction_bouncer_for_forced_exits();
+    for round in 0..6 {
+        let p = Project::new("signals_back_to_back");
+        for v in 1..=30 {
+            p.migration(
+                &format!("{v:04}_coach_q{v}.sql"),
+                &format!(
+                    "-- UP\nselect pg_sleep(0.08) /* q{v} */;\ncreate table coach_q{v} (x int);\n\
+                     -- DOWN\ndrop table coach_q{v};\n"
+                ),
+            );
+        }
+        let child = crate::truth::spawn_at(&p, &url_through(pooler, &p), &["up"]);
+        wait_for_query(&p, "/* q3 */");
+        let (first, name) = match round % 2 {
+            0 => (libc::SIGHUP, "SIGHUP"),
+            _ => (libc::SIGINT, "SIGINT"),
+        };
+        // SAFETY: signals our own child process.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, first);
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let out = finish_within(child, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (interrupting, other) = match out.status.code() {
+            Some(143) => ("SIGTERM", name),
+            code => {
+                assert_eq!(code, Some(128 + first), "round {round}: {stderr}");
+                (name, "SIGTERM")
+            }
+        };
+        assert!(
+            stderr.contains(&format!("interrupted by {interrupting}")),
+            "round {round}: {stderr}"
+        );
+        // Exited at the second signal (naming it), or wound down before it was read.
+        if stderr.contains("exiting without waiting") {
+            assert!(
+                stderr.contains(&format!("a second signal, {other}, came")),
+                "round {round}: {stderr}"
+            );
+        }
+        // The pooler is still up for everybody.
+        let mut client = postgres::Client::connect(&url_through(pooler, &p), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("round {round}: the pooler is gone: {e}"));
+        client.batch_execute("SELECT 1").unwrap();
+    }
+}
+
+/// A signal while `up`, `repair` or `baseline` reads migrate's own state (here waiting
+/// behind a table lock another session holds on it) says that no migration started, with the
+/// exit status of the signal. Mutation this catches (attacker findings): the server's bare
+/// "canceling statement due to user request", which said nothing of what became of the run.
 #[test]
 fn a_signal_while_reading_the_state_says_no_migration_started() {
     let p = Project::new("signal_state");
@@ -1059,27 +1126,29 @@ fn a_signal_while_reading_the_state_says_no_migration_started() {
         "-- UP\ncreate table coach_b (x int);\n-- DOWN\ndrop table coach_b;\n",
     );
     p.migrate(&["up", "--to", "1"]).success();
-    let mut holder = p.db.client();
-    holder
-        .batch_execute("BEGIN; LOCK TABLE _migrate.schema_migrations IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
-    let child = spawn(&p, &["up"]);
-    wait_for_query(&p, "ORDER BY version");
-    // SAFETY: signals our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = finish_within(child, Duration::from_secs(5));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(
-        stderr.contains("interrupted by SIGINT while migrate read or set up its own state"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("before any migration or seed started"),
-        "{stderr}"
-    );
-    holder.batch_execute("COMMIT").unwrap();
-    assert_eq!(p.applied(), vec![1]);
+    for args in [&["up"][..], &["repair", "1"], &["baseline", "2"]] {
+        let mut holder = p.db.client();
+        holder
+            .batch_execute("BEGIN; LOCK TABLE _migrate.schema_migrations IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        let child = spawn(&p, args);
+        wait_for_query(&p, "ORDER BY version");
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let out = finish_within(child, Duration::from_secs(5));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("interrupted by SIGINT while migrate read or set up its own state"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("before any migration or seed started"),
+            "{args:?}: {stderr}"
+        );
+        holder.batch_execute("COMMIT").unwrap();
+        assert_eq!(p.applied(), vec![1], "{args:?}");
+    }
 }
 
 /// A signal while a pooler queues the run's statements (its one server connection taken by
