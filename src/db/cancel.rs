@@ -21,8 +21,11 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// How long a cancel request may take, connecting included (seconds): a signal's wind-down
-/// has 10 s in all.
+/// How long connecting for a cancel request may take. Once the request is sent, its
+/// connection stays open until the other side closes it, however long that takes (a stalled
+/// server; the forced exit 10 s after a signal bounds it): closing it first is what takes
+/// PgBouncer 1.18 down (attacker finding: a server stalled for 6 s outlasted a 5 s limit on
+/// the whole request, and the pooler died).
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Cancel requests sent and not yet answered (the other side has not closed the connection).
@@ -64,7 +67,7 @@ pub async fn send(token: &CancelToken, config: &Config, tls: &MakeRustlsConnect)
     if EXITING.load(Ordering::SeqCst) {
         return;
     }
-    let _ = tokio::time::timeout(CANCEL_TIMEOUT, async {
+    {
         let hosts = config.get_hosts();
         let ports = config.get_ports();
         let addrs = config.get_hostaddrs();
@@ -74,18 +77,28 @@ pub async fn send(token: &CancelToken, config: &Config, tls: &MakeRustlsConnect)
             let sent = match host {
                 Host::Tcp(name) => {
                     let stream = match addrs.get(i) {
-                        Some(addr) => TcpStream::connect((*addr, port)).await,
-                        None => TcpStream::connect((name.as_str(), port)).await,
+                        Some(addr) => {
+                            tokio::time::timeout(CANCEL_TIMEOUT, TcpStream::connect((*addr, port)))
+                                .await
+                        }
+                        None => {
+                            tokio::time::timeout(
+                                CANCEL_TIMEOUT,
+                                TcpStream::connect((name.as_str(), port)),
+                            )
+                            .await
+                        }
                     };
                     match stream {
-                        Ok(stream) => over(token, stream, name, tls).await,
-                        Err(_) => false,
+                        Ok(Ok(stream)) => over(token, stream, name, tls).await,
+                        _ => false,
                     }
                 }
                 Host::Unix(dir) => {
-                    match UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await {
-                        Ok(stream) => over(token, stream, "", tls).await,
-                        Err(_) => false,
+                    let path = dir.join(format!(".s.PGSQL.{port}"));
+                    match tokio::time::timeout(CANCEL_TIMEOUT, UnixStream::connect(path)).await {
+                        Ok(Ok(stream)) => over(token, stream, "", tls).await,
+                        _ => false,
                     }
                 }
             };
@@ -93,8 +106,7 @@ pub async fn send(token: &CancelToken, config: &Config, tls: &MakeRustlsConnect)
                 return;
             }
         }
-    })
-    .await;
+    }
 }
 
 /// Sends the request on `stream`, with TLS when the session's `sslmode` asked for it.
