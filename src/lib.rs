@@ -139,20 +139,10 @@ pub(crate) fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         db::session::watch_signals();
         let work = run_command(&cli.command, &ctx, printer);
         let outcome = match only_reads(&cli.command) {
-            Some(name) => tokio::select! {
-                biased;
-                outcome = work => outcome,
-                signal = db::session::interruption() => {
-                    // The cancel requests (sent by the signal's handler) have their answer
-                    // before the sessions close.
-                    db::session::settle().await;
-                    Err(error::Error::refused(format!(
-                        "interrupted by {}: `{name}` only reads, so nothing was changed",
-                        db::session::signal_name(signal)
-                    ))
-                    .into())
-                }
-            },
+            Some(name) => {
+                let said = || format!(": `{name}` only reads, so nothing was changed");
+                db::session::before_writing(said, work).await
+            }
             None => work.await,
         };
         // A cancel request may still wait for its answer, and a lock's release to be sent:

@@ -141,7 +141,8 @@ impl Context {
                 db::session::check_client_connection(session, false).await;
                 db::lock::announce_xact(session, lock_wait, &|m| progress.waiting(m)).await
             };
-            let pooler = || "while asking the pooler for a server connection".to_string();
+            let pooler =
+                || " while asking the pooler for a server connection; nothing was done".to_string();
             db::session::before_writing(pooler, asking).await?;
             return Ok(Locking::Transaction { lock_wait });
         }

@@ -67,44 +67,35 @@ pub async fn send(token: &CancelToken, config: &Config, tls: &MakeRustlsConnect)
     if EXITING.load(Ordering::SeqCst) {
         return;
     }
-    {
-        let hosts = config.get_hosts();
-        let ports = config.get_ports();
-        let addrs = config.get_hostaddrs();
-        for (i, host) in hosts.iter().enumerate() {
-            // libpq: one port for all hosts, or one per host.
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            let sent = match host {
-                Host::Tcp(name) => {
-                    let stream = match addrs.get(i) {
-                        Some(addr) => {
-                            tokio::time::timeout(CANCEL_TIMEOUT, TcpStream::connect((*addr, port)))
-                                .await
-                        }
-                        None => {
-                            tokio::time::timeout(
-                                CANCEL_TIMEOUT,
-                                TcpStream::connect((name.as_str(), port)),
-                            )
-                            .await
-                        }
-                    };
-                    match stream {
-                        Ok(Ok(stream)) => over(token, stream, name, tls).await,
-                        _ => false,
+    let hosts = config.get_hosts();
+    let ports = config.get_ports();
+    let addrs = config.get_hostaddrs();
+    for (i, host) in hosts.iter().enumerate() {
+        // libpq: one port for all hosts, or one per host.
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let sent = match host {
+            Host::Tcp(name) => {
+                let connect = async {
+                    match addrs.get(i) {
+                        Some(addr) => TcpStream::connect((*addr, port)).await,
+                        None => TcpStream::connect((name.as_str(), port)).await,
                     }
+                };
+                match tokio::time::timeout(CANCEL_TIMEOUT, connect).await {
+                    Ok(Ok(stream)) => over(token, stream, name, tls).await,
+                    _ => false,
                 }
-                Host::Unix(dir) => {
-                    let path = dir.join(format!(".s.PGSQL.{port}"));
-                    match tokio::time::timeout(CANCEL_TIMEOUT, UnixStream::connect(path)).await {
-                        Ok(Ok(stream)) => over(token, stream, "", tls).await,
-                        _ => false,
-                    }
-                }
-            };
-            if sent {
-                return;
             }
+            Host::Unix(dir) => {
+                let path = dir.join(format!(".s.PGSQL.{port}"));
+                match tokio::time::timeout(CANCEL_TIMEOUT, UnixStream::connect(path)).await {
+                    Ok(Ok(stream)) => over(token, stream, "", tls).await,
+                    _ => false,
+                }
+            }
+        };
+        if sent {
+            return;
         }
     }
 }

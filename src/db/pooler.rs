@@ -146,7 +146,7 @@ pub async fn is_transaction_pooler(
     url: &crate::conninfo::ConnInfo,
     first: &Session,
 ) -> anyhow::Result<bool> {
-    let connecting = || format!("while connecting to {}", url.redacted());
+    let connecting = || format!(" while connecting to {}; nothing was done", url.redacted());
     super::session::before_writing(connecting, detect(url, first)).await
 }
 

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -266,21 +266,21 @@ pub async fn interruption() -> i32 {
 }
 
 /// Runs `work`, which writes nothing, and ends it at once on a signal with "interrupted by
-/// SIGINT {doing}; nothing was done" (`Error::refused`; the exit status is 128 + the signal
-/// all the same). For what may wait in a pooler's queue (every server connection taken):
-/// the pooler has no server connection to pass a cancel request on to, so waiting for the
-/// cancel to end it would sit out the 10 s limit.
+/// SIGINT{said}" (`Error::refused`; the exit status is 128 + the signal all the same), `said`
+/// saying what was going on and that nothing was done. For what may wait in a pooler's queue
+/// (every server connection taken): the pooler has no server connection to pass a cancel
+/// request on to, so waiting for the cancel to end it would sit out the 10 s limit.
 pub async fn before_writing<T>(
-    doing: impl FnOnce() -> String,
+    said: impl FnOnce() -> String,
     work: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
     tokio::select! {
         biased;
         done = work => done,
         signal = interruption() => Err(crate::error::Error::refused(format!(
-            "interrupted by {} {}; nothing was done",
+            "interrupted by {}{}",
             signal_name(signal),
-            doing()
+            said()
         ))
         .into()),
     }
@@ -395,7 +395,7 @@ pub fn watch_signals() {
 }
 
 /// Signals delivered to the process (SIGINT, SIGTERM, SIGHUP), counted by the signal action.
-static DELIVERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static DELIVERED: AtomicUsize = AtomicUsize::new(0);
 
 /// The latest signal delivered after the first, or 0.
 static LATER: AtomicI32 = AtomicI32::new(0);
@@ -440,8 +440,8 @@ pub fn committed(version: i64, name: &str, direction: &'static str) {
 fn exit_now(signal: i32, why: &str) -> ! {
     use std::io::Write;
     // One exit: a second thread that gets here waits for the first one's.
-    static EXITING: Mutex<()> = Mutex::new(());
-    let _exiting = EXITING.lock().unwrap_or_else(|e| e.into_inner());
+    static ONE_EXIT: Mutex<()> = Mutex::new(());
+    let _exiting = ONE_EXIT.lock().unwrap_or_else(|e| e.into_inner());
     super::cancel::finish_in_flight(std::time::Duration::from_secs(3));
     let done = COMMITTED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let listed = match done.is_empty() {

@@ -150,14 +150,11 @@ impl Runner<'_> {
                 record = format!("{record}; {DECLARE_COMMITTED}");
             }
             let record_len = lexer::split_statements(&record).map_or(0, |all| all.len());
-            let reset = match ahead {
+            let reset = self.reset_keeping_application_name(match ahead {
                 true => RESET_AFTER_HELD,
                 false => RESET_AFTER_TRACKING,
-            };
-            let closing = format!(
-                "{record}; COMMIT; {reset}; {}",
-                self.restore_application_name()
-            );
+            });
+            let closing = format!("{record}; COMMIT; {reset}");
             let closing = self.session.client.simple_query_raw(&closing).await;
             let next = match (chain.get(i + 1), &closing) {
                 // A failure to send it shows in this migration's answers.

@@ -196,10 +196,19 @@ const DEALLOCATE_FROM_SQL: &str = "DO $migrate$ DECLARE s text; BEGIN \
 /// pooler's for the client's later transactions.
 fn reset_pooled(application_name: &str) -> String {
     format!(
-        "{RESET_POOLED}; {DEALLOCATE_FROM_SQL}; \
-         SELECT pg_catalog.set_config('application_name', {}, false)",
-        literal(application_name)
+        "{RESET_POOLED}; {DEALLOCATE_FROM_SQL}; {}",
+        restore_application_name(application_name)
     )
+}
+
+/// `application_name` back to `name`, the one this client connected with, after a reset's
+/// `RESET ALL`, which sets it to the server connection's startup value: through a pooler
+/// (PgBouncer, `pool_mode = transaction` or `session`) that is the pooler's, not this
+/// client's, so a running migration and the lock it holds showed no application in
+/// `pg_stat_activity` or in a waiting run's message. Straight to the server the value is the
+/// same, and the server reports no change.
+fn restore_application_name(name: &str) -> String {
+    format!("SET application_name = {}", literal(name))
 }
 
 /// Inside a transaction, before the tracking rows: back to the connecting role and no
@@ -775,29 +784,17 @@ impl Runner<'_> {
         reset_pooled(self.application_name())
     }
 
-    /// `RESET_SESSION`, then `restore_application_name`.
+    /// `RESET_SESSION`, then `application_name` restored.
     fn reset_session(&self) -> String {
-        format!("{RESET_SESSION}; {}", self.restore_application_name())
+        self.reset_keeping_application_name(RESET_SESSION)
     }
 
-    /// `RESET_AFTER_TRACKING`, then `restore_application_name`.
-    fn reset_after_tracking(&self) -> String {
+    /// The session reset `reset` (`RESET_SESSION`, `RESET_AFTER_TRACKING`, ...), then
+    /// `restore_application_name` with the name this client connected with.
+    fn reset_keeping_application_name(&self, reset: &str) -> String {
         format!(
-            "{RESET_AFTER_TRACKING}; {}",
-            self.restore_application_name()
-        )
-    }
-
-    /// `application_name` back to the one this client connected with, after a session
-    /// reset's `RESET ALL`, which sets it to the server connection's startup value: through a
-    /// session pooler (PgBouncer `pool_mode = session`) that is the pooler's, not this
-    /// client's, so a running migration and the lock it holds showed no application in
-    /// `pg_stat_activity` or in a waiting run's message. Straight to the server the value is
-    /// the same, and the server reports no change.
-    fn restore_application_name(&self) -> String {
-        format!(
-            "SET application_name = {}",
-            literal(self.application_name())
+            "{reset}; {}",
+            restore_application_name(self.application_name())
         )
     }
 
@@ -1226,7 +1223,7 @@ impl Runner<'_> {
         commit: bool,
         mark: Option<&str>,
     ) -> Flight {
-        let reset_after_tracking = self.reset_after_tracking();
+        let reset_after_tracking = self.reset_keeping_application_name(RESET_AFTER_TRACKING);
         let Session {
             client,
             notices,
